@@ -1,0 +1,2 @@
+import MisalignCore
+print("placeholder")

@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Misalign",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "MisalignCore", targets: ["MisalignCore"]),
+        .executable(name: "misalign", targets: ["MisalignCLI"]),
+        .executable(name: "misalign-bench", targets: ["MisalignBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // OpenBLAS: cblas_sgemm and friends, plus openblas_set_num_threads / get_corename.
+        .systemLibrary(
+            name: "CBLAS",
+            path: "Sources/CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // libcurl, with typed wrappers for its variadic setters.
+        .systemLibrary(
+            name: "CCurl",
+            path: "Sources/CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // Small C kernels compiled for several x86 levels and dispatched at load time.
+        .target(name: "CMisalignKernels", path: "Sources/CMisalignKernels"),
+        .target(
+            name: "MisalignCore",
+            dependencies: ["CBLAS", "CCurl", "CMisalignKernels"],
+            path: "Sources/MisalignCore"
+        ),
+        .executableTarget(
+            name: "MisalignCLI",
+            dependencies: ["MisalignCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/MisalignCLI"
+        ),
+        .executableTarget(
+            name: "MisalignBench",
+            dependencies: ["MisalignCore", "CBLAS"],
+            path: "Benchmarks/MisalignBench"
+        ),
+        .executableTarget(
+            name: "InspectWeights",
+            dependencies: ["MisalignCore"],
+            path: "Examples/InspectWeights"
+        ),
+        .testTarget(
+            name: "MisalignCoreTests",
+            dependencies: ["MisalignCore", "CMisalignKernels"],
+            path: "Tests/MisalignCoreTests"
+        ),
+    ]
+)
