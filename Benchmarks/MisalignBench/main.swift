@@ -1,2 +1,26 @@
+import Foundation
 import MisalignCore
-print("bench")
+
+// Release-mode benchmarks. `misalign-bench` runs all of them; `misalign-bench NAME ...` runs
+// the named ones. Each prints a table with its ratio to the machine's measured ceiling or to
+// the reference tool measured in the same run.
+let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)] = [
+    ("gemm", "sgemm GFLOP/s on Qwen2.5-0.5B layer shapes vs the BLAS peak", runGemmBenchmark),
+    ("safetensors", "open a 1 GB bf16 safetensors file and touch one tensor", runSafeTensorsBenchmark),
+    ("convert", "bf16/f16 <-> f32 conversion throughput", runConvertBenchmark),
+]
+
+let args = Array(CommandLine.arguments.dropFirst())
+if args.contains("--help") || args.contains("-h") {
+    print("usage: misalign-bench [NAME ...] [--options]\n")
+    for b in benchmarks { print("  \(b.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(b.summary)") }
+    exit(0)
+}
+let names = args.filter { !$0.hasPrefix("-") }
+let selected = names.isEmpty ? benchmarks : benchmarks.filter { names.contains($0.name) }
+if selected.isEmpty { print("unknown benchmark: \(names.joined(separator: " "))"); exit(2) }
+print("OpenBLAS core: \(BLAS.coreName), BLAS threads: \(BLAS.threads), kernels: \(KernelInfo.isa)")
+for b in selected {
+    print("\n== \(b.name): \(b.summary)")
+    do { try b.run(args) } catch { print("benchmark \(b.name) failed: \(error)"); exit(1) }
+}

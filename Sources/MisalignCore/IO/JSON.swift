@@ -91,6 +91,9 @@ public struct JSONObject: Equatable, Sendable {
 public struct JSONParseError: Error, Equatable, CustomStringConvertible, Sendable {
     public var message: String
     public var offset: Int
+    /// For a duplicate-key error: the key, and the nesting depth of its object (1 = top level).
+    public var duplicateKey: String? = nil
+    public var depth: Int = 0
     public var description: String { "\(message) at byte \(offset)" }
 }
 
@@ -180,7 +183,7 @@ private struct JSONParser {
             skipWhitespace()
             let v = try parseValue(depth: depth)
             if !obj.appendChecking(key, v) {
-                throw JSONParseError(message: "duplicate key \"\(key)\"", offset: keyStart)
+                throw JSONParseError(message: "duplicate key \"\(key)\"", offset: keyStart, duplicateKey: key, depth: depth)
             }
             skipWhitespace()
             guard let c = peek() else { throw error("unexpected end of input in object") }

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import MisalignCore
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "List the tensors of a safetensors file or a model folder.",
+        discussion: """
+        PATH is a .safetensors file, a model.safetensors.index.json, or a Hugging Face model \
+        folder (config.json plus one or several safetensors shards). Prints every tensor with \
+        its dtype, shape and size, each file's __metadata__, and for a model folder the decoded \
+        config. Exits with status 1 and a message naming the file and the problem when anything \
+        is corrupt.
+
+        Examples:
+          misalign inspect ~/models/Qwen2.5-0.5B-Instruct
+          misalign inspect model-00001-of-00004.safetensors --json | jq '.tensors | length'
+        """
+    )
+
+    @Argument(help: "A .safetensors file, an index file, or a model folder.", completion: .file())
+    var path: String
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func run() throws {
+        let summary: WeightsSummary
+        do {
+            summary = try WeightsSummary.inspect(URL(fileURLWithPath: path))
+        } catch {
+            throw CLIError("\(error)")
+        }
+        print(json ? InspectFormatter.json(summary) : InspectFormatter.table(summary))
+    }
+}
+
+/// An error the CLI prints as `misalign: <message>` with exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+enum InspectFormatter {
+    static func table(_ s: WeightsSummary) -> String {
+        var lines: [String] = []
+        if let c = s.config {
+            lines.append("config: qwen2, \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize), "
+                + "heads \(c.numAttentionHeads)/\(c.numKeyValueHeads) kv, head_dim \(c.headDim), vocab \(c.vocabSize), "
+                + "rope_theta \(c.ropeTheta), rms_norm_eps \(c.rmsNormEps), tied embeddings \(c.tieWordEmbeddings), dtype \(c.dtype ?? "unspecified")")
+            lines.append("parameters (from config): \(c.parameterCount)")
+        }
+        for (file, meta) in s.metadata where !meta.isEmpty {
+            lines.append("metadata \(file): " + meta.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        }
+        let multi = s.files.count > 1
+        let nameWidth = min(80, s.tensors.map(\.name.count).max() ?? 4)
+        let header = "name".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  dtype    shape                size" + (multi ? "        file" : "")
+        lines.append(header)
+        for t in s.tensors {
+            var row = t.name.padding(toLength: max(nameWidth, t.name.count), withPad: " ", startingAt: 0)
+            row += "  " + t.dtype.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
+            row += "  " + ("[" + t.shape.map(String.init).joined(separator: ", ") + "]").padding(toLength: 19, withPad: " ", startingAt: 0)
+            row += "  " + formatBytes(t.bytes).padding(toLength: 10, withPad: " ", startingAt: 0)
+            if multi { row += "  " + t.file }
+            lines.append(row)
+        }
+        lines.append("\(s.tensors.count) tensors, \(s.totalElements) elements, \(formatBytes(s.totalBytes)) in \(s.files.count) file\(s.files.count == 1 ? "" : "s")")
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(_ s: WeightsSummary) -> String {
+        var root = JSONObject()
+        root["path"] = .string(s.path)
+        root["files"] = .array(s.files.map { .string($0) })
+        root["tensors"] = .array(s.tensors.map { t in
+            .object(JSONObject([("name", .string(t.name)), ("dtype", .string(t.dtype.rawValue)),
+                                ("shape", .array(t.shape.map { .int(Int64($0)) })), ("bytes", .int(Int64(t.bytes))),
+                                ("file", .string(t.file))]))
+        })
+        root["metadata"] = .object(JSONObject(s.metadata.map { m in
+            (m.file, JSONValue.object(JSONObject(m.values.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+        }))
+        root["total_bytes"] = .int(Int64(s.totalBytes))
+        if let c = s.config {
+            root["config"] = .object(JSONObject([
+                ("hidden_size", .int(Int64(c.hiddenSize))), ("intermediate_size", .int(Int64(c.intermediateSize))),
+                ("num_hidden_layers", .int(Int64(c.numHiddenLayers))), ("num_attention_heads", .int(Int64(c.numAttentionHeads))),
+                ("num_key_value_heads", .int(Int64(c.numKeyValueHeads))), ("head_dim", .int(Int64(c.headDim))),
+                ("vocab_size", .int(Int64(c.vocabSize))), ("rope_theta", .double(c.ropeTheta)),
+                ("rms_norm_eps", .double(c.rmsNormEps)), ("tie_word_embeddings", .bool(c.tieWordEmbeddings)),
+                ("dtype", c.dtype.map { .string($0) } ?? .null), ("parameters", .int(Int64(c.parameterCount))),
+            ]))
+        }
+        return JSONValue.object(root).serialized()
+    }
+}
