@@ -51,7 +51,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MisalignCoreTests",
-            dependencies: ["MisalignCore", "CMisalignKernels"],
+            dependencies: ["MisalignCore", "CMisalignKernels", "CCurl"],
             path: "Tests/MisalignCoreTests"
         ),
     ]

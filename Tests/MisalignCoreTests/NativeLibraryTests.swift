@@ -1,0 +1,35 @@
+import Testing
+import Foundation
+import CCurl
+@testable import MisalignCore
+
+/// The system-library targets link and their typed wrappers work.
+@Suite struct NativeLibraryTests {
+    @Test func curlWrappersSetAndReadOptions() throws {
+        #expect(curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK)
+        let version = String(cString: curl_version())
+        #expect(version.hasPrefix("libcurl/"))
+        let h = try #require(curl_easy_init())
+        defer { curl_easy_cleanup(h) }
+        #expect(misalign_curl_setopt_string(h, CURLOPT_URL, "http://127.0.0.1:9/") == CURLE_OK)
+        #expect(misalign_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, 200) == CURLE_OK)
+        #expect(misalign_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1) == CURLE_OK)
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        list = curl_slist_append(list, "Accept: application/json")
+        defer { curl_slist_free_all(list) }
+        #expect(misalign_curl_setopt_slist(h, CURLOPT_HTTPHEADER, list) == CURLE_OK)
+        // Port 9 (discard) is closed on loopback: the transfer fails fast and getinfo still answers.
+        let rc = curl_easy_perform(h)
+        #expect(rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT)
+        var code: Int = -1
+        #expect(misalign_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK)
+        #expect(code == 0)
+        var url: UnsafeMutablePointer<CChar>? = nil
+        #expect(misalign_curl_getinfo_string(h, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK)
+        #expect(url.map { String(cString: $0) } == "http://127.0.0.1:9/")
+    }
+
+    @Test func kernelDispatchReportsAnISA() {
+        #expect(!KernelInfo.isa.isEmpty)
+    }
+}
