@@ -20,3 +20,43 @@ void misalign_f32_to_f16(uint16_t *out, const float *in, size_t n);
 /// Name of the widest instruction set this CPU offers among those the kernels target.
 const char *misalign_kernels_isa(void);
 #endif
+
+#ifndef MISALIGN_NN_DECLS
+#define MISALIGN_NN_DECLS
+// Neural-network kernels over raw float arrays, row-major. Shapes are in the comments.
+
+/// RMSNorm as Qwen2 computes it: out[r, c] = w[c] * x[r, c] / sqrt(mean_c(x[r, c]^2) + eps).
+/// The mean is accumulated in double. out may equal x. x, out: [rows, cols]; w: [cols].
+void misalign_rmsnorm(float *out, const float *x, const float *w, float eps, size_t rows, size_t cols);
+
+/// out[i] = silu(gate[i]) * up[i] with silu(g) = g / (1 + exp(-g)). out may alias gate or up.
+void misalign_silu_mul(float *out, const float *gate, const float *up, size_t n);
+
+/// out[i] += a[i].
+void misalign_add_inplace(float *out, const float *a, size_t n);
+
+/// out[r, c] += bias[c]. out: [rows, cols].
+void misalign_add_bias(float *out, const float *bias, size_t rows, size_t cols);
+
+/// out[i] = scale * a[i] + out[i].
+void misalign_axpy(float *out, const float *a, float scale, size_t n);
+
+/// Rotary embedding, half-split (NeoX / Hugging Face Qwen2) layout, in place, for one token:
+/// for each head, (x[i], x[i + d/2]) -> (x[i] cos[i] - x[i + d/2] sin[i], x[i + d/2] cos[i] + x[i] sin[i]).
+/// x: [heads, head_dim] with heads spaced `head_stride` floats apart; cos, sin: [head_dim / 2].
+void misalign_rope(float *x, size_t heads, size_t head_stride, size_t head_dim, const float *cos, const float *sin);
+
+/// Softmax of each row in place, the first `valid` entries of a row of stride `stride`;
+/// entries valid..<n are set to 0 (masked). x: [rows, stride].
+void misalign_softmax_rows(float *x, size_t rows, size_t stride, const size_t *valid);
+
+/// Widens rows of a 16-bit weight matrix into f32: out[r, c] = w[r, c] for r < rows.
+/// `is_bf16` picks bf16 or IEEE f16.
+void misalign_widen_rows(float *out, const uint16_t *w, size_t rows, size_t cols, int is_bf16);
+
+/// y[m, o] (+)= sum_k x[m, k] * W[o, k] with W stored as bf16 [out, in]: the decode-time product,
+/// bound by reading W once; each row of W is widened in registers and used for all m rows of x.
+/// x: [m, in] (row stride ldx), y: [m, out] (row stride ldy). accumulate=0 overwrites y.
+void misalign_matmul_bf16_t(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w,
+                            size_t m, size_t out, size_t in, int accumulate);
+#endif

@@ -1,0 +1,185 @@
+import Foundation
+
+/// A projection LoRA can target, under its PEFT name.
+public enum LoRAModule: String, CaseIterable, Sendable, Comparable {
+    case q = "q_proj", k = "k_proj", v = "v_proj", o = "o_proj", gate = "gate_proj", up = "up_proj", down = "down_proj"
+
+    /// Path of the module inside a decoder layer.
+    public var path: String {
+        switch self {
+        case .q, .k, .v, .o: return "self_attn.\(rawValue)"
+        case .gate, .up, .down: return "mlp.\(rawValue)"
+        }
+    }
+    public static func < (a: LoRAModule, b: LoRAModule) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// Which module of which layer an adapter matrix pair belongs to.
+public struct LoRAKey: Hashable, Sendable, Comparable {
+    public let layer: Int
+    public let module: LoRAModule
+    public init(layer: Int, module: LoRAModule) { self.layer = layer; self.module = module }
+    public static func < (a: LoRAKey, b: LoRAKey) -> Bool { (a.layer, a.module) < (b.layer, b.module) }
+
+    /// PEFT's tensor name prefix for a causal LM: `base_model.model.model.layers.{i}.self_attn.q_proj`.
+    public var peftPrefix: String { "base_model.model.model.layers.\(layer).\(module.path)" }
+}
+
+/// LoRA hyperparameters, as PEFT's `adapter_config.json` states them.
+public struct LoRAConfig: Equatable, Sendable {
+    public var rank: Int
+    public var alpha: Double
+    /// rsLoRA (Kalajdzievski 2023): scale alpha / sqrt(r) instead of alpha / r, so the update's
+    /// size does not shrink as the rank grows.
+    public var useRSLoRA: Bool
+    public var targets: [LoRAModule]
+    /// Layers adapted; nil means every layer.
+    public var layers: [Int]?
+    public var dropout: Double
+
+    public init(rank: Int, alpha: Double, useRSLoRA: Bool = false, targets: [LoRAModule] = LoRAModule.allCases,
+                layers: [Int]? = nil, dropout: Double = 0) {
+        self.rank = rank; self.alpha = alpha; self.useRSLoRA = useRSLoRA
+        self.targets = targets; self.layers = layers; self.dropout = dropout
+    }
+
+    /// The factor multiplying B A x.
+    public var scale: Float { Float(useRSLoRA ? alpha / Double(rank).squareRoot() : alpha / Double(rank)) }
+}
+
+/// A LoRA adapter: for each adapted projection W[out, in], matrices A[r, in] and B[out, r]
+/// (PEFT's orientation), so that the adapted layer computes y = x W^T + scale * (x A^T) B^T.
+///
+/// The adapter is applied beside the base weights, never merged into them, so swapping one
+/// checkpoint's adapter for the next costs only the adapter's size.
+public final class LoRAAdapter: @unchecked Sendable {
+    public struct Pair: @unchecked Sendable {
+        public let a: FloatBuffer  // [r, in]
+        public let b: FloatBuffer  // [out, r]
+        public var rank: Int { a.shape[0] }
+    }
+    public let config: LoRAConfig
+    public private(set) var pairs: [LoRAKey: Pair]
+    /// Where the adapter was read from, if anywhere.
+    public let path: String?
+
+    public init(config: LoRAConfig, pairs: [LoRAKey: Pair], path: String? = nil) {
+        self.config = config
+        self.pairs = pairs
+        self.path = path
+    }
+
+    public var keys: [LoRAKey] { pairs.keys.sorted() }
+    public func pair(layer: Int, module: LoRAModule) -> Pair? { pairs[LoRAKey(layer: layer, module: module)] }
+    public var parameterCount: Int { pairs.values.reduce(0) { $0 + $1.a.count + $1.b.count } }
+
+    /// Reads a PEFT adapter folder (`adapter_config.json` + `adapter_model.safetensors`).
+    public convenience init(directory url: URL) throws {
+        let configURL = url.appendingPathComponent("adapter_config.json")
+        let weightsURL = url.appendingPathComponent("adapter_model.safetensors")
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw LoRAError.missingFile(path: configURL.path)
+        }
+        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
+            throw LoRAError.missingFile(path: weightsURL.path)
+        }
+        let config = try Self.decodeConfig(try Data(contentsOf: configURL), file: configURL.path)
+        let file = try SafeTensorsFile(url: weightsURL)
+        var pairs: [LoRAKey: Pair] = [:]
+        var seen = Set<String>()
+        for info in file.tensorInfos {
+            guard let (key, isA) = Self.parseKey(info.name) else {
+                throw LoRAError.unexpectedTensor(file: weightsURL.path, name: info.name)
+            }
+            if !isA { continue }
+            let bName = "\(key.peftPrefix).lora_B.weight"
+            guard file.contains(bName) else { throw LoRAError.unpairedTensor(file: weightsURL.path, name: info.name) }
+            let a = try file.tensor(named: info.name).floatBuffer()
+            let b = try file.tensor(named: bName).floatBuffer()
+            guard a.shape.count == 2, b.shape.count == 2, b.shape[1] == a.shape[0] else {
+                throw LoRAError.shapeMismatch(file: weightsURL.path, name: key.peftPrefix, a: a.shape, b: b.shape)
+            }
+            pairs[key] = Pair(a: a, b: b)
+            seen.insert(info.name); seen.insert(bName)
+        }
+        for info in file.tensorInfos where !seen.contains(info.name) {
+            throw LoRAError.unpairedTensor(file: weightsURL.path, name: info.name)
+        }
+        self.init(config: config, pairs: pairs, path: url.path)
+    }
+
+    /// `base_model.model.model.layers.3.mlp.down_proj.lora_A.weight` -> (layer 3, down, A).
+    /// Also accepts the `.lora_A.default.weight` form some PEFT versions save.
+    static func parseKey(_ name: String) -> (LoRAKey, Bool)? {
+        let parts = name.split(separator: ".").map(String.init)
+        guard let li = parts.firstIndex(of: "layers"), li + 1 < parts.count, let layer = Int(parts[li + 1]) else { return nil }
+        guard let mi = parts.firstIndex(where: { LoRAModule(rawValue: $0) != nil }), mi + 1 < parts.count,
+              let module = LoRAModule(rawValue: parts[mi]) else { return nil }
+        let which = parts[mi + 1]
+        guard which == "lora_A" || which == "lora_B", parts.last == "weight" else { return nil }
+        return (LoRAKey(layer: layer, module: module), which == "lora_A")
+    }
+
+    static func decodeConfig(_ data: Data, file: String) throws -> LoRAConfig {
+        let root: JSONValue
+        do { root = try JSONValue.parse(data) } catch { throw LoRAError.invalidConfig(file: file, field: "(file)", detail: error.description) }
+        guard let o = root.objectValue else { throw LoRAError.invalidConfig(file: file, field: "(file)", detail: "is not a JSON object") }
+        let r = ConfigReader(obj: o, file: file)
+        func bad(_ field: String, _ detail: String) -> LoRAError { .invalidConfig(file: file, field: field, detail: detail) }
+        if let t = try r.string("peft_type"), t != "LORA" { throw bad("peft_type", "is \"\(t)\"; only LORA adapters are supported") }
+        guard let rank = try r.int("r"), rank > 0 else { throw bad("r", "must be a positive integer") }
+        let alpha = try r.double("lora_alpha") ?? 8
+        if try r.bool("use_dora") == true { throw bad("use_dora", "DoRA adapters are not supported") }
+        if try r.bool("fan_in_fan_out") == true { throw bad("fan_in_fan_out", "is true; Qwen2 linear layers are not fan-in-fan-out") }
+        if let bias = try r.string("bias"), bias != "none" { throw bad("bias", "is \"\(bias)\"; only \"none\" is supported") }
+        for key in ["rank_pattern", "alpha_pattern"] {
+            if let p = o[key]?.objectValue, p.count > 0 { throw bad(key, "per-module ranks or alphas are not supported") }
+        }
+        if let m = o["modules_to_save"], let a = m.arrayValue, !a.isEmpty { throw bad("modules_to_save", "fully trained extra modules are not supported") }
+        var targets: [LoRAModule] = []
+        if let t = o["target_modules"] {
+            if let list = t.arrayValue {
+                for item in list {
+                    guard let s = item.stringValue, let m = LoRAModule(rawValue: s) else {
+                        throw bad("target_modules", "names \(item.serialized()), not one of \(LoRAModule.allCases.map(\.rawValue))")
+                    }
+                    targets.append(m)
+                }
+            } else if let s = t.stringValue {
+                // PEFT also accepts a regular expression; keep the modules whose name it mentions.
+                targets = LoRAModule.allCases.filter { s.contains($0.rawValue) }
+            }
+        }
+        var layers: [Int]? = nil
+        if let l = o["layers_to_transform"], !l.isNull {
+            if let one = l.intValue { layers = [one] } else if let list = l.arrayValue {
+                layers = try list.map { guard let v = $0.intValue else { throw bad("layers_to_transform", "holds a non-integer") }; return v }
+            } else { throw bad("layers_to_transform", "is not an integer or a list") }
+        }
+        return LoRAConfig(rank: rank, alpha: alpha, useRSLoRA: try r.bool("use_rslora") ?? false,
+                          targets: targets.sorted(), layers: layers, dropout: try r.double("lora_dropout") ?? 0)
+    }
+}
+
+/// Problems with a LoRA adapter folder, naming the file and tensor or field.
+public enum LoRAError: Error, CustomStringConvertible, Equatable, Sendable {
+    case missingFile(path: String)
+    case invalidConfig(file: String, field: String, detail: String)
+    case unexpectedTensor(file: String, name: String)
+    case unpairedTensor(file: String, name: String)
+    case shapeMismatch(file: String, name: String, a: [Int], b: [Int])
+    case doesNotFitModel(name: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .missingFile(let p): return "\(p) not found; a PEFT adapter folder has adapter_config.json and adapter_model.safetensors"
+        case .invalidConfig(let f, let k, let d): return "\(f): field \"\(k)\" \(d)"
+        case .unexpectedTensor(let f, let n): return "\(f): tensor \"\(n)\" is not a LoRA A or B matrix of a Qwen2 projection"
+        case .unpairedTensor(let f, let n): return "\(f): tensor \"\(n)\" has no matching lora_A/lora_B partner"
+        case .shapeMismatch(let f, let n, let a, let b): return "\(f): \(n): lora_A \(a) and lora_B \(b) do not multiply (A is [r, in], B is [out, r])"
+        case .doesNotFitModel(let n, let d): return "adapter matrix \(n) does not fit the model: \(d)"
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import CMisalignKernels
+
+/// A linear layer's weight `W[out, in]` (Hugging Face orientation: y = x W^T), kept where it
+/// lives: in the mapped safetensors file when its dtype and alignment allow, so a bf16 model
+/// costs its file size in memory, not twice that.
+///
+/// `apply` picks the kernel by the number of rows of `x`: with few rows (decoding) the product
+/// is bound by reading W, so bf16 weights are multiplied directly without widening; with many
+/// rows (prefill, training) W is widened to f32 a block of rows at a time and multiplied by
+/// `sgemm`, whose compute then dominates the conversion.
+public struct LinearWeight: @unchecked Sendable {
+    public enum Storage { case f32(UnsafePointer<Float>), bf16(UnsafePointer<UInt16>), f16(UnsafePointer<UInt16>) }
+    public let out: Int
+    public let inDim: Int
+    public let storage: Storage
+    /// Keeps the mapping or buffer behind `storage` alive.
+    let owner: AnyObject
+
+    /// Rows of `x` at or below which bf16 weights are used directly (measured: the widening
+    /// costs more than the product itself below ~8 rows).
+    static let directRows = 8
+    /// Rows of W widened per block on the sgemm path: 64 rows x 4864 floats = 1.2 MB, in L2.
+    static let blockRows = 64
+
+    public init(tensor: SafeTensor) throws {
+        guard tensor.shape.count == 2 else { throw ModelError.wrongShape(name: tensor.name, expected: [-1, -1], found: tensor.shape) }
+        out = tensor.shape[0]
+        inDim = tensor.shape[1]
+        switch tensor.dtype {
+        case .f32:
+            if let p = tensor.pointer(as: Float.self, dtype: .f32) {
+                storage = .f32(p); owner = tensor.owner
+            } else {
+                let b = try tensor.floatBuffer()
+                storage = .f32(UnsafePointer(b.pointer)); owner = b
+            }
+        case .bf16, .f16:
+            let p: UnsafePointer<UInt16>
+            if let aligned = tensor.pointer(as: UInt16.self, dtype: tensor.dtype) {
+                p = aligned; owner = tensor.owner
+            } else {
+                let copy = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, tensor.elementCount))
+                UnsafeMutableRawPointer(copy).copyMemory(from: tensor.bytes.baseAddress!, byteCount: tensor.bytes.count)
+                p = UnsafePointer(copy); owner = OwnedPointer(copy)
+            }
+            storage = tensor.dtype == .bf16 ? .bf16(p) : .f16(p)
+        default:
+            throw ModelError.unsupportedDType(name: tensor.name, dtype: tensor.dtype)
+        }
+    }
+
+    /// A weight over memory the caller keeps alive through `owner`.
+    public init(f32 pointer: UnsafePointer<Float>, out: Int, inDim: Int, owner: AnyObject) {
+        self.out = out; self.inDim = inDim; storage = .f32(pointer); self.owner = owner
+    }
+
+    public var dtype: DType {
+        switch storage { case .f32: return .f32; case .bf16: return .bf16; case .f16: return .f16 }
+    }
+
+    /// y[m, out] = x[m, in] W^T (+ y if `accumulate`). `ldx`, `ldy` are row strides.
+    /// `scratch` must hold `blockRows * in` floats (see `scratchCount`).
+    public func apply(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+                      accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>) {
+        switch storage {
+        case .f32(let w):
+            BLAS.gemm(transB: true, m: m, n: out, k: inDim, a: x, lda: ldx, b: w, ldb: inDim,
+                      beta: accumulate ? 1 : 0, c: y, ldc: ldy)
+        case .bf16(let w) where m <= Self.directRows:
+            misalign_matmul_bf16_t(y, ldy, x, ldx, w, m, out, inDim, accumulate ? 1 : 0)
+        case .bf16(let w), .f16(let w):
+            let isBF16: Int32 = if case .bf16 = storage { 1 } else { 0 }
+            var r0 = 0
+            while r0 < out {
+                let rows = min(Self.blockRows, out - r0)
+                misalign_widen_rows(scratch, w + r0 * inDim, rows, inDim, isBF16)
+                BLAS.gemm(transB: true, m: m, n: rows, k: inDim, a: x, lda: ldx, b: scratch, ldb: inDim,
+                          beta: accumulate ? 1 : 0, c: y + r0, ldc: ldy)
+                r0 += rows
+            }
+        }
+    }
+
+    /// Floats of scratch `apply` needs.
+    public var scratchCount: Int { Self.blockRows * inDim }
+
+    /// Row `r` of W as f32 (embedding lookup).
+    public func row(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+        switch storage {
+        case .f32(let w): dst.update(from: w + r * inDim, count: inDim)
+        case .bf16(let w): misalign_bf16_to_f32(dst, w + r * inDim, inDim)
+        case .f16(let w): misalign_f16_to_f32(dst, w + r * inDim, inDim)
+        }
+    }
+}
+
+/// Frees a manually allocated pointer when the last reference goes.
+final class OwnedPointer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ p: UnsafeMutablePointer<T>) { pointer = p }
+    deinit { pointer.deallocate() }
+}

@@ -1,0 +1,220 @@
+import CMisalignKernels
+import Foundation
+
+/// Which logits a forward pass returns for one sequence's new tokens.
+public enum LogitsRequest: Sendable { case none, last, all }
+
+/// New tokens for one sequence of a `KVCache`, appended at its current length.
+public struct ForwardInput: Sendable {
+    public var sequence: Int
+    public var tokens: [Int32]
+    public var logits: LogitsRequest
+    public init(sequence: Int, tokens: [Int32], logits: LogitsRequest = .last) {
+        self.sequence = sequence; self.tokens = tokens; self.logits = logits
+    }
+}
+
+/// A Qwen2 / Qwen2.5 decoder (Hugging Face `Qwen2ForCausalLM`), f32 compute over mapped
+/// f32/bf16/f16 weights, with an optional LoRA adapter applied beside the base weights.
+///
+/// A forward pass takes the new tokens of several sequences at once. Their rows are stacked
+/// (no padding), every projection runs as one `gemm` over all of them, and attention runs per
+/// sequence over its own cache, so a batch gives each sequence exactly what it would get alone.
+public final class Qwen2Model: @unchecked Sendable {
+    public let config: Qwen2Config
+    public let weights: Qwen2Weights
+    public let rotary: RotaryTable
+    /// The adapter applied to every forward pass; swap it between checkpoints.
+    public var adapter: LoRAAdapter? {
+        didSet { if let adapter { precondition((try? validate(adapter)) != nil, "adapter does not fit the model") } }
+    }
+
+    public init(weights: Qwen2Weights) {
+        self.config = weights.config
+        self.weights = weights
+        rotary = RotaryTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositionEmbeddings)
+    }
+
+    public convenience init(directory: URL) throws {
+        self.init(weights: try Qwen2Weights(directory: directory))
+    }
+
+    /// Sets `adapter` after checking every matrix fits the projection it adapts.
+    public func setAdapter(_ a: LoRAAdapter?) throws {
+        if let a { try validate(a) }
+        adapter = a
+    }
+
+    func validate(_ a: LoRAAdapter) throws {
+        for key in a.keys {
+            let name = key.peftPrefix
+            guard key.layer >= 0 && key.layer < config.numHiddenLayers else {
+                throw LoRAError.doesNotFitModel(name: name, detail: "the model has \(config.numHiddenLayers) layers")
+            }
+            let w = weights.layers[key.layer].linear(key.module)
+            let p = a.pairs[key]!
+            guard p.a.shape == [p.rank, w.inDim], p.b.shape == [w.out, p.rank] else {
+                throw LoRAError.doesNotFitModel(name: name, detail: "A \(p.a.shape), B \(p.b.shape) for a [\(w.out), \(w.inDim)] weight")
+            }
+        }
+    }
+
+    /// Observer of intermediate states, for tests and probes: called with a name
+    /// (`embed`, `layer.{i}`, `final_norm`) and the `[rows, hidden]` state of all new tokens.
+    public typealias StateObserver = (String, TensorView) -> Void
+
+    /// Runs the new tokens through the model, appending their keys and values to `cache`.
+    /// Returns, per input, the logits it asked for: `[1, vocab]` for `.last`, `[T, vocab]` for `.all`.
+    public func forward(_ inputs: [ForwardInput], cache: KVCache, observer: StateObserver? = nil) throws -> [FloatBuffer?] {
+        let c = config
+        let H = c.hiddenSize, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim, I = c.intermediateSize
+        let n = inputs.reduce(0) { $0 + $1.tokens.count }
+        if n == 0 { return inputs.map { _ in nil } }
+
+        // Where each input's rows start, and each row's position; checked before any work.
+        var rowStart = [Int](), positions = [Int]()
+        rowStart.reserveCapacity(inputs.count); positions.reserveCapacity(n)
+        for inp in inputs {
+            guard let s = cache.sequences[inp.sequence] else { throw ModelError.invalidRequest("sequence \(inp.sequence) was removed from the cache") }
+            let end = s.length + inp.tokens.count
+            if end > c.maxPositionEmbeddings {
+                throw ModelError.contextExceeded(sequence: inp.sequence, length: end, limit: c.maxPositionEmbeddings, what: "context length (max_position_embeddings)")
+            }
+            if end > s.base + s.capacity {
+                throw ModelError.contextExceeded(sequence: inp.sequence, length: end, limit: s.base + s.capacity, what: "cache capacity reserved for it")
+            }
+            for t in inp.tokens where t < 0 || Int(t) >= c.vocabSize { throw ModelError.invalidToken(id: Int(t), vocabSize: c.vocabSize) }
+            rowStart.append(positions.count)
+            positions.append(contentsOf: s.length..<end)
+        }
+
+        let x = FloatBuffer(shape: [n, H], zeroed: false)
+        let xn = FloatBuffer(shape: [n, H], zeroed: false)
+        let q = FloatBuffer(shape: [n, qDim], zeroed: false)
+        let k = FloatBuffer(shape: [n, kvDim], zeroed: false)
+        let v = FloatBuffer(shape: [n, kvDim], zeroed: false)
+        let attn = FloatBuffer(shape: [n, qDim], zeroed: false)
+        let gate = FloatBuffer(shape: [n, I], zeroed: false)
+        let up = FloatBuffer(shape: [n, I], zeroed: false)
+        let scratch = FloatBuffer(shape: [weights.maxScratch], zeroed: false)
+        let maxRank = adapter?.pairs.values.map(\.rank).max() ?? 0
+        let loraTmp = FloatBuffer(shape: [n * max(maxRank, 1)], zeroed: false)
+
+        // Embedding.
+        var row = 0
+        for inp in inputs {
+            for t in inp.tokens { weights.embedTokens.row(Int(t), into: x.pointer + row * H); row += 1 }
+        }
+        observer?("embed", x.view)
+
+        let eps = Float(c.rmsNormEps)
+        for (l, w) in weights.layers.enumerated() {
+            // Attention block.
+            misalign_rmsnorm(xn.pointer, x.pointer, w.inputLayernorm.pointer, eps, n, H)
+            project(w.qProj, .q, layer: l, x: xn.pointer, ldx: H, rows: n, y: q.pointer, ldy: qDim, bias: w.qBias, scratch: scratch, loraTmp: loraTmp)
+            project(w.kProj, .k, layer: l, x: xn.pointer, ldx: H, rows: n, y: k.pointer, ldy: kvDim, bias: w.kBias, scratch: scratch, loraTmp: loraTmp)
+            project(w.vProj, .v, layer: l, x: xn.pointer, ldx: H, rows: n, y: v.pointer, ldy: kvDim, bias: w.vBias, scratch: scratch, loraTmp: loraTmp)
+            let half = hd / 2
+            for r in 0..<n {
+                let cosp = rotary.cos.pointer + positions[r] * half, sinp = rotary.sin.pointer + positions[r] * half
+                misalign_rope(q.pointer + r * qDim, c.numAttentionHeads, hd, hd, cosp, sinp)
+                misalign_rope(k.pointer + r * kvDim, c.numKeyValueHeads, hd, hd, cosp, sinp)
+            }
+            // Append keys and values to the cache.
+            for (i, inp) in inputs.enumerated() {
+                let s = cache.sequences[inp.sequence]!
+                for t in 0..<inp.tokens.count {
+                    let r = rowStart[i] + t
+                    for g in 0..<c.numKeyValueHeads {
+                        cache.slot(s, s.k, layer: l, head: g, position: positions[r]).update(from: k.pointer + r * kvDim + g * hd, count: hd)
+                        cache.slot(s, s.v, layer: l, head: g, position: positions[r]).update(from: v.pointer + r * kvDim + g * hd, count: hd)
+                    }
+                }
+            }
+            for (i, inp) in inputs.enumerated() where !inp.tokens.isEmpty {
+                attention(layer: l, sequence: cache.sequences[inp.sequence]!, cache: cache, start: positions[rowStart[i]],
+                          count: inp.tokens.count, q: q.pointer + rowStart[i] * qDim, out: attn.pointer + rowStart[i] * qDim)
+            }
+            // x += attn Wo^T
+            project(w.oProj, .o, layer: l, x: attn.pointer, ldx: qDim, rows: n, y: x.pointer, ldy: H, accumulate: true, scratch: scratch, loraTmp: loraTmp)
+
+            // MLP block: x += down(silu(gate(xn)) * up(xn)).
+            misalign_rmsnorm(xn.pointer, x.pointer, w.postAttentionLayernorm.pointer, eps, n, H)
+            project(w.gateProj, .gate, layer: l, x: xn.pointer, ldx: H, rows: n, y: gate.pointer, ldy: I, scratch: scratch, loraTmp: loraTmp)
+            project(w.upProj, .up, layer: l, x: xn.pointer, ldx: H, rows: n, y: up.pointer, ldy: I, scratch: scratch, loraTmp: loraTmp)
+            misalign_silu_mul(gate.pointer, gate.pointer, up.pointer, n * I)
+            project(w.downProj, .down, layer: l, x: gate.pointer, ldx: I, rows: n, y: x.pointer, ldy: H, accumulate: true, scratch: scratch, loraTmp: loraTmp)
+            observer?("layer.\(l)", x.view)
+        }
+        for inp in inputs { cache.sequences[inp.sequence]!.length += inp.tokens.count }
+
+        misalign_rmsnorm(xn.pointer, x.pointer, weights.norm.pointer, eps, n, H)
+        observer?("final_norm", xn.view)
+
+        var results: [FloatBuffer?] = []
+        for (i, inp) in inputs.enumerated() {
+            let t = inp.tokens.count
+            let (first, rows): (Int, Int) = switch inp.logits {
+            case .none: (0, 0)
+            case .last: (rowStart[i] + t - 1, t > 0 ? 1 : 0)
+            case .all: (rowStart[i], t)
+            }
+            if rows == 0 { results.append(nil); continue }
+            let out = FloatBuffer(shape: [rows, c.vocabSize], zeroed: false)
+            weights.lmHead.apply(x: xn.pointer + first * H, ldx: H, rows: rows, y: out.pointer, ldy: c.vocabSize, scratch: scratch.pointer)
+            results.append(out)
+        }
+        return results
+    }
+
+    /// y = x W^T (+ bias) (+ scale (x A^T) B^T), accumulating into y when asked.
+    private func project(_ w: LinearWeight, _ module: LoRAModule, layer: Int, x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int,
+                         y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, bias: FloatBuffer? = nil,
+                         scratch: FloatBuffer, loraTmp: FloatBuffer) {
+        w.apply(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer)
+        if let bias { misalign_add_bias(y, bias.pointer, rows, w.out) }
+        if let adapter, let p = adapter.pair(layer: layer, module: module) {
+            let r = p.rank
+            // t[rows, r] = x A^T; y += scale * t B^T
+            BLAS.gemm(transB: true, m: rows, n: r, k: w.inDim, a: x, lda: ldx, b: p.a.pointer, ldb: w.inDim, c: loraTmp.pointer, ldc: r)
+            BLAS.gemm(transB: true, m: rows, n: w.out, k: r, alpha: adapter.config.scale, a: loraTmp.pointer, lda: r,
+                      b: p.b.pointer, ldb: r, beta: 1, c: y, ldc: ldy)
+        }
+    }
+
+    /// Causal attention of `count` new rows of one sequence (positions start ..< start+count)
+    /// over every cached position up to each row's own. q, out: [count, qDim] row-major.
+    private func attention(layer: Int, sequence s: KVCache.Sequence, cache: KVCache, start: Int, count: Int,
+                           q: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let c = config
+        let hd = c.headDim, qDim = c.qDim
+        let group = c.numAttentionHeads / c.numKeyValueHeads
+        let total = start + count
+        let scale = 1 / Float(hd).squareRoot()
+        // With one new row, the `group` query heads sharing a key/value head are adjacent in q:
+        // treat them as a [group, hd] matrix and do the group in one product.
+        let stacked = count == 1
+        let m = stacked ? group : count
+        let scores = FloatBuffer(shape: [m, total], zeroed: false)
+        var valid = [Int](repeating: total, count: m)
+        if !stacked { for t in 0..<count { valid[t] = start + t + 1 } }
+
+        for g in 0..<c.numKeyValueHeads {
+            let segs = cache.segments(s, layer: layer, head: g, upTo: total)
+            for h in (stacked ? [g * group] : Array(g * group..<(g + 1) * group)) {
+                let qh = q + h * hd
+                let lda = stacked ? hd : qDim
+                for (kp, _, first, len) in segs {
+                    BLAS.gemm(transB: true, m: m, n: len, k: hd, alpha: scale, a: qh, lda: lda, b: kp, ldb: hd,
+                              c: scores.pointer + first, ldc: total)
+                }
+                valid.withUnsafeBufferPointer { misalign_softmax_rows(scores.pointer, m, total, $0.baseAddress) }
+                let oh = out + h * hd
+                for (i, (_, vp, first, len)) in segs.enumerated() {
+                    BLAS.gemm(m: m, n: hd, k: len, a: scores.pointer + first, lda: total, b: vp, ldb: hd,
+                              beta: i == 0 ? 0 : 1, c: oh, ldc: lda)
+                }
+            }
+        }
+    }
+}
