@@ -180,8 +180,9 @@ public struct Bocpd: OnlineDetector, Sendable {
 }
 
 /// BOCPD as an onset rule: the prior is fitted to the first `baseline` checkpoints
-/// (`NormalGammaPrior.fromBaseline`, variance floored at `minSD^2`), the onset is the change
-/// estimate at the first alarm in the signal's direction.
+/// (`NormalGammaPrior.fromBaseline`, variance floored at `minSD^2` and at the square of the
+/// series' robust noise sd, as for `CusumRule`), the onset is the change estimate at the first
+/// alarm in the signal's direction.
 public struct BocpdRule: OnsetRule {
     public var baseline: Int
     public var hazardLambda: Double
@@ -203,7 +204,8 @@ public struct BocpdRule: OnsetRule {
         }
         try SeriesCheck.finite(x, series: series)
         guard x.count > max(baseline, window) else { throw .tooShort(series: series, count: x.count, needed: max(baseline, window) + 1, method: name) }
-        let prior = NormalGammaPrior.fromBaseline(Array(x[0..<baseline]), minVar: max(minSD * minSD, 1e-12))
+        let noise = Penalty.robustSigma(x)
+        let prior = NormalGammaPrior.fromBaseline(Array(x[0..<baseline]), minVar: max(minSD * minSD, noise * noise, 1e-12))
         var b = Bocpd(prior: prior, hazardLambda: hazardLambda, window: window, alarmProbability: alarmProbability, direction: direction, confirm: confirm)
         for (i, v) in x.enumerated() {
             if let a = b.update(v, step: i) { return a.changeStep }

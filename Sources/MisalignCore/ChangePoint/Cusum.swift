@@ -78,15 +78,19 @@ public struct Cusum: OnlineDetector, Sendable {
 }
 
 /// CUSUM as an onset rule: the estimated change index at the first alarm, one-sided in the
-/// signal's direction.
+/// signal's direction. The in-control mean is the baseline mean; the sd is the largest of the
+/// baseline sd, `minSD` and (with `robustSD`, offline only) the whole series' robust noise sd
+/// (`Penalty.robustSigma`), because an sd underestimated from five points makes CUSUM alarm
+/// on noise.
 public struct CusumRule: OnsetRule {
     public var drift: Double
     public var threshold: Double
     public var baseline: Int
     public var minSD: Double
+    public var robustSD: Bool
     public var name: String { "cusum" }
-    public init(drift: Double = 0.5, threshold: Double = 5, baseline: Int = 5, minSD: Double = 0) {
-        self.drift = drift; self.threshold = threshold; self.baseline = baseline; self.minSD = minSD
+    public init(drift: Double = 0.5, threshold: Double = 5, baseline: Int = 5, minSD: Double = 0, robustSD: Bool = true) {
+        self.drift = drift; self.threshold = threshold; self.baseline = baseline; self.minSD = minSD; self.robustSD = robustSD
     }
 
     public func onset(_ x: [Double], direction: Direction, series: String) throws(ChangePointError) -> Int? {
@@ -95,9 +99,13 @@ public struct CusumRule: OnsetRule {
         }
         try SeriesCheck.finite(x, series: series)
         guard x.count > baseline else { throw .tooShort(series: series, count: x.count, needed: baseline + 1, method: name) }
-        var c = Cusum(drift: drift, threshold: threshold, sides: .upper, baseline: baseline, minSD: minSD)
-        for (i, v) in x.enumerated() {
-            if let a = c.update(direction.orient(v), step: i) { return a.changeStep }
+        let o = direction.orient(x)
+        let (mu, sd) = meanSD(o[0..<baseline])
+        var s = max(sd, minSD, robustSD ? Penalty.robustSigma(x) : 0)
+        if s == 0 { s = 1 }   // constant baseline and series noise, no floor: unit scale
+        var c = Cusum(drift: drift, threshold: threshold, sides: .upper, baseline: baseline, minSD: minSD, knownMeanSD: (mu, s))
+        for i in baseline..<o.count {
+            if let a = c.update(o[i], step: i) { return a.changeStep }
         }
         return nil
     }

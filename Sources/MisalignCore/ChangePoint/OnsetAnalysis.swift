@@ -33,16 +33,19 @@ public struct OnsetConfig: Sendable {
 
     /// The default rules for judge scores on a 0-`scale` scale: the reference study's three
     /// (threshold at half scale, moving-average rise w=3 patience 2, a mean-shift search) plus
-    /// a baseline z-score, CUSUM and BOCPD. Floors on the baseline sd (1% of scale) keep an
+    /// a baseline z-score, CUSUM and BOCPD, whose baseline is the first 10 checkpoints (a mean
+    /// from 5 noisy checkpoints is off by half a noise sd often enough to make CUSUM drift
+    /// upward long before the rise). Floors on the baseline sd (1% of scale) keep an
     /// all-zero healthy baseline from making any positive score an onset; the moving-average
-    /// rule needs a total rise of 2% of scale to ignore judge jitter.
+    /// rule needs a total rise of 5% of scale, or judge jitter on a 40-question mean makes it
+    /// fire within the first few checkpoints.
     public static func defaultRules(scale: Double = 100) -> [any OnsetRule] {
         [ThresholdRule(threshold: scale / 2, consecutive: 2),
-         MovingAverageRiseRule(width: 3, patience: 2, minRise: 0.02 * scale),
+         MovingAverageRiseRule(width: 3, patience: 2, minRise: 0.05 * scale),
          MeanShiftRule(model: .l2, minSize: 2, minShift: 0.02 * scale),
-         BaselineZRule(baseline: 5, z: 3, consecutive: 2, minSD: 0.01 * scale),
-         CusumRule(drift: 0.5, threshold: 5, baseline: 5, minSD: 0.01 * scale),
-         BocpdRule(baseline: 5, hazardLambda: 100, window: 10, alarmProbability: 0.8, confirm: 3, minSD: 0.01 * scale)]
+         BaselineZRule(baseline: 10, z: 3, consecutive: 2, minSD: 0.01 * scale),
+         CusumRule(drift: 0.5, threshold: 5, baseline: 10, minSD: 0.01 * scale),
+         BocpdRule(baseline: 10, hazardLambda: 100, window: 10, alarmProbability: 0.8, confirm: 3, minSD: 0.01 * scale)]
     }
 }
 

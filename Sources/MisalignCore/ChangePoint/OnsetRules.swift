@@ -38,16 +38,19 @@ public struct ThresholdRule: OnsetRule {
 }
 
 /// First index (after the baseline) of `consecutive` points above `mean + z * sd` of the first
-/// `baseline` checkpoints. The baseline sd is floored at `minSD`: judge scores of a healthy model
-/// are often exactly 0, and a zero sd would make any positive score an onset.
+/// `baseline` checkpoints. The sd is floored at `minSD` (judge scores of a healthy model are
+/// often exactly 0, and a zero sd would make any positive score an onset) and, with
+/// `robustSD`, at the whole series' robust noise sd (`Penalty.robustSigma`): five baseline
+/// points give a very noisy sd, and an underestimate turns noise into onsets.
 public struct BaselineZRule: OnsetRule {
     public var baseline: Int
     public var z: Double
     public var consecutive: Int
     public var minSD: Double
+    public var robustSD: Bool
     public var name: String { "zscore" }
-    public init(baseline: Int = 5, z: Double = 3, consecutive: Int = 2, minSD: Double = 0) {
-        self.baseline = baseline; self.z = z; self.consecutive = consecutive; self.minSD = minSD
+    public init(baseline: Int = 5, z: Double = 3, consecutive: Int = 2, minSD: Double = 0, robustSD: Bool = true) {
+        self.baseline = baseline; self.z = z; self.consecutive = consecutive; self.minSD = minSD; self.robustSD = robustSD
     }
 
     public func onset(_ x: [Double], direction: Direction, series: String) throws(ChangePointError) -> Int? {
@@ -60,7 +63,7 @@ public struct BaselineZRule: OnsetRule {
         }
         let o = direction.orient(x)
         let (mu, sd) = meanSD(o[0..<baseline])
-        let s = max(sd, minSD)
+        let s = max(sd, minSD, robustSD ? Penalty.robustSigma(x) : 0)
         if s == 0 { throw .constantSeries(series: series + " (baseline)", value: x[0]) }
         let limit = mu + z * s
         guard let r = firstRun(x.count - baseline, length: consecutive, { o[baseline + $0] > limit }) else { return nil }

@@ -4,6 +4,7 @@ fixture does not cover (jump > 1, min_size 5, longer series, n_bkps 3, penalised
 BottomUp). Tests read only the committed output; CI does not need ruptures.
 
     python3 Tests/Fixtures/changepoint/make_cases.py > Tests/Fixtures/changepoint/ruptures_more_cases.jsonl
+    python3 Tests/Fixtures/changepoint/make_cases.py --sign-tests > Tests/Fixtures/changepoint/sign_tests.json
 """
 import json
 import warnings
@@ -54,5 +55,20 @@ def main():
         print(json.dumps(dict(name=name, signal=x.tolist(), cases=cases)))
 
 
+
+
+def sign_tests():
+    """Exact two-sided sign-test p-values from scipy, for Summaries.signTest."""
+    from scipy.stats import binomtest
+    rows = []
+    for pos, neg in ((5, 0), (4, 1), (3, 3), (9, 1), (0, 7), (12, 8), (30, 10), (1, 0)):
+        rows.append(dict(positive=pos, negative=neg, p=binomtest(pos, pos + neg, 0.5).pvalue))
+    return rows
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    if "--sign-tests" in sys.argv:
+        print(json.dumps(sign_tests()))
+    else:
+        main()
