@@ -110,3 +110,20 @@ import Foundation
         #expect(fromCurves.signals.map(\.methods) == fromRecords.signals.map(\.methods))
     }
 }
+
+@Suite struct ChangePointJSONTests {
+    @Test func reportJSONCarriesOnsetsIntervalsAndLag() throws {
+        let recs = ChangePointBootstrapTests.smallStudy(lag: 20).generate(seed: 4, dataset: "medical", runSeed: 2)
+        let reports = try OnsetAnalysis.analyze(records: recs, config: OnsetConfig(resamples: 100))
+        let v = try JSONValue.parse(OnsetJSON.reports(reports, datasets: compareDatasets(reports)).serialized())
+        let run = v["runs"]!.arrayValue![0]
+        #expect(run["dataset"]?.stringValue == "medical" && run["seed"]?.intValue == 2)
+        #expect(run["lag_steps"]?.doubleValue == reports[0].lagSteps)
+        #expect(run["p_lag_positive"]?.doubleValue == reports[0].probabilityLagPositive)
+        let sig = run["signals"]!.arrayValue!
+        #expect(sig.map { $0["signal"]!.stringValue! } == ["evil", "hallucination", "coherence"])
+        #expect(sig[1]["methods"]!.arrayValue!.count == 6)
+        #expect(sig[1]["interval"]?["low"]?.doubleValue == reports[0].signals[1].interval?.low)
+        #expect(v["datasets"]?.arrayValue?.first?["dataset"]?.stringValue == "medical")
+    }
+}

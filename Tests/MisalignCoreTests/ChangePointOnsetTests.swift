@@ -48,7 +48,7 @@ import Foundation
             "bocpd": (start - 20)...(curve.midpointStep + 10),
         ]
         var hits: [String: Int] = [:]
-        let trials = 20
+        let trials = 10
         for t in 0..<trials {
             let x = try Self.studyCurve(study, signal: "hallucination", seed: 100 + UInt64(t))
             for r in rules {
@@ -57,16 +57,17 @@ import Foundation
             }
         }
         print("sigmoid onset hits per rule (of \(trials)): \(hits)")
-        for r in rules { #expect(hits[r.name, default: 0] >= trials * 9 / 10, "rule \(r.name)") }
+        for r in rules { #expect(hits[r.name, default: 0] >= trials - 1, "rule \(r.name)") }
     }
 
     @Test func nullStudyRarelyGivesAConsensusOnset() throws {
-        // Flat curves (no rise at all): the consensus needs 4 of 6 rules and should almost never form.
+        // Flat curves (no rise at all): the consensus needs 4 of 6 rules and should almost never
+        // form (measured: 0 of 20).
         var study = SyntheticStudy.study()
         study.curves = study.curves.map { var c = $0; c.high = c.low; return c }
         let config = OnsetConfig(resamples: 0)
         var falseOnsets = 0, perRule: [String: Int] = [:]
-        let trials = 20
+        let trials = 10
         for t in 0..<trials {
             let x = try Self.studyCurve(study, signal: "hallucination", seed: 500 + UInt64(t))
             let o = try OnsetAnalysis.onsets(x, steps: study.steps, spec: SignalSpec("hallucination", .up), config: config)
@@ -74,7 +75,7 @@ import Foundation
             for m in o.methods where m.index != nil { perRule[m.method, default: 0] += 1 }
         }
         print("null study: consensus false onsets \(falseOnsets)/\(trials), per rule \(perRule)")
-        #expect(falseOnsets <= 1)
+        #expect(falseOnsets == 0)
     }
 
     @Test func zscoreAndMovingAverageOnPlantedStep() throws {
