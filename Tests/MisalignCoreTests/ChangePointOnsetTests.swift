@@ -169,3 +169,42 @@ import Foundation
         #expect(abs(b.mapRun!.mean - 8) < 1)
     }
 }
+
+/// The training-time monitor: detectors driven one checkpoint at a time through the protocol.
+@Suite struct ChangePointOnlineMonitorTests {
+    @Test func monitorsRaiseAlarmsOnTheEvilCurveAfterItStartsRising() throws {
+        let study = SyntheticStudy.study(hallucinationMidpoint: 180, lag: 40)
+        let evil = try ChangePointOnsetTests.studyCurve(study, signal: "evil", seed: 77)
+        let steps = study.steps
+        let baseline = Array(evil[0..<10])
+        let noise = max(Penalty.robustSigma(evil), 1)
+        var monitors: [any OnlineDetector] = [
+            Cusum(drift: 0.5, threshold: 5, sides: .upper, knownMeanSD: (baseline.reduce(0, +) / 10, noise)),
+            Bocpd(prior: .fromBaseline(baseline, minVar: noise * noise), direction: .up),
+        ]
+        // The planted rise of evil starts (5% of it) at step 220 + 8 ln(1/19) = 196.4.
+        let start = study.curves[0].step(atFraction: 0.05)
+        for i in monitors.indices {
+            var first: Alarm? = nil
+            for (v, s) in zip(evil, steps) where first == nil { first = monitors[i].update(v, step: s) }
+            let a = try #require(first)
+            #expect(Double(a.step) >= start - 20 && Double(a.step) <= study.curves[0].midpointStep, "\(type(of: monitors[i])) alarmed at \(a.step)")
+            #expect(a.changeStep <= a.step)
+            monitors[i].reset()
+            // After a reset the detector has forgotten the rise: the flat start raises nothing.
+            for (v, s) in zip(evil.prefix(60), steps) { #expect(monitors[i].update(v, step: s) == nil) }
+        }
+    }
+
+    @Test func scoreTablesRejectDuplicatesAndHoles() {
+        let a = ScoreRecord(signal: "evil", step: 0, questionID: "q1", sample: 0, score: 1)
+        #expect(throws: ChangePointError.self) { try CheckpointTable(signal: "evil", records: [a, a], questions: ["q1"]) }
+        // A checkpoint whose answers are all for an unknown question leaves a hole.
+        let b = ScoreRecord(signal: "evil", step: 2, questionID: "q9", sample: 0, score: 1)
+        #expect(throws: ChangePointError.self) { try CheckpointTable(signal: "evil", records: [a, b], questions: ["q1"]) }
+        // A signal missing from the records is named.
+        #expect(throws: ChangePointError.invalidInput(field: "signal", reason: "no records for 'hallucination'")) {
+            try OnsetAnalysis.analyze(records: [a], config: OnsetConfig(resamples: 0))
+        }
+    }
+}
