@@ -107,7 +107,9 @@ import Foundation
         try w.write(to: url)
         let before = try Data(contentsOf: url)
         struct SimulatedCrash: Error {}
-        AtomicFile.beforeRenameHook = { _ in throw SimulatedCrash() }
+        // The hook is process-wide and other tests write files in parallel: crash only here.
+        let mine = dir.path
+        AtomicFile.beforeRenameHook = { tmp in if tmp.hasPrefix(mine) { throw SimulatedCrash() } }
         var w2 = SafeTensorsWriter()
         w2.add("x", floats: [9, 9, 9, 9], shape: [4])
         #expect(throws: SimulatedCrash.self) { try w2.write(to: url) }
@@ -115,7 +117,7 @@ import Foundation
         #expect(try Data(contentsOf: url) == before)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["adapter.safetensors"], "no temp file left")
         let fresh = dir.appendingPathComponent("new.safetensors")
-        AtomicFile.beforeRenameHook = { _ in throw SimulatedCrash() }
+        AtomicFile.beforeRenameHook = { tmp in if tmp.hasPrefix(mine) { throw SimulatedCrash() } }
         #expect(throws: SimulatedCrash.self) { try w2.write(to: fresh) }
         #expect(!FileManager.default.fileExists(atPath: fresh.path))
     }

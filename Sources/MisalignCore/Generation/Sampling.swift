@@ -1,31 +1,5 @@
 import Foundation
 
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and fully determined by its seed, so a
-/// (seed, prompt, sample index) triple always yields the same text on every machine.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 53 random bits.
-    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
-
-    /// The generator of one sample: mixes the run seed, the prompt's tokens and the sample index.
-    public static func forSample(seed: UInt64, prompt: [Int32], sample: Int) -> SplitMix64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325 // FNV-1a over the prompt tokens
-        for t in prompt { h = (h ^ UInt64(UInt32(bitPattern: t))) &* 0x100_0000_01B3 }
-        var mix = SplitMix64(seed: seed ^ h)
-        mix.state ^= UInt64(sample) &* 0xD1B5_4A32_D192_ED03
-        _ = mix.next()
-        return mix
-    }
-}
-
 /// The tokens still in the running after each processor, with their logits.
 public struct Candidates: Sendable {
     public var ids: [Int32]
@@ -223,7 +197,7 @@ public struct Sampler: Sendable {
             return c.ids[0]
         }
         let probs = c.probabilities()
-        let u = rng.nextUnit()
+        let u = rng.uniform()
         var cumulative = 0.0
         for i in 0..<probs.count {
             cumulative += probs[i]

@@ -1,0 +1,269 @@
+import ArgumentParser
+import Foundation
+import MisalignCore
+
+/// `misalign detect`: onset analysis of judge scores, or one change-point method on one series.
+struct DetectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detect",
+        abstract: "Find when each judge signal starts going wrong, and the hallucination -> evil lag.",
+        discussion: """
+        Two modes.
+
+        --scores FILE: JSON Lines, one judged answer per line, e.g. {"signal":"evil","step":40,"question_id":"q3","sample":0,"score":12}, optionally with "dataset" and "seed" (one analysis per dataset and seed). Evil and hallucination go wrong upward, coherence downward. Every onset rule runs on the mean curve; the consensus is their median (a majority of rules must find an onset); intervals come from a cluster bootstrap over questions (--resamples, --seed, --confidence). The lag is onset(evil) - onset(hallucination) in optimizer steps.
+
+        --series FILE: one series (a JSON array, or one number per line) and one --method. With --json, breakpoints follow ruptures' convention: the end of every segment, the last equal to the series length; an onset rule gives [onset, n], or [n] when there is none.
+
+        Examples:
+          misalign detect --scores judged.jsonl
+          misalign detect --scores judged.jsonl --method threshold,cusum --json
+          misalign detect --series curve.json --method pelt --pen bic --json
+          misalign detect --series curve.txt --method dynp --cost normal --n-bkps 2
+          misalign detect --series curve.txt --method pelt --sweep
+          misalign detect --series curve.txt --method threshold --threshold 50
+          misalign detect --series coherence.txt --method cusum --direction down
+        """)
+
+    @Option(help: "Judge scores as JSON Lines (per-answer records).")
+    var scores: String?
+
+    @Option(help: "One series: a JSON array or one number per line.")
+    var series: String?
+
+    @Option(help: "With --series: pelt|binseg|bottomup|dynp|cusum|bocpd|threshold|zscore|ma-rise. With --scores: a comma-separated subset of threshold,ma-rise,meanshift,zscore,cusum,bocpd (default: all).")
+    var method: String?
+
+    @Flag(help: "Machine-readable JSON output.")
+    var json = false
+
+    // Offline search parameters.
+    @Option(help: "Segment cost: l2 (mean), l1 (median), normal (mean and variance).")
+    var cost: String = "l2"
+    @Option(help: "Penalty per change point, or 'bic' (default for pelt; binseg/bottomup use it when --n-bkps is absent).")
+    var pen: String?
+    @Option(name: .customLong("n-bkps"), help: "Fixed number of change points (binseg, bottomup, dynp).")
+    var nBkps: Int?
+    @Option(name: .customLong("min-size"), help: "Minimum segment length.")
+    var minSize: Int = 2
+    @Option(help: "Breakpoints only at multiples of this (segment offsets for binseg, as in ruptures).")
+    var jump: Int = 1
+    @Flag(help: "With pelt: run a log-spaced penalty sweep (BIC/100 to BIC*100) and print how the segmentation changes.")
+    var sweep = false
+
+    // Onset rule parameters.
+    @Option(help: "Direction in which the series goes wrong: up or down.")
+    var direction: String = "up"
+    @Option(help: "threshold: level to cross.")
+    var threshold: Double = 50
+    @Option(help: "threshold, zscore: consecutive checkpoints required.")
+    var consecutive: Int = 2
+    @Option(help: "zscore, cusum, bocpd: baseline checkpoints at the start.")
+    var baseline: Int = 10
+    @Option(help: "zscore: standard deviations above the baseline mean.")
+    var z: Double = 3
+    @Option(name: .customLong("min-sd"), help: "zscore, cusum, bocpd: floor on the baseline sd.")
+    var minSD: Double = 0
+    @Option(help: "ma-rise: moving-average width.")
+    var width: Int = 3
+    @Option(help: "ma-rise: consecutive rises required.")
+    var patience: Int = 2
+    @Option(name: .customLong("min-rise"), help: "ma-rise: total rise required over the patience window.")
+    var minRise: Double = 0
+    @Option(help: "cusum: drift k in sd units.")
+    var drift: Double = 0.5
+    @Option(help: "cusum: alarm threshold h in sd units.")
+    var h: Double = 5
+    @Option(help: "bocpd: expected run length lambda (hazard 1/lambda).")
+    var hazard: Double = 100
+    @Option(help: "bocpd: a run at most this long counts as a change.")
+    var window: Int = 10
+    @Option(name: .customLong("alarm-prob"), help: "bocpd: posterior probability of a short run needed for an alarm.")
+    var alarmProb: Double = 0.8
+    @Option(help: "bocpd: consecutive updates the alarm condition must hold.")
+    var confirm: Int = 3
+
+    // Scores mode.
+    @Option(help: "Bootstrap resamples over questions (0: point estimates only).")
+    var resamples: Int = 2000
+    @Option(help: "Bootstrap seed (SplitMix64).")
+    var seed: UInt64 = 0x5EED
+    @Option(help: "Confidence level of the percentile intervals.")
+    var confidence: Double = 0.95
+    @Option(help: "Top of the judge score scale (thresholds and floors scale with it).")
+    var scale: Double = 100
+
+    func validate() throws {
+        if (scores == nil) == (series == nil) { throw ValidationError("give exactly one of --scores FILE or --series FILE") }
+        if series != nil && method == nil { throw ValidationError("--series needs --method") }
+        if CostModel(rawValue: cost) == nil { throw ValidationError("--cost must be l2, l1 or normal") }
+        if Direction(rawValue: direction) == nil { throw ValidationError("--direction must be up or down") }
+    }
+
+    func run() throws {
+        if let path = scores { try runScores(path) } else { try runSeries(series!) }
+    }
+
+    // MARK: - series mode
+
+    func readSeries(_ path: String) throws -> [Double] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.hasPrefix("[") {
+            guard let arr = try JSONValue.parse(trimmed).arrayValue else { throw ValidationError("\(path): not a JSON array") }
+            return try arr.enumerated().map { i, v in
+                guard let d = v.doubleValue else { throw ChangePointError.invalidInput(field: "\(path)[\(i)]", reason: "is a \(v.typeName), not a number") }
+                return d
+            }
+        }
+        var out: [Double] = []
+        for (i, line) in trimmed.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty { continue }
+            guard let d = Double(t) else { throw ChangePointError.invalidInput(field: "\(path) line \(i + 1)", reason: "'\(t)' is not a number") }
+            out.append(d)
+        }
+        return out
+    }
+
+    func penaltyValue(_ x: [Double], _ model: CostModel) throws -> Double {
+        guard let p = pen, p != "bic" else { return Penalty.bic(x, model: model) }
+        guard let v = Double(p) else { throw ValidationError("--pen must be a number or 'bic'") }
+        return v
+    }
+
+    func runSeries(_ path: String) throws {
+        let x = try readSeries(path)
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        try SeriesCheck.finite(x, series: name)   // before a BIC penalty is computed from it
+        let model = CostModel(rawValue: cost)!
+        let dir = Direction(rawValue: direction)!
+        let m = method!
+        var out = JSONObject()
+        out["method"] = .string(m)
+        out["n"] = .int(Int64(x.count))
+        switch m {
+        case "pelt", "binseg", "bottomup", "dynp":
+            if sweep {
+                guard m == "pelt" else { throw ValidationError("--sweep works with --method pelt") }
+                try printSweep(x, name: name, model: model)
+                return
+            }
+            let seg: Segmentation
+            switch m {
+            case "pelt":
+                seg = try Pelt(model: model, penalty: penaltyValue(x, model), minSize: minSize, jump: jump).detect(x, name: name)
+            case "dynp":
+                guard let k = nBkps else { throw ValidationError("dynp needs --n-bkps") }
+                seg = try Dynp(model: model, nBkps: k, minSize: minSize, jump: jump).detect(x, name: name)
+            default:
+                let rule: StoppingRule = try nBkps.map { .count($0) } ?? .penalty(penaltyValue(x, model))
+                seg = m == "binseg"
+                    ? try BinarySegmentation(model: model, rule: rule, minSize: minSize, jump: jump).detect(x, name: name)
+                    : try BottomUp(model: model, rule: rule, minSize: minSize, jump: jump).detect(x, name: name)
+            }
+            out["cost"] = .string(model.rawValue)
+            if let p = seg.penalty { out["pen"] = .double(p) }
+            out["breakpoints"] = .array(seg.breakpoints.map { .int(Int64($0)) })
+            out["total_cost"] = .double(seg.totalCost)
+            if let r = seg.noChangeReason { out["no_change_reason"] = .string(r.rawValue) }
+            out["segments"] = .array(seg.segments.map {
+                .object(JSONObject([("start", .int(Int64($0.start))), ("end", .int(Int64($0.end))),
+                                    ("mean", .double($0.mean)), ("cost", .double($0.cost))]))
+            })
+            if json { print(JSONValue.object(out).serialized()); return }
+            print("\(m) (\(model.rawValue)\(seg.penalty.map { String(format: ", pen %.4g", $0) } ?? "")) on \(name), n = \(x.count)")
+            if let r = seg.noChangeReason { print("no change point: \(r.rawValue)") }
+            print("breakpoints: \(seg.breakpoints)")
+            print(pad("segment", 14) + pad("mean", 12) + "cost")
+            for s in seg.segments { print(pad("\(s.start)..<\(s.end)", 14) + pad(String(format: "%.4g", s.mean), 12) + String(format: "%.4g", s.cost)) }
+        case "cusum", "bocpd", "threshold", "zscore", "ma-rise":
+            let rule: any OnsetRule
+            switch m {
+            case "threshold": rule = ThresholdRule(threshold: threshold, consecutive: consecutive)
+            case "zscore": rule = BaselineZRule(baseline: baseline, z: z, consecutive: consecutive, minSD: minSD)
+            case "ma-rise": rule = MovingAverageRiseRule(width: width, patience: patience, minRise: minRise)
+            case "cusum": rule = CusumRule(drift: drift, threshold: h, baseline: baseline, minSD: minSD)
+            default: rule = BocpdRule(baseline: baseline, hazardLambda: hazard, window: window, alarmProbability: alarmProb, confirm: confirm, minSD: max(minSD, 1e-9))
+            }
+            let i = try rule.onset(x, direction: dir, series: name)
+            out["direction"] = .string(dir.rawValue)
+            out["onset_index"] = i.map { .int(Int64($0)) } ?? .null
+            out["breakpoints"] = .array((i.map { [$0, x.count] } ?? [x.count]).filter { $0 > 0 }.map { .int(Int64($0)) })
+            if json { print(JSONValue.object(out).serialized()); return }
+            print("\(m) (\(dir.rawValue)) on \(name), n = \(x.count): " + (i.map { "onset at index \($0)" } ?? "no onset"))
+        default:
+            throw ValidationError("unknown --method \(m); use pelt, binseg, bottomup, dynp, cusum, bocpd, threshold, zscore or ma-rise")
+        }
+    }
+
+    func printSweep(_ x: [Double], name: String, model: CostModel) throws {
+        let bic = Penalty.bic(x, model: model)
+        let base = bic > 0 ? bic : 1
+        let rows = try Penalty.sweep(x, name: name, model: model, penalties: Penalty.logGrid(from: base / 100, to: base * 100, count: 13),
+                                     minSize: minSize, jump: jump)
+        if json {
+            print(JSONValue.array(rows.map {
+                .object(JSONObject([("pen", .double($0.penalty)), ("breakpoints", .array($0.breakpoints.map { .int(Int64($0)) })),
+                                    ("total_cost", .double($0.totalCost))]))
+            }).serialized())
+            return
+        }
+        print("PELT (\(model.rawValue)) penalty sweep on \(name), n = \(x.count), BIC penalty \(String(format: "%.4g", bic))")
+        print(pad("pen", 12) + pad("changes", 9) + pad("cost", 12) + "breakpoints")
+        for r in rows {
+            print(pad(String(format: "%.4g", r.penalty), 12) + pad("\(r.changePoints)", 9) + pad(String(format: "%.4g", r.totalCost), 12) + "\(r.breakpoints)")
+        }
+    }
+
+    // MARK: - scores mode
+
+    func runScores(_ path: String) throws {
+        let recs = try ScoreRecord.parseJSONL(String(contentsOfFile: path, encoding: .utf8))
+        var rules = OnsetConfig.defaultRules(scale: scale)
+        if let m = method {
+            let wanted = m.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            for w in wanted where !rules.contains(where: { $0.name == w }) {
+                throw ValidationError("unknown onset method '\(w)'; use \(rules.map(\.name).joined(separator: ","))")
+            }
+            rules = rules.filter { wanted.contains($0.name) }
+        }
+        let config = OnsetConfig(rules: rules, resamples: resamples, seed: seed, confidence: confidence)
+        let reports = try OnsetAnalysis.analyze(records: recs, config: config)
+        if json { print(OnsetJSON.reports(reports, datasets: reports.count > 1 ? compareDatasets(reports) : nil).serialized()); return }
+        let pct = Int((confidence * 100).rounded())
+        for r in reports {
+            let label = [r.dataset, r.seed.map { "seed \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            print("== \(label.isEmpty ? "run" : label): onsets in optimizer steps (#checkpoint index), \(r.resamples) bootstrap resamples over questions")
+            var header = pad("signal", 15) + pad("dir", 5)
+            for rule in rules { header += pad(rule.name, 11) }
+            print(header + pad("consensus", 11) + pad("spread", 11) + "\(pct)% CI")
+            for s in r.signals {
+                var line = pad(s.signal, 15) + pad(s.direction.rawValue, 5)
+                for m in s.methods { line += pad(m.step.map { "\($0) (#\(m.index!))" } ?? "-", 11) }
+                line += pad(s.consensusStep.map { fmt($0) } ?? "none", 11)
+                line += pad(s.spread.map { "\($0.min)-\($0.max)" } ?? "-", 11)
+                line += s.interval.map { "[\(fmt($0.low)), \(fmt($0.high))]" + ($0.definedFraction < 1 ? String(format: " (onset in %.0f%%)", $0.definedFraction * 100) : "") } ?? "-"
+                print(line)
+            }
+            var lag = "lag (\(config.lagSignal) - \(config.leadSignal)): " + (r.lagSteps.map { "\(fmt($0)) steps" } ?? "undefined (an onset is missing)")
+            if let iv = r.lagInterval { lag += ", \(pct)% CI [\(fmt(iv.low)), \(fmt(iv.high))]" }
+            if let p = r.probabilityLagPositive { lag += String(format: ", P(lag > 0) = %.3f", p) }
+            print(lag + "\n")
+        }
+        if reports.count > 1 {
+            print("== across runs")
+            print(pad("dataset", 14) + pad("runs", 6) + pad("hallucination", 15) + pad("evil", 8) + pad("median lag", 12) + pad("+/-", 7) + pad("sign p", 9) + "mean P(lag>0)")
+            for row in compareDatasets(reports) {
+                print(pad(row.dataset, 14) + pad("\(row.runs)", 6)
+                      + pad(row.medianOnsets["hallucination"].map(fmt) ?? "-", 15) + pad(row.medianOnsets["evil"].map(fmt) ?? "-", 8)
+                      + pad(row.seeds.medianLag.map(fmt) ?? "-", 12) + pad("\(row.seeds.positive)/\(row.seeds.negative)", 7)
+                      + pad(row.seeds.signTestP.map { String(format: "%.3g", $0) } ?? "-", 9)
+                      + (row.meanProbabilityLagPositive.map { String(format: "%.3f", $0) } ?? "-"))
+                print("  lags by seed: " + row.seeds.lags.map { "\($0.seed.map(String.init) ?? "-"): \($0.lag.map(fmt) ?? "none")" }.joined(separator: ", "))
+            }
+        }
+    }
+}
+
+private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+private func fmt(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }

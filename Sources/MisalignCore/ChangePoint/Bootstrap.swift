@@ -1,0 +1,85 @@
+import Foundation
+
+/// Cluster bootstrap over questions (Davison & Hinkley 1997, sec. 3.8): answers to one
+/// question are correlated across checkpoints, samples and judges, so the unit resampled is
+/// the question, drawn with replacement, and every signal's curve is rebuilt from the same draw
+/// (keeping the cross-signal correlation the lag depends on). Each resample re-runs every rule;
+/// intervals are percentile intervals (`confidence`, e.g. 2.5%-97.5%) over the resamples in
+/// which the quantity is defined.
+public enum Bootstrap {
+    public static func run(tables: [CheckpointTable], config: OnsetConfig) throws(ChangePointError) -> OnsetReport {
+        precondition(tables.count == config.signals.count, "one table per signal")
+        guard config.resamples >= 0 else { throw .invalidParameter(name: "resamples", value: "\(config.resamples)", reason: "must be >= 0") }
+        guard config.confidence > 0 && config.confidence < 1 else {
+            throw .invalidParameter(name: "confidence", value: "\(config.confidence)", reason: "must be in (0, 1)")
+        }
+        let nq = tables[0].questions.count
+        // Point estimate on the observed curves.
+        var signals: [SignalOnset] = []
+        for (t, spec) in zip(tables, config.signals) {
+            signals.append(try OnsetAnalysis.onsets(t.curve(weights: .init(repeating: 1, count: nq)), steps: t.steps, spec: spec, config: config))
+        }
+        var report = OnsetReport(dataset: nil, seed: nil, signals: signals, lagSteps: OnsetAnalysis.lag(signals, config),
+                                 lagInterval: nil, probabilityLagPositive: nil, resamples: config.resamples)
+        let b = config.resamples
+        guard b > 0 else { return report }
+
+        // results[r * ns + s]: consensus onset of signal s in resample r (NaN: none).
+        let ns = tables.count
+        let results = UnsafeMutableBufferPointer<Double>.allocate(capacity: b * ns)
+        defer { results.deallocate() }
+        results.initialize(repeating: .nan)
+        let failure = ErrorBox()
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        let chunk = (b + workers - 1) / workers
+        let out = SendableBuffer(results)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let lo = w * chunk, hi = min(b, lo + chunk)
+            if lo >= hi { return }
+            var weights = [Double](repeating: 0, count: nq)
+            for r in lo..<hi {
+                var rng = SplitMix64(seed: config.seed, stream: UInt64(r))
+                for i in 0..<nq { weights[i] = 0 }
+                for _ in 0..<nq { weights[rng.below(nq)] += 1 }
+                for (s, t) in tables.enumerated() {
+                    do throws(ChangePointError) {
+                        out.base[r * ns + s] = try OnsetAnalysis.consensus(t.curve(weights: weights), steps: t.steps, spec: config.signals[s], config: config)
+                    } catch { failure.set(error); return }
+                }
+            }
+        }
+        if let e = failure.error { throw e }
+
+        let alpha = (1 - config.confidence) / 2 * 100
+        func interval(_ v: [Double]) -> BootstrapInterval? {
+            let ok = v.filter { !$0.isNaN }.sorted()
+            guard !ok.isEmpty else { return nil }
+            return BootstrapInterval(low: percentile(ok, alpha), high: percentile(ok, 100 - alpha), definedFraction: Double(ok.count) / Double(v.count))
+        }
+        for s in 0..<ns {
+            report.signals[s].interval = interval((0..<b).map { results[$0 * ns + s] })
+        }
+        if let li = config.signals.firstIndex(where: { $0.name == config.lagSignal }),
+           let hi = config.signals.firstIndex(where: { $0.name == config.leadSignal }) {
+            let lags = (0..<b).map { results[$0 * ns + li] - results[$0 * ns + hi] }
+            report.lagInterval = interval(lags)
+            let ok = lags.filter { !$0.isNaN }
+            if !ok.isEmpty { report.probabilityLagPositive = Double(ok.filter { $0 > 0 }.count) / Double(ok.count) }
+        }
+        return report
+    }
+}
+
+/// Lets the workers write disjoint slots of one buffer.
+struct SendableBuffer: @unchecked Sendable {
+    let base: UnsafeMutableBufferPointer<Double>
+    init(_ b: UnsafeMutableBufferPointer<Double>) { base = b }
+}
+
+/// The first error any worker hit.
+final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: ChangePointError?
+    func set(_ e: ChangePointError) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
+    var error: ChangePointError? { lock.lock(); defer { lock.unlock() }; return stored }
+}
