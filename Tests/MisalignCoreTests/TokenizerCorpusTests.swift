@@ -31,4 +31,38 @@ import Testing
         #expect(count == 371)
         #expect(mismatches.isEmpty, "\(mismatches.count) mismatches:\n\(mismatches.prefix(20).joined(separator: "\n"))")
     }
+
+    /// Scripts, NFD input, CRLF, digits, contractions, special tokens in text, whitespace runs,
+    /// random and unassigned code points, long inputs (make_cases.py).
+    @Test func extendedCorpusMatchesHF() throws {
+        let (count, mismatches) = try check("cases_extra.jsonl")
+        #expect(count >= 250)
+        #expect(mismatches.isEmpty, "\(mismatches.count) mismatches:\n\(mismatches.prefix(20).joined(separator: "\n"))")
+    }
+
+    /// Raw-bytes entry point agrees with the String one on valid input.
+    @Test func utf8DataEncodeMatchesStringEncode() throws {
+        let tok = QwenFixture.tokenizer
+        for c in try QwenFixture.lines("cases.jsonl").prefix(100) {
+            let text = c["text"]!.stringValue!
+            #expect(try tok.encode(utf8: Data(text.utf8)) == QwenFixture.ids(c["ids"]))
+        }
+    }
+
+    /// The heap merge (long words) and the quadratic merge (short words) must agree exactly,
+    /// including on ties between equal pairs.
+    @Test func heapAndLinearMergeAgree() throws {
+        let tok = QwenFixture.tokenizer
+        let words = ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                     String(repeating: "ab", count: 70), String(repeating: "人工智能", count: 20),
+                     String(repeating: "=", count: 100), " internationalization", "Ġhello"]
+        for w in words {
+            var a = w.utf8.map { tok.byteIDs[Int($0)] }
+            var b = a
+            let na = bpeMergeLinear(&a, tok.merges)
+            let nb = bpeMergeHeap(&b, tok.merges)
+            #expect(na == nb)
+            #expect(a == b, "\(w)")
+        }
+    }
 }
