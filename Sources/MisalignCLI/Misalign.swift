@@ -3,5 +3,6 @@ import MisalignCore
 
 @main
 struct Misalign: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "misalign", abstract: "x")
+    static let configuration = CommandConfiguration(commandName: "misalign", abstract: "x",
+        subcommands: [TokenizeCommand.self])
 }

@@ -21,6 +21,8 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
     case idOutOfRange(id: Int, vocabularySize: Int)
     /// A chat conversation cannot be rendered by the template (for example an unknown role).
     case chatTemplate(reason: String)
+    /// A line of JSONL input to `misalign tokenize` is malformed (`line` counts from 1).
+    case badInputLine(line: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -42,6 +44,8 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
             return "token id \(id) is out of range: this tokenizer has ids 0..<\(size). The ids were probably produced by a different tokenizer."
         case .chatTemplate(let reason):
             return "cannot render chat template: \(reason)"
+        case .badInputLine(let line, let reason):
+            return "input line \(line): \(reason)"
         }
     }
 }
