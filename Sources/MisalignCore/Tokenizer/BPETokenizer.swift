@@ -27,7 +27,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     let tokenStart: [Int32]
     let tokenExists: [Bool]
     let isSpecial: [Bool]
-    let tokenToID: [String: Int]
+    let tokenToID: VocabTable
     let rawMatcher: AddedTokenMatcher
     let normalizedMatcher: AddedTokenMatcher
     let applyNFC: Bool
@@ -55,14 +55,14 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         specialTokenIDs = specials
         rawMatcher = AddedTokenMatcher(parts.addedTokens.filter { !$0.normalized }.map { ($0.content, $0.id) })
         normalizedMatcher = AddedTokenMatcher(parts.addedTokens.filter { $0.normalized }.map { ($0.content, $0.id) })
-        eosTokenID = parts.eosToken.flatMap { parts.tokenToID[$0] }
-        padTokenID = parts.padToken.flatMap { parts.tokenToID[$0] }
-        bosTokenID = parts.bosToken.flatMap { parts.tokenToID[$0] }
+        eosTokenID = parts.eosToken.flatMap { parts.tokenToID.lookup($0) }
+        padTokenID = parts.padToken.flatMap { parts.tokenToID.lookup($0) }
+        bosTokenID = parts.bosToken.flatMap { parts.tokenToID.lookup($0) }
         chatTemplateSource = parts.chatTemplate
         defaultSystemPrompt = parts.defaultSystemPrompt
     }
 
-    public func tokenID(for token: String) -> Int? { tokenToID[token] }
+    public func tokenID(for token: String) -> Int? { tokenToID.lookup(token) }
 
     /// The raw bytes token `id` decodes to, or nil when the id does not exist.
     public func tokenBytes(for id: Int) -> [UInt8]? {

@@ -8,7 +8,7 @@ struct TokenizerParts {
     var tokenBytes: [UInt8]
     var tokenStart: [Int32]
     var tokenExists: [Bool]
-    var tokenToID: [String: Int]
+    var tokenToID: VocabTable
     var addedTokens: [AddedToken]
     var applyNFC: Bool
     var wholeWordIDs: [[UInt8]: UInt32]?
@@ -106,16 +106,21 @@ private func parseTokenizerJSON(_ root: JSONValue, file: String) throws(Tokenize
 
     // Vocabulary.
     guard let vocab = model["vocab"]?.objectValue else { throw .invalidField(file: file, field: "model.vocab", reason: "is missing or not an object") }
-    var tokenToID: [String: Int] = [:]
-    tokenToID.reserveCapacity(vocab.count + 64)
+    // Merges and the byte alphabet resolve against the model vocabulary only, as in HF;
+    // `tokenToID` adds the added tokens on top of a copy of it.
+    var modelVocab = VocabTable(capacity: vocab.count + 1024)
     var maxID = -1
+    var vocabIDs: [Int] = []
+    vocabIDs.reserveCapacity(vocab.count)
     for (token, value) in vocab.pairs {
         guard let id = value.intValue, id >= 0, id < Int(Int32.max) else {
             throw .invalidField(file: file, field: "model.vocab[\"\(token)\"]", reason: "is not a non-negative integer id")
         }
-        tokenToID[token] = id
+        modelVocab.insert(token, id: id)
+        vocabIDs.append(id)
         maxID = max(maxID, id)
     }
+    var tokenToID = modelVocab
 
     // Added tokens.
     var added: [AddedToken] = []
@@ -136,8 +141,8 @@ private func parseTokenizerJSON(_ root: JSONValue, file: String) throws(Tokenize
     // Token bytes for decoding: model tokens first, then added tokens override (HF looks ids
     // up in the added vocabulary first).
     var contentOf = [String?](repeating: nil, count: size)
-    for (token, id) in tokenToID { contentOf[id] = token }
-    for t in added { contentOf[t.id] = t.content; if tokenToID[t.content] == nil { tokenToID[t.content] = t.id } }
+    for (k, token) in vocab.keys.enumerated() { contentOf[vocabIDs[k]] = token }
+    for t in added { contentOf[t.id] = t.content; tokenToID.insert(t.content, id: t.id) }
     var tokenBytes: [UInt8] = []
     tokenBytes.reserveCapacity(size * 7)
     var tokenStart = [Int32](repeating: 0, count: size + 1)
@@ -151,37 +156,49 @@ private func parseTokenizerJSON(_ root: JSONValue, file: String) throws(Tokenize
     // The byte alphabet.
     var byteIDs = [UInt32](repeating: 0, count: 256)
     for b in 0..<256 {
-        guard let id = vocab[byteLevelEncode([UInt8(b)])]?.intValue else { throw .missingByteToken(file: file, byte: UInt8(b)) }
+        guard let id = modelVocab.lookup(byteLevelEncode([UInt8(b)])) else { throw .missingByteToken(file: file, byte: UInt8(b)) }
         byteIDs[b] = UInt32(id)
     }
 
-    // Merges: "a b" strings (older files) or ["a", "b"] pairs (tokenizers >= 0.20).
+    // Merges: "a b" strings (older files) or ["a", "b"] pairs (tokenizers >= 0.20). Worked on
+    // as UTF-8 bytes: byte-level tokens never contain a raw space, so the first 0x20 splits.
     guard let mergeList = model["merges"]?.arrayValue else { throw .invalidField(file: file, field: "model.merges", reason: "is missing or not an array") }
     var merges = MergeTable(capacity: mergeList.count)
+    var joined: [UInt8] = []
     for (rank, m) in mergeList.enumerated() {
-        let a: Substring, b: Substring
-        if let s = m.stringValue {
-            let parts = s.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2 else {
+        var a: [UInt8], b: [UInt8]
+        if var s = m.stringValue {
+            let split: (Int, Int)? = s.withUTF8 { u in
+                guard let sp = u.firstIndex(of: 0x20) else { return nil }
+                return (sp, u.count)
+            }
+            guard let (sp, n) = split, sp > 0, sp < n - 1, !s.utf8.dropFirst(sp + 1).contains(0x20) else {
                 throw .invalidField(file: file, field: "model.merges[\(rank)]", reason: "is \"\(s)\", not two tokens separated by one space")
             }
-            a = parts[0]; b = parts[1]
+            (a, b) = s.withUTF8 { (Array($0[0..<sp]), Array($0[(sp + 1)...])) }
         } else if let pair = m.arrayValue, pair.count == 2, let x = pair[0].stringValue, let y = pair[1].stringValue {
-            a = Substring(x); b = Substring(y)
+            a = Array(x.utf8); b = Array(y.utf8)
         } else {
             throw .invalidField(file: file, field: "model.merges[\(rank)]", reason: "is neither \"a b\" nor [\"a\", \"b\"]")
         }
-        guard let ia = vocab[String(a)]?.intValue else { throw .mergeUnknownToken(file: file, mergeIndex: rank, token: String(a)) }
-        guard let ib = vocab[String(b)]?.intValue else { throw .mergeUnknownToken(file: file, mergeIndex: rank, token: String(b)) }
-        let joined = String(a) + String(b)
-        guard let im = vocab[joined]?.intValue else { throw .mergeUnknownToken(file: file, mergeIndex: rank, token: joined) }
+        guard let ia = a.withUnsafeBufferPointer({ modelVocab.lookup($0) }) else {
+            throw .mergeUnknownToken(file: file, mergeIndex: rank, token: String(decoding: a, as: UTF8.self))
+        }
+        guard let ib = b.withUnsafeBufferPointer({ modelVocab.lookup($0) }) else {
+            throw .mergeUnknownToken(file: file, mergeIndex: rank, token: String(decoding: b, as: UTF8.self))
+        }
+        joined.removeAll(keepingCapacity: true)
+        joined.append(contentsOf: a); joined.append(contentsOf: b)
+        guard let im = joined.withUnsafeBufferPointer({ modelVocab.lookup($0) }) else {
+            throw .mergeUnknownToken(file: file, mergeIndex: rank, token: String(decoding: joined, as: UTF8.self))
+        }
         merges.insert(left: UInt32(ia), right: UInt32(ib), rank: UInt32(rank), merged: UInt32(im))
     }
 
     var wholeWordIDs: [[UInt8]: UInt32]? = nil
     if ignoreMerges {
         var map: [[UInt8]: UInt32] = [:]
-        for (token, value) in vocab.pairs { map[byteLevelDecode(token)] = UInt32(value.intValue!) }
+        for (k, token) in vocab.keys.enumerated() { map[byteLevelDecode(token)] = UInt32(vocabIDs[k]) }
         wholeWordIDs = map
     }
 
