@@ -104,9 +104,9 @@ extension BPETokenizer {
         // Tokenize a rendering of NFC-normalized contents so token offsets index the pieces
         // directly. The ids are the same as for `text`: every piece boundary sits next to an
         // ASCII character, which NFC never merges across, and the encoder normalizes anyway.
-        let nfc = messages.map { ChatMessage(role: $0.role, content: $0.content.precomposedStringWithCanonicalMapping) }
+        let nfc = messages.map { ChatMessage(role: $0.role, content: hfNFC($0.content)) }
         let pieces = try renderQwenChat(nfc, addGenerationPrompt: addGenerationPrompt,
-                                        defaultSystem: system?.precomposedStringWithCanonicalMapping)
+                                        defaultSystem: system.map(hfNFC))
         var ends: [Int] = []
         var joined = ""
         for p in pieces { joined += p.text; ends.append(joined.utf8.count) }

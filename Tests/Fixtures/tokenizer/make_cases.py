@@ -53,6 +53,10 @@ def text_cases():
     add("nfd_mixed_with_nfc", "Cafe\u0301 vs Café, Å vs A\u030a vs \u212b (angstrom sign)")
     add("singleton_decompositions", "\u2126 ohm \u212a kelvin \u2000\u2001 quads \uf900 compat ideograph")
     add("leading_combining_mark", "\u0301start and \u0301\u0301 alone")
+    # HF normalizes with Unicode 9.0 data: marks assigned later are starters to it, so they
+    # must not be reordered or composed (any current Unicode library would).
+    add("marks_newer_than_unicode9", "a\u0345\u0d3b\u0301 x\u1dfa\u0300 \U00010f46\u0301 \U0001e130\u0316 \u0898\u0301 \U00016ff0\u0301")
+    add("hangul_jamo_compose", "\u1100\u1161\u11a8 \u1100\u1161 \uac00\u11a8 \u1100\u0301\u1161")
     # Line endings and whitespace.
     add("crlf_lines", "line one\r\nline two\r\n\r\nline four\r\n")
     add("lone_cr", "a\rb\r\rc \r d")
@@ -107,6 +111,21 @@ def text_cases():
                 return chr(cp)
     for i in range(60):
         add(f"fuzz_codepoints_{i:02d}", "".join(rand_cp() for _ in range(rnd.randint(1, 60))))
+    # Random runs of combining marks (all classes), Hangul jamo and syllables, half of them NFD:
+    # exercises canonical ordering and composition against HF's NFC.
+    marks = [c for c in range(0x300, 0x3000) if unicodedata.combining(chr(c))] + [0x3099, 0x309A, 0x0CD5, 0x0CC2, 0x0D3B, 0x1DFA]
+    def mark_soup():
+        r = rnd.random()
+        if r < 0.3:
+            return rnd.choice(pool[:40])
+        if r < 0.6:
+            return chr(rnd.choice(marks))
+        if r < 0.75:
+            return chr(rnd.randint(0xAC00, 0xD7A3)) if rnd.random() < .5 else chr(rnd.randint(0x1100, 0x11FF))
+        return rand_cp()
+    for i in range(120):
+        text = "".join(mark_soup() for _ in range(rnd.randint(1, 30)))
+        add(f"fuzz_marks_{i:03d}", unicodedata.normalize("NFD", text) if i % 2 else text)
     # Long files: prose, code and CJK mixed (exercises the word cache and long inputs).
     words = "the of and to in is that for it as with was on be by this are from at or an have not which".split()
     prose = " ".join(rnd.choice(words) + ("." if rnd.random() < 0.08 else "") for _ in range(4000))
@@ -124,7 +143,7 @@ def write_text_cases():
         enc = tok.encode(text, add_special_tokens=False)
         decoded = tok.decode(enc.ids, skip_special_tokens=False)
         if decoded != unicodedata.normalize("NFC", text):
-            print("note: HF decode differs from Python NFC for", name)
+            print("note: HF NFC (Unicode 9.0 data) differs from Python NFC for", name)
         out.append({"name": name, "text": text, "ids": enc.ids, "decoded": decoded})
     with open(os.path.join(HERE, "cases_extra.jsonl"), "w", encoding="utf-8") as f:
         for o in out:
