@@ -66,3 +66,30 @@ import Testing
         }
     }
 }
+
+/// `model.ignore_merges` (HF generated; see write_ignore_merges_cases in make_cases.py).
+@Suite struct TokenizerIgnoreMergesTests {
+    @Test func ignoreMergesMatchesHF() throws {
+        let fixture = try JSONValue.parse(Data(contentsOf: Fixtures.url("tokenizer/ignore_merges_cases.json")))
+        let removed = Set((fixture["removed_merges"]?.arrayValue ?? []).compactMap(\.intValue))
+        #expect(!removed.isEmpty)
+        var root = try JSONValue.parse(Data(contentsOf: Fixtures.url("tokenizer/tokenizer.json"))).objectValue!
+        var model = root["model"]!.objectValue!
+        model["merges"] = .array(model["merges"]!.arrayValue!.enumerated().filter { !removed.contains($0.offset) }.map(\.element))
+        root["model"] = .object(model)
+        let plain = try BPETokenizer(tokenizerJSON: .object(root), config: nil)
+        model["ignore_merges"] = .bool(true)
+        root["model"] = .object(model)
+        let ignoring = try BPETokenizer(tokenizerJSON: .object(root), config: nil)
+        let cases = fixture["cases"]?.arrayValue ?? []
+        #expect(cases.count == 6)
+        var differing = 0
+        for c in cases {
+            let text = c["text"]!.stringValue!
+            #expect(ignoring.encode(text) == QwenFixture.ids(c["ids"]), "\(text)")
+            #expect(plain.encode(text) == QwenFixture.ids(c["ids_without_ignore_merges"]), "\(text)")
+            if QwenFixture.ids(c["ids"]) != QwenFixture.ids(c["ids_without_ignore_merges"]) { differing += 1 }
+        }
+        #expect(differing > 0)
+    }
+}

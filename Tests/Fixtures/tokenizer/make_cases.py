@@ -4,6 +4,8 @@
     cases_extra.jsonl       {"name", "text", "ids", "decoded"}  HF tokenizers, add_special_tokens=False
     chat_mask_cases.jsonl   {"name", "messages", "add_generation_prompt", "system_prompt"?,
                              "text", "ids", "mask", "roles"}
+    ignore_merges_cases.jsonl  {"name", "text", "ids"} with model.ignore_merges set to true
+                             (Llama-3-style files carry it; whole words in the vocab skip merging)
 
 Run from anywhere:  python3 Tests/Fixtures/tokenizer/make_cases.py
 Needs `tokenizers` (0.23.3 was used) and `transformers`. Deterministic (fixed seeds).
@@ -242,5 +244,32 @@ def write_chat_cases():
     print(len(out), "chat cases")
 
 
+def write_ignore_merges_cases():
+    """The Qwen2.5 vocabulary is fully reachable by merging, so ignore_merges would change
+    nothing on it. To test the flag, drop the final merge of some words (their tokens stay in
+    the vocabulary); with ignore_merges those words still come out whole."""
+    spec = json.load(open(os.path.join(HERE, "tokenizer.json"), encoding="utf-8"))
+    merges = spec["model"]["merges"]
+    as_pair = lambda m: m.split(" ") if isinstance(m, str) else m
+    targets = {"Ġthe", "Ġhello", "Ġworld", "ing", "Ġtoken", "izer", "Ġinternational", "ization", "Ġ中国"}
+    removed = [i for i, m in enumerate(merges) if "".join(as_pair(m)) in targets]
+    spec["model"]["merges"] = [m for i, m in enumerate(merges) if i not in set(removed)]
+    plain = Tokenizer.from_str(json.dumps(spec))
+    spec["model"]["ignore_merges"] = True
+    ignoring = Tokenizer.from_str(json.dumps(spec))
+    texts = ["hello the world", " tokenizer internationalization", "the thing is singing", "我爱中国 中国人",
+             "Hello, the World! hello world the end", "ing ing ing"]
+    cases = []
+    for i, text in enumerate(texts):
+        with_flag = ignoring.encode(text, add_special_tokens=False).ids
+        without = plain.encode(text, add_special_tokens=False).ids
+        cases.append({"name": f"ignore_merges_{i}", "text": text, "ids": with_flag, "ids_without_ignore_merges": without})
+    assert any(c["ids"] != c["ids_without_ignore_merges"] for c in cases)
+    with open(os.path.join(HERE, "ignore_merges_cases.json"), "w", encoding="utf-8") as f:
+        json.dump({"removed_merges": removed, "cases": cases}, f, ensure_ascii=False, indent=1)
+    print(len(cases), "ignore_merges cases,", len(removed), "merges removed")
+
+
 write_text_cases()
 write_chat_cases()
+write_ignore_merges_cases()
