@@ -29,6 +29,26 @@ import Testing
         #expect(checked > 600)
     }
 
+    /// Random id sequences (partial and invalid UTF-8, special tokens) decode exactly as HF
+    /// decodes them, U+FFFD placement included; streaming gives the same text.
+    @Test func randomIDSequencesDecodeLikeHF() throws {
+        let tok = QwenFixture.tokenizer
+        let cases = try QwenFixture.lines("decode_cases.jsonl")
+        #expect(cases.count == 300)
+        var mismatches = 0
+        for c in cases {
+            let ids = QwenFixture.ids(c["ids"])
+            if try tok.decode(ids) != c["text"]!.stringValue! { mismatches += 1 }
+            if try tok.decode(ids, skipSpecialTokens: true) != c["text_skip_special"]!.stringValue! { mismatches += 1 }
+            var stream = tok.streamingDecoder()
+            var out = ""
+            for id in ids { out += try stream.append(id) }
+            out += stream.finish()
+            if out != c["text"]!.stringValue! { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+
     /// A multi-token character is held back until its last byte arrives.
     @Test func streamingHoldsIncompleteCharacter() throws {
         let tok = QwenFixture.tokenizer

@@ -4,6 +4,9 @@
     cases_extra.jsonl       {"name", "text", "ids", "decoded"}  HF tokenizers, add_special_tokens=False
     chat_mask_cases.jsonl   {"name", "messages", "add_generation_prompt", "system_prompt"?,
                              "text", "ids", "mask", "roles"}
+    decode_cases.jsonl      {"name", "ids", "text", "text_skip_special"}  HF decode of random id
+                             sequences, mostly single-byte tokens, so partial and invalid UTF-8
+                             (U+FFFD placement) and special tokens are covered
     ignore_merges_cases.jsonl  {"name", "text", "ids"} with model.ignore_merges set to true
                              (Llama-3-style files carry it; whole words in the vocab skip merging)
 
@@ -270,6 +273,18 @@ def write_ignore_merges_cases():
     print(len(cases), "ignore_merges cases,", len(removed), "merges removed")
 
 
+def write_decode_cases():
+    rnd = random.Random(77)
+    single = [i for i in range(151643) if len(tok.id_to_token(i)) == 1]
+    with open(os.path.join(HERE, "decode_cases.jsonl"), "w", encoding="utf-8") as f:
+        for i in range(300):
+            ids = [rnd.choice(single) if rnd.random() < 0.7 else rnd.randint(0, 151664) for _ in range(rnd.randint(1, 12))]
+            f.write(json.dumps({"name": f"decode_random_{i:03d}", "ids": ids, "text": tok.decode(ids, skip_special_tokens=False),
+                                "text_skip_special": tok.decode(ids, skip_special_tokens=True)}, ensure_ascii=False) + "\n")
+    print(300, "decode cases")
+
+
 write_text_cases()
 write_chat_cases()
+write_decode_cases()
 write_ignore_merges_cases()
