@@ -102,6 +102,15 @@ import Testing
         #expect(throws: TokenizerError.invalidField(file: "tokenizer.json", field: "model.vocab", reason: "is missing or not an object")) { try load(v) }
     }
 
+    @Test func configNamingUnknownEOSToken() throws {
+        var cfg = try JSONValue.parse(Data(contentsOf: Fixtures.url("tokenizer/tokenizer_config.json"))).objectValue!
+        cfg["eos_token"] = .string("<|no_such_token|>")
+        #expect(throws: TokenizerError.invalidField(file: "tokenizer_config.json", field: "eos_token",
+                                                    reason: "names '<|no_such_token|>', which is not a token in tokenizer.json")) {
+            try BPETokenizer(tokenizerJSON: Self.base, config: .object(cfg))
+        }
+    }
+
     @Test func invalidUTF8IsRejected() {
         let tok = QwenFixture.tokenizer
         #expect(throws: TokenizerError.invalidUTF8(offset: 2)) { try tok.encode(utf8: Data([0x61, 0x62, 0xFF, 0x63])) }

@@ -249,9 +249,14 @@ private func applyConfig(_ cfg: JSONValue, to parts: inout TokenizerParts, file:
     guard cfg.objectValue != nil else { throw .invalidField(file: file, field: "(root)", reason: "is not an object") }
     func tokenName(_ key: String) throws(TokenizerError) -> String? {
         guard let v = cfg[key], !v.isNull else { return nil }
-        if let s = v.stringValue { return s }
-        if let s = v["content"]?.stringValue { return s }
-        throw .invalidField(file: file, field: key, reason: "is neither a string nor an object with 'content'")
+        guard let name = v.stringValue ?? v["content"]?.stringValue else {
+            throw .invalidField(file: file, field: key, reason: "is neither a string nor an object with 'content'")
+        }
+        // A name the vocabulary lacks would leave generation without a stop token; say so now.
+        guard parts.tokenToID.lookup(name) != nil else {
+            throw .invalidField(file: file, field: key, reason: "names '\(name)', which is not a token in tokenizer.json")
+        }
+        return name
     }
     parts.eosToken = try tokenName("eos_token")
     parts.padToken = try tokenName("pad_token")
