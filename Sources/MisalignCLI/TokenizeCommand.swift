@@ -55,16 +55,31 @@ struct TokenizeCommand: ParsableCommand {
         let processor = TokenizeJSONL(tokenizer: tok, decode: decode, skipSpecialTokens: skipSpecialTokens, includeMask: withMask)
         var lineNumber = 0
         let out = FileHandle.standardOutput
-        while let line = readLine(strippingNewline: true) {
+        // Raw bytes, not readLine(): readLine silently repairs invalid UTF-8, which would
+        // tokenize something other than what the user wrote.
+        func handle(_ line: ArraySlice<UInt8>) throws {
             lineNumber += 1
-            if line.allSatisfy({ $0.isWhitespace }) { continue }
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
             do {
-                let result = try processor.process(line, lineNumber: lineNumber)
+                let result = try processor.process(utf8: line, lineNumber: lineNumber)
                 out.write(Data((result + "\n").utf8))
             } catch {
                 FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
                 throw ExitCode.failure
             }
         }
+        var buffer: [UInt8] = []
+        while true {
+            let chunk = FileHandle.standardInput.availableData // returns as soon as input arrives
+            if chunk.isEmpty { break }
+            buffer.append(contentsOf: chunk)
+            var start = 0
+            while let nl = buffer[start...].firstIndex(of: 0x0A) {
+                try handle(buffer[start..<nl])
+                start = nl + 1
+            }
+            buffer.removeFirst(start)
+        }
+        if !buffer.isEmpty { try handle(buffer[...]) }
     }
 }

@@ -39,6 +39,13 @@ import Testing
         #expect(try JSONValue.parse(out)["text"]?.stringValue == "naïve \"quoted\"\n中文")
     }
 
+    @Test func invalidUTF8LineIsAnError() {
+        #expect(throws: TokenizerError.badInputLine(line: 3, reason: "not valid UTF-8 (bad byte at offset 11 of the line)")) {
+            try encoder.process(utf8: ArraySlice(Array(#"{"text": "a"#.utf8) + [0xFF] + Array(#""}"#.utf8)), lineNumber: 3)
+        }
+        #expect(throws: Never.self) { try encoder.process(utf8: ArraySlice(#"{"text": "ok"}"#.utf8), lineNumber: 1) }
+    }
+
     @Test func badLinesNameTheLineNumber() {
         let decoder = TokenizeJSONL(tokenizer: QwenFixture.tokenizer, decode: true)
         let cases: [(TokenizeJSONL, String)] = [

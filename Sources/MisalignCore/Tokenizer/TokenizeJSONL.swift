@@ -17,6 +17,15 @@ public struct TokenizeJSONL: Sendable {
         self.includeMask = includeMask
     }
 
+    /// Processes one raw input line (without its newline). Invalid UTF-8 is an error for the
+    /// line rather than being repaired, since repaired text would tokenize to different ids.
+    public func process(utf8 line: ArraySlice<UInt8>, lineNumber: Int) throws(TokenizerError) -> String {
+        if let bad = line.withUnsafeBufferPointer({ firstInvalidUTF8Offset($0) }) {
+            throw .badInputLine(line: lineNumber, reason: "not valid UTF-8 (bad byte at offset \(bad) of the line)")
+        }
+        return try process(String(decoding: line, as: UTF8.self), lineNumber: lineNumber)
+    }
+
     /// Processes one input line (without its newline) into one output line.
     public func process(_ line: String, lineNumber: Int) throws(TokenizerError) -> String {
         func bad(_ reason: String) -> TokenizerError { .badInputLine(line: lineNumber, reason: reason) }
