@@ -7,7 +7,7 @@ func runConvertBenchmark(_ args: [String]) throws {
     let n = 64 << 20
     let f = FloatBuffer(shape: [n], zeroed: false)
     let g = FloatBuffer(shape: [n], zeroed: false)
-    var rng = SplitMix(seed: 3)
+    var rng = SplitMix64(seed: 3)
     rng.fill(f)
     let h = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
     defer { h.deallocate() }

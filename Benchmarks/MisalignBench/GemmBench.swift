@@ -12,7 +12,7 @@ func runGemmBenchmark(_ args: [String]) throws {
         ("gate/up_proj", 4864, 896), ("down_proj", 896, 4864),
     ]
     let maxM = tokenCounts.max() ?? 1024
-    var rng = SplitMix(seed: 1)
+    var rng = SplitMix64(seed: 1)
     let square = 2048
     // Room for both the layer shapes and the square ceiling product.
     let x = FloatBuffer(shape: [max(maxM * 4864, square * square)], zeroed: false); rng.fill(x)
@@ -52,16 +52,7 @@ func runGemmBenchmark(_ args: [String]) throws {
 }
 
 /// Deterministic fill for benchmark inputs (values do not affect BLAS speed).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
     mutating func fill(_ b: FloatBuffer) {
         let p = b.pointer
         for i in 0..<b.count { p[i] = Float(Int64(bitPattern: next()) >> 40) * 0x1p-24 }

@@ -16,7 +16,7 @@ func runSafeTensorsBenchmark(_ args: [String]) throws {
         if !FileManager.default.fileExists(atPath: url.path) {
             let t0 = now()
             var w = SafeTensorsWriter(metadata: ["format": "pt"])
-            var rng = SplitMix(seed: UInt64(megabytes))
+            var rng = SplitMix64(seed: UInt64(megabytes))
             for i in 0..<count {
                 var data = Data(count: rows * cols * 2)
                 data.withUnsafeMutableBytes { raw in

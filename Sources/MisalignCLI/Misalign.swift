@@ -14,6 +14,7 @@ struct Misalign: ParsableCommand {
         version: MisalignVersion.string,
         subcommands: [
             InspectCommand.self,
+            TokenizeCommand.self,
             DetectCommand.self,
         ]
     )

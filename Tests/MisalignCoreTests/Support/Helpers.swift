@@ -33,17 +33,9 @@ func safetensorsImage(header: String, data: [UInt8], declaredLength: UInt64? = n
     return out
 }
 
-/// Deterministic pseudo-random floats in [-1, 1) (SplitMix64), for kernel tests.
-struct TestRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Deterministic pseudo-random floats in [-1, 1), for kernel tests.
+typealias TestRNG = SplitMix64
+extension SplitMix64 {
     mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
     mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
 }
