@@ -8,7 +8,7 @@ import Foundation
 /// padded with spaces to a multiple of 8 so the data section starts 8-byte aligned. The file
 /// is written atomically (temp file, fsync, rename).
 public struct SafeTensorsWriter {
-    private struct Entry { let name: String; let dtype: DType; let shape: [Int]; let data: Data }
+    private struct Entry { let name: String; let dtype: DType; let shape: [Int]; let data: Data; var byteCount: Int }
     private var entries: [Entry] = []
     private var names: Set<String> = []
     public var metadata: [String: String]
@@ -22,7 +22,21 @@ public struct SafeTensorsWriter {
         precondition(shape.reduce(1, *) * dtype.size == bytes.count,
                      "tensor \(name): \(bytes.count) bytes do not match \(dtype.rawValue) \(shape)")
         names.insert(name)
-        entries.append(Entry(name: name, dtype: dtype, shape: shape, data: bytes))
+        entries.append(Entry(name: name, dtype: dtype, shape: shape, data: bytes, byteCount: bytes.count))
+    }
+
+    /// Declares a tensor without its bytes (for `StreamingSafeTensorsWriter`, which only needs
+    /// the header); such a writer cannot write the file itself.
+    mutating func addPlaceholder(_ name: String, dtype: DType, shape: [Int]) {
+        precondition(!names.contains(name), "tensor \(name) added twice")
+        names.insert(name)
+        entries.append(Entry(name: name, dtype: dtype, shape: shape, data: Data(), byteCount: shape.reduce(1, *) * dtype.size))
+    }
+
+    /// The padded header and the tensor names in file order.
+    func headerAndOrder() -> (Data, [String]) {
+        let (h, ordered) = layout()
+        return (h, ordered.map(\.name))
     }
 
     /// Adds f32 values, stored as `dtype` (F32, BF16 with round-to-nearest-even, or F16).
@@ -65,9 +79,9 @@ public struct SafeTensorsWriter {
             header[e.name] = .object(JSONObject([
                 ("dtype", .string(e.dtype.rawValue)),
                 ("shape", .array(e.shape.map { .int(Int64($0)) })),
-                ("data_offsets", .array([.int(Int64(offset)), .int(Int64(offset + e.data.count))])),
+                ("data_offsets", .array([.int(Int64(offset)), .int(Int64(offset + e.byteCount))])),
             ]))
-            offset += e.data.count
+            offset += e.byteCount
         }
         var text = JSONValue.object(header).serialized()
         text += String(repeating: " ", count: (8 - text.utf8.count % 8) % 8)
