@@ -15,6 +15,7 @@ struct Misalign: ParsableCommand {
         subcommands: [
             InspectCommand.self,
             TokenizeCommand.self,
+            GenerateCommand.self,
             DetectCommand.self,
         ]
     )
