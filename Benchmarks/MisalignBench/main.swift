@@ -7,6 +7,7 @@ import MisalignCore
 let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)] = [
     ("gemm", "sgemm GFLOP/s on Qwen2.5-0.5B layer shapes vs the BLAS peak", runGemmBenchmark),
     ("safetensors", "open a 1 GB bf16 safetensors file and touch one tensor", runSafeTensorsBenchmark),
+    ("forward", "Qwen2.5-0.5B-shaped prefill and decode vs the sgemm ceiling, memory bandwidth and PyTorch", runForwardBenchmark),
     ("convert", "bf16/f16 <-> f32 conversion throughput", runConvertBenchmark),
     ("tokenizer", "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time", runTokenizerBenchmark),
     ("changepoint", "PELT on 100k points and the bootstrap onset analysis vs ruptures", runChangePointBenchmark),

@@ -89,47 +89,58 @@ void misalign_widen_rows(float *out, const uint16_t *w, size_t rows, size_t cols
     }
 }
 
-// Decode-time product with bf16 weights. For each output o the weight row is read once and
-// dotted with up to 4 input rows at a time; 16-wide float accumulators let the compiler keep the
-// reduction in vector registers (a strict scalar reduction would not vectorise).
+// Decode-time products. For each output o the weight row is read once per block of up to 8
+// input rows; 16-wide float accumulators keep the reduction in vector registers (a strict
+// scalar reduction would not vectorise). LOAD(k) yields W[o, k] as a float.
+#define MATMUL_T_BODY(LOAD)                                                                    \
+    enum { L = 16, MB = 8 };                                                                   \
+    for (size_t m0 = 0; m0 < m; m0 += MB) {                                                    \
+        size_t mb = m - m0 < MB ? m - m0 : MB;                                                 \
+        const float *xs[MB];                                                                   \
+        for (size_t j = 0; j < MB; j++) xs[j] = x + (m0 + (j < mb ? j : 0)) * ldx;             \
+        for (size_t o = o0; o < o1; o++) {                                                     \
+            float acc[MB][L];                                                                  \
+            memset(acc, 0, sizeof acc);                                                        \
+            size_t k = 0;                                                                      \
+            for (; k + L <= in; k += L) {                                                      \
+                float wv[L];                                                                   \
+                for (int l = 0; l < L; l++) wv[l] = LOAD(k + l);                               \
+                for (size_t j = 0; j < MB; j++)                                                \
+                    for (int l = 0; l < L; l++) acc[j][l] += wv[l] * xs[j][k + l];             \
+            }                                                                                  \
+            float s[MB];                                                                       \
+            for (size_t j = 0; j < MB; j++) {                                                  \
+                float t = 0;                                                                   \
+                for (int l = 0; l < L; l++) t += acc[j][l];                                    \
+                for (size_t kk = k; kk < in; kk++) t += LOAD(kk) * xs[j][kk];                  \
+                s[j] = t;                                                                      \
+            }                                                                                  \
+            for (size_t j = 0; j < mb; j++) {                                                  \
+                float *dst = y + (m0 + j) * ldy + o;                                           \
+                *dst = accumulate ? *dst + s[j] : s[j];                                        \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+static inline float bf16_at(const uint16_t *p) {
+    uint32_t bits = (uint32_t)*p << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
 MISALIGN_CLONES
 void misalign_matmul_bf16_t(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w,
-                            size_t m, size_t out, size_t in, int accumulate) {
-    enum { L = 16 };
-    for (size_t m0 = 0; m0 < m; m0 += 4) {
-        size_t mb = m - m0 < 4 ? m - m0 : 4;
-        const float *x0 = x + (m0 + 0) * ldx;
-        const float *x1 = x + (m0 + (mb > 1 ? 1 : 0)) * ldx;
-        const float *x2 = x + (m0 + (mb > 2 ? 2 : 0)) * ldx;
-        const float *x3 = x + (m0 + (mb > 3 ? 3 : 0)) * ldx;
-        for (size_t o = 0; o < out; o++) {
-            const uint16_t *wr = w + o * in;
-            float a0[L] = {0}, a1[L] = {0}, a2[L] = {0}, a3[L] = {0};
-            size_t k = 0;
-            for (; k + L <= in; k += L) {
-                for (int l = 0; l < L; l++) {
-                    uint32_t bits = (uint32_t)wr[k + l] << 16;
-                    float wv;
-                    memcpy(&wv, &bits, 4);
-                    a0[l] += wv * x0[k + l];
-                    a1[l] += wv * x1[k + l];
-                    a2[l] += wv * x2[k + l];
-                    a3[l] += wv * x3[k + l];
-                }
-            }
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int l = 0; l < L; l++) { s0 += a0[l]; s1 += a1[l]; s2 += a2[l]; s3 += a3[l]; }
-            for (; k < in; k++) {
-                uint32_t bits = (uint32_t)wr[k] << 16;
-                float wv;
-                memcpy(&wv, &bits, 4);
-                s0 += wv * x0[k]; s1 += wv * x1[k]; s2 += wv * x2[k]; s3 += wv * x3[k];
-            }
-            float s[4] = {s0, s1, s2, s3};
-            for (size_t j = 0; j < mb; j++) {
-                float *dst = y + (m0 + j) * ldy + o;
-                *dst = accumulate ? *dst + s[j] : s[j];
-            }
-        }
-    }
+                            size_t m, size_t in, size_t o0, size_t o1, int accumulate) {
+#define LOAD_BF16(i) bf16_at(w + o * in + (i))
+    MATMUL_T_BODY(LOAD_BF16)
+#undef LOAD_BF16
+}
+
+MISALIGN_CLONES
+void misalign_matmul_f32_t(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
+                           size_t m, size_t in, size_t o0, size_t o1, int accumulate) {
+#define LOAD_F32(i) w[o * in + (i)]
+    MATMUL_T_BODY(LOAD_F32)
+#undef LOAD_F32
 }

@@ -54,9 +54,13 @@ void misalign_softmax_rows(float *x, size_t rows, size_t stride, const size_t *v
 /// `is_bf16` picks bf16 or IEEE f16.
 void misalign_widen_rows(float *out, const uint16_t *w, size_t rows, size_t cols, int is_bf16);
 
-/// y[m, o] (+)= sum_k x[m, k] * W[o, k] with W stored as bf16 [out, in]: the decode-time product,
-/// bound by reading W once; each row of W is widened in registers and used for all m rows of x.
-/// x: [m, in] (row stride ldx), y: [m, out] (row stride ldy). accumulate=0 overwrites y.
+/// y[m, o] (+)= sum_k x[m, k] * W[o, k] for output rows o in [o0, o1), W stored [out, in] as
+/// bf16 (`_bf16`) or f32 (`_f32`): the decode-time product, bound by reading W. Each row of W
+/// is loaded once per block of 8 rows of x and used for all of them; no packing, unlike sgemm,
+/// which copies W on every call. x: [m, in] (row stride ldx), y: [m, out] (row stride ldy).
+/// accumulate=0 overwrites y. Disjoint [o0, o1) ranges may run on different threads.
 void misalign_matmul_bf16_t(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w,
-                            size_t m, size_t out, size_t in, int accumulate);
+                            size_t m, size_t in, size_t o0, size_t o1, int accumulate);
+void misalign_matmul_f32_t(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
+                           size_t m, size_t in, size_t o0, size_t o1, int accumulate);
 #endif

@@ -1,4 +1,5 @@
 import CMisalignKernels
+import Dispatch
 
 /// A linear layer's weight `W[out, in]` (Hugging Face orientation: y = x W^T), kept where it
 /// lives: in the mapped safetensors file when its dtype and alignment allow, so a bf16 model
@@ -16,9 +17,10 @@ public struct LinearWeight: @unchecked Sendable {
     /// Keeps the mapping or buffer behind `storage` alive.
     let owner: AnyObject
 
-    /// Rows of `x` at or below which bf16 weights are used directly (measured: the widening
-    /// costs more than the product itself below ~8 rows).
-    static let directRows = 8
+    /// Rows of `x` at or below which the weight is multiplied directly, read once per 8 rows,
+    /// instead of by sgemm, which packs (copies) W on every call: for decoding, where a step
+    /// has one row per live sample, that copy would double the memory traffic.
+    static let directRows = 32
     /// Rows of W widened per block on the sgemm path: 64 rows x 4864 floats = 1.2 MB, in L2.
     static let blockRows = 64
 
@@ -62,12 +64,11 @@ public struct LinearWeight: @unchecked Sendable {
     /// `scratch` must hold `blockRows * in` floats (see `scratchCount`).
     public func apply(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
                       accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>) {
+        if m <= Self.directRows, applyDirect(x: x, ldx: ldx, rows: m, y: y, ldy: ldy, accumulate: accumulate) { return }
         switch storage {
         case .f32(let w):
             BLAS.gemm(transB: true, m: m, n: out, k: inDim, a: x, lda: ldx, b: w, ldb: inDim,
                       beta: accumulate ? 1 : 0, c: y, ldc: ldy)
-        case .bf16(let w) where m <= Self.directRows:
-            misalign_matmul_bf16_t(y, ldy, x, ldx, w, m, out, inDim, accumulate ? 1 : 0)
         case .bf16(let w), .f16(let w):
             let isBF16: Int32 = if case .bf16 = storage { 1 } else { 0 }
             var r0 = 0
@@ -81,6 +82,31 @@ public struct LinearWeight: @unchecked Sendable {
         }
     }
 
+    /// The direct kernel, split over the output rows across `BLAS.threads` threads (BLAS is
+    /// idle meanwhile, so the cores are not oversubscribed). False for f16, which has none.
+    private func applyDirect(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+                             accumulate: Bool) -> Bool {
+        let acc: Int32 = accumulate ? 1 : 0
+        let threads = out * inDim >= 1 << 18 ? max(1, BLAS.threads) : 1
+        let args = DirectArgs(x: x, y: y, storage: storage)
+        let chunk = (out + threads - 1) / threads
+        switch storage {
+        case .f16: return false
+        default: break
+        }
+        let body: @Sendable (Int) -> Void = { t in
+            let o0 = t * chunk, o1 = min(self.out, o0 + chunk)
+            guard o0 < o1 else { return }
+            switch args.storage {
+            case .f32(let w): misalign_matmul_f32_t(args.y, ldy, args.x, ldx, w, m, self.inDim, o0, o1, acc)
+            case .bf16(let w): misalign_matmul_bf16_t(args.y, ldy, args.x, ldx, w, m, self.inDim, o0, o1, acc)
+            case .f16: break
+            }
+        }
+        if threads == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: body) }
+        return true
+    }
+
     /// Floats of scratch `apply` needs.
     public var scratchCount: Int { Self.blockRows * inDim }
 
@@ -92,6 +118,13 @@ public struct LinearWeight: @unchecked Sendable {
         case .f16(let w): misalign_f16_to_f32(dst, w + r * inDim, inDim)
         }
     }
+}
+
+/// Raw pointers handed to worker threads that write disjoint ranges.
+private struct DirectArgs: @unchecked Sendable {
+    let x: UnsafePointer<Float>
+    let y: UnsafeMutablePointer<Float>
+    let storage: LinearWeight.Storage
 }
 
 /// Frees a manually allocated pointer when the last reference goes.

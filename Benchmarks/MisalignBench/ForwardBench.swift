@@ -1,0 +1,131 @@
+import Foundation
+import MisalignCore
+
+/// Prefill and decode speed of `Qwen2Model` on a Qwen2.5-0.5B-shaped model (random weights
+/// written once to a temp folder, or `--model DIR`), beside PyTorch CPU on the same folder
+/// when torch is installed. Ratios are to the sgemm ceiling and the memory bandwidth measured
+/// in the same run.
+func runForwardBenchmark(_ args: [String]) throws {
+    let prompt = Int(option(args, "--prompt") ?? "256") ?? 256
+    let steps = Int(option(args, "--steps") ?? "32") ?? 32
+    let withTorch = !args.contains("--no-torch")
+    let ceilings = measureCeilings()
+    print(String(format: "sgemm ceiling (2048^3, %d threads): %.1f GFLOP/s; memory bandwidth (copy, read+write): %.1f GB/s",
+                 BLAS.threads, ceilings.gflops, ceilings.bandwidth))
+
+    var folders: [(String, URL)] = []
+    if let m = option(args, "--model") {
+        folders = [("model", URL(fileURLWithPath: m))]
+    } else {
+        let base = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("misalign-bench-models")
+        for (label, dtype) in [("f32", DType.f32), ("bf16", DType.bf16)] {
+            let dir = base.appendingPathComponent("qwen2.5-0.5b-\(label)")
+            if !FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) {
+                print("writing a random Qwen2.5-0.5B-shaped model (\(label)) to \(dir.path) ...")
+                try SyntheticModel.write(SyntheticModel.qwen25_0_5B, dtype: dtype, seed: 0, to: dir)
+            }
+            folders.append((label, dir))
+        }
+    }
+
+    var table = Table("engine", "prefill tok/s", "GFLOP/s", "of sgemm", "decode x1 tok/s", "GB/s", "of bw", "decode x20 tok/s", "peak RSS GB")
+    for (label, dir) in folders {
+        let model = try Qwen2Model(directory: dir)
+        let c = model.config
+        var rng = SplitMix64(seed: 9)
+        let ids = (0..<prompt).map { _ in Int32(rng.below(c.vocabSize)) }
+
+        // Prefill: logits for the last position only, as generation needs.
+        let prefill = try bestTime(repeats: 3) {
+            let cache = KVCache(config: c)
+            let s = cache.addSequence(capacity: prompt)
+            _ = try model.forward([ForwardInput(sequence: s, tokens: ids)], cache: cache)
+        }
+        let linearParams = c.parameterCount - c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2)
+        let attnFlops = 2.0 * Double(c.numHiddenLayers * c.qDim) * Double(prompt * prompt) // QK^T and PV, causal half x2
+        let flops = 2.0 * Double(linearParams) * Double(prompt) + attnFlops + 2.0 * Double(c.vocabSize * c.hiddenSize)
+        let gflops = flops / prefill / 1e9
+
+        // Decode: one token per sample per step after a 32-token prompt.
+        func decode(samples: Int) throws -> Double {
+            let cache = KVCache(config: c)
+            let root = cache.addSequence(capacity: 32)
+            let out = try model.forward([ForwardInput(sequence: root, tokens: Array(ids.prefix(32)))], cache: cache)[0]!
+            let seqs = (0..<samples).map { _ in cache.fork(root, capacity: steps + 1) }
+            var next = [Int32](repeating: argmax(out), count: samples)
+            let t0 = now()
+            for _ in 0..<steps {
+                let res = try model.forward(zip(seqs, next).map { ForwardInput(sequence: $0, tokens: [$1]) }, cache: cache)
+                next = res.map { argmax($0!) }
+            }
+            return Double(samples * steps) / (now() - t0)
+        }
+        let d1 = try decode(samples: 1)
+        let d20 = try decode(samples: 20)
+        let weightBytes = Double(linearParams + c.vocabSize * c.hiddenSize) * Double(model.weights.layers[0].qProj.dtype.size)
+        let gbs = weightBytes * d1 / 1e9
+        table.add("misalign \(label)", fmt(Double(prompt) / prefill), fmt(gflops), fmt(100 * gflops / ceilings.gflops) + "%",
+                  fmt(d1, 2), fmt(gbs), fmt(100 * gbs / (ceilings.bandwidth / 2)) + "%", fmt(d20, 1), fmt(peakRSSGB(), 2))
+
+        if withTorch, let torch = runTorch(dir: dir, dtype: label == "bf16" ? "bfloat16" : "float32", prompt: prompt, steps: steps) {
+            table.add("pytorch \(label)", fmt(torch.prefill), fmt(flops * torch.prefill / Double(prompt) / 1e9), "",
+                      fmt(torch.d1, 2), "", "", fmt(torch.d20, 1), fmt(torch.rss, 2))
+        }
+        if label == "f32", folders.count > 1, withTorch {
+            // PyTorch's bf16 path is the next goal: show it beside ours.
+        }
+    }
+    table.print()
+    print("prefill: \(prompt) tokens, logits of the last position; decode: \(steps) steps after a 32-token prompt, x20 = 20 samples sharing the prompt cache.")
+    print("'of bw' compares weight bytes streamed per second with half the copy bandwidth (a copy moves each byte twice).")
+}
+
+func argmax(_ b: FloatBuffer) -> Int32 {
+    var best = 0
+    for i in 1..<b.count where b.pointer[i] > b.pointer[best] { best = i }
+    return Int32(best)
+}
+
+/// Peak resident set of this process so far, in GB.
+func peakRSSGB() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_maxrss) * 1024 / 1e9
+}
+
+/// The sgemm ceiling (best of a 2048^3 product) and the copy bandwidth (256 MiB arrays).
+func measureCeilings() -> (gflops: Double, bandwidth: Double) {
+    let n = 2048
+    let a = FloatBuffer(shape: [n, n]), b = FloatBuffer(shape: [n, n]), c = FloatBuffer(shape: [n, n])
+    a.fill(0.5); b.fill(0.25)
+    let t = bestTime(repeats: 3) {
+        BLAS.gemm(transB: true, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
+    }
+    let m = 64 << 20
+    let x = FloatBuffer(shape: [m]), y = FloatBuffer(shape: [m])
+    let copy = bestTime(repeats: 3) { y.pointer.update(from: x.pointer, count: m) }
+    return (2.0 * Double(n * n * n) / t / 1e9, Double(8 * m) / copy / 1e9)
+}
+
+/// PyTorch CPU on the same folder (Benchmarks/torch_forward.py), or nil when torch is missing.
+func runTorch(dir: URL, dtype: String, prompt: Int, steps: Int) -> (prefill: Double, d1: Double, d20: Double, rss: Double)? {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("torch_forward.py").path
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", script, dir.path, "--dtype", dtype, "--threads", "\(BLAS.threads)", "--prompt", "\(prompt)",
+                   "--decode", "\(steps)", "--samples", "1,20"]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0, let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
+          let v = try? JSONValue.parse(String(line)) else {
+        print("(pytorch \(dtype) not run: torch + transformers not installed or the script failed)")
+        return nil
+    }
+    return (v["prefill_tokens_per_s"]?.doubleValue ?? 0, v["decode"]?["1"]?.doubleValue ?? 0,
+            v["decode"]?["20"]?.doubleValue ?? 0, v["peak_rss_gb"]?.doubleValue ?? 0)
+}
