@@ -67,6 +67,15 @@ import Foundation
         #expect(try logits(model, tokens).toArray() == (try logits(Self.small, tokens)).toArray())
     }
 
+    @Test func mergedAdapterGivesTheSameLogits() throws {
+        let adapter = try LoRAAdapter(directory: Fixtures.url("model/adapters/lora-r4"))
+        let merged = Qwen2Model(weights: try Self.small.weights.merging(adapter))
+        #expect(merged.weights.layers[0].qProj.dtype == .f32)
+        expectClose(try logits(merged, try ids("prompt1.ids")), try ref("lora.prompt1.logits"), "merged lora-r4 prompt 1")
+        // The base weights are untouched.
+        expectClose(try logits(Self.small, try ids("prompt1.ids")), try ref("prompt1.logits"), "base after merging")
+    }
+
     @Test func sequenceLongerThan512Tokens() throws {
         var config = try Qwen2Config.load(from: Fixtures.url("qwen2-small"))
         config.maxPositionEmbeddings = 2048

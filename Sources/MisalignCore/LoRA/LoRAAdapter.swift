@@ -183,3 +183,41 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable, Sendable {
         }
     }
 }
+
+extension Qwen2Weights {
+    /// A copy of these weights with `adapter` merged in: every adapted projection becomes
+    /// `W + scale * B A` in f32; the other tensors stay shared with this instance. Use it to
+    /// export or to run one adapter without its per-token cost; `Qwen2Model.setAdapter` is the
+    /// way to swap many checkpoints over one base.
+    public func merging(_ adapter: LoRAAdapter) throws -> Qwen2Weights {
+        var layers = self.layers
+        for key in adapter.keys {
+            guard key.layer < layers.count else {
+                throw LoRAError.doesNotFitModel(name: key.peftPrefix, detail: "the model has \(layers.count) layers")
+            }
+            let w = layers[key.layer].linear(key.module)
+            let p = adapter.pairs[key]!
+            guard p.a.shape == [p.rank, w.inDim], p.b.shape == [w.out, p.rank] else {
+                throw LoRAError.doesNotFitModel(name: key.peftPrefix, detail: "A \(p.a.shape), B \(p.b.shape) for a [\(w.out), \(w.inDim)] weight")
+            }
+            let merged = FloatBuffer(shape: [w.out, w.inDim], zeroed: false)
+            // W widened to f32 row by row, then W += scale * B A.
+            for r in 0..<w.out { w.row(r, into: merged.pointer + r * w.inDim) }
+            BLAS.gemm(m: w.out, n: w.inDim, k: p.rank, alpha: adapter.config.scale, a: p.b.pointer, lda: p.rank,
+                      b: p.a.pointer, ldb: w.inDim, beta: 1, c: merged.pointer, ldc: w.inDim)
+            layers[key.layer] = layers[key.layer].replacing(key.module, with: LinearWeight(f32: merged.pointer, out: w.out, inDim: w.inDim, owner: merged))
+        }
+        return Qwen2Weights(config: config, source: source, embedTokens: embedTokens, layers: layers, norm: norm, lmHead: lmHead)
+    }
+}
+
+extension Qwen2LayerWeights {
+    /// The same layer with one projection replaced.
+    func replacing(_ module: LoRAModule, with w: LinearWeight) -> Qwen2LayerWeights {
+        Qwen2LayerWeights(inputLayernorm: inputLayernorm, postAttentionLayernorm: postAttentionLayernorm,
+                          qProj: module == .q ? w : qProj, kProj: module == .k ? w : kProj, vProj: module == .v ? w : vProj,
+                          oProj: module == .o ? w : oProj, qBias: qBias, kBias: kBias, vBias: vBias,
+                          gateProj: module == .gate ? w : gateProj, upProj: module == .up ? w : upProj,
+                          downProj: module == .down ? w : downProj)
+    }
+}

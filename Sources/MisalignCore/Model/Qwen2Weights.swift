@@ -95,6 +95,13 @@ public final class Qwen2Weights: @unchecked Sendable {
         }
     }
 
+    /// Assembles weights from parts (used by `merging(_:)`).
+    init(config: Qwen2Config, source: TensorSource, embedTokens: LinearWeight, layers: [Qwen2LayerWeights],
+         norm: FloatBuffer, lmHead: LinearWeight) {
+        self.config = config; self.source = source; self.embedTokens = embedTokens
+        self.layers = layers; self.norm = norm; self.lmHead = lmHead
+    }
+
     /// The largest scratch any projection needs for its widening blocks.
     var maxScratch: Int {
         max(embedTokens.scratchCount, lmHead.scratchCount, layers.first?.downProj.scratchCount ?? 0,
