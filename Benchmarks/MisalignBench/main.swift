@@ -8,6 +8,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("gemm", "sgemm GFLOP/s on Qwen2.5-0.5B layer shapes vs the BLAS peak", runGemmBenchmark),
     ("safetensors", "open a 1 GB bf16 safetensors file and touch one tensor", runSafeTensorsBenchmark),
     ("forward", "Qwen2.5-0.5B-shaped prefill and decode vs the sgemm ceiling, memory bandwidth and PyTorch", runForwardBenchmark),
+    ("write-synthetic", "write a random Qwen2 folder: --shape tiny|0.5b|7b --out DIR (not a benchmark)", runWriteSynthetic),
     ("convert", "bf16/f16 <-> f32 conversion throughput", runConvertBenchmark),
     ("tokenizer", "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time", runTokenizerBenchmark),
     ("changepoint", "PELT on 100k points and the bootstrap onset analysis vs ruptures", runChangePointBenchmark),
@@ -20,7 +21,7 @@ if args.contains("--help") || args.contains("-h") {
     exit(0)
 }
 let names = args.filter { !$0.hasPrefix("-") }
-let selected = names.isEmpty ? benchmarks : benchmarks.filter { names.contains($0.name) }
+let selected = names.isEmpty ? benchmarks.filter { $0.name != "write-synthetic" } : benchmarks.filter { names.contains($0.name) }
 if selected.isEmpty { print("unknown benchmark: \(names.joined(separator: " "))"); exit(2) }
 print("OpenBLAS core: \(BLAS.coreName), BLAS threads: \(BLAS.threads), kernels: \(KernelInfo.isa)")
 for b in selected {
