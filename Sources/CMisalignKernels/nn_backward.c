@@ -70,15 +70,18 @@ void misalign_cross_entropy_backward(float *z, const int32_t *targets, double *l
         float *zr = z + r * vocab;
         float mx = -INFINITY;
         for (size_t i = 0; i < vocab; i++) mx = zr[i] > mx ? zr[i] : mx;
+        int32_t t = targets[r];
+        float zt = zr[t];
+        // One exp per logit: keep e^(z - max) in place, then scale it into the gradient.
         double sum = 0;
         for (size_t i = 0; i < vocab; i++) {
             float e = expf(zr[i] - mx);
+            zr[i] = e;
             sum += e;
         }
-        int32_t t = targets[r];
-        loss[r] = log(sum) + (double)mx - (double)zr[t];
-        float inv = (float)(1.0 / sum);
-        for (size_t i = 0; i < vocab; i++) zr[i] = scale * (expf(zr[i] - mx) * inv);
+        loss[r] = log(sum) + (double)mx - (double)zt;
+        float k = (float)(1.0 / sum) * scale;
+        for (size_t i = 0; i < vocab; i++) zr[i] *= k;
         zr[t] -= scale;
     }
 }

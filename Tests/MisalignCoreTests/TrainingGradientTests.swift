@@ -179,3 +179,27 @@ import Testing
         #expect(results[0] == results[1], "gradient checkpointing changed the gradients")
     }
 }
+
+/// dX = dY W for bf16 weights (widened block by block) against a double-precision product.
+@Test func applyTransposedWithBF16Weights() throws {
+    let w = try Qwen2Weights(directory: Fixtures.url("qwen2-small-bf16-sharded")).layers[0].gateProj
+    #expect(w.dtype == .bf16)
+    let m = 5
+    var rng = TestRNG(seed: 9)
+    let dy = FloatBuffer(rng.floats(m * w.out), shape: [m, w.out])
+    let dx = FloatBuffer(rng.floats(m * w.inDim), shape: [m, w.inDim])
+    let before = dx.toArray()
+    let scratch = FloatBuffer(shape: [w.scratchCount])
+    w.applyTransposed(dy: dy.pointer, lddy: w.out, rows: m, dx: dx.pointer, lddx: w.inDim, accumulate: true, scratch: scratch.pointer)
+    let W = FloatBuffer(shape: [w.out, w.inDim])
+    for o in 0..<w.out { w.row(o, into: W.pointer + o * w.inDim) }
+    var want = [Float](repeating: 0, count: m * w.inDim)
+    for r in 0..<m {
+        for i in 0..<w.inDim {
+            var s = Double(before[r * w.inDim + i])
+            for o in 0..<w.out { s += Double(dy.pointer[r * w.out + o]) * Double(W.pointer[o * w.inDim + i]) }
+            want[r * w.inDim + i] = Float(s)
+        }
+    }
+    expectClose(dx, want, rtol: 1e-5, atol: 1e-5, "bf16 dY W")
+}
