@@ -85,3 +85,23 @@ void misalign_cross_entropy_backward(float *z, const int32_t *targets, double *l
         zr[t] -= scale;
     }
 }
+
+static inline uint64_t misalign_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+// Dropout is its own backward: applying the same mask and scale to the gradient is exactly
+// d(out)/d(x), so the backward calls this on the gradient with the forward's seed.
+MISALIGN_CLONES
+void misalign_dropout(float *out, const float *x, size_t rows, size_t cols, size_t ldx, float p, uint64_t seed) {
+    float keep = 1.0f / (1.0f - p);
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < cols; c++) {
+            uint64_t i = (uint64_t)(r * cols + c) + 1;
+            float u = (float)(misalign_mix64(seed + i * 0x9E3779B97F4A7C15ULL) >> 40) * 0x1p-24f;
+            out[r * cols + c] = u >= p ? x[r * ldx + c] * keep : 0.0f;
+        }
+    }
+}

@@ -43,6 +43,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "LoRA rank.") var rank: Int?
     @Option(help: "LoRA alpha.") var alpha: Double?
     @Flag(inversion: .prefixedNo, help: "rsLoRA scaling alpha/sqrt(r) (default on).") var rslora: Bool?
+    @Option(help: "LoRA dropout on the adapter input (default 0).") var dropout: Double?
     @Option(help: "Comma-separated modules (q_proj,k_proj,... or q,k,...) or 'all'.") var targets: String?
     @Option(help: "Comma-separated layer indices or 'all'.") var layers: String?
     @Option(help: "Seed for LoRA initialisation and data order.") var seed: UInt64?
@@ -75,6 +76,7 @@ struct TrainCommand: ParsableCommand {
             if let rank { s.lora.rank = rank }
             if let alpha { s.lora.alpha = alpha }
             if let rslora { s.lora.useRSLoRA = rslora }
+            if let dropout { s.lora.dropout = dropout }
             if let targets {
                 s.lora.targets = targets == "all" ? LoRAModule.allCases
                     : try targets.split(separator: ",").map { try TrainingSettings.module(String($0).trimmingCharacters(in: .whitespaces)) }

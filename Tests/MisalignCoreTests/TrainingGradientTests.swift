@@ -1,3 +1,4 @@
+import CMisalignKernels
 import Foundation
 import Testing
 @testable import MisalignCore
@@ -202,4 +203,41 @@ import Testing
         }
     }
     expectClose(dx, want, rtol: 1e-5, atol: 1e-5, "bf16 dY W")
+}
+
+/// LoRA dropout: the mask keeps about 1 - p of the entries, scaled by 1/(1 - p), and the
+/// gradients with a fixed mask seed match central differences of the loss under that mask.
+@Test func dropoutMaskAndGradients() throws {
+    let n = 20_000
+    let x = FloatBuffer(Array(repeating: 1, count: n), shape: [1, n])
+    let y = FloatBuffer(shape: [1, n])
+    misalign_dropout(y.pointer, x.pointer, 1, n, n, 0.3, 77)
+    let kept = y.toArray().filter { $0 != 0 }
+    #expect(abs(Double(kept.count) / Double(n) - 0.7) < 0.02)
+    #expect(kept.allSatisfy { abs($0 - 1 / 0.7) < 1e-6 })
+
+    let g = TrainingGradientTests.self
+    var config = g.loraConfig(g.meta["cases"]!["padded"]!["lora"]!)
+    config.dropout = 0.3
+    let p = try g.parameters(config, "padded", "init")
+    let batch = try g.batches("padded")[0]
+    let model = try LoRATrainingModel(weights: g.weights, parameters: p, maxRows: batch.rows, maxSequence: 11)
+    model.dropoutSeed = 1234
+    let items = batch.targetCount
+    let loss = try model.accumulateGradients(batch, normalizer: items) / Double(items)
+    #expect(abs(loss - g.meta["cases"]!["padded"]!["loss"]!.doubleValue!) > 1e-4, "dropout did not change the loss")
+    let grads = p.grads.toArray()
+    for key in [LoRAKey(layer: 0, module: .k), LoRAKey(layer: 1, module: .up)] {
+        let s = p.slots[key]!
+        for i in [(s.a..<s.b).max { abs(grads[$0]) < abs(grads[$1]) }!, (s.b..<(s.b + s.out * s.rank)).max { abs(grads[$0]) < abs(grads[$1]) }!] {
+            let h: Float = 1e-2, x0 = p.values.pointer[i]
+            p.values.pointer[i] = x0 + h
+            let up = try model.loss(batch) / Double(items)
+            p.values.pointer[i] = x0 - h
+            let down = try model.loss(batch) / Double(items)
+            p.values.pointer[i] = x0
+            let fd = (up - down) / Double(2 * h)
+            #expect(abs(fd - Double(grads[i])) <= 2e-2 * abs(Double(grads[i])) + 1e-5, "entry \(i): finite difference \(fd) vs analytic \(grads[i])")
+        }
+    }
 }

@@ -90,3 +90,12 @@ void misalign_softmax_backward_rows(float *dp, const float *p, size_t rows, size
 void misalign_cross_entropy_backward(float *z, const int32_t *targets, double *loss, float scale,
                                      size_t rows, size_t vocab);
 #endif
+
+#ifndef MISALIGN_DROPOUT_DECLS
+#define MISALIGN_DROPOUT_DECLS
+/// Inverted dropout with a counter-based mask: out[r, c] = x[r, c] / (1 - p) when
+/// u(seed, r * cols + c) >= p, else 0, where u is a SplitMix64 hash of the element's index mapped
+/// to [0, 1). The mask depends only on (seed, index), so the backward pass (and a recomputed
+/// forward) regenerate it instead of storing it. x has row stride ldx; out: [rows, cols]; out may equal x.
+void misalign_dropout(float *out, const float *x, size_t rows, size_t cols, size_t ldx, float p, uint64_t seed);
+#endif

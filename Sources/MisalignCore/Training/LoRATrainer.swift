@@ -78,7 +78,11 @@ public final class LoRATrainer: Trainer {
             let items = batches.reduce(0) { $0 + $1.targetCount }
             p.grads.fill(0)
             var lossSum = 0.0
-            for b in batches { lossSum += try model.accumulateGradients(b, normalizer: items) }
+            for (i, b) in batches.enumerated() {
+                var g = SplitMix64(seed: settings.seed ^ 0xD80F, stream: UInt64(step * settings.gradientAccumulation + i))
+                model.dropoutSeed = g.next()
+                lossSum += try model.accumulateGradients(b, normalizer: items)
+            }
             let loss = lossSum / Double(max(items, 1))
             guard loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "loss", lastCheckpoint: lastCheckpoint?.step) }
             let norm = clipGradientNorm(p.grads.pointer, count: p.count, maxNorm: settings.maxGradNorm)

@@ -17,6 +17,12 @@ public final class LoRATrainingModel: @unchecked Sendable {
     /// Most rows (tokens over all sequences) and longest sequence a batch may have.
     public let maxRows: Int, maxSequence: Int
     let scale: Float
+    /// LoRA dropout probability (PEFT applies it to the adapter's input only: B A dropout(x)).
+    let dropout: Float
+    /// Seed of the current micro-batch's dropout masks; the trainer sets it from (seed, step,
+    /// micro-batch) so a resumed or recomputed pass draws the same masks.
+    public var dropoutSeed: UInt64 = 0
+    let dropX, dropTmp: FloatBuffer     // [rows, max(in)] dropped adapter input and its gradient
 
     /// Activations of one layer; shapes for `maxRows` rows.
     final class LayerActivations {
@@ -56,13 +62,17 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let c = weights.config
         self.config = c; self.weights = weights; self.parameters = parameters
         self.recompute = recompute; self.maxRows = maxRows; self.maxSequence = min(maxSequence, maxRows)
-        guard parameters.config.dropout == 0 else {
-            throw TrainingError.invalidSetting(name: "dropout", detail: "LoRA dropout > 0 is not implemented; use 0 (the study protocol)")
+        guard parameters.config.dropout >= 0 && parameters.config.dropout < 1 else {
+            throw TrainingError.invalidSetting(name: "dropout", detail: "must be in [0, 1)")
         }
         guard maxSequence <= c.maxPositionEmbeddings else {
             throw TrainingError.invalidSetting(name: "max-length", detail: "\(maxSequence) exceeds max_position_embeddings \(c.maxPositionEmbeddings)")
         }
         scale = parameters.config.scale
+        dropout = Float(parameters.config.dropout)
+        let widest = dropout > 0 ? maxRows * max(c.hiddenSize, c.intermediateSize, c.qDim) : 0
+        dropX = FloatBuffer(shape: [widest], zeroed: false)
+        dropTmp = FloatBuffer(shape: [widest], zeroed: false)
         rotary = RotaryTable(headDim: c.headDim, theta: c.ropeTheta, maxPositions: self.maxSequence)
         let n = maxRows, H = c.hiddenSize, I = c.intermediateSize
         // Attention probabilities of a batch: sum over sequences of heads * T^2 <= heads * maxSeq * rows.
@@ -90,7 +100,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
     /// Bytes of activation and scratch memory planned for this model (not counting weights).
     public var plannedBytes: Int {
         var floats = inputs.reduce(0) { $0 + $1.count } + x.count + dI1.count * 3 + dH.count + dQ.count * 2 + dK.count * 2
-        floats += dP.count + dT.count + scratch.count + headX.count * 3 + logits.count
+        floats += dP.count + dT.count + dropX.count + dropTmp.count + scratch.count + headX.count * 3 + logits.count
         for a in acts {
             floats += [a.xn1, a.q, a.k, a.v, a.attn, a.xMid, a.xn2, a.gate, a.up, a.h, a.probs].reduce(0) { $0 + $1.count }
             floats += a.loraT.values.reduce(0) { $0 + $1.count }
@@ -181,7 +191,12 @@ public final class LoRATrainingModel: @unchecked Sendable {
         w.apply(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer)
         guard let s = parameters.slots[LoRAKey(layer: layer, module: m)] else { return }
         let p = parameters.values.pointer, t = a.loraT[m]!.pointer
-        BLAS.gemm(transB: true, m: rows, n: s.rank, k: s.inDim, a: x, lda: ldx, b: p + s.a, ldb: s.inDim, c: t, ldc: s.rank)
+        var (xin, ldin) = (UnsafePointer(x), ldx)
+        if dropout > 0 {
+            misalign_dropout(dropX.pointer, x, rows, s.inDim, ldx, dropout, dropSeed(layer, m))
+            (xin, ldin) = (UnsafePointer(dropX.pointer), s.inDim)
+        }
+        BLAS.gemm(transB: true, m: rows, n: s.rank, k: s.inDim, a: xin, lda: ldin, b: p + s.a, ldb: s.inDim, c: t, ldc: s.rank)
         BLAS.gemm(transB: true, m: rows, n: s.out, k: s.rank, alpha: scale, a: t, lda: s.rank, b: p + s.b, ldb: s.rank,
                   beta: 1, c: y, ldc: ldy)
     }
@@ -301,12 +316,33 @@ public final class LoRATrainingModel: @unchecked Sendable {
         BLAS.gemm(transA: true, m: s.out, n: s.rank, k: rows, alpha: scale, a: dy, lda: ldy, b: t, ldb: s.rank,
                   beta: 1, c: g + s.b, ldc: s.rank)
         BLAS.gemm(m: rows, n: s.rank, k: s.out, alpha: scale, a: dy, lda: ldy, b: p + s.b, ldb: s.rank, c: dT.pointer, ldc: s.rank)
+        if dropout > 0 {
+            // The forward's mask, regenerated: dA += dt^T dropout(x); dx += dropout(dt A).
+            let seed = dropSeed(layer, m)
+            misalign_dropout(dropX.pointer, x, rows, s.inDim, ldx, dropout, seed)
+            BLAS.gemm(transA: true, m: s.rank, n: s.inDim, k: rows, a: dT.pointer, lda: s.rank, b: dropX.pointer, ldb: s.inDim,
+                      beta: 1, c: g + s.a, ldc: s.inDim)
+            if let dx {
+                BLAS.gemm(m: rows, n: s.inDim, k: s.rank, a: dT.pointer, lda: s.rank, b: p + s.a, ldb: s.inDim,
+                          c: dropTmp.pointer, ldc: s.inDim)
+                misalign_dropout(dropTmp.pointer, dropTmp.pointer, rows, s.inDim, s.inDim, dropout, seed)
+                for r in 0..<rows { misalign_add_inplace(dx + r * lddx, dropTmp.pointer + r * s.inDim, s.inDim) }
+            }
+            return
+        }
         BLAS.gemm(transA: true, m: s.rank, n: s.inDim, k: rows, a: dT.pointer, lda: s.rank, b: x, ldb: ldx,
                   beta: 1, c: g + s.a, ldc: s.inDim)
         if let dx {
             BLAS.gemm(m: rows, n: s.inDim, k: s.rank, a: dT.pointer, lda: s.rank, b: p + s.a, ldb: s.inDim,
                       beta: 1, c: dx, ldc: lddx)
         }
+    }
+
+    /// The dropout mask seed of one module in the current micro-batch (each module has its own
+    /// dropout, as PEFT gives each adapted layer its own `lora_dropout`).
+    private func dropSeed(_ layer: Int, _ m: LoRAModule) -> UInt64 {
+        var g = SplitMix64(seed: dropoutSeed, stream: UInt64(layer * 8 + LoRAModule.allCases.firstIndex(of: m)!))
+        return g.next()
     }
 
     /// From dAttn (d loss / d attention output) to dQ, dK, dV (before the RoPE backward).

@@ -41,6 +41,7 @@ public struct TrainingSettings: Equatable, Sendable {
         if maxLength < 2 { throw bad("max-length", "must be >= 2") }
         if lora.rank < 1 { throw bad("rank", "must be >= 1") }
         if !(lora.alpha > 0) { throw bad("alpha", "must be > 0") }
+        if !(lora.dropout >= 0 && lora.dropout < 1) { throw bad("dropout", "must be in [0, 1)") }
         if adapterDType != .f32 && adapterDType != .bf16 { throw bad("adapter-dtype", "must be f32 or bf16") }
     }
 
