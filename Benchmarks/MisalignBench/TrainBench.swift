@@ -9,12 +9,16 @@ import MisalignCore
 /// square-sgemm ceiling measured in the same run.
 ///
 /// Options: --model-dir DIR (reuse a synthetic folder; default: written to a temp folder, ~2 GB),
-/// --batch 2 --tokens 256 --steps 3, --no-torch, --recompute (gradient checkpointing).
+/// --batch 2 --tokens 256 --steps 3, --no-torch, --recompute (gradient checkpointing),
+/// --shape 7b --layers N --dtype bf16: a 7B-shaped model cut to N layers, to measure time and
+/// memory per layer and extrapolate to 28 (the full 7B bf16 file is ~15 GB to write).
 func runTrainBenchmark(_ args: [String]) throws {
     let batch = option(args, "--batch").flatMap(Int.init) ?? 2
     let tokens = option(args, "--tokens").flatMap(Int.init) ?? 256
     let steps = option(args, "--steps").flatMap(Int.init) ?? 3
-    let config = SyntheticModel.qwen25_0_5B
+    var config = option(args, "--shape") == "7b" ? SyntheticModel.qwen25_7B : SyntheticModel.qwen25_0_5B
+    if let l = option(args, "--layers").flatMap(Int.init) { config.numHiddenLayers = l }
+    let dtype: DType = option(args, "--dtype") == "bf16" ? .bf16 : .f32
     let dir: URL
     var cleanup = false
     if let d = option(args, "--model-dir") { dir = URL(fileURLWithPath: d) } else {
@@ -24,8 +28,8 @@ func runTrainBenchmark(_ args: [String]) throws {
     defer { if cleanup { try? FileManager.default.removeItem(at: dir) } }
     if !FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) {
         let t0 = now()
-        try SyntheticModel.write(config, dtype: .f32, seed: 1, to: dir)
-        print("wrote synthetic Qwen2.5-0.5B-shaped f32 model to \(dir.path) in \(fmt(now() - t0)) s")
+        try SyntheticModel.write(config, dtype: dtype, seed: 1, to: dir)
+        print("wrote synthetic model (hidden \(config.hiddenSize), \(config.numHiddenLayers) layers, \(dtype.rawValue)) to \(dir.path) in \(fmt(now() - t0)) s")
     }
     print("load average before: \(loadAverage())")
 
@@ -41,6 +45,7 @@ func runTrainBenchmark(_ args: [String]) throws {
     let ceiling = 2.0 * Double(n * n * n) / peakTime / 1e9
 
     let weights = try Qwen2Weights(directory: dir)
+    config = weights.config
     var settings = TrainingSettings()
     settings.lora = LoRAConfig(rank: 32, alpha: 64, useRSLoRA: true, targets: LoRAModule.allCases)
     settings.recompute = args.contains("--recompute")
@@ -82,7 +87,7 @@ func runTrainBenchmark(_ args: [String]) throws {
             }
         }
     }
-    table.add("misalign f32", fmt(t, 2), fmt(ours), torchF32.map { fmt(ours / $0, 2) + "x" } ?? "-", fmt(rss, 2), fmt(gflops),
+    table.add("misalign (\(weights.layers[0].qProj.dtype.rawValue) weights)", fmt(t, 2), fmt(ours), torchF32.map { fmt(ours / $0, 2) + "x" } ?? "-", fmt(rss, 2), fmt(gflops),
               fmt(100 * gflops / ceiling) + "%")
     for (name, s, tps, r) in rows {
         table.add(name, fmt(s, 2), fmt(tps), torchF32.map { fmt(tps / $0, 2) + "x" } ?? "-", fmt(r, 2), fmt(flops / s / 1e9), fmt(100 * flops / s / 1e9 / ceiling) + "%")

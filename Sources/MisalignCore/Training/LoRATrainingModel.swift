@@ -54,7 +54,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
     let dT: FloatBuffer                 // [rows, r]
     let scratch: FloatBuffer
     // Loss head, a chunk of target rows at a time.
-    static let headChunk = 64
+    static let headChunk = 128
     let headX, headN, headD: FloatBuffer  // [chunk, H]
     let logits: FloatBuffer               // [chunk, vocab]
 
