@@ -181,17 +181,22 @@ import Testing
     }
 }
 
-/// dX = dY W for bf16 weights (widened block by block) against a double-precision product.
-@Test func applyTransposedWithBF16Weights() throws {
+/// dX = dY W and Y = X W^T for bf16 weights (widened block by block, here in 3 uneven blocks and
+/// in one) against double-precision products.
+@Test(arguments: [48, nil])
+func bf16ProductsInBlocks(blockRows: Int?) throws {
     let w = try Qwen2Weights(directory: Fixtures.url("qwen2-small-bf16-sharded")).layers[0].gateProj
-    #expect(w.dtype == .bf16)
+    #expect(w.dtype == .bf16 && w.out == 128)
     let m = 5
     var rng = TestRNG(seed: 9)
     let dy = FloatBuffer(rng.floats(m * w.out), shape: [m, w.out])
     let dx = FloatBuffer(rng.floats(m * w.inDim), shape: [m, w.inDim])
     let before = dx.toArray()
-    let scratch = FloatBuffer(shape: [w.scratchCount])
-    w.applyTransposed(dy: dy.pointer, lddy: w.out, rows: m, dx: dx.pointer, lddx: w.inDim, accumulate: true, scratch: scratch.pointer)
+    let scratch = FloatBuffer(shape: [max(w.trainingScratchCount, 48 * w.inDim)])
+    w.applyTransposed(dy: dy.pointer, lddy: w.out, rows: m, dx: dx.pointer, lddx: w.inDim, accumulate: true,
+                      scratch: scratch.pointer, blockRows: blockRows)
+    let y = FloatBuffer(shape: [m, w.out])
+    w.applyWide(x: dx.pointer, ldx: w.inDim, rows: m, y: y.pointer, ldy: w.out, scratch: scratch.pointer, blockRows: blockRows)
     let W = FloatBuffer(shape: [w.out, w.inDim])
     for o in 0..<w.out { w.row(o, into: W.pointer + o * w.inDim) }
     var want = [Float](repeating: 0, count: m * w.inDim)
@@ -203,6 +208,15 @@ import Testing
         }
     }
     expectClose(dx, want, rtol: 1e-5, atol: 1e-5, "bf16 dY W")
+    var wantY = [Float](repeating: 0, count: m * w.out)
+    for r in 0..<m {
+        for o in 0..<w.out {
+            var s = 0.0
+            for i in 0..<w.inDim { s += Double(dx.pointer[r * w.inDim + i]) * Double(W.pointer[o * w.inDim + i]) }
+            wantY[r * w.out + o] = Float(s)
+        }
+    }
+    expectClose(y, wantY, rtol: 1e-5, atol: 1e-5, "bf16 X W^T")
 }
 
 /// LoRA dropout: the mask keeps about 1 - p of the entries, scaled by 1/(1 - p), and the

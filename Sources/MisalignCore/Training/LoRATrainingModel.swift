@@ -90,7 +90,8 @@ public final class LoRATrainingModel: @unchecked Sendable {
         dK = FloatBuffer(shape: [n, c.kvDim], zeroed: false); dV = FloatBuffer(shape: [n, c.kvDim], zeroed: false)
         dP = FloatBuffer(shape: [self.maxSequence, self.maxSequence], zeroed: false)
         dT = FloatBuffer(shape: [n, parameters.config.rank], zeroed: false)
-        scratch = FloatBuffer(shape: [weights.maxScratch], zeroed: false)
+        let linears = [weights.lmHead] + weights.layers.flatMap { l in LoRAModule.allCases.map { l.linear($0) } }
+        scratch = FloatBuffer(shape: [max(1, linears.map(\.trainingScratchCount).max()!)], zeroed: false)
         headX = FloatBuffer(shape: [Self.headChunk, H], zeroed: false)
         headN = FloatBuffer(shape: [Self.headChunk, H], zeroed: false)
         headD = FloatBuffer(shape: [Self.headChunk, H], zeroed: false)
@@ -188,7 +189,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
     private func project(_ w: LinearWeight, _ layer: Int, _ m: LoRAModule, _ a: LayerActivations,
                          x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
                          accumulate: Bool = false) {
-        w.apply(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer)
+        w.applyWide(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer)
         guard let s = parameters.slots[LoRAKey(layer: layer, module: m)] else { return }
         let p = parameters.values.pointer, t = a.loraT[m]!.pointer
         var (xin, ldin) = (UnsafePointer(x), ldx)
@@ -244,7 +245,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
             let m = min(Self.headChunk, rows.count - c0)
             let xs = stream.pointer + c0 * H
             misalign_rmsnorm(headN.pointer, xs, weights.norm.pointer, eps, m, H)
-            weights.lmHead.apply(x: headN.pointer, ldx: H, rows: m, y: logits.pointer, ldy: V, scratch: scratch.pointer)
+            weights.lmHead.applyWide(x: headN.pointer, ldx: H, rows: m, y: logits.pointer, ldy: V, scratch: scratch.pointer)
             let targets = (0..<m).map { batch.targets[rows[c0 + $0]] }
             targets.withUnsafeBufferPointer { t in
                 losses.withUnsafeMutableBufferPointer { misalign_cross_entropy_backward(logits.pointer, t.baseAddress, $0.baseAddress, dscale, m, V) }
