@@ -255,3 +255,30 @@ func bf16ProductsInBlocks(blockRows: Int?) throws {
         }
     }
 }
+
+/// The three schedules against transformers' schedulers (lr 1, 3 warmup steps, 10 steps).
+@Test(arguments: LRSchedule.allCases)
+func schedulesMatchTransformers(schedule: LRSchedule) throws {
+    let want = TrainingGradientTests.meta["schedules"]![schedule.rawValue]!.arrayValue!.map { $0.doubleValue! }
+    let got = (0..<10).map { schedule.lr(base: 1, step: $0, total: 10, warmup: 3) }
+    for (g, w) in zip(got, want) { #expect(abs(g - w) <= 1e-12, "\(schedule): \(got) vs \(want)") }
+}
+
+/// A config file sets the same fields as the flags; unknown keys and wrong types are typed errors.
+@Test func settingsFromConfigFile() throws {
+    let dir = Fixtures.temporaryDirectory("train-config")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let url = dir.appendingPathComponent("c.json")
+    try #"{"lr": 2e-4, "warmup_steps": 3, "schedule": "cosine", "rank": 1, "alpha": 2, "rslora": false, "targets": ["o_proj"], "layers": [0], "grad-accum": 4, "seed": 22, "adapter-dtype": "bf16"}"#
+        .write(to: url, atomically: true, encoding: .utf8)
+    var s = TrainingSettings()
+    #expect(s.lora.rank == 32 && s.lora.alpha == 64 && s.lora.useRSLoRA && s.learningRate == 1e-5 && s.warmupSteps == 5
+            && s.batchSize == 2 && s.gradientAccumulation == 8 && s.saveEvery == 2 && s.weightDecay == 0.01 && s.maxGradNorm == 1)
+    try s.apply(configFile: url)
+    #expect(s.learningRate == 2e-4 && s.warmupSteps == 3 && s.schedule == .cosine && s.gradientAccumulation == 4 && s.seed == 22)
+    #expect(s.lora == LoRAConfig(rank: 1, alpha: 2, useRSLoRA: false, targets: [.o], layers: [0]) && s.adapterDType == .bf16)
+    try #"{"learning_rat": 1}"#.write(to: url, atomically: true, encoding: .utf8)
+    #expect(throws: TrainingError.self) { try s.apply(configFile: url) }
+    try #"{"rank": "big"}"#.write(to: url, atomically: true, encoding: .utf8)
+    #expect(throws: TrainingError.self) { try s.apply(configFile: url) }
+}

@@ -154,6 +154,19 @@ def main():
     meta["trajectory"] = {"lora": spec, "steps": steps, "warmup": warmup, "lr": base_lr, "max_grad_norm": max_norm,
                           "weight_decay": wd, "micro_batches": [[8, 5], [6]], "loss": losses, "lrs": lrs,
                           "grad_norm": norms}
+    # Learning rates of transformers' schedulers (lr 1.0, 3 warmup steps, 10 steps in all).
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+    meta["schedules"] = {}
+    for name, make in [("linear", lambda o: get_linear_schedule_with_warmup(o, 3, 10)),
+                       ("cosine", lambda o: get_cosine_schedule_with_warmup(o, 3, 10)),
+                       ("constant", lambda o: get_constant_schedule_with_warmup(o, 3))]:
+        o = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sch, lrs = make(o), []
+        for _ in range(10):
+            lrs.append(o.param_groups[0]["lr"])
+            o.step()
+            sch.step()
+        meta["schedules"][name] = lrs
     t = {k: v.contiguous() for k, v in t.items()}
     save_file(t, os.path.join(HERE, "reference.safetensors"), metadata={"note": "see make_training_reference.py"})
     with open(os.path.join(HERE, "reference.json"), "w") as f:
