@@ -188,3 +188,36 @@ import Testing
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
+
+/// The committed `training/swift-checkpoint` was written by this trainer and checked with PEFT by
+/// `check_peft_load.py` (CI has no torch). A fresh checkpoint of the same run must have the same
+/// config bytes, the same tensor names, shapes and dtypes, and values equal up to BLAS rounding.
+/// `MISALIGN_REGENERATE_TRAINING_FIXTURE=1` rewrites the fixture.
+@Test func checkpointFormatMatchesThePEFTCheckedFixture() throws {
+    let run = Fixtures.temporaryDirectory("train-fixture")
+    defer { try? FileManager.default.removeItem(at: run) }
+    var s = TrainerTests.settings()
+    s.lora = LoRAConfig(rank: 2, alpha: 4, useRSLoRA: true, targets: [.q, .down], layers: [1])
+    s.maxSteps = 2
+    let t = try LoRATrainer(weights: TrainerTests.weights, examples: TrainerTests.examples(6), settings: s, run: run)
+    _ = try t.train()
+    let fresh = run.appendingPathComponent("checkpoint-2")
+    let fixture = Fixtures.url("training/swift-checkpoint")
+    if ProcessInfo.processInfo.environment["MISALIGN_REGENERATE_TRAINING_FIXTURE"] == "1" {
+        try? FileManager.default.removeItem(at: fixture)
+        try FileManager.default.createDirectory(at: fixture, withIntermediateDirectories: true)
+        for f in ["adapter_model.safetensors", "adapter_config.json"] {
+            try FileManager.default.copyItem(at: fresh.appendingPathComponent(f), to: fixture.appendingPathComponent(f))
+        }
+    }
+    #expect(try Data(contentsOf: fresh.appendingPathComponent("adapter_config.json"))
+            == Data(contentsOf: fixture.appendingPathComponent("adapter_config.json")))
+    let a = try SafeTensorsFile(url: fresh.appendingPathComponent("adapter_model.safetensors"))
+    let b = try SafeTensorsFile(url: fixture.appendingPathComponent("adapter_model.safetensors"))
+    #expect(a.tensorInfos.map(\.name) == b.tensorInfos.map(\.name))
+    for info in b.tensorInfos {
+        let x = try a.tensor(named: info.name), y = try b.tensor(named: info.name)
+        #expect(x.shape == y.shape && x.dtype == y.dtype)
+        expectClose(try x.floatBuffer(), try y.floats(), rtol: 1e-4, atol: 1e-6, info.name)
+    }
+}

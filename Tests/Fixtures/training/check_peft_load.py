@@ -5,6 +5,11 @@ Usage: python3 check_peft_load.py ADAPTER_DIR BASE_MODEL_DIR
 Loads the base model, applies the adapter with PeftModel.from_pretrained, and compares every
 lora_A / lora_B in the model with the tensors in adapter_model.safetensors (exactly, after
 PEFT's own dtype handling). Prints "ok <n> tensors" and exits 0, or raises.
+
+TrainerTests runs it live on fresh checkpoints when python3 can import peft. The committed
+swift-checkpoint/ (written by TrainerTests.checkpointFormatMatchesThePEFTCheckedFixture with
+MISALIGN_REGENERATE_TRAINING_FIXTURE=1) was checked with:
+  python3 Tests/Fixtures/training/check_peft_load.py Tests/Fixtures/training/swift-checkpoint Tests/Fixtures/qwen2-small
 """
 import sys
 
