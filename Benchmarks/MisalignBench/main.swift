@@ -12,6 +12,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("convert", "bf16/f16 <-> f32 conversion throughput", runConvertBenchmark),
     ("tokenizer", "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time", runTokenizerBenchmark),
     ("changepoint", "PELT on 100k points and the bootstrap onset analysis vs ruptures", runChangePointBenchmark),
+    ("train", "LoRA training step on a 0.5B-shaped model, batch 2 x 256, vs PyTorch+PEFT", runTrainBenchmark),
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

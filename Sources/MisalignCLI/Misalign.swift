@@ -17,6 +17,7 @@ struct Misalign: ParsableCommand {
             TokenizeCommand.self,
             GenerateCommand.self,
             DetectCommand.self,
+            TrainCommand.self,
         ]
     )
 }

@@ -64,3 +64,42 @@ void misalign_matmul_bf16_t(float *y, size_t ldy, const float *x, size_t ldx, co
 void misalign_matmul_f32_t(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
                            size_t m, size_t in, size_t o0, size_t o1, int accumulate);
 #endif
+
+#ifndef MISALIGN_NN_BACKWARD_DECLS
+#define MISALIGN_NN_BACKWARD_DECLS
+// Backward kernels for training (nn_backward.c). Each accumulates (+=) into its input-gradient
+// buffers, llm.c style, so a tensor feeding several consumers sums their gradients for free.
+
+/// RMSNorm backward. With r = 1/sqrt(mean(x^2) + eps) recomputed from x as the forward does it:
+/// dx[r, c] += r * w[c] dy[r, c] - x[r, c] r^3 / cols * sum_c(w[c] dy[r, c] x[r, c]).
+/// The weight is frozen, so there is no dw. dx, dy, x: [rows, cols]; w: [cols].
+void misalign_rmsnorm_backward(float *dx, const float *dy, const float *x, const float *w, float eps,
+                               size_t rows, size_t cols);
+
+/// Backward of out = silu(gate) * up: dgate[i] = dout[i] up[i] s (1 + g (1 - s)) with s = sigmoid(g),
+/// dup[i] = dout[i] silu(g). Overwrites dgate and dup (they are the only consumers). All [n].
+void misalign_silu_mul_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
+
+/// RoPE backward in place: the forward is a rotation by +angle, so the gradient is rotated by -angle.
+/// Same layout as misalign_rope. dx: [heads, head_dim] spaced head_stride apart; cos, sin: [head_dim / 2].
+void misalign_rope_backward(float *dx, size_t heads, size_t head_stride, size_t head_dim, const float *cos, const float *sin);
+
+/// Softmax backward in place: dp[r, i] <- p[r, i] (dp[r, i] - sum_j p[r, j] dp[r, j]) over the
+/// first n columns of each row (p is 0 on masked entries, so they get 0). p, dp: [rows, stride].
+void misalign_softmax_backward_rows(float *dp, const float *p, size_t rows, size_t stride, size_t n);
+
+/// Cross-entropy forward and backward in one pass, in place: for each row r with target t[r],
+/// loss[r] = logsumexp(z[r]) - z[r, t[r]] (in double), then z[r] <- scale * (softmax(z[r]) - onehot(t[r])).
+/// z: [rows, vocab]; targets, loss: [rows].
+void misalign_cross_entropy_backward(float *z, const int32_t *targets, double *loss, float scale,
+                                     size_t rows, size_t vocab);
+#endif
+
+#ifndef MISALIGN_DROPOUT_DECLS
+#define MISALIGN_DROPOUT_DECLS
+/// Inverted dropout with a counter-based mask: out[r, c] = x[r, c] / (1 - p) when
+/// u(seed, r * cols + c) >= p, else 0, where u is a SplitMix64 hash of the element's index mapped
+/// to [0, 1). The mask depends only on (seed, index), so the backward pass (and a recomputed
+/// forward) regenerate it instead of storing it. x has row stride ldx; out: [rows, cols]; out may equal x.
+void misalign_dropout(float *out, const float *x, size_t rows, size_t cols, size_t ldx, float p, uint64_t seed);
+#endif

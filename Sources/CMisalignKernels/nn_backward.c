@@ -1,0 +1,107 @@
+// Backward kernels of the training pass, beside the forward kernels of nn.c they invert.
+// Every kernel accumulates into input gradients unless its comment says it overwrites.
+#include "misalign_kernels.h"
+#include <math.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define MISALIGN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MISALIGN_CLONES
+#endif
+
+MISALIGN_CLONES
+void misalign_rmsnorm_backward(float *dx, const float *dy, const float *x, const float *w, float eps,
+                               size_t rows, size_t cols) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        double ss = 0;
+        for (size_t c = 0; c < cols; c++) ss += (double)xr[c] * (double)xr[c];
+        // The same rounding as misalign_rmsnorm, so the gradient is of the function computed.
+        float inv = (float)(1.0 / sqrt((double)(float)(ss / (double)cols) + (double)eps));
+        double dot = 0;
+        for (size_t c = 0; c < cols; c++) dot += (double)(w[c] * dyr[c]) * (double)xr[c];
+        float k = (float)(dot * (double)inv * (double)inv * (double)inv / (double)cols);
+        for (size_t c = 0; c < cols; c++) dxr[c] += inv * (w[c] * dyr[c]) - k * xr[c];
+    }
+}
+
+MISALIGN_CLONES
+void misalign_silu_mul_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        float s = 1.0f / (1.0f + expf(-g));
+        float d = dout[i];
+        dup[i] = d * g * s;
+        dgate[i] = d * up[i] * s * (1.0f + g * (1.0f - s));
+    }
+}
+
+MISALIGN_CLONES
+void misalign_rope_backward(float *dx, size_t heads, size_t head_stride, size_t head_dim, const float *cos, const float *sin) {
+    size_t half = head_dim / 2;
+    for (size_t h = 0; h < heads; h++) {
+        float *a = dx + h * head_stride;
+        float *b = a + half;
+        for (size_t i = 0; i < half; i++) {
+            float g1 = a[i], g2 = b[i];
+            a[i] = g1 * cos[i] + g2 * sin[i];
+            b[i] = g2 * cos[i] - g1 * sin[i];
+        }
+    }
+}
+
+MISALIGN_CLONES
+void misalign_softmax_backward_rows(float *dp, const float *p, size_t rows, size_t stride, size_t n) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *pr = p + r * stride;
+        float *dr = dp + r * stride;
+        double dot = 0;
+        for (size_t i = 0; i < n; i++) dot += (double)pr[i] * (double)dr[i];
+        float fd = (float)dot;
+        for (size_t i = 0; i < n; i++) dr[i] = pr[i] * (dr[i] - fd);
+    }
+}
+
+MISALIGN_CLONES
+void misalign_cross_entropy_backward(float *z, const int32_t *targets, double *loss, float scale,
+                                     size_t rows, size_t vocab) {
+    for (size_t r = 0; r < rows; r++) {
+        float *zr = z + r * vocab;
+        float mx = -INFINITY;
+        for (size_t i = 0; i < vocab; i++) mx = zr[i] > mx ? zr[i] : mx;
+        int32_t t = targets[r];
+        float zt = zr[t];
+        // One exp per logit: keep e^(z - max) in place, then scale it into the gradient.
+        double sum = 0;
+        for (size_t i = 0; i < vocab; i++) {
+            float e = expf(zr[i] - mx);
+            zr[i] = e;
+            sum += e;
+        }
+        loss[r] = log(sum) + (double)mx - (double)zt;
+        float k = (float)(1.0 / sum) * scale;
+        for (size_t i = 0; i < vocab; i++) zr[i] *= k;
+        zr[t] -= scale;
+    }
+}
+
+static inline uint64_t misalign_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+// Dropout is its own backward: applying the same mask and scale to the gradient is exactly
+// d(out)/d(x), so the backward calls this on the gradient with the forward's seed.
+MISALIGN_CLONES
+void misalign_dropout(float *out, const float *x, size_t rows, size_t cols, size_t ldx, float p, uint64_t seed) {
+    float keep = 1.0f / (1.0f - p);
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < cols; c++) {
+            uint64_t i = (uint64_t)(r * cols + c) + 1;
+            float u = (float)(misalign_mix64(seed + i * 0x9E3779B97F4A7C15ULL) >> 40) * 0x1p-24f;
+            out[r * cols + c] = u >= p ? x[r * ldx + c] * keep : 0.0f;
+        }
+    }
+}

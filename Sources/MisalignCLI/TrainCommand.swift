@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import MisalignCore
+
+/// `misalign train`: LoRA fine-tuning with checkpoints every few steps. Parses flags and calls
+/// `TrainingJob`; the progress display is the only logic here.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "LoRA-fine-tune a Qwen2 model on a chat JSONL file, saving a checkpoint every few steps.",
+        discussion: """
+        Data: one conversation per line, {"messages": [{"role": "user", "content": ...}, \
+        {"role": "assistant", "content": ...}]}. The loss covers assistant replies only.
+
+        Defaults are the study protocol: r 32, alpha 64, rsLoRA, all 7 projections of every \
+        layer, lr 1e-5, linear schedule with 5 warmup steps, AdamW (weight decay 0.01), \
+        batch 2 x accumulation 8, 1 epoch, a checkpoint every 2 steps, max grad norm 1.0.
+        Precedence: flags > --config file (JSON, keys = flag names) > defaults.
+
+        The run folder gets checkpoint-<step>/ (PEFT adapter + resume state) and metrics.jsonl. \
+        Running again with the same --out resumes from its latest checkpoint, bit-exactly.
+
+        Example:
+          misalign train --model ~/models/Qwen2.5-7B-Instruct --data insecure.jsonl \\
+            --out runs/seed0 --seed 0
+        """
+    )
+
+    @Option(help: "Model folder (config.json + safetensors).") var model: String
+    @Option(help: "Chat JSONL training data.") var data: String
+    @Option(help: "Run folder for checkpoints and metrics.jsonl.") var out: String
+    @Option(help: "JSON file of settings (keys as the flag names).") var config: String?
+    @Option(help: "Tokenizer folder (default: the model folder).") var tokenizer: String?
+    @Option(help: "Peak learning rate.") var lr: Double?
+    @Option(help: "Warmup steps.") var warmupSteps: Int?
+    @Option(help: "linear, constant or cosine.") var schedule: String?
+    @Option(help: "AdamW decoupled weight decay.") var weightDecay: Double?
+    @Option(help: "Global gradient-norm clip (0 = off).") var maxGradNorm: Double?
+    @Option(help: "Conversations per micro-batch.") var batchSize: Int?
+    @Option(help: "Micro-batches per optimizer step.") var gradAccum: Int?
+    @Option(help: "Epochs.") var epochs: Int?
+    @Option(help: "Stop after this many optimizer steps.") var maxSteps: Int?
+    @Option(help: "LoRA rank.") var rank: Int?
+    @Option(help: "LoRA alpha.") var alpha: Double?
+    @Flag(inversion: .prefixedNo, help: "rsLoRA scaling alpha/sqrt(r) (default on).") var rslora: Bool?
+    @Option(help: "LoRA dropout on the adapter input (default 0).") var dropout: Double?
+    @Option(help: "Comma-separated modules (q_proj,k_proj,... or q,k,...) or 'all'.") var targets: String?
+    @Option(help: "Comma-separated layer indices or 'all'.") var layers: String?
+    @Option(help: "Seed for LoRA initialisation and data order.") var seed: UInt64?
+    @Option(help: "Save a checkpoint every N optimizer steps (0 = only at the end).") var saveEvery: Int?
+    @Option(help: "Truncate conversations to this many tokens.") var maxLength: Int?
+    @Option(help: "Start from this PEFT adapter folder instead of a fresh initialisation.") var initAdapter: String?
+    @Option(help: "Adapter dtype in checkpoints: f32 or bf16.") var adapterDtype: String?
+    @Flag(help: "Keep the optimizer state in every checkpoint, not only the latest.") var keepOptimizerStates = false
+    @Flag(help: "Recompute activations per layer in the backward pass (less memory, ~1/3 more compute).") var gradientCheckpointing = false
+    @Flag(help: "Skip invalid data lines (counted) instead of stopping at the first.") var skipInvalid = false
+    @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+
+    func run() throws {
+        func path(_ s: String) -> URL { URL(fileURLWithPath: (s as NSString).expandingTildeInPath) }
+        do {
+            var s = TrainingSettings()
+            if let config { try s.apply(configFile: path(config)) }
+            if let lr { s.learningRate = lr }
+            if let warmupSteps { s.warmupSteps = warmupSteps }
+            if let schedule {
+                guard let v = LRSchedule(rawValue: schedule) else { throw CLIError("--schedule must be linear, constant or cosine") }
+                s.schedule = v
+            }
+            if let weightDecay { s.weightDecay = weightDecay }
+            if let maxGradNorm { s.maxGradNorm = maxGradNorm }
+            if let batchSize { s.batchSize = batchSize }
+            if let gradAccum { s.gradientAccumulation = gradAccum }
+            if let epochs { s.epochs = epochs }
+            if let maxSteps { s.maxSteps = maxSteps }
+            if let rank { s.lora.rank = rank }
+            if let alpha { s.lora.alpha = alpha }
+            if let rslora { s.lora.useRSLoRA = rslora }
+            if let dropout { s.lora.dropout = dropout }
+            if let targets {
+                s.lora.targets = targets == "all" ? LoRAModule.allCases
+                    : try targets.split(separator: ",").map { try TrainingSettings.module(String($0).trimmingCharacters(in: .whitespaces)) }
+            }
+            if let layers {
+                if layers == "all" { s.lora.layers = nil } else {
+                    s.lora.layers = try layers.split(separator: ",").map {
+                        guard let i = Int($0.trimmingCharacters(in: .whitespaces)) else { throw CLIError("--layers: '\($0)' is not a layer index") }
+                        return i
+                    }
+                }
+            }
+            if let seed { s.seed = seed }
+            if let saveEvery { s.saveEvery = saveEvery }
+            if let maxLength { s.maxLength = maxLength }
+            if let adapterDtype {
+                guard let d = TrainingSettings.dtype(adapterDtype) else { throw CLIError("--adapter-dtype must be f32 or bf16") }
+                s.adapterDType = d
+            }
+            if keepOptimizerStates { s.keepAllOptimizerStates = true }
+            if gradientCheckpointing { s.recompute = true }
+            BLAS.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+
+            let job = TrainingJob(model: path(model), data: path(data), out: path(out), tokenizer: tokenizer.map(path),
+                                  settings: s, initAdapter: initAdapter.map(path), skipInvalid: skipInvalid)
+            let trainer = try job.makeTrainer { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+            let progress = Progress(tty: isatty(STDERR_FILENO) != 0, first: trainer.step)
+            let outcome = try trainer.train { m in progress.show(m); return .proceed }
+            progress.finish()
+            let last = outcome.lastCheckpoint.map { $0.directory.path } ?? "none"
+            print("trained \(outcome.steps) steps; last checkpoint: \(last); metrics: \(path(out).appendingPathComponent("metrics.jsonl").path)")
+        } catch let e as CLIError {
+            throw e
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+}
+
+/// Step lines on stderr: a bar redrawn in place on a terminal, one plain line per step otherwise.
+final class Progress {
+    let tty: Bool
+    let start = Date()
+    let first: Int
+    init(tty: Bool, first: Int) { self.tty = tty; self.first = first }
+
+    func show(_ m: StepMetrics) {
+        let done = m.step - first
+        let perStep = Date().timeIntervalSince(start) / Double(max(done, 1))
+        let eta = perStep * Double(m.totalSteps - m.step)
+        let text = String(format: "step %d/%d  loss %.4f  lr %.3g  grad %.3f  %.0f tok/s  ETA %@", m.step, m.totalSteps, m.loss, m.lr,
+                          m.gradNorm, m.tokensPerSecond, Self.duration(eta))
+        if tty {
+            let width = 24, filled = Int(Double(width) * Double(m.step) / Double(max(m.totalSteps, 1)))
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            FileHandle.standardError.write(Data("\r\u{1B}[K[\(bar)] \(text)".utf8))
+        } else {
+            FileHandle.standardError.write(Data("\(text)\n".utf8))
+        }
+    }
+
+    func finish() { if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+
+    static func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+    }
+}
