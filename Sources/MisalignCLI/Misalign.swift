@@ -16,6 +16,7 @@ struct Misalign: ParsableCommand {
             InspectCommand.self,
             TokenizeCommand.self,
             DetectCommand.self,
+            JudgeCommand.self,
         ]
     )
 }

@@ -55,15 +55,16 @@ import Foundation
     }
 
     @Test func aStallPastTheTimeoutIsRetried() async throws {
-        let server = try MockJudgeServer { _, n in n == 1 ? .stall(seconds: 3) : okResponse() }
+        let server = try MockJudgeServer { _, n in n == 1 ? .stall(seconds: 30) : okResponse() }
         let started = Date()
         let v = try await openAIJudge(server, timeout: 0.5).judge(item())
         #expect(v.status == .ok && v.attempts == 2 && server.requestCount == 2)
-        #expect(Date().timeIntervalSince(started) < 2.5)
+        // The client gave up long before the server would have answered (margin for a loaded machine).
+        #expect(Date().timeIntervalSince(started) < 15)
     }
 
     @Test func persistentStallsExhaustTheRetries() async throws {
-        let server = try MockJudgeServer { _, _ in .stall(seconds: 2) }
+        let server = try MockJudgeServer { _, _ in .stall(seconds: 10) }
         await #expect(throws: JudgeError.retriesExhausted(attempts: 2, last: .timeout(url: server.baseURL + "/chat/completions", seconds: 0.3))) {
             _ = try await openAIJudge(server, maxAttempts: 2, timeout: 0.3).judge(item())
         }

@@ -57,6 +57,7 @@ import Foundation
         #expect(server.requestCount == 12)
         #expect(server.requests.allSatisfy { $0.headers["authorization"] == nil })
         #expect(peak.value <= 3)
+        #expect(peak.value >= 2) // the probe saw requests overlap, so the limit was exercised
     }
 
     @Test func sha256MatchesKnownVectors() throws {

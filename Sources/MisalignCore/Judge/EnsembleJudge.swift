@@ -32,18 +32,20 @@ public struct EnsembleJudge: Judge {
 
     public func judge(_ item: JudgeItem) async throws(JudgeError) -> Verdict {
         let start = Date()
-        var results = [Result<Verdict, JudgeError>?](repeating: nil, count: members.count)
-        await withTaskGroup(of: (Int, Result<Verdict, JudgeError>).self) { group in
+        let members = self.members
+        let finished = await withTaskGroup(of: (Int, Result<Verdict, JudgeError>).self,
+                                           returning: [(Int, Result<Verdict, JudgeError>)].self) { group in
             for (i, m) in members.enumerated() {
-                group.addTask {
-                    do throws(JudgeError) { return (i, .success(try await m.judge(item))) } catch { return (i, .failure(error)) }
-                }
+                group.addTask { (i, await Self.outcome(m, item)) }
             }
-            for await (i, r) in group { results[i] = r }
+            var all: [(Int, Result<Verdict, JudgeError>)] = []
+            for await r in group { all.append(r) }
+            return all
         }
+        let results = finished.sorted { $0.0 < $1.0 }.map(\.1)
         // A failed member fails the ensemble: a verdict missing a member would be cached and
         // never completed.
-        let verdicts = try results.map { (r) throws(JudgeError) -> Verdict in try r!.get() }
+        let verdicts = try results.map { (r) throws(JudgeError) -> Verdict in try r.get() }
         let scored = verdicts.filter { $0.status == .ok }.compactMap(\.score)
         var v = Verdict(judge: id, trait: item.rubric.name, score: nil, status: .ok, rubricHash: item.rubric.sha256,
                         inputTokens: verdicts.map(\.inputTokens).reduce(0, +), outputTokens: verdicts.map(\.outputTokens).reduce(0, +),
@@ -67,5 +69,9 @@ public struct EnsembleJudge: Judge {
             v.detail = "no member scored"
         }
         return v
+    }
+
+    private static func outcome(_ judge: any Judge, _ item: JudgeItem) async -> Result<Verdict, JudgeError> {
+        do throws(JudgeError) { return .success(try await judge.judge(item)) } catch { return .failure(error) }
     }
 }
