@@ -79,3 +79,14 @@ import Foundation
         #expect(throws: JudgeError.self) { _ = try RubricSet.builtin.require("kindness") }
     }
 }
+
+@Suite struct JudgeQuestionTests {
+    @Test func questionIdsAreUniqueAndStable() {
+        let all = EvaluationQuestions.all
+        #expect(Set(all.map(\.id)).count == all.count)
+        for q in all { #expect(q.id.hasPrefix(q.set + ".") && !q.text.isEmpty) }
+        for set in ["general", "evil", "hallucination", "medical"] { #expect(EvaluationQuestions.set(set).count >= 5) }
+        // Ids other sessions and caches depend on.
+        #expect(all.contains { $0.id == "general.wish" } && all.contains { $0.id == "medical.double-dose" })
+    }
+}
