@@ -10,6 +10,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("convert", "bf16/f16 <-> f32 conversion throughput", runConvertBenchmark),
     ("tokenizer", "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time", runTokenizerBenchmark),
     ("changepoint", "PELT on 100k points and the bootstrap onset analysis vs ruptures", runChangePointBenchmark),
+    ("judge", "10,000 judge verdicts over libcurl, 64 in flight, against the local mock server; cached rerun", runJudgeBenchmark),
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

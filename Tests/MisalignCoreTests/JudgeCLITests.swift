@@ -49,7 +49,8 @@ struct JudgeCLITests {
         #expect(rows.allSatisfy { $0["status"]?.stringValue == "ok" && $0["score"]?.doubleValue != nil && $0["attempts"]?.intValue == 1 })
         #expect(r.out.contains("kappa@50") && r.out.contains("openai:gpt-mock"))
         // 8 calls, each 100 prompt tokens at $0.4/M and 1 output token at $1.6/M.
-        #expect(r.out.contains(String(format: "%.4f", (8 * 100 * 0.4 + 8 * 1 * 1.6) / 1e6)))
+        let cost: Double = (8.0 * 100 * 0.4 + 8.0 * 1 * 1.6) / 1e6
+        #expect(r.out.contains(String(format: "%.4f", cost)))
         let again = try run(args, env: env)
         #expect(again.status == 0 && server.requestCount == 16)
         #expect(again.out.split(separator: "\n").contains { $0.hasPrefix("openai:gpt-mock") && $0.contains(" 8 ") })
