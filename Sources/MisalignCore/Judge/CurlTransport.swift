@@ -73,10 +73,12 @@ private final class Transfer {
         if let body = request.body {
             // COPYPOSTFIELDS copies POSTFIELDSIZE bytes now, so `body` need not outlive this call.
             _ = misalign_curl_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
-            body.withUnsafeBytes { raw in
-                var empty: UInt8 = 0
-                let p = raw.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(&empty)
-                _ = misalign_curl_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, p)
+            if body.isEmpty {
+                _ = misalign_curl_setopt_string(easy, CURLOPT_COPYPOSTFIELDS, "")
+            } else {
+                body.withUnsafeBytes { raw in
+                    _ = misalign_curl_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress!))
+                }
             }
         }
         // "Expect:" with no value stops libcurl's 100-continue round trip for larger bodies.

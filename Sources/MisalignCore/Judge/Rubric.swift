@@ -15,13 +15,19 @@ import Foundation
 /// number; `REFUSAL` maps to the `refusal` status, any other word (e.g. `CODE`) to
 /// `unparseable` with the word in the detail.
 public struct Rubric: Sendable, Equatable {
-    public var name: String
-    public var version: Int
-    public var escapeWords: [String]
-    public var template: String
+    public let name: String
+    public let version: Int
+    public let escapeWords: [String]
+    public let template: String
+    /// SHA-256 of `fileText`, lower-case hex: the rubric's identity in verdicts and cache
+    /// keys. Computed once here, since every verdict and cache lookup reads it.
+    public let sha256: String
 
     public init(name: String, version: Int, escapeWords: [String] = [], template: String) {
         self.name = name; self.version = version; self.escapeWords = escapeWords; self.template = template
+        var s = "name: \(name)\nversion: \(version)\n"
+        if !escapeWords.isEmpty { s += "escape: \(escapeWords.joined(separator: ", "))\n" }
+        sha256 = SHA256.hex(s + "\n" + template)
     }
 
     /// The rubric in file form; its SHA-256 is the rubric's identity in verdicts and caches.
@@ -30,9 +36,6 @@ public struct Rubric: Sendable, Equatable {
         if !escapeWords.isEmpty { s += "escape: \(escapeWords.joined(separator: ", "))\n" }
         return s + "\n" + template
     }
-
-    /// SHA-256 of `fileText`, lower-case hex.
-    public var sha256: String { SHA256.hex(fileText) }
 
     /// The prompt for one answer. Placeholders are replaced in a single pass, so a question or
     /// answer that itself contains `{answer}` is inserted verbatim, not expanded.
