@@ -45,6 +45,9 @@ public struct OpenAIJudge: Judge {
 
     public var id: String { "openai:\(config.model)" }
 
+    /// The key, for the batch endpoints of the same API (never logged).
+    var apiKeyForBatch: String? { apiKey }
+
     public var cacheIdentity: String {
         "openai|\(config.model)|\(config.baseURL)|\(config.azureAPIVersion ?? "")|max_tokens=\(config.maxTokens)|logprobs=\(config.logprobs)|top=\(config.topLogprobs)|min_mass=\(config.minNumericMass)|temperature=0"
     }
@@ -113,10 +116,15 @@ public struct OpenAIJudge: Judge {
         let (p, attempts) = try await client.perform(req, estimatedTokens: prompt.utf8.count / 3 + config.maxTokens,
                                                      tokensUsed: { $0.inputTokens + $0.outputTokens },
                                                      decode: { (r) throws(JudgeError) -> Parsed in try Self.parse(r, url: url) })
+        return verdict(from: p, item: item, attempts: attempts, latency: Date().timeIntervalSince(start))
+    }
+
+    /// The verdict a parsed chat completion gives (shared by live calls and batch results).
+    func verdict(from p: Parsed, item: JudgeItem, attempts: Int, latency: Double) -> Verdict {
         let raw = redact(p.content, secrets: client.secrets)
         var v = Verdict(judge: id, trait: item.rubric.name, score: nil, status: .unparseable, raw: raw,
                         rubricHash: item.rubric.sha256, inputTokens: p.inputTokens, outputTokens: p.outputTokens,
-                        latency: Date().timeIntervalSince(start), attempts: attempts)
+                        latency: latency, attempts: attempts)
         if let r = p.refusal, !r.isEmpty {
             v.status = .refusal; v.detail = "model refusal: \(redact(String(r.prefix(200)), secrets: client.secrets))"
         } else if let top = p.top, !top.isEmpty {
