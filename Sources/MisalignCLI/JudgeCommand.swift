@@ -35,6 +35,7 @@ struct JudgeCommand: ParsableCommand {
           misalign judge --answers answers.jsonl --trait evil \\
               --judge openai:gpt-4.1-mini --judge anthropic:claude-sonnet-4-5 --judge local:models/Qwen2.5-7B-Instruct \\
               --price openai:gpt-4.1-mini=0.4,1.6 --out verdicts.jsonl
+          misalign judge --answers answers.jsonl --trait evil --judge openai:gpt-4.1-mini --batch --out verdicts.jsonl
           misalign judge --answers answers.jsonl --trait hallucination \\
               --judge openai:qwen2.5-72b --base-url http://127.0.0.1:8000/v1 --max-in-flight 128 --out v.jsonl
         """)
@@ -87,6 +88,12 @@ struct JudgeCommand: ParsableCommand {
     @Option(name: .customLong("price"), help: "JUDGE=IN,OUT: price per million input and output tokens, for the cost column (repeatable).")
     var prices: [String] = []
 
+    @Flag(help: "Send openai: judges' uncached requests through the OpenAI Batch API first (cheaper, slower; needs the cache), then judge whatever the batch did not.")
+    var batch = false
+
+    @Option(name: .customLong("batch-poll"), help: "Seconds between batch status polls.")
+    var batchPoll: Double = 60
+
     func run() throws {
         guard !traits.isEmpty else { throw ValidationError("give at least one --trait") }
         guard !judges.isEmpty else { throw ValidationError("give at least one --judge") }
@@ -125,6 +132,17 @@ struct JudgeCommand: ParsableCommand {
             : try VerdictCache(path: URL(fileURLWithPath: cache ?? outURL.deletingLastPathComponent().appendingPathComponent("judge-cache.sqlite").path))
         let runner = JudgeRunner(judges: built, rubrics: chosen, cache: cacheStore, maxInFlight: maxInFlight,
                                  pricing: pricing, secrets: factory.secrets)
+        if batch {
+            guard let cacheStore else { throw ValidationError("--batch stores its results in the cache; drop --no-cache") }
+            let items = records.flatMap { a in chosen.map { JudgeItem(rubric: $0, question: a.question, answer: a.answer) } }
+            for case let judge as OpenAIJudge in built {
+                let poll = batchPoll
+                let outcome = try blocking { () async throws(JudgeError) -> OpenAIBatch.Outcome in
+                    try await OpenAIBatch(judge: judge, cache: cacheStore, pollInterval: poll).prefill(items)
+                }
+                print("batch \(outcome.batchID ?? "-") for \(judge.id): \(outcome.submitted) submitted, \(outcome.cached) cached, \(outcome.failed) left for live calls")
+            }
+        }
         var progress: (@Sendable (JudgeProgress) -> Void)? = nil
         if isatty(2) == 1 {
             progress = { (p: JudgeProgress) in
