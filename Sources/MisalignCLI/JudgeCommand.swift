@@ -33,11 +33,14 @@ struct JudgeCommand: ParsableCommand {
           misalign judge --answers answers.jsonl --trait evil --trait coherence \\
               --judge openai:gpt-4.1-mini --out verdicts.jsonl
           misalign judge --answers answers.jsonl --trait evil \\
-              --judge openai:gpt-4.1-mini --judge anthropic:claude-sonnet-4-5 --judge local:models/Qwen2.5-7B-Instruct \\
+              --judge openai:gpt-4.1-mini --judge anthropic:claude-sonnet-4-5 \\
+              --judge local:models/Qwen2.5-7B-Instruct \\
               --price openai:gpt-4.1-mini=0.4,1.6 --out verdicts.jsonl
-          misalign judge --answers answers.jsonl --trait evil --judge openai:gpt-4.1-mini --batch --out verdicts.jsonl
+          misalign judge --answers answers.jsonl --trait evil \\
+              --judge openai:gpt-4.1-mini --batch --out verdicts.jsonl
           misalign judge --answers answers.jsonl --trait hallucination \\
-              --judge openai:qwen2.5-72b --base-url http://127.0.0.1:8000/v1 --max-in-flight 128 --out v.jsonl
+              --judge openai:qwen2.5-72b --base-url http://127.0.0.1:8000/v1 \\
+              --max-in-flight 128 --out v.jsonl
         """)
 
     @Option(help: "Answers to judge (JSON Lines).")
