@@ -76,6 +76,8 @@ struct JudgeCLITests {
         #expect(!(r.out + r.err).contains("FAKEKEY"))
         let rows = try String(contentsOf: dir.appendingPathComponent("v.jsonl"), encoding: .utf8)
         #expect(rows.contains("stopped calling") && !rows.contains("FAKEKEY"))
+        // Nothing was cached: every row is an error to retry.
+        #expect(try VerdictCache(path: dir.appendingPathComponent("judge-cache.sqlite")).count() == 0)
     }
 
     @Test func libcurlTakesTheProxyFromTheEnvironment() throws {
@@ -91,6 +93,19 @@ struct JudgeCLITests {
         let direct = try run(args, env: ["http_proxy": "http://127.0.0.1:\(proxy.port)", "no_proxy": "judge.invalid"])
         #expect(direct.status != 0 && direct.err.contains("judge.invalid"))
         #expect(proxy.requestCount == 1)
+    }
+
+    @Test func aLocalModelJudge() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("v.jsonl")
+        let r = try run(["judge", "--answers", try answersFile(dir, count: 2).path, "--trait", "coherence",
+                         "--judge", "local:\(JudgeLocalTests.modelDir.path)", "--out", out.path], env: [:])
+        #expect(r.status == 0, "\(r.err)")
+        let rows = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(rows.count == 2)
+        // A random model puts almost no probability on bare numbers.
+        #expect(rows.allSatisfy { $0["status"]?.stringValue == "no_numeric_mass" && $0["judge"]?.stringValue == "local:\(JudgeLocalTests.modelDir.lastPathComponent)" })
     }
 
     @Test func helpShowsExamplesAndBadInputIsNamed() throws {

@@ -72,6 +72,19 @@ import Foundation
         #expect(server.requestCount == 2)
     }
 
+    @Test func cancellingTheTaskAbortsTheTransfer() async throws {
+        let server = try MockJudgeServer { _, _ in .stall(seconds: 120) }
+        let transport = CurlTransport()
+        let url = server.baseURL + "/chat/completions"
+        let task = Task { () -> JudgeError? in
+            do throws(JudgeError) { _ = try await transport.send(HTTPRequest(url: url, timeout: 100)); return nil } catch { return error }
+        }
+        while server.requestCount == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
+        task.cancel()
+        #expect(await task.value == .cancelled(url: url))
+        #expect(!JudgeError.cancelled(url: url).isRetryable)
+    }
+
     @Test func malformedAndTruncatedBodiesAreRetried() async throws {
         let server = try MockJudgeServer { _, n in
             switch n {

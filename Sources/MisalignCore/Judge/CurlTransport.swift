@@ -19,16 +19,35 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
 
     deinit { engine.stop() }
 
+    /// Cancelling the calling task aborts the transfer (it fails with `cancelled`).
     public func send(_ request: HTTPRequest) async throws(JudgeError) -> HTTPResponse {
-        let result: Result<HTTPResponse, JudgeError> = await withCheckedContinuation { cont in
-            guard let transfer = Transfer(request: request, continuation: cont) else {
-                cont.resume(returning: .failure(.connection(url: request.url, reason: "curl_easy_init failed")))
-                return
+        let handle = CancelHandle()
+        let engine = self.engine
+        let result: Result<HTTPResponse, JudgeError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { cont in
+                guard let transfer = Transfer(request: request, continuation: cont) else {
+                    cont.resume(returning: .failure(.connection(url: request.url, reason: "curl_easy_init failed")))
+                    return
+                }
+                engine.enqueue(transfer)
+                if handle.attach(transfer) { engine.cancel(transfer) } // cancelled before it was attached
             }
-            engine.enqueue(transfer)
+        } onCancel: {
+            if let t = handle.cancel() { engine.cancel(t) }
         }
         return try result.get()
     }
+}
+
+/// Links a task's cancellation to its transfer, whichever comes first.
+private final class CancelHandle: @unchecked Sendable {
+    private let lock = NSLock()
+    private var transfer: Transfer?
+    private var cancelled = false
+    /// Records the transfer; true if the task was already cancelled.
+    func attach(_ t: Transfer) -> Bool { lock.lock(); defer { lock.unlock() }; transfer = t; return cancelled }
+    /// Marks cancelled; the transfer to abort, if attached.
+    func cancel() -> Transfer? { lock.lock(); defer { lock.unlock() }; cancelled = true; return transfer }
 }
 
 /// Process-wide libcurl initialisation; must happen before any thread uses libcurl.
@@ -44,6 +63,8 @@ private final class Transfer {
     var headers: [String: String] = [:]
     var overflow = false
     var slist: UnsafeMutablePointer<curl_slist>?
+    /// Set on the engine thread once the continuation is resumed (completion or cancellation).
+    var finished = false
 
     init?(request: HTTPRequest, continuation: CheckedContinuation<Result<HTTPResponse, JudgeError>, Never>) {
         _ = curlGlobalInit
@@ -144,6 +165,7 @@ private final class CurlEngine: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let lock = NSLock()
     private var pending: [Transfer] = []
+    private var cancelled: [Transfer] = []
     private var stopping = false
 
     init(maxConnections: Int) {
@@ -161,6 +183,12 @@ private final class CurlEngine: @unchecked Sendable {
         curl_multi_wakeup(multi)
     }
 
+    /// Aborts `t` if it has not finished (thread-safe; the engine thread does the work).
+    func cancel(_ t: Transfer) {
+        lock.lock(); cancelled.append(t); lock.unlock()
+        curl_multi_wakeup(multi)
+    }
+
     func stop() {
         lock.lock(); stopping = true; lock.unlock()
         curl_multi_wakeup(multi)
@@ -171,11 +199,17 @@ private final class CurlEngine: @unchecked Sendable {
         while true {
             lock.lock()
             let new = pending; pending = []
+            let aborts = cancelled; cancelled = []
             let stop = stopping
             lock.unlock()
             for t in new {
                 active[t.easy] = t
                 curl_multi_add_handle(multi, t.easy)
+            }
+            for t in aborts where !t.finished {
+                if active.removeValue(forKey: t.easy) != nil { curl_multi_remove_handle(multi, t.easy) }
+                t.finished = true
+                t.continuation.resume(returning: .failure(.cancelled(url: t.request.url)))
             }
             if stop && active.isEmpty { break }
             var running: Int32 = 0
@@ -186,6 +220,7 @@ private final class CurlEngine: @unchecked Sendable {
                       let t = active.removeValue(forKey: easy) else { continue }
                 let code = msg.pointee.data.result
                 curl_multi_remove_handle(multi, easy)
+                t.finished = true
                 t.continuation.resume(returning: t.finish(code: code))
             }
             curl_multi_poll(multi, nil, 0, 1000, nil)

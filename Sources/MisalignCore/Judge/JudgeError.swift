@@ -8,6 +8,8 @@ public enum JudgeError: Error, Equatable, Sendable, CustomStringConvertible {
     case connection(url: String, reason: String)
     /// The connect or total timeout passed.
     case timeout(url: String, seconds: Double)
+    /// The calling task was cancelled; the transfer was aborted.
+    case cancelled(url: String)
     /// The body ended before its announced length, or the connection dropped mid-response.
     case truncated(url: String, reason: String)
     /// The response body was larger than the transport's cap.
@@ -49,6 +51,7 @@ public enum JudgeError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .connection(let url, let reason): return "cannot connect to \(url): \(reason); check the base URL, proxy settings and network"
         case .timeout(let url, let s): return "request to \(url) timed out after \(s) s; raise the timeout or lower the concurrency"
+        case .cancelled(let url): return "request to \(url) was cancelled"
         case .truncated(let url, let reason): return "response from \(url) was cut short: \(reason)"
         case .responseTooLarge(let url, let limit): return "response from \(url) exceeded \(limit) bytes; raise maxResponseBytes if this is expected"
         case .http(let url, let status, let body):

@@ -35,6 +35,7 @@ public final class ReliableClient: Sendable {
         var attempt = 0
         while true {
             attempt += 1
+            if Task.isCancelled { throw .cancelled(url: request.url) }
             if circuit.isOpen { throw .circuitOpen(url: request.url, failures: circuit.failures) }
             await limiter.acquire(tokens: estimatedTokens)
             requestCounter.add()
