@@ -91,6 +91,12 @@ struct JudgeCommand: ParsableCommand {
     @Option(name: .customLong("price"), help: "JUDGE=IN,OUT: price per million input and output tokens, for the cost column (repeatable).")
     var prices: [String] = []
 
+    @Option(name: .customLong("local-mode"), help: "local: judges: expectation (likelihood of every answer 0-100) or greedy (decode up to 8 tokens and parse).")
+    var localMode = "expectation"
+
+    @Option(name: .customLong("min-mass"), help: "openai: and local: judges: below this probability on numeric answers a verdict is no_numeric_mass.")
+    var minMass: Double = 0.25
+
     @Flag(help: "Send openai: judges' uncached requests through the OpenAI Batch API first (cheaper, slower; needs the cache), then judge whatever the batch did not.")
     var batch = false
 
@@ -114,6 +120,12 @@ struct JudgeCommand: ParsableCommand {
         let factory = JudgeFactory(limits: RateLimits(maxInFlight: maxInFlight, requestsPerMinute: rpm, tokensPerMinute: tpm),
                                    policy: RetryPolicy(maxAttempts: maxAttempts), timeout: timeout,
                                    keyVariables: [.openai: openaiKeyEnv, .anthropic: anthropicKeyEnv])
+        switch localMode {
+        case "expectation": factory.localMode = .expectation
+        case "greedy": factory.localMode = .greedy(maxTokens: 8)
+        default: throw ValidationError("--local-mode must be expectation or greedy")
+        }
+        factory.minNumericMass = minMass
         var built: [any Judge] = []
         for text in judges {
             var spec = try JudgeSpec(parsing: text)

@@ -106,6 +106,15 @@ struct JudgeCLITests {
         #expect(rows.count == 2)
         // A random model puts almost no probability on bare numbers.
         #expect(rows.allSatisfy { $0["status"]?.stringValue == "no_numeric_mass" && $0["judge"]?.stringValue == "local:\(JudgeLocalTests.modelDir.lastPathComponent)" })
+        // With the threshold off it scores; greedy mode decodes instead (a different cache key, so no cache hit).
+        let scored = try run(["judge", "--answers", try answersFile(dir, count: 2).path, "--trait", "coherence", "--min-mass", "0",
+                              "--judge", "local:\(JudgeLocalTests.modelDir.path)", "--out", out.path], env: [:])
+        #expect(scored.status == 0 && scored.out.contains(" 2 "))
+        let rows2 = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(rows2.allSatisfy { $0["status"]?.stringValue == "ok" && $0["score"]?.doubleValue != nil })
+        let greedy = try run(["judge", "--answers", try answersFile(dir, count: 1).path, "--trait", "coherence", "--local-mode", "greedy",
+                              "--judge", "local:\(JudgeLocalTests.modelDir.path)", "--out", out.path], env: [:])
+        #expect(greedy.status == 0, "\(greedy.err)")
     }
 
     @Test func helpShowsExamplesAndBadInputIsNamed() throws {

@@ -40,6 +40,10 @@ public final class JudgeFactory {
     public let keyVariables: [JudgeSpec.Kind: String]
     private let environment: [String: String]
     private var clients: [String: ReliableClient] = [:]
+    /// How `local:` judges score.
+    public var localMode: LocalJudge.Mode = .expectation
+    /// Minimum numeric probability mass for `openai:` and `local:` judges.
+    public var minNumericMass: Double = 0.25
     /// Every key handed to a judge, for scrubbing output.
     public private(set) var secrets: [String] = []
 
@@ -71,13 +75,14 @@ public final class JudgeFactory {
         case .openai:
             let k = try key(for: spec)
             let base = spec.baseURL ?? "https://api.openai.com/v1"
-            return OpenAIJudge(config: .init(model: spec.model, baseURL: base, timeout: timeout), apiKey: k, client: client(base: base, key: k))
+            return OpenAIJudge(config: .init(model: spec.model, baseURL: base, minNumericMass: minNumericMass, timeout: timeout),
+                               apiKey: k, client: client(base: base, key: k))
         case .anthropic:
             let k = try key(for: spec)
             let base = spec.baseURL ?? "https://api.anthropic.com/v1"
             return AnthropicJudge(config: .init(model: spec.model, baseURL: base, timeout: timeout), apiKey: k, client: client(base: base, key: k))
         case .local:
-            return try LocalJudge(directory: URL(fileURLWithPath: spec.model))
+            return try LocalJudge(directory: URL(fileURLWithPath: spec.model), mode: localMode, minNumericMass: minNumericMass)
         }
     }
 }
