@@ -91,6 +91,9 @@ struct JudgeCommand: ParsableCommand {
     @Option(name: .customLong("price"), help: "JUDGE=IN,OUT: price per million input and output tokens, for the cost column (repeatable).")
     var prices: [String] = []
 
+    @Option(help: "Also write an \"ensemble\" row per (answer, trait) aggregating the judges' verdicts: mean, median or primary:JUDGE (no extra calls).")
+    var ensemble: String?
+
     @Option(name: .customLong("local-mode"), help: "local: judges: expectation (likelihood of every answer 0-100) or greedy (decode up to 8 tokens and parse).")
     var localMode = "expectation"
 
@@ -169,6 +172,24 @@ struct JudgeCommand: ParsableCommand {
         let report = progress
         let summary = try blocking { () async throws(JudgeError) -> JudgeRunner.Summary in
             try await runner.run(answers: records, output: outURL, progress: report)
+        }
+        if let ensemble {
+            let aggregation: EnsembleJudge.Aggregation
+            switch ensemble {
+            case "mean": aggregation = .mean
+            case "median": aggregation = .median
+            case let p where p.hasPrefix("primary:"):
+                let primary = String(p.dropFirst("primary:".count))
+                guard built.contains(where: { $0.id == primary }) else { throw ValidationError("--ensemble \(p): \(primary) is not one of the judges") }
+                aggregation = .primary(primary)
+            default: throw ValidationError("--ensemble must be mean, median or primary:JUDGE")
+            }
+            let rows = try JudgeReport.addingEnsembleRows(summary.rows, aggregation: aggregation)
+            do {
+                try AtomicFile.write(Data(rows.map { $0.json().serialized() + "\n" }.joined().utf8), to: outURL)
+            } catch {
+                throw CLIError("cannot write \(outURL.path): \(error)")
+            }
         }
         print(JudgeReport.formatUsage(summary.usage))
         if built.count > 1 {

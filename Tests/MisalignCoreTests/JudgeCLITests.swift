@@ -61,6 +61,25 @@ struct JudgeCLITests {
         for t in texts { #expect(!t.contains("FAKEKEY")) }
     }
 
+    @Test func ensembleRowsAggregateTheJudgesWithoutExtraCalls() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = try MockJudgeServer { _, _ in okResponse([("20", 0)]) }
+        let b = try MockJudgeServer { _, _ in okResponse([("60", 0)]) }
+        let out = dir.appendingPathComponent("v.jsonl")
+        let r = try run(["judge", "--answers", try answersFile(dir, count: 2).path, "--trait", "evil", "--ensemble", "mean",
+                         "--judge", "openai:a@\(a.baseURL)", "--judge", "openai:b@\(b.baseURL)", "--out", out.path], env: [:])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(a.requestCount == 2 && b.requestCount == 2)
+        let rows = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(rows.map { $0["judge"]!.stringValue! } == ["openai:a", "openai:b", "ensemble", "openai:a", "openai:b", "ensemble"])
+        #expect(rows[2]["score"]?.doubleValue == 40 && rows[2]["members"]?.arrayValue?.count == 2)
+        let primary = try run(["judge", "--answers", try answersFile(dir, count: 2).path, "--trait", "evil", "--ensemble", "primary:openai:b",
+                               "--judge", "openai:a@\(a.baseURL)", "--judge", "openai:b@\(b.baseURL)", "--out", out.path], env: [:])
+        #expect(primary.status == 0 && a.requestCount == 2) // all cached
+        #expect(try JSONValue.parse(String(try String(contentsOf: out, encoding: .utf8).split(separator: "\n")[2]))["score"]?.doubleValue == 60)
+    }
+
     @Test func aBadKeyStopsEarlyWithAClearErrorAndNoKey() throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

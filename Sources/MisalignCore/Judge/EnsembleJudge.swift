@@ -46,10 +46,18 @@ public struct EnsembleJudge: Judge {
         // A failed member fails the ensemble: a verdict missing a member would be cached and
         // never completed.
         let verdicts = try results.map { (r) throws(JudgeError) -> Verdict in try r.get() }
+        var v = try Self.combine(verdicts, aggregation: aggregation, name: id, trait: item.rubric.name, rubricHash: item.rubric.sha256)
+        v.latency = Date().timeIntervalSince(start)
+        return v
+    }
+
+    /// Aggregates members' verdicts into one (also used to build ensemble rows after a run).
+    public static func combine(_ verdicts: [Verdict], aggregation: Aggregation, name: String, trait: String,
+                               rubricHash: String) throws(JudgeError) -> Verdict {
         let scored = verdicts.filter { $0.status == .ok }.compactMap(\.score)
-        var v = Verdict(judge: id, trait: item.rubric.name, score: nil, status: .ok, rubricHash: item.rubric.sha256,
+        var v = Verdict(judge: name, trait: trait, score: nil, status: .ok, rubricHash: rubricHash,
                         inputTokens: verdicts.map(\.inputTokens).reduce(0, +), outputTokens: verdicts.map(\.outputTokens).reduce(0, +),
-                        latency: Date().timeIntervalSince(start), attempts: verdicts.map(\.attempts).reduce(0, +), members: verdicts)
+                        latency: verdicts.map(\.latency).max() ?? 0, attempts: verdicts.map(\.attempts).reduce(0, +), members: verdicts)
         switch aggregation {
         case .mean where !scored.isEmpty:
             v.score = scored.reduce(0, +) / Double(scored.count); v.detail = "mean of \(scored.count) of \(verdicts.count)"

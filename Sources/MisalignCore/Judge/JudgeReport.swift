@@ -59,3 +59,33 @@ public enum JudgeReport {
             .joined(separator: "\n")
     }
 }
+
+extension JudgeReport {
+    /// `rows` with an ensemble row after each (answer, trait) group, aggregating that group's
+    /// judges' verdicts with no further calls. A group with a failed member gets an `error`
+    /// ensemble row (rerun to complete it).
+    public static func addingEnsembleRows(_ rows: [JudgeRow], aggregation: EnsembleJudge.Aggregation,
+                                          name: String = "ensemble") throws(JudgeError) -> [JudgeRow] {
+        var out: [JudgeRow] = []
+        var i = 0
+        while i < rows.count {
+            var j = i
+            while j < rows.count && rows[j].answerID == rows[i].answerID && rows[j].trait == rows[i].trait { j += 1 }
+            let group = Array(rows[i..<j])
+            out += group
+            let first = group[0]
+            let v: Verdict
+            if let failed = group.first(where: { $0.verdict.status == .error }) {
+                v = Verdict(judge: name, trait: first.trait, score: nil, status: .error, detail: "member \(failed.judge) failed",
+                            rubricHash: first.verdict.rubricHash, attempts: 0, members: group.map(\.verdict))
+            } else {
+                v = try EnsembleJudge.combine(group.map(\.verdict), aggregation: aggregation, name: name, trait: first.trait,
+                                              rubricHash: first.verdict.rubricHash)
+            }
+            out.append(JudgeRow(answerID: first.answerID, questionID: first.questionID, trait: first.trait, judge: name,
+                                verdict: v, cached: group.allSatisfy(\.cached)))
+            i = j
+        }
+        return out
+    }
+}
