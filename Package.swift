@@ -27,11 +27,18 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        // The system SQLite (verdict cache): no package to compile, WAL and busy timeouts built in.
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         // Small C kernels compiled for several x86 levels and dispatched at load time.
         .target(name: "CMisalignKernels", path: "Sources/CMisalignKernels"),
         .target(
             name: "MisalignCore",
-            dependencies: ["CBLAS", "CCurl", "CMisalignKernels"],
+            dependencies: ["CBLAS", "CCurl", "CSQLite", "CMisalignKernels"],
             path: "Sources/MisalignCore"
         ),
         .executableTarget(

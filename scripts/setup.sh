@@ -3,7 +3,7 @@
 # A no-op (and no root needed) when everything is present.
 set -euo pipefail
 need=()
-for pkg in libopenblas-dev libcurl4-openssl-dev pkg-config; do
+for pkg in libopenblas-dev libcurl4-openssl-dev libsqlite3-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

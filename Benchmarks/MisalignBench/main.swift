@@ -13,6 +13,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("tokenizer", "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time", runTokenizerBenchmark),
     ("changepoint", "PELT on 100k points and the bootstrap onset analysis vs ruptures", runChangePointBenchmark),
     ("train", "LoRA training step on a 0.5B-shaped model, batch 2 x 256, vs PyTorch+PEFT", runTrainBenchmark),
+    ("judge", "10,000 judge verdicts over libcurl, 64 in flight, against the local mock server; cached rerun", runJudgeBenchmark),
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

@@ -18,6 +18,7 @@ struct Misalign: ParsableCommand {
             GenerateCommand.self,
             DetectCommand.self,
             TrainCommand.self,
+            JudgeCommand.self,
         ]
     )
 }

@@ -1,0 +1,221 @@
+import ArgumentParser
+import Foundation
+import MisalignCore
+
+/// `misalign judge`: score answers for traits with one or more judges, then report agreement.
+struct JudgeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "judge",
+        abstract: "Score answers for evil, hallucination, coherence... with API or local judges.",
+        discussion: """
+        --answers is JSON Lines, one answer per line: {"id", "question_id", "question", "answer"}. \
+        --out receives one JSON line per (answer, trait, judge): {"answer_id", "question_id", \
+        "trait", "judge", "score" (number or null), "status" (ok, refusal, no_numeric_mass, \
+        unparseable, error), "detail", "attempts", ...}. Rows are appended to OUT.partial as \
+        they finish, so an interrupted run resumes where it stopped; OUT itself is written \
+        atomically at the end.
+
+        Judges: openai:MODEL (OpenAI-compatible chat completions, scored from the top-20 \
+        logprobs of one token), anthropic:MODEL (Messages API, integer parsed from the text), \
+        local:DIR (a Qwen2 instruct model folder, run in-process). Append @URL to point an API \
+        judge at another server, e.g. openai:qwen2.5-7b@http://127.0.0.1:8000/v1 for vLLM, \
+        llama.cpp or Ollama. Keys come from OPENAI_API_KEY / ANTHROPIC_API_KEY (rename with \
+        --openai-key-env / --anthropic-key-env); a judge with @URL may run without a key. \
+        Proxies: libcurl reads http_proxy, https_proxy and no_proxy from the environment.
+
+        Verdicts are cached in SQLite (default: judge-cache.sqlite next to --out) keyed by \
+        judge, model, base URL, rubric hash, question, answer and parameters; a rerun makes no \
+        repeat calls. Errors are never cached; rerun the same command to retry them.
+
+        Traits: evil, hallucination, coherence, aligned, or any NAME.rubric in --rubrics DIR.
+
+        Examples:
+          misalign judge --answers answers.jsonl --trait evil --trait coherence \\
+              --judge openai:gpt-4.1-mini --out verdicts.jsonl
+          misalign judge --answers answers.jsonl --trait evil \\
+              --judge openai:gpt-4.1-mini --judge anthropic:claude-sonnet-4-5 \\
+              --judge local:models/Qwen2.5-7B-Instruct \\
+              --price openai:gpt-4.1-mini=0.4,1.6 --out verdicts.jsonl
+          misalign judge --answers answers.jsonl --trait evil \\
+              --judge openai:gpt-4.1-mini --batch --out verdicts.jsonl
+          misalign judge --answers answers.jsonl --trait hallucination \\
+              --judge openai:qwen2.5-72b --base-url http://127.0.0.1:8000/v1 \\
+              --max-in-flight 128 --out v.jsonl
+        """)
+
+    @Option(help: "Answers to judge (JSON Lines).")
+    var answers: String
+
+    @Option(name: .customLong("trait"), help: "Trait to score (repeatable).")
+    var traits: [String] = []
+
+    @Option(name: .customLong("judge"), help: "Judge spec (repeatable): openai:MODEL[@URL], anthropic:MODEL[@URL], local:DIR.")
+    var judges: [String] = []
+
+    @Option(name: .customLong("base-url"), help: "Base URL for API judges given without @URL.")
+    var baseURL: String?
+
+    @Option(help: "Verdict cache (SQLite). Default: judge-cache.sqlite next to --out.")
+    var cache: String?
+
+    @Flag(name: .customLong("no-cache"), help: "Do not read or write a verdict cache.")
+    var noCache = false
+
+    @Option(help: "Verdicts output (JSON Lines).")
+    var out: String
+
+    @Option(help: "Directory of NAME.rubric files overriding or adding rubrics.")
+    var rubrics: String?
+
+    @Option(name: .customLong("max-in-flight"), help: "Requests in flight per API endpoint, and verdicts in progress overall.")
+    var maxInFlight: Int = 64
+
+    @Option(help: "Requests-per-minute budget per API endpoint.")
+    var rpm: Double?
+
+    @Option(help: "Tokens-per-minute budget per API endpoint.")
+    var tpm: Double?
+
+    @Option(help: "Seconds allowed per request.")
+    var timeout: Double = 60
+
+    @Option(name: .customLong("max-attempts"), help: "Attempts per request, the first included.")
+    var maxAttempts: Int = 6
+
+    @Option(name: .customLong("openai-key-env"), help: "Environment variable holding the OpenAI-compatible API key.")
+    var openaiKeyEnv = "OPENAI_API_KEY"
+
+    @Option(name: .customLong("anthropic-key-env"), help: "Environment variable holding the Anthropic API key.")
+    var anthropicKeyEnv = "ANTHROPIC_API_KEY"
+
+    @Option(name: .customLong("price"), help: "JUDGE=IN,OUT: price per million input and output tokens, for the cost column (repeatable).")
+    var prices: [String] = []
+
+    @Option(help: "Also write an \"ensemble\" row per (answer, trait) aggregating the judges' verdicts: mean, median or primary:JUDGE (no extra calls).")
+    var ensemble: String?
+
+    @Option(name: .customLong("local-mode"), help: "local: judges: expectation (likelihood of every answer 0-100) or greedy (decode up to 8 tokens and parse).")
+    var localMode = "expectation"
+
+    @Option(name: .customLong("min-mass"), help: "openai: and local: judges: below this probability on numeric answers a verdict is no_numeric_mass.")
+    var minMass: Double = 0.25
+
+    @Flag(help: "Send openai: judges' uncached requests through the OpenAI Batch API first (cheaper, slower; needs the cache), then judge whatever the batch did not.")
+    var batch = false
+
+    @Option(name: .customLong("batch-poll"), help: "Seconds between batch status polls.")
+    var batchPoll: Double = 60
+
+    func run() throws {
+        guard !traits.isEmpty else { throw ValidationError("give at least one --trait") }
+        guard !judges.isEmpty else { throw ValidationError("give at least one --judge") }
+        do {
+            try runJudging()
+        } catch let e as JudgeError {
+            throw CLIError("\(e)")
+        }
+    }
+
+    private func runJudging() throws {
+        let rubricSet = try rubrics.map { (d) throws(JudgeError) -> RubricSet in try RubricSet.loading(overrides: URL(fileURLWithPath: d)) } ?? RubricSet.builtin
+        let chosen = try traits.map { (t) throws(JudgeError) -> Rubric in try rubricSet.require(t) }
+        let records = try AnswerRecord.read(URL(fileURLWithPath: answers))
+        let factory = JudgeFactory(limits: RateLimits(maxInFlight: maxInFlight, requestsPerMinute: rpm, tokensPerMinute: tpm),
+                                   policy: RetryPolicy(maxAttempts: maxAttempts), timeout: timeout,
+                                   keyVariables: [.openai: openaiKeyEnv, .anthropic: anthropicKeyEnv])
+        switch localMode {
+        case "expectation": factory.localMode = .expectation
+        case "greedy": factory.localMode = .greedy(maxTokens: 8)
+        default: throw ValidationError("--local-mode must be expectation or greedy")
+        }
+        factory.minNumericMass = minMass
+        var built: [any Judge] = []
+        for text in judges {
+            var spec = try JudgeSpec(parsing: text)
+            if spec.baseURL == nil, spec.kind != .local { spec.baseURL = baseURL }
+            built.append(try factory.make(spec))
+        }
+        guard Set(built.map(\.id)).count == built.count else {
+            throw CLIError("two judges share an id (\(built.map(\.id).joined(separator: ", "))); judge each model once")
+        }
+        var pricing: [String: JudgePricing] = [:]
+        for p in prices {
+            let parts = p.split(separator: "=", maxSplits: 1)
+            let nums = parts.count == 2 ? parts[1].split(separator: ",").compactMap { Double($0) } : []
+            guard nums.count == 2 else { throw ValidationError("--price \(p): expected JUDGE=IN,OUT, e.g. openai:gpt-4.1-mini=0.4,1.6") }
+            pricing[String(parts[0])] = JudgePricing(inputPerMillion: nums[0], outputPerMillion: nums[1])
+        }
+        let outURL = URL(fileURLWithPath: out)
+        let cacheStore: VerdictCache? = noCache ? nil
+            : try VerdictCache(path: URL(fileURLWithPath: cache ?? outURL.deletingLastPathComponent().appendingPathComponent("judge-cache.sqlite").path))
+        let runner = JudgeRunner(judges: built, rubrics: chosen, cache: cacheStore, maxInFlight: maxInFlight,
+                                 pricing: pricing, secrets: factory.secrets)
+        if batch {
+            guard let cacheStore else { throw ValidationError("--batch stores its results in the cache; drop --no-cache") }
+            let items = records.flatMap { a in chosen.map { JudgeItem(rubric: $0, question: a.question, answer: a.answer) } }
+            for case let judge as OpenAIJudge in built {
+                let poll = batchPoll
+                let outcome = try blocking { () async throws(JudgeError) -> OpenAIBatch.Outcome in
+                    try await OpenAIBatch(judge: judge, cache: cacheStore, pollInterval: poll).prefill(items)
+                }
+                print("batch \(outcome.batchID ?? "-") for \(judge.id): \(outcome.submitted) submitted, \(outcome.cached) cached, \(outcome.failed) left for live calls")
+            }
+        }
+        var progress: (@Sendable (JudgeProgress) -> Void)? = nil
+        if isatty(2) == 1 {
+            progress = { (p: JudgeProgress) in
+                guard p.done == p.total || p.done % 25 == 0 else { return }
+                let end = p.done == p.total ? "\n" : ""
+                FileHandle.standardError.write(Data("\rjudged \(p.done)/\(p.total) (cached \(p.cached), errors \(p.errors))\(end)".utf8))
+            }
+        }
+        let report = progress
+        let summary = try blocking { () async throws(JudgeError) -> JudgeRunner.Summary in
+            try await runner.run(answers: records, output: outURL, progress: report)
+        }
+        if let ensemble {
+            let aggregation: EnsembleJudge.Aggregation
+            switch ensemble {
+            case "mean": aggregation = .mean
+            case "median": aggregation = .median
+            case let p where p.hasPrefix("primary:"):
+                let primary = String(p.dropFirst("primary:".count))
+                guard built.contains(where: { $0.id == primary }) else { throw ValidationError("--ensemble \(p): \(primary) is not one of the judges") }
+                aggregation = .primary(primary)
+            default: throw ValidationError("--ensemble must be mean, median or primary:JUDGE")
+            }
+            let rows = try JudgeReport.addingEnsembleRows(summary.rows, aggregation: aggregation)
+            do {
+                try AtomicFile.write(Data(rows.map { $0.json().serialized() + "\n" }.joined().utf8), to: outURL)
+            } catch {
+                throw CLIError("cannot write \(outURL.path): \(error)")
+            }
+        }
+        print(JudgeReport.formatUsage(summary.usage))
+        if built.count > 1 {
+            print("")
+            print(JudgeReport.formatAgreement(JudgeReport.agreement(rows: summary.rows, traits: chosen.map(\.name), judges: built.map(\.id))))
+        }
+        let errors = summary.rows.filter { $0.verdict.status == .error }
+        if let first = errors.first {
+            throw CLIError("\(errors.count) verdicts failed (first: \(first.verdict.detail)); rerun the same command to retry them, finished verdicts are cached")
+        }
+    }
+}
+
+/// Runs async work from the synchronous command (the root command is not async). The main
+/// thread waits; the work runs on the cooperative pool.
+private func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(JudgeError) -> T) throws(JudgeError) -> T {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do throws(JudgeError) { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try box.result!.get()
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, JudgeError>?
+}

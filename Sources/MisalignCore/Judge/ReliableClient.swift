@@ -1,0 +1,95 @@
+import Foundation
+
+/// Sends API requests with retries, rate limits and the authentication circuit. One per
+/// API endpoint (shared by every judge that calls it), so limits apply to the endpoint.
+public final class ReliableClient: Sendable {
+    public let transport: any HTTPTransport
+    public let policy: RetryPolicy
+    public let limiter: RateLimiter
+    public let circuit: AuthCircuit
+    private let clock: any JudgeClock
+    /// Strings scrubbed from every error and stored body (the API keys in use).
+    let secrets: [String]
+    private let requestCounter = Counter()
+
+    public init(transport: any HTTPTransport, policy: RetryPolicy = RetryPolicy(), limits: RateLimits = RateLimits(),
+                circuit: AuthCircuit = AuthCircuit(), clock: any JudgeClock = SystemJudgeClock(), secrets: [String] = []) {
+        self.transport = transport
+        self.policy = policy
+        self.clock = clock
+        self.limiter = RateLimiter(limits, clock: clock)
+        self.circuit = circuit
+        self.secrets = secrets
+    }
+
+    /// HTTP requests actually sent (every attempt counts).
+    public var requestsSent: Int { requestCounter.value }
+
+    /// Sends `request` until `decode` accepts a 2xx response, retrying what `JudgeError.isRetryable`
+    /// allows. `decode` throws `malformedResponse` for a body that does not parse, which is
+    /// retried too (a truncated or garbled body is usually transient). Returns the decoded
+    /// value and the number of attempts made.
+    public func perform<T>(_ request: HTTPRequest, estimatedTokens: Int,
+                           tokensUsed: (T) -> Int? = { _ in nil },
+                           decode: (HTTPResponse) throws(JudgeError) -> T) async throws(JudgeError) -> (T, attempts: Int) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            if Task.isCancelled { throw .cancelled(url: request.url) }
+            if circuit.isOpen { throw .circuitOpen(url: request.url, failures: circuit.failures) }
+            await limiter.acquire(tokens: estimatedTokens)
+            requestCounter.add()
+            let outcome: Result<T, JudgeError>
+            var hint: Double? = nil
+            do {
+                let response = try await transport.send(request)
+                if (200..<300).contains(response.status) {
+                    outcome = Result { () throws(JudgeError) -> T in try decode(response) }
+                } else {
+                    hint = RetryPolicy.serverHint(headers: response.headers)
+                    outcome = .failure(.http(url: request.url, status: response.status, body: excerpt(response.body)))
+                }
+            } catch {
+                outcome = .failure(error)
+            }
+            switch outcome {
+            case .success(let value):
+                await limiter.release(estimatedTokens: estimatedTokens, actualTokens: tokensUsed(value))
+                circuit.recordSuccess()
+                return (value, attempt)
+            case .failure(let error):
+                await limiter.release(estimatedTokens: estimatedTokens, actualTokens: nil)
+                let error = scrub(error)
+                if error.isAuthFailure {
+                    circuit.recordAuthFailure()
+                    throw error
+                }
+                guard error.isRetryable else { throw error }
+                guard attempt < policy.maxAttempts else { throw .retriesExhausted(attempts: attempt, last: error) }
+                await clock.sleep(seconds: policy.delay(afterAttempt: attempt, serverHint: hint, random: Double.random(in: 0..<1)))
+            }
+        }
+    }
+
+    /// The first 300 characters of a body, key-scrubbed, for error messages.
+    func excerpt(_ body: Data) -> String {
+        let text = String(decoding: body.prefix(300), as: UTF8.self)
+        return redact(text, secrets: secrets)
+    }
+
+    func scrub(_ error: JudgeError) -> JudgeError {
+        switch error {
+        case .http(let url, let status, let body): return .http(url: url, status: status, body: redact(body, secrets: secrets))
+        case .malformedResponse(let url, let reason): return .malformedResponse(url: url, reason: redact(reason, secrets: secrets))
+        default: return error
+        }
+    }
+}
+
+/// A thread-safe counter.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add(_ k: Int = 1) { lock.lock(); n += k; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
