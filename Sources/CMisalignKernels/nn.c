@@ -110,22 +110,47 @@ static inline float misalign_bf16_value(uint16_t h) {
     return f;
 }
 
+// Horizontal sum of 16 lanes as a tree of vector adds: the scalar lane-by-lane sum it
+// replaces took longer than the dot product itself for 896-long rows. (A macro: a function
+// taking a 64-byte vector would change ABI between the clones.)
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+#define HSUM16(v, out)                                                                         \
+    do {                                                                                       \
+        v8f h8 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +                       \
+                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);                  \
+        v4f h4 = __builtin_shufflevector(h8, h8, 0, 1, 2, 3) + __builtin_shufflevector(h8, h8, 4, 5, 6, 7); \
+        (out) = (h4[0] + h4[2]) + (h4[1] + h4[3]);                                             \
+    } while (0)
+
+// MB rows of x per pass; U independent accumulators per row (MB * U = 8) so that a 4-cycle
+// FMA latency never serialises the loop, whatever the block size.
 #define MATMUL_BLOCK(MB, LOADV, LOAD1)                                                         \
     for (; r + MB <= m; r += MB) {                                                             \
+        enum { U = 8 / MB };                                                                   \
         const float *xb = x + r * ldx;                                                         \
         float *yb = y + r * ldy;                                                               \
         for (size_t o = o0; o < o1; o++) {                                                     \
             const __typeof__(*w) *wr = w + o * in;                                             \
-            v16f acc[MB];                                                                      \
-            for (int j = 0; j < MB; j++) acc[j] = (v16f){0};                                   \
+            v16f acc[MB][U];                                                                   \
+            for (int j = 0; j < MB; j++)                                                       \
+                for (int u = 0; u < U; u++) acc[j][u] = (v16f){0};                             \
             size_t k = 0;                                                                      \
+            for (; k + 16 * U <= in; k += 16 * U) {                                            \
+                for (int u = 0; u < U; u++) {                                                  \
+                    v16f wv = LOADV(wr + k + 16 * u);                                          \
+                    for (int j = 0; j < MB; j++)                                               \
+                        acc[j][u] += wv * LOADV_F32(xb + j * ldx + k + 16 * u);                \
+                }                                                                              \
+            }                                                                                  \
             for (; k + 16 <= in; k += 16) {                                                    \
                 v16f wv = LOADV(wr + k);                                                       \
-                for (int j = 0; j < MB; j++) acc[j] += wv * LOADV_F32(xb + j * ldx + k);       \
+                for (int j = 0; j < MB; j++) acc[j][0] += wv * LOADV_F32(xb + j * ldx + k);    \
             }                                                                                  \
             for (int j = 0; j < MB; j++) {                                                     \
-                float t = 0;                                                                   \
-                for (int l = 0; l < 16; l++) t += acc[j][l];                                   \
+                for (int u = 1; u < U; u++) acc[j][0] += acc[j][u];                            \
+                float t;                                                                       \
+                HSUM16(acc[j][0], t);                                                          \
                 for (size_t kk = k; kk < in; kk++) t += LOAD1(wr, kk) * xb[j * ldx + kk];      \
                 float *dst = yb + j * ldy + o;                                                 \
                 *dst = accumulate ? *dst + t : t;                                              \

@@ -23,11 +23,12 @@ import Foundation
         for m in [1, 3, 8, 9, 20, 32, 33, 70] {
             let ldx = inDim + 5, ldy = out + 3
             let x = rng.floats(m * ldx)
-            for accumulate in [false, true] {
+            for (accumulate, blockRows) in [(false, nil), (true, nil), (false, 64 as Int?)] {
                 var y = rng.floats(m * ldy)
                 let y0 = y
                 y.withUnsafeMutableBufferPointer { yp in
-                    w.apply(x: x, ldx: ldx, rows: m, y: yp.baseAddress!, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer)
+                    w.apply(x: x, ldx: ldx, rows: m, y: yp.baseAddress!, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer,
+                            blockRows: blockRows) // 64: three widened blocks, the last partial
                 }
                 var worst = 0.0
                 for i in 0..<m { for o in 0..<out {
@@ -36,7 +37,7 @@ import Foundation
                     if accumulate { s += Double(y0[i * ldy + o]) }
                     worst = max(worst, abs(Double(y[i * ldy + o]) - s))
                 } }
-                #expect(worst < 1e-5, "\(dtype) m=\(m) accumulate=\(accumulate): max error \(worst)")
+                #expect(worst < 1e-5, "\(dtype) m=\(m) accumulate=\(accumulate) blocks=\(String(describing: blockRows)): max error \(worst)")
                 // Columns past `out` in each row are untouched.
                 for i in 0..<m { for o in out..<ldy { #expect(y[i * ldy + o] == y0[i * ldy + o]) } }
             }

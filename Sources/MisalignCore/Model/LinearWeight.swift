@@ -22,7 +22,12 @@ public struct LinearWeight: @unchecked Sendable {
     /// sgemm 4x slower than the direct kernel; from about 8 rows on, sgemm's compute wins
     /// (measured on 4864 x 896 f32: 1 row 0.44 vs 1.96 ms, 8 rows 2.6 vs 2.6 ms, 32 rows 13.7 vs 6.0 ms).
     static let directRows = 8
-    /// Rows of W widened per block on the sgemm path: 64 rows x 4864 floats = 1.2 MB, in L2.
+    /// The same for bf16 weights, whose direct kernel also saves widening W to f32: it stays
+    /// ahead of widen + sgemm up to about 32 rows (4864 x 896: 32 rows 4.0 vs 5.3 ms).
+    static let directRowsBF16 = 32
+    /// Fewest rows of W widened per block on the sgemm path. Blocks are as large as 4 MB of f32
+    /// (`trainingBlockRows`): each block is one sgemm call that packs x again, so small blocks
+    /// made the 151,936-row lm_head 2,400 calls per decoding step.
     static let blockRows = 64
 
     public init(tensor: SafeTensor) throws {
@@ -62,10 +67,11 @@ public struct LinearWeight: @unchecked Sendable {
     }
 
     /// y[m, out] = x[m, in] W^T (+ y if `accumulate`). `ldx`, `ldy` are row strides.
-    /// `scratch` must hold `blockRows * in` floats (see `scratchCount`).
+    /// `scratch` must hold `scratchCount` floats.
     public func apply(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
-                      accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>) {
-        if m <= Self.directRows, applyDirect(x: x, ldx: ldx, rows: m, y: y, ldy: ldy, accumulate: accumulate) { return }
+                      accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>, blockRows: Int? = nil) {
+        let direct = if case .bf16 = storage { Self.directRowsBF16 } else { Self.directRows }
+        if m <= direct, applyDirect(x: x, ldx: ldx, rows: m, y: y, ldy: ldy, accumulate: accumulate) { return }
         switch storage {
         case .f32(let w):
             BLAS.gemm(transB: true, m: m, n: out, k: inDim, a: x, lda: ldx, b: w, ldb: inDim,
@@ -74,7 +80,7 @@ public struct LinearWeight: @unchecked Sendable {
             let isBF16: Int32 = if case .bf16 = storage { 1 } else { 0 }
             var r0 = 0
             while r0 < out {
-                let rows = min(Self.blockRows, out - r0)
+                let rows = min(blockRows ?? trainingBlockRows, out - r0)
                 misalign_widen_rows(scratch, w + r0 * inDim, rows, inDim, isBF16)
                 BLAS.gemm(transB: true, m: m, n: rows, k: inDim, a: x, lda: ldx, b: scratch, ldb: inDim,
                           beta: accumulate ? 1 : 0, c: y + r0, ldc: ldy)
@@ -109,7 +115,7 @@ public struct LinearWeight: @unchecked Sendable {
     }
 
     /// Floats of scratch `apply` needs.
-    public var scratchCount: Int { Self.blockRows * inDim }
+    public var scratchCount: Int { trainingBlockRows * inDim }
 
     /// Row `r` of W as f32 (embedding lookup).
     public func row(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
