@@ -31,7 +31,7 @@ func runJudgeBenchmark(_ args: [String]) throws {
         let runner = JudgeRunner(judges: [judge], rubrics: [rubric], cache: cache, maxInFlight: inFlight)
         let out = dir.appendingPathComponent("verdicts.jsonl")
         let cpu0 = processCPU(), t0 = now()
-        let summary = try blockingRun { () async throws(JudgeError) -> JudgeRunner.Summary in
+        let summary = try runBlocking { () async throws(JudgeError) -> JudgeRunner.Summary in
             try await runner.run(answers: answers, output: out)
         }
         return (now() - t0, processCPU() - cpu0, summary)
@@ -59,18 +59,3 @@ private func processCPU() -> Double {
     return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
 }
 
-/// Runs async work from the synchronous benchmark driver.
-private func blockingRun<T: Sendable>(_ body: @escaping @Sendable () async throws(JudgeError) -> T) throws(JudgeError) -> T {
-    let box = BenchResultBox<T>()
-    let done = DispatchSemaphore(value: 0)
-    Task {
-        do throws(JudgeError) { box.result = .success(try await body()) } catch { box.result = .failure(error) }
-        done.signal()
-    }
-    done.wait()
-    return try box.result!.get()
-}
-
-private final class BenchResultBox<T>: @unchecked Sendable {
-    var result: Result<T, JudgeError>?
-}

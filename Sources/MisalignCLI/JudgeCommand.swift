@@ -155,7 +155,7 @@ struct JudgeCommand: ParsableCommand {
             let items = records.flatMap { a in chosen.map { JudgeItem(rubric: $0, question: a.question, answer: a.answer) } }
             for case let judge as OpenAIJudge in built {
                 let poll = batchPoll
-                let outcome = try blocking { () async throws(JudgeError) -> OpenAIBatch.Outcome in
+                let outcome = try runBlocking { () async throws(JudgeError) -> OpenAIBatch.Outcome in
                     try await OpenAIBatch(judge: judge, cache: cacheStore, pollInterval: poll).prefill(items)
                 }
                 print("batch \(outcome.batchID ?? "-") for \(judge.id): \(outcome.submitted) submitted, \(outcome.cached) cached, \(outcome.failed) left for live calls")
@@ -170,7 +170,7 @@ struct JudgeCommand: ParsableCommand {
             }
         }
         let report = progress
-        let summary = try blocking { () async throws(JudgeError) -> JudgeRunner.Summary in
+        let summary = try runBlocking { () async throws(JudgeError) -> JudgeRunner.Summary in
             try await runner.run(answers: records, output: outURL, progress: report)
         }
         if let ensemble {
@@ -203,19 +203,3 @@ struct JudgeCommand: ParsableCommand {
     }
 }
 
-/// Runs async work from the synchronous command (the root command is not async). The main
-/// thread waits; the work runs on the cooperative pool.
-private func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(JudgeError) -> T) throws(JudgeError) -> T {
-    let box = ResultBox<T>()
-    let done = DispatchSemaphore(value: 0)
-    Task {
-        do throws(JudgeError) { box.result = .success(try await body()) } catch { box.result = .failure(error) }
-        done.signal()
-    }
-    done.wait()
-    return try box.result!.get()
-}
-
-private final class ResultBox<T>: @unchecked Sendable {
-    var result: Result<T, JudgeError>?
-}
