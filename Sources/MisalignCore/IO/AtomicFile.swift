@@ -10,7 +10,13 @@ import Glibc
 public enum AtomicFile {
     /// Test hook: when set, called with the temporary path before the rename; throwing from it
     /// simulates a crash mid-write (the temporary file is removed, the target untouched).
-    nonisolated(unsafe) public static var beforeRenameHook: ((String) throws -> Void)?
+    /// Process-wide, so a test should throw only for paths inside its own folder.
+    public static var beforeRenameHook: ((String) throws -> Void)? {
+        get { hookLock.lock(); defer { hookLock.unlock() }; return hook }
+        set { hookLock.lock(); hook = newValue; hookLock.unlock() }
+    }
+    private static let hookLock = NSLock()
+    nonisolated(unsafe) private static var hook: ((String) throws -> Void)?
 
     /// Writes `data` to `url` atomically.
     public static func write(_ data: Data, to url: URL) throws {
