@@ -1,11 +1,7 @@
 #include "misalign_kernels.h"
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__clang__)
-#define MISALIGN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MISALIGN_CLONES
-#endif
+#include "clones.h"
 
 static inline uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }

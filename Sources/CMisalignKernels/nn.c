@@ -2,11 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__clang__)
-#define MISALIGN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MISALIGN_CLONES
-#endif
+#include "clones.h"
 
 MISALIGN_CLONES
 void misalign_rmsnorm(float *out, const float *x, const float *w, float eps, size_t rows, size_t cols) {

@@ -3,11 +3,7 @@
 #include "misalign_kernels.h"
 #include <math.h>
 
-#if defined(__x86_64__) && defined(__clang__)
-#define MISALIGN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MISALIGN_CLONES
-#endif
+#include "clones.h"
 
 MISALIGN_CLONES
 void misalign_rmsnorm_backward(float *dx, const float *dy, const float *x, const float *w, float eps,

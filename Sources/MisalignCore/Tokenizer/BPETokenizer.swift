@@ -229,18 +229,8 @@ func firstInvalidUTF8Offset(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
     while p < n {
         let b0 = bytes[p]
         if b0 < 0x80 { p += 1; continue }
-        let need: Int
-        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-        switch b0 {
-        case 0xC2...0xDF: need = 1
-        case 0xE0: need = 2; lo = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: need = 2
-        case 0xED: need = 2; hi = 0x9F
-        case 0xF0: need = 3; lo = 0x90
-        case 0xF1...0xF3: need = 3
-        case 0xF4: need = 3; hi = 0x8F
-        default: return p
-        }
+        guard let (length, lo, hi) = utf8Lead(b0) else { return p }
+        let need = length - 1 // continuation bytes
         if p + need >= n { return p }
         let b1 = bytes[p + 1]
         if b1 < lo || b1 > hi { return p }

@@ -33,6 +33,23 @@ public struct StreamingDecoder: Sendable {
     }
 }
 
+/// A UTF-8 lead byte's sequence length and the range its second byte must fall in (the ranges
+/// that exclude overlong forms, surrogates and code points past U+10FFFF); nil for ASCII,
+/// continuation bytes and bytes that can never lead.
+@inline(__always)
+func utf8Lead(_ b: UInt8) -> (length: Int, secondLow: UInt8, secondHigh: UInt8)? {
+    switch b {
+    case 0xC2...0xDF: return (2, 0x80, 0xBF)
+    case 0xE0: return (3, 0xA0, 0xBF)
+    case 0xE1...0xEC, 0xEE...0xEF: return (3, 0x80, 0xBF)
+    case 0xED: return (3, 0x80, 0x9F)
+    case 0xF0: return (4, 0x90, 0xBF)
+    case 0xF1...0xF3: return (4, 0x80, 0xBF)
+    case 0xF4: return (4, 0x80, 0x8F)
+    default: return nil
+    }
+}
+
 /// How many trailing bytes form a *valid but unfinished* UTF-8 sequence. Only such a prefix is
 /// held: it is the one case where later bytes change how earlier ones decode. An invalid tail
 /// decodes to U+FFFD whatever follows, so emitting it now gives the same text as decoding all.
@@ -42,18 +59,7 @@ func incompleteUTF8TailLength(_ bytes: [UInt8]) -> Int {
     while k <= min(3, n) {
         let b = bytes[n - k]
         if b & 0xC0 == 0x80 { k += 1; continue } // continuation byte: keep looking for the lead
-        let need: Int
-        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-        switch b {
-        case 0xC2...0xDF: need = 2
-        case 0xE0: need = 3; lo = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: need = 3
-        case 0xED: need = 3; hi = 0x9F
-        case 0xF0: need = 4; lo = 0x90
-        case 0xF1...0xF3: need = 4
-        case 0xF4: need = 4; hi = 0x8F
-        default: return 0 // ASCII or an invalid lead byte
-        }
+        guard let (need, lo, hi) = utf8Lead(b) else { return 0 } // ASCII or an invalid lead byte
         guard k < need else { return 0 } // the sequence is complete (or overlong: invalid anyway)
         if k >= 2 {
             let second = bytes[n - k + 1]
