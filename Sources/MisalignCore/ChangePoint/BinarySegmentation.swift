@@ -21,20 +21,14 @@ public struct BinarySegmentation: ChangePointDetector, Sendable {
     }
 
     public func detect(_ series: [Double], name: String = "series") throws(ChangePointError) -> Segmentation {
-        var nb = 0, pen: Double? = nil
-        switch rule {
-        case .count(let k): nb = k
-        case .penalty(let p): try SearchSetup.checkPenalty(p); pen = p
-        }
-        let m = try SearchSetup.check(series, name: name, model: model, minSize: minSize, jump: jump, nBkps: nb, method: "binary segmentation")
-        if let c = try SearchSetup.constantAnswer(series, name: name, model: model, rule: rule) { return c }
-        let bkps: [Int]
-        switch model {
-        case .l2: bkps = binsegSearch(L2Cost(series), rule: rule, minSize: m, jump: jump)
-        case .l1: bkps = binsegSearch(L1Cost(series), rule: rule, minSize: m, jump: jump)
-        case .normal: bkps = binsegSearch(NormalCost(series), rule: rule, minSize: m, jump: jump)
-        }
-        return Segmentation(breakpoints: bkps, series: series, cost: AnyCost(model, series), penalty: pen)
+        try SearchSetup.run(BinsegSearch(), series, name: name, model: model, rule: rule, minSize: minSize, jump: jump,
+                            method: "binary segmentation")
+    }
+}
+
+struct BinsegSearch: RuleSearch {
+    func search<C: SegmentCost>(_ c: C, rule: StoppingRule, minSize: Int, jump: Int) -> [Int] {
+        binsegSearch(c, rule: rule, minSize: minSize, jump: jump)
     }
 }
 

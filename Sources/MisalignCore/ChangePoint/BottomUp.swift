@@ -21,20 +21,8 @@ public struct BottomUp: ChangePointDetector, Sendable {
     }
 
     public func detect(_ series: [Double], name: String = "series") throws(ChangePointError) -> Segmentation {
-        var nb = 0, pen: Double? = nil
-        switch rule {
-        case .count(let k): nb = k
-        case .penalty(let p): try SearchSetup.checkPenalty(p); pen = p
-        }
-        let m = try SearchSetup.check(series, name: name, model: model, minSize: minSize, jump: jump, nBkps: nb, method: "bottom-up")
-        if let c = try SearchSetup.constantAnswer(series, name: name, model: model, rule: rule) { return c }
-        let bkps: [Int]
-        switch model {
-        case .l2: bkps = bottomUpSearch(L2Cost(series), rule: rule, minSize: m, jump: jump)
-        case .l1: bkps = bottomUpSearch(L1Cost(series), rule: rule, minSize: m, jump: jump)
-        case .normal: bkps = bottomUpSearch(NormalCost(series), rule: rule, minSize: m, jump: jump)
-        }
-        return Segmentation(breakpoints: bkps, series: series, cost: AnyCost(model, series), penalty: pen)
+        try SearchSetup.run(BottomUpSearch(), series, name: name, model: model, rule: rule, minSize: minSize, jump: jump,
+                            method: "bottom-up")
     }
 }
 
@@ -71,6 +59,12 @@ private struct MergeHeap {
             }
         }
         return top
+    }
+}
+
+struct BottomUpSearch: RuleSearch {
+    func search<C: SegmentCost>(_ c: C, rule: StoppingRule, minSize: Int, jump: Int) -> [Int] {
+        bottomUpSearch(c, rule: rule, minSize: minSize, jump: jump)
     }
 }
 

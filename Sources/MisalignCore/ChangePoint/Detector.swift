@@ -135,3 +135,31 @@ enum SearchSetup {
         return Segmentation(breakpoints: [x.count], series: x, cost: AnyCost(model, x), penalty: pen, reason: .constantSeries)
     }
 }
+
+/// A search that stops by a `StoppingRule` (binary segmentation, bottom-up), generic over the
+/// cost so each cost model is dispatched once, outside the search's loops.
+protocol RuleSearch {
+    func search<C: SegmentCost>(_ c: C, rule: StoppingRule, minSize: Int, jump: Int) -> [Int]
+}
+
+extension SearchSetup {
+    /// The checks, the constant-series answer and the cost dispatch shared by every
+    /// `RuleSearch`; `method` names the search in errors.
+    static func run<S: RuleSearch>(_ s: S, _ series: [Double], name: String, model: CostModel, rule: StoppingRule,
+                                   minSize: Int, jump: Int, method: String) throws(ChangePointError) -> Segmentation {
+        var nb = 0, pen: Double? = nil
+        switch rule {
+        case .count(let k): nb = k
+        case .penalty(let p): try checkPenalty(p); pen = p
+        }
+        let m = try check(series, name: name, model: model, minSize: minSize, jump: jump, nBkps: nb, method: method)
+        if let c = try constantAnswer(series, name: name, model: model, rule: rule) { return c }
+        let bkps: [Int]
+        switch model {
+        case .l2: bkps = s.search(L2Cost(series), rule: rule, minSize: m, jump: jump)
+        case .l1: bkps = s.search(L1Cost(series), rule: rule, minSize: m, jump: jump)
+        case .normal: bkps = s.search(NormalCost(series), rule: rule, minSize: m, jump: jump)
+        }
+        return Segmentation(breakpoints: bkps, series: series, cost: AnyCost(model, series), penalty: pen)
+    }
+}
