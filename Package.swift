@@ -48,7 +48,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "MisalignBench",
-            dependencies: ["MisalignCore", "CBLAS"],
+            dependencies: ["MisalignCore", "CBLAS", "CMisalignKernels"],
             path: "Benchmarks/MisalignBench"
         ),
         .executableTarget(

@@ -9,6 +9,9 @@ func runForwardBenchmark(_ args: [String]) throws {
     let prompt = Int(option(args, "--prompt") ?? "256") ?? 256
     let steps = Int(option(args, "--steps") ?? "32") ?? 32
     let withTorch = !args.contains("--no-torch")
+    // `--only prefill|decode1|decode20` runs one part (for profiling); the others print 0.
+    let only = option(args, "--only")
+    func wanted(_ part: String) -> Bool { only == nil || only == part }
     let ceilings = measureCeilings()
     print(String(format: "sgemm ceiling (2048^3, %d threads): %.1f GFLOP/s; memory bandwidth (copy, read+write): %.1f GB/s",
                  BLAS.threads, ceilings.gflops, ceilings.bandwidth))
@@ -37,7 +40,7 @@ func runForwardBenchmark(_ args: [String]) throws {
         let ids = (0..<prompt).map { _ in Int32(rng.below(c.vocabSize)) }
 
         // Prefill: logits for the last position only, as generation needs.
-        let prefill = try bestTime(repeats: 3) {
+        let prefill = !wanted("prefill") ? .infinity : try bestTime(repeats: 3) {
             let cache = KVCache(config: c)
             let s = cache.addSequence(capacity: prompt)
             _ = try model.forward([ForwardInput(sequence: s, tokens: ids)], cache: cache)
@@ -61,14 +64,14 @@ func runForwardBenchmark(_ args: [String]) throws {
             }
             return Double(samples * steps) / (now() - t0)
         }
-        let d1 = try decode(samples: 1)
-        let d20 = try decode(samples: 20)
+        let d1 = wanted("decode1") ? try decode(samples: 1) : 0
+        let d20 = wanted("decode20") ? try decode(samples: 20) : 0
         let weightBytes = Double(linearParams + c.vocabSize * c.hiddenSize) * Double(model.weights.layers[0].qProj.dtype.size)
         let gbs = weightBytes * d1 / 1e9
         table.add("misalign \(label)", fmt(Double(prompt) / prefill), fmt(gflops), fmt(100 * gflops / ceilings.gflops) + "%",
                   fmt(d1, 2), fmt(gbs), fmt(100 * gbs / ceilings.bandwidth) + "%", fmt(d20, 1), fmt(peakRSSGB(), 2))
 
-        if withTorch, let torch = runTorch(dir: dir, dtype: label == "bf16" ? "bfloat16" : "float32", prompt: prompt, steps: steps) {
+        if withTorch, only == nil, let torch = runTorch(dir: dir, dtype: label == "bf16" ? "bfloat16" : "float32", prompt: prompt, steps: steps) {
             table.add("pytorch \(label)", fmt(torch.prefill), fmt(flops * torch.prefill / Double(prompt) / 1e9), "",
                       fmt(torch.d1, 2), "", "", fmt(torch.d20, 1), fmt(torch.rss, 2))
         }

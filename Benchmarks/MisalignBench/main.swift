@@ -7,6 +7,7 @@ import MisalignCore
 let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)] = [
     ("gemm", "sgemm GFLOP/s on Qwen2.5-0.5B layer shapes vs the BLAS peak", runGemmBenchmark),
     ("safetensors", "open a 1 GB bf16 safetensors file and touch one tensor", runSafeTensorsBenchmark),
+    ("matmul", "decode-time x W^T with 1-32 rows: direct f32/bf16 kernels vs sgemm, 1 thread", runMatmulBenchmark),
     ("forward", "Qwen2.5-0.5B-shaped prefill and decode vs the sgemm ceiling, memory bandwidth and PyTorch", runForwardBenchmark),
     ("write-synthetic", "write a random Qwen2 folder: --shape tiny|0.5b|7b --out DIR (not a benchmark)", runWriteSynthetic),
     ("convert", "bf16/f16 <-> f32 conversion throughput", runConvertBenchmark),

@@ -42,6 +42,27 @@ import Foundation
         }
     }
 
+    /// The head runs once over every requested row, gathered from wherever each input's rows lie:
+    /// mixing none, last and all in one batch gives each input exactly its own rows.
+    @Test func mixedLogitRequestsInOneBatch() throws {
+        let cache = KVCache(config: Self.small.config)
+        let prompts = try (0..<3).map { try ids("prompt\($0).ids") } + [try ids("prompt0.ids")]
+        let seqs = prompts.map { cache.addSequence(capacity: $0.count) }
+        let requests: [LogitsRequest] = [.last, .none, .all, .last]
+        let out = try Self.small.forward(zip(seqs, zip(prompts, requests)).map { ForwardInput(sequence: $0, tokens: $1.0, logits: $1.1) }, cache: cache)
+        let V = Self.small.config.vocabSize
+        for i in 0..<4 {
+            let full = try ref("prompt\(i % 3).logits")
+            switch requests[i] {
+            case .none: #expect(out[i] == nil)
+            case .all: expectClose(out[i]!, full, "input \(i) all rows")
+            case .last:
+                #expect(out[i]!.shape == [1, V])
+                expectClose(out[i]!, Array(full[(full.count - V)...]), "input \(i) last row")
+            }
+        }
+    }
+
     @Test func bf16ShardedUntiedModel() throws {
         let model = try Qwen2Model(directory: Fixtures.url("qwen2-small-bf16-sharded"))
         #expect(model.weights.layers[0].qProj.dtype == .bf16)

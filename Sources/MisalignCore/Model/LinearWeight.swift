@@ -21,7 +21,7 @@ public struct LinearWeight: @unchecked Sendable {
     /// instead of by sgemm, which packs (copies) W on every call: with one row that copy makes
     /// sgemm 4x slower than the direct kernel; from about 8 rows on, sgemm's compute wins
     /// (measured on 4864 x 896 f32: 1 row 0.44 vs 1.96 ms, 8 rows 2.6 vs 2.6 ms, 32 rows 13.7 vs 6.0 ms).
-    static let directRows = 8
+    static let directRows = 32
     /// The same for bf16 weights, whose direct kernel also saves widening W to f32: it stays
     /// ahead of widen + sgemm up to about 32 rows (4864 x 896: 32 rows 4.0 vs 5.3 ms).
     static let directRowsBF16 = 32

@@ -151,18 +151,51 @@ public final class Qwen2Model: @unchecked Sendable {
         misalign_rmsnorm(xn.pointer, x.pointer, weights.norm.pointer, eps, n, H)
         observer?("final_norm", xn.view)
 
-        var results: [FloatBuffer?] = []
+        // Logits: every requested row goes through the head in one product, so the head's
+        // weights (the largest matrix) are read once per step, not once per sequence.
+        var spans: [(first: Int, rows: Int)] = []
         for (i, inp) in inputs.enumerated() {
             let t = inp.tokens.count
-            let (first, rows): (Int, Int) = switch inp.logits {
-            case .none: (0, 0)
-            case .last: (rowStart[i] + t - 1, t > 0 ? 1 : 0)
-            case .all: (rowStart[i], t)
+            switch inp.logits {
+            case .none: spans.append((0, 0))
+            case .last: spans.append((rowStart[i] + t - 1, t > 0 ? 1 : 0))
+            case .all: spans.append((rowStart[i], t))
             }
-            if rows == 0 { results.append(nil); continue }
-            let out = FloatBuffer(shape: [rows, c.vocabSize], zeroed: false)
-            weights.lmHead.apply(x: xn.pointer + first * H, ldx: H, rows: rows, y: out.pointer, ldy: c.vocabSize, scratch: scratch.pointer)
+        }
+        let total = spans.reduce(0) { $0 + $1.rows }
+        if total == 0 { return inputs.map { _ in nil } }
+        // The rows wanted, gathered (unless they already lie together in order).
+        var src = xn.pointer
+        var expected = spans.first { $0.rows > 0 }!.first
+        let contiguous = spans.allSatisfy { sp in
+            if sp.rows == 0 { return true }
+            defer { expected = sp.first + sp.rows }
+            return sp.first == expected
+        }
+        let gathered: FloatBuffer? = contiguous ? nil : FloatBuffer(shape: [total, H], zeroed: false)
+        if let g = gathered {
+            var r = 0
+            for sp in spans where sp.rows > 0 { g.pointer.advanced(by: r * H).update(from: xn.pointer + sp.first * H, count: sp.rows * H); r += sp.rows }
+            src = g.pointer
+        } else {
+            src = xn.pointer + spans.first { $0.rows > 0 }!.first * H
+        }
+        let V = c.vocabSize
+        if spans.filter({ $0.rows > 0 }).count == 1 {
+            let out = FloatBuffer(shape: [total, V], zeroed: false)
+            weights.lmHead.apply(x: src, ldx: H, rows: total, y: out.pointer, ldy: V, scratch: scratch.pointer)
+            return spans.map { $0.rows > 0 ? out : nil }
+        }
+        let all = FloatBuffer(shape: [total, V], zeroed: false)
+        weights.lmHead.apply(x: src, ldx: H, rows: total, y: all.pointer, ldy: V, scratch: scratch.pointer)
+        var results: [FloatBuffer?] = []
+        var r = 0
+        for sp in spans {
+            if sp.rows == 0 { results.append(nil); continue }
+            let out = FloatBuffer(shape: [sp.rows, V], zeroed: false)
+            out.pointer.update(from: all.pointer + r * V, count: sp.rows * V)
             results.append(out)
+            r += sp.rows
         }
         return results
     }
