@@ -135,6 +135,8 @@ typedef float v4f __attribute__((vector_size(16)));
         for (; k + 16 <= in; k += 16) {                                                        \
             v16f xv[MB];                                                                       \
             for (int j = 0; j < MB; j++) xv[j] = LOADV_F32(xb + j * ldx + k);                  \
+            if (NO > 1 && r == 0)                                                              \
+                for (int i = 0; i < NO; i++) __builtin_prefetch(wo + (NO + i) * in + k + 64);   \
             for (int i = 0; i < NO; i++) {                                                     \
                 v16f wv = LOADV(wo + i * in + k);                                              \
                 for (int j = 0; j < MB; j++) acc[i][j] += wv * xv[j];                          \
@@ -151,11 +153,49 @@ typedef float v4f __attribute__((vector_size(16)));
         }                                                                                      \
     }
 
+// With one or two rows of x the product is bound by memory, not FMAs: W is then read as one
+// sequential stream, row after row (U accumulators hide the FMA latency), which the hardware
+// prefetcher follows; the 4-row tiles above read four short streams at once and ran at a
+// third of the bandwidth with a single row of x.
+#define MATMUL_STREAM(MB, U, LOADV, LOAD1)                                                     \
+    for (size_t o = o0; o < o1; o++) {                                                         \
+        const __typeof__(*w) *wr = w + o * in;                                                 \
+        v16f acc[MB][U];                                                                       \
+        for (int j = 0; j < MB; j++)                                                           \
+            for (int u = 0; u < U; u++) acc[j][u] = (v16f){0};                                 \
+        size_t k = 0;                                                                          \
+        for (; k + 16 * U <= in; k += 16 * U) {                                                \
+            for (int u = 0; u < U; u++) {                                                      \
+                v16f wv = LOADV(wr + k + 16 * u);                                              \
+                for (int j = 0; j < MB; j++) acc[j][u] += wv * LOADV_F32(x + j * ldx + k + 16 * u); \
+            }                                                                                  \
+        }                                                                                      \
+        for (; k + 16 <= in; k += 16) {                                                        \
+            v16f wv = LOADV(wr + k);                                                           \
+            for (int j = 0; j < MB; j++) acc[j][0] += wv * LOADV_F32(x + j * ldx + k);         \
+        }                                                                                      \
+        for (int j = 0; j < MB; j++) {                                                         \
+            for (int u = 1; u < U; u++) acc[j][0] += acc[j][u];                                \
+            float t;                                                                           \
+            HSUM16(acc[j][0], t);                                                              \
+            for (size_t kk = k; kk < in; kk++) t += LOAD1(wr, kk) * x[j * ldx + kk];           \
+            float *dst = y + j * ldy + o;                                                      \
+            *dst = accumulate ? *dst + t : t;                                                  \
+        }                                                                                      \
+    }
+
 #define DEFINE_MATMUL(SUFFIX, WTYPE, LOADV, LOAD1)                                             \
     MISALIGN_CLONES                                                                            \
     void misalign_matmul_##SUFFIX##_t(float *y, size_t ldy, const float *x, size_t ldx,       \
                                       const WTYPE *w, size_t m, size_t in, size_t o0,          \
                                       size_t o1, int accumulate) {                            \
+        switch (m) {                                                                           \
+        case 1: { MATMUL_STREAM(1, 4, LOADV, LOAD1) return; }                                  \
+        case 2: { MATMUL_STREAM(2, 4, LOADV, LOAD1) return; }                                  \
+        case 3: { MATMUL_STREAM(3, 2, LOADV, LOAD1) return; }                                  \
+        case 4: { MATMUL_STREAM(4, 2, LOADV, LOAD1) return; }                                  \
+        default: break;                                                                        \
+        }                                                                                      \
         size_t o = o0;                                                                         \
         for (; o + 4 <= o1; o += 4) {                                                          \
             const WTYPE *wo = w + o * in;                                                      \
