@@ -82,5 +82,10 @@ import Testing
         let pts = [0.0, 1, .nan, 3, 4].enumerated().map { LineChart.Point(x: Double($0), y: $1 * 10) }
         let gapped = LineChart(series: [LineChart.Series(label: "s", color: "#f00", points: pts)]).svg()
         #expect(gapped.components(separatedBy: "<polyline").count - 1 == 2, "a NaN splits the line in two")
+        let long = String(repeating: "very-long-dataset-name-", count: 20)
+        var narrow = LineChart(title: long, series: [LineChart.Series(label: long, color: "#000", points: pts)])
+        narrow.width = 384
+        let svg = narrow.svg()
+        #expect(!svg.contains(">\(long)") && svg.contains("\u{2026}"), "long names are cut in the drawn text (the aria-label keeps them whole)")
     }
 }

@@ -14,10 +14,18 @@ struct ChartLegend {
     var rows: Int
     var height: Double { rows == 0 ? 0 : Double(rows) * Self.rowHeight + 4 }
 
+    /// `s` cut with an ellipsis to about `width` px of 11 px text: a long dataset or method
+    /// name must not run past the figure's edge.
+    static func fit(_ s: String, width: Double, charWidth: Double = ChartLegend.charWidth) -> String {
+        let n = max(4, Int(width / charWidth))
+        return s.count <= n ? s : String(s.prefix(n - 1)) + "\u{2026}"
+    }
+
     init(entries: [Entry], maxWidth: Double) {
         var placed: [Placed] = []
         var x = 0.0, row = 0
-        for e in entries {
+        for var e in entries {
+            e.label = Self.fit(e.label, width: maxWidth - 40)
             let w = 24 + Double(e.label.count) * Self.charWidth + 14
             if x > 0 && x + w > maxWidth { row += 1; x = 0 }
             placed.append(Placed(entry: e, x: x, row: row))

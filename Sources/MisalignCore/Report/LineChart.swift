@@ -70,7 +70,7 @@ public struct LineChart: Sendable {
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(c(width)) \(c(fullH))\" width=\"\(c(width))\" height=\"\(c(fullH))\" role=\"img\""
         s += " aria-label=\"\(Markup.escape(title ?? "chart"))\" \(Self.font) font-size=\"11\">"
         s += "<rect x=\"0\" y=\"0\" width=\"\(c(width))\" height=\"\(c(fullH))\" fill=\"#ffffff\"/>"
-        if let title { s += "<text x=\"\(c(left))\" y=\"17\" font-size=\"13\" font-weight=\"bold\" fill=\"#222\">\(Markup.escape(title))</text>" }
+        if let title { s += "<text x=\"\(c(left))\" y=\"17\" font-size=\"13\" font-weight=\"bold\" fill=\"#222\">\(Markup.escape(ChartLegend.fit(title, width: plotW, charWidth: 7.6)))</text>" }
         // Grid and ticks.
         for (t, label) in zip(yt, yLabels) {
             s += "<line x1=\"\(c(left))\" y1=\"\(c(py(t)))\" x2=\"\(c(left + plotW))\" y2=\"\(c(py(t)))\" stroke=\"#e4e4e4\" stroke-width=\"1\"/>"
