@@ -138,6 +138,7 @@ import Testing
         #expect(!NiceScale.ticks(.nan, .infinity).isEmpty)
         #expect(NiceScale.labels([0, 0.25, 0.5]) == ["0.00", "0.25", "0.50"])
         #expect(NiceScale.labels([0, 50, 100]) == ["0", "50", "100"])
+        #expect([Markup.step(122.96), Markup.step(151.5), Markup.step(-4), Markup.step(.nan), Markup.step(nil)] == ["123", "151.5", "-4", "-", "-"])
     }
 
     @Test func markdownHasTablesAndEscapesModelText() {

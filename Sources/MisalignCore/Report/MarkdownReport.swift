@@ -32,7 +32,7 @@ public enum MarkdownReport {
         }, empty: "No onsets in this input.")
 
         m += "## Across seeds and datasets\n\n"
-        let signals = ReportCharts.uniqueInOrder(input.datasets.flatMap { $0.medianOnsets.map(\.signal) })
+        let signals = ReportCharts.uniqueInOrder(input.runs.flatMap { $0.onsets.map(\.signal) } + input.datasets.flatMap { $0.medianOnsets.map(\.signal) })
         m += table(["dataset", "runs"] + signals.map { "\(c($0)) onset" } + ["lags by seed", "median lag", "+ / -", "sign test p", "mean P(lag > 0)"],
                    input.datasets.map { d in
                        [c(d.dataset), "\(d.runs)"] + signals.map { d.medianOnset($0).map(Markup.step) ?? "no onset" }

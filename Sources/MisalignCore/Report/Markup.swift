@@ -36,7 +36,8 @@ public enum Markup {
     /// A step count: integers without decimals, halves (a median of two steps) with one.
     public static func step(_ v: Double?) -> String {
         guard let v, v.isFinite else { return "-" }
-        return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
+        let r = (v * 10).rounded() / 10   // bootstrap percentiles interpolate: 122.96 reads as 123
+        return r == r.rounded() ? String(Int(r)) : String(format: "%.1f", r)
     }
 
     /// "[12, 20]" for an interval, "-" when absent or non-finite.
