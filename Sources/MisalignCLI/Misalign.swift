@@ -19,6 +19,7 @@ struct Misalign: ParsableCommand {
             DetectCommand.self,
             TrainCommand.self,
             JudgeCommand.self,
+            ReportCommand.self,
         ]
     )
 }

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import MisalignCore
+
+/// `misalign report`: renders a run's results as one self-contained HTML page or a Markdown summary.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write the study's report: curves, onsets, lead-lag, comparison, judges, training, answers.",
+        discussion: """
+        The HTML report is one file with inline SVG figures and CSS: no JavaScript, no network, \
+        printable. --format md writes a Markdown summary with the same tables and no figures.
+
+        Input is a saved report input (--input FILE, JSON written by --save-input or by the \
+        pipeline), or --simulate for a complete report from simulated scores, clearly marked as \
+        simulated. Reading a run folder directly (RUN_DIR) needs the pipeline's run store, which \
+        this build does not have yet.
+
+        The file is written atomically; its path is printed on stdout.
+
+        Examples:
+          misalign report --simulate --output demo.html
+          misalign report --simulate --save-input report.json --output demo.html
+          misalign report --input report.json --format md --output report.md
+        """)
+
+    @Argument(help: "A run folder (needs the pipeline's run store; not available in this build).")
+    var runDirectory: String?
+
+    @Option(help: "A saved report input (JSON).")
+    var input: String?
+
+    @Flag(help: "Build the report from simulated scores (two datasets x three seeds).")
+    var simulate = false
+
+    @Option(help: "html or md.")
+    var format: String = "html"
+
+    @Option(help: "Where to write the report (default: report.html or report.md in the current folder).")
+    var output: String?
+
+    @Option(name: .customLong("save-input"), help: "Also write the report input as JSON here (re-render later with --input).")
+    var saveInput: String?
+
+    @Option(help: "With --simulate: bootstrap resamples for onsets and bands.")
+    var resamples: Int = 500
+
+    func validate() throws {
+        let sources = [runDirectory != nil, input != nil, simulate].filter { $0 }.count
+        if sources != 1 { throw ValidationError("give exactly one of RUN_DIR, --input FILE or --simulate") }
+        if format != "html" && format != "md" { throw ValidationError("--format must be html or md") }
+        if resamples < 0 { throw ValidationError("--resamples must be 0 or more") }
+    }
+
+    func run() throws {
+        let report: ReportInput
+        if let dir = runDirectory {
+            throw ReportError.runDirectoryUnsupported(path: dir)
+        } else if let path = input {
+            report = try ReportInput.load(jsonAt: URL(fileURLWithPath: path))
+        } else {
+            report = try ReportDemo.simulated(resamples: resamples)
+        }
+        if let path = saveInput { try report.save(jsonTo: URL(fileURLWithPath: path)) }
+        let text = format == "md" ? MarkdownReport.render(report) : HTMLReport.render(report)
+        let url = URL(fileURLWithPath: output ?? "report.\(format)")
+        try AtomicFile.write(Data(text.utf8), to: url)
+        print(url.path)
+    }
+}
