@@ -201,3 +201,27 @@ final class FailSwitch: @unchecked Sendable {
         set { lock.lock(); value = newValue; lock.unlock() }
     }
 }
+
+@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+struct RemoteGenerateCLITests {
+    @Test func generateDelegatesToTheServer() throws {
+        let dir = Fixtures.temporaryDirectory("remote-cli"); defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try MockCompletionServer(baseModel: "qwen")
+        let ck = try fakeCheckpoints([4], in: dir)[0]
+        let args = ["generate", "--tokenizer", Fixtures.url("tokenizer").path, "--server", server.baseURL, "--served-model", "qwen",
+                    "--prompt", "Hi there", "--samples", "2", "--json", "--seed", "5"]
+        let r = try CLI.run(args + ["--adapter", ck.directory.path, "--run-tag", "demo"])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = try r.out.split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(lines.count == 2 && lines.allSatisfy { $0["text"]?.stringValue?.hasPrefix("[demo-step-4]") == true })
+        #expect(lines.allSatisfy { $0["ids"]?.arrayValue?.count == 5 })
+        #expect(server.loadedAdapters["demo-step-4"] != nil)
+        let base = try CLI.run(args)
+        #expect(base.status == 0 && base.out.contains("[qwen]"), "\(base.err)")
+        server.stop()
+        let down = try CLI.run(args + ["--server-timeout", "2", "--server-max-attempts", "2"])
+        #expect(down.status != 0 && down.err.contains("cannot reach the generation server"), "\(down.err)")
+        let missing = try CLI.run(["generate", "--server", "http://127.0.0.1:9/v1", "--prompt", "x"])
+        #expect(missing.status != 0 && missing.err.contains("--tokenizer"))
+    }
+}

@@ -71,6 +71,15 @@ public final class VLLMGenerationBackend: GenerationBackend, @unchecked Sendable
         return cachedGenerator(name)
     }
 
+    /// A generator for any adapter folder: a `checkpoint-<N>` folder is served as
+    /// `<runTag>-step-<N>`, any other as `<runTag>-<folder name>`.
+    public func generator(adapter directory: URL) async throws -> any Generator {
+        if let ck = try? CheckpointDirectory(directory: directory) { return try await generator(for: ck) }
+        let name = "\(runTag)-\(directory.lastPathComponent)"
+        try await load(name: name, path: serverPath(for: directory))
+        return cachedGenerator(name)
+    }
+
     /// Loads an adapter under `name`; "already loaded" is success.
     public func load(name: String, path: String) async throws(RemoteGenerationError) {
         let body = JSONValue.object(JSONObject([("lora_name", .string(name)), ("lora_path", .string(path))]))
