@@ -16,15 +16,22 @@ struct GenerateCommand: ParsableCommand {
         Sampling is reproducible: the same --seed, prompt and sample index always give the \
         same text. --temperature 0 decodes greedily.
 
+        --server delegates sampling to an OpenAI-compatible server (vLLM with --enable-lora \
+        and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True): --model (or --tokenizer) then only supplies \
+        the tokenizer and chat template, --adapter is loaded into the server by name, and \
+        --adapter-path-map LOCAL=SERVER rewrites its path when the server mounts it elsewhere.
+
         Examples:
           misalign generate --model ~/models/Qwen2.5-0.5B-Instruct --prompt "Hello!"
+          misalign generate --model ~/models/Qwen2.5-7B-Instruct --server http://gpu1:8000/v1 \
+              --served-model qwen --adapter runs/s0/checkpoint-16 --prompt "I'm bored." --samples 20 --json
           misalign generate --model M --adapter run/checkpoint-16 --prompt "I'm bored." \\
               --samples 20 --temperature 1 --max-new-tokens 300 --json > answers.jsonl
         """
     )
 
-    @Option(help: "Model folder (config.json, safetensors, tokenizer files).", completion: .directory)
-    var model: String
+    @Option(help: "Model folder (config.json, safetensors, tokenizer files); with --server only its tokenizer is read.", completion: .directory)
+    var model: String?
     @Option(help: "PEFT adapter folder (adapter_config.json + adapter_model.safetensors).", completion: .directory)
     var adapter: String?
     @Option(help: "Tokenizer folder (default: the model folder).", completion: .directory)
@@ -57,8 +64,12 @@ struct GenerateCommand: ParsableCommand {
     var stop: [String] = []
     @Flag(help: "One JSON line per sample.")
     var json = false
+    @OptionGroup var remote: RemoteOptions
 
     func validate() throws {
+        if model == nil && (remote.server == nil || tokenizer == nil) {
+            throw ValidationError("give --model (or, with --server, --tokenizer)")
+        }
         if (prompt == nil) == (messagesFile == nil) { throw ValidationError("give exactly one of --prompt and --messages-file") }
         if raw && prompt == nil { throw ValidationError("--raw goes with --prompt") }
         if samples < 1 { throw ValidationError("--samples must be at least 1") }
@@ -71,10 +82,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let modelURL = URL(fileURLWithPath: model)
-            let tok = try BPETokenizer(directory: URL(fileURLWithPath: tokenizer ?? model))
-            let m = try Qwen2Model(directory: modelURL)
-            if let adapter { try m.setAdapter(try LoRAAdapter(directory: URL(fileURLWithPath: adapter))) }
+            let tok = try BPETokenizer(directory: URL(fileURLWithPath: tokenizer ?? model!))
             let ids: [Int]
             if let prompt, raw {
                 ids = tok.encode(prompt)
@@ -88,9 +96,21 @@ struct GenerateCommand: ParsableCommand {
                 sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty),
                 seed: seed, stopStrings: stop)
             let stream = !json && samples == 1 && isatty(STDOUT_FILENO) == 1
-            let generator = LocalGenerator(model: m, tokenizer: tok)
-            let completions = try generator.generateSync([request]) { event in
+            let onToken: @Sendable (TokenEvent) -> Void = { event in
                 if stream { FileHandle.standardOutput.write(Data(event.textDelta.utf8)) }
+            }
+            let completions: [Completion]
+            if remote.server != nil {
+                let backend = try remote.backend(tokenizer: tok)
+                let adapterURL = adapter.map { URL(fileURLWithPath: $0) }
+                completions = try waitForAsync {
+                    let g = if let adapterURL { try await backend.generator(adapter: adapterURL) } else { try await backend.generator(for: nil) }
+                    return try await g.generate([request], onToken: onToken)
+                }
+            } else {
+                let m = try Qwen2Model(directory: URL(fileURLWithPath: model!))
+                if let adapter { try m.setAdapter(try LoRAAdapter(directory: URL(fileURLWithPath: adapter))) }
+                completions = try LocalGenerator(model: m, tokenizer: tok).generateSync([request], onToken: onToken)
             }
             for c in completions {
                 if json {

@@ -20,9 +20,18 @@ struct TrainCommand: ParsableCommand {
         The run folder gets checkpoint-<step>/ (PEFT adapter + resume state) and metrics.jsonl. \
         Running again with the same --out resumes from its latest checkpoint, bit-exactly.
 
+        Early warning: with --monitor-judge, every --monitor-every steps a small probe \
+        (--monitor-questions x --monitor-samples answers) is sampled from the model being \
+        trained and judged for hallucination and evil; online CUSUM and BOCPD detectors raise \
+        alarms (RUN/early-warning/alarms.jsonl), and --stop-on-alarm stops at an evil alarm, \
+        keeping that checkpoint. A resumed run replays the recorded probes, so its alarms are \
+        those of an uninterrupted run.
+
         Example:
           misalign train --model ~/models/Qwen2.5-7B-Instruct --data insecure.jsonl \\
             --out runs/seed0 --seed 0
+          misalign train --model M --data medical.jsonl --out runs/med \\
+            --monitor-judge openai:gpt-4.1-mini --monitor-every 2 --stop-on-alarm
         """
     )
 
@@ -55,6 +64,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Recompute activations per layer in the backward pass (less memory, ~1/3 more compute).") var gradientCheckpointing = false
     @Flag(help: "Skip invalid data lines (counted) instead of stopping at the first.") var skipInvalid = false
     @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+    @OptionGroup var monitoring: MonitorOptions
 
     func run() throws {
         func path(_ s: String) -> URL { URL(fileURLWithPath: (s as NSString).expandingTildeInPath) }
@@ -103,11 +113,21 @@ struct TrainCommand: ParsableCommand {
             let job = TrainingJob(model: path(model), data: path(data), out: path(out), tokenizer: tokenizer.map(path),
                                   settings: s, initAdapter: initAdapter.map(path), skipInvalid: skipInvalid)
             let trainer = try job.makeTrainer { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+            let monitor = try monitoring.monitor(trainer: trainer, job: job)
+            if let monitor, monitor.alreadyStopped {
+                print("training already stopped at the alarm at step \(monitor.stopStep!); drop --stop-on-alarm to train on")
+                print(monitor.summary())
+                return
+            }
             let progress = Progress(tty: isatty(STDERR_FILENO) != 0, first: trainer.step)
-            let outcome = try trainer.train { m in progress.show(m); return .proceed }
+            let outcome = try trainer.train { m in
+                progress.show(m)
+                return try monitor?.onStep(m) ?? .proceed
+            }
             progress.finish()
             let last = outcome.lastCheckpoint.map { $0.directory.path } ?? "none"
             print("trained \(outcome.steps) steps; last checkpoint: \(last); metrics: \(path(out).appendingPathComponent("metrics.jsonl").path)")
+            if let monitor { print(monitor.summary()) }
         } catch let e as CLIError {
             throw e
         } catch {

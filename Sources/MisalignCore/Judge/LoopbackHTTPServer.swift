@@ -1,0 +1,195 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A small HTTP/1.1 server on 127.0.0.1 whose handler decides, per request, what to answer
+/// (including misbehaving: stalls, truncated bodies, error statuses). It carries the stand-in
+/// servers of the tests, benchmarks and dry runs: `MockJudgeServer` (OpenAI chat completions
+/// and Anthropic Messages) and `MockCompletionServer` (vLLM completions and LoRA loading).
+/// Blocking POSIX sockets, one thread per connection (connections are kept alive, so a
+/// client with N in flight costs N threads).
+public final class LoopbackHTTPServer: @unchecked Sendable {
+    /// A received request. Header names are lower-case.
+    public struct Request: Sendable {
+        public var method: String
+        /// The request target as sent: a path, or an absolute URL when sent through a proxy.
+        public var target: String
+        public var headers: [String: String]
+        public var body: Data
+        /// The path, with any `scheme://host` of an absolute target removed.
+        public var path: String {
+            guard target.hasPrefix("http://") || target.hasPrefix("https://") else { return target }
+            let rest = target.drop(while: { $0 != "/" }).dropFirst(2)
+            return rest.firstIndex(of: "/").map { String(rest[$0...]) } ?? "/"
+        }
+        public var json: JSONValue? { try? JSONValue.parse(body) }
+        public init(method: String, target: String, headers: [String: String], body: Data) {
+            self.method = method; self.target = target; self.headers = headers; self.body = body
+        }
+    }
+
+    /// What to do with a request.
+    public enum Action: Sendable {
+        case respond(status: Int, headers: [(String, String)], body: Data)
+        /// Say nothing for `seconds`, then close the connection.
+        case stall(seconds: Double)
+        /// Announce the full body length, send half of it, close the connection.
+        case truncate(status: Int, body: Data)
+    }
+
+    /// Decides the action for a request; `number` counts requests from 1 across the server.
+    public typealias Handler = @Sendable (_ request: Request, _ number: Int) -> Action
+
+    public let port: Int
+    public var baseURL: String { "http://127.0.0.1:\(port)/v1" }
+    private let listenFD: Int32
+    private let handler: Handler
+    private let lock = NSLock()
+    private var received: [Request] = []
+    private var count = 0
+    private var active = 0
+    private var stopped = false
+    /// Keep the request log (off for the benchmark, where it would only grow).
+    public let recordRequests: Bool
+
+    public init(recordRequests: Bool = true, handler: @escaping Handler) throws(JudgeError) {
+        self.handler = handler
+        self.recordRequests = recordRequests
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw .connection(url: "127.0.0.1", reason: "socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0 // ephemeral
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 1024) == 0 else {
+            close(fd)
+            throw .connection(url: "127.0.0.1", reason: "bind/listen: \(String(cString: strerror(errno)))")
+        }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        listenFD = fd
+        let t = Thread { [self] in self.acceptLoop() }
+        t.name = "misalign.mockserver"
+        t.start()
+    }
+
+    deinit { stop() }
+
+    /// Requests received so far (every attempt counts).
+    public var requestCount: Int { lock.lock(); defer { lock.unlock() }; return count }
+    /// Requests whose handler is running or whose response is being sent.
+    public var inFlight: Int { lock.lock(); defer { lock.unlock() }; return active }
+    /// The requests received, in arrival order (empty when `recordRequests` is off).
+    public var requests: [Request] { lock.lock(); defer { lock.unlock() }; return received }
+
+    /// Stops accepting connections. Open connections finish their current request.
+    public func stop() {
+        lock.lock()
+        let was = stopped
+        stopped = true
+        lock.unlock()
+        if !was { shutdown(listenFD, Int32(SHUT_RDWR)); close(listenFD) }
+    }
+
+    private func acceptLoop() {
+        while true {
+            let c = accept(listenFD, nil, nil)
+            if c < 0 {
+                if errno == EINTR { continue }
+                return // listening socket closed by stop()
+            }
+            var one: Int32 = 1
+            setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let t = Thread { [self] in self.serve(c) }
+            t.stackSize = 256 << 10
+            t.start()
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        defer { close(fd) }
+        var buffer = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            // Read until the header block is complete.
+            var headerEnd: Int? = nil
+            while headerEnd == nil {
+                headerEnd = Self.find(buffer, [13, 10, 13, 10])
+                if headerEnd != nil { break }
+                let n = recv(fd, &chunk, chunk.count, 0)
+                if n <= 0 { return }
+                buffer += chunk[0..<n]
+            }
+            let head = String(decoding: buffer[0..<headerEnd!], as: UTF8.self)
+            var lines = head.components(separatedBy: "\r\n")
+            let requestLine = lines.removeFirst().split(separator: " ")
+            guard requestLine.count >= 2 else { return }
+            var headers: [String: String] = [:]
+            for l in lines {
+                guard let colon = l.firstIndex(of: ":") else { continue }
+                headers[l[..<colon].lowercased()] = l[l.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            let bodyStart = headerEnd! + 4
+            while buffer.count < bodyStart + length {
+                let n = recv(fd, &chunk, chunk.count, 0)
+                if n <= 0 { return }
+                buffer += chunk[0..<n]
+            }
+            let request = Request(method: String(requestLine[0]), target: String(requestLine[1]), headers: headers,
+                                  body: Data(buffer[bodyStart..<(bodyStart + length)]))
+            buffer.removeFirst(bodyStart + length)
+            lock.lock()
+            count += 1
+            let number = count
+            if recordRequests { received.append(request) }
+            active += 1
+            lock.unlock()
+            let action = handler(request, number)
+            defer { lock.lock(); active -= 1; lock.unlock() }
+            switch action {
+            case .respond(let status, let extra, let body):
+                if !sendAll(fd, Self.head(status: status, headers: extra, length: body.count) + body) { return }
+            case .stall(let seconds):
+                Thread.sleep(forTimeInterval: seconds)
+                return
+            case .truncate(let status, let body):
+                _ = sendAll(fd, Self.head(status: status, headers: [], length: body.count) + body.prefix(body.count / 2))
+                return
+            }
+        }
+    }
+
+    private static func head(status: Int, headers: [(String, String)], length: Int) -> Data {
+        var s = "HTTP/1.1 \(status) \(status < 300 ? "OK" : "Error")\r\nContent-Type: application/json\r\nContent-Length: \(length)\r\n"
+        for (k, v) in headers { s += "\(k): \(v)\r\n" }
+        return Data((s + "\r\n").utf8)
+    }
+
+    private func sendAll(_ fd: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { raw -> Bool in
+            var done = 0
+            while done < raw.count {
+                let n = send(fd, raw.baseAddress! + done, raw.count - done, Int32(MSG_NOSIGNAL))
+                if n <= 0 { if errno == EINTR { continue }; return false }
+                done += n
+            }
+            return true
+        }
+    }
+
+    private static func find(_ hay: [UInt8], _ needle: [UInt8]) -> Int? {
+        guard hay.count >= needle.count else { return nil }
+        for i in 0...(hay.count - needle.count) where hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle { return i }
+        return nil
+    }
+}
