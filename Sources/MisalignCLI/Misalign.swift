@@ -19,6 +19,9 @@ struct Misalign: ParsableCommand {
             DetectCommand.self,
             TrainCommand.self,
             JudgeCommand.self,
+            InitCommand.self,
+            RunCommand.self,
+            StatusCommand.self,
         ]
     )
 }
