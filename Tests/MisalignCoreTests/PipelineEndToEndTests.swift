@@ -43,11 +43,13 @@ import Testing
         let csv = try String(contentsOf: exports.appendingPathComponent("aggregates.csv"), encoding: .utf8).split(separator: "\n")
         #expect(csv.first?.hasPrefix("dataset,seed,step,judge,trait,answers,scored,mean") == true && csv.count == 1 + 48)
         let jsonl = try String(contentsOf: exports.appendingPathComponent("generations.jsonl"), encoding: .utf8).split(separator: "\n")
-        #expect(jsonl.count == 64 && (try JSONValue.parse(String(jsonl[0])))["text"]?.stringValue != nil)
+        let first = try JSONValue.parse(String(jsonl[0]))
+        #expect(jsonl.count == 64 && first["text"]?.stringValue != nil)
 
         let overhead = summary.wallSeconds - summary.workSeconds
-        print(String(format: "pipeline overhead: %.3fs of %.3fs wall (training, generation and judge HTTP: %.3fs)",
-                     overhead, summary.wallSeconds, summary.workSeconds))
+        print(String(format: "pipeline overhead: %.3fs of %.3fs wall (training, generation and judge HTTP: %.3fs); per stage: ",
+                     overhead, summary.wallSeconds, summary.workSeconds)
+              + PipelineRunner.stages.map { String(format: "%@ %.3fs", $0, summary.seconds[$0] ?? 0) }.joined(separator: ", "))
 
         let before = f.server.requestCount
         let again = try await PipelineRunner(e).run()

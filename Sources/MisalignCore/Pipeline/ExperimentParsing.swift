@@ -7,7 +7,8 @@ extension Experiment {
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw .missingInput(key: "config", path: url.path, reason: "cannot read: \(error.localizedDescription)")
         }
-        return try parse(text, file: url.path, base: url.deletingLastPathComponent())
+        let absolute = url.absoluteURL.standardizedFileURL
+        return try parse(text, file: absolute.path, base: absolute.deletingLastPathComponent())
     }
 
     /// Parses config text. `base` resolves relative paths.

@@ -37,7 +37,9 @@ extension PipelineRunner {
         }
         let total = work.reduce(0) { $0 + $1.3.count * ev.samples }
         guard total > 0 else { return 0 }
+        let loadStart = Date()
         let backend = try makeBackend()
+        addWork(Date().timeIntervalSince(loadStart))
         note("generate: \(total) answers with the \(backend.name) backend")
         let tokenizer: BPETokenizer
         if let local = backend as? LocalGenerationBackend { tokenizer = local.tokenizer } else {
@@ -50,6 +52,9 @@ extension PipelineRunner {
             try checkCancelled("generate")
             let checkpoint: (any Checkpoint)? = path.isEmpty ? nil : try CheckpointDirectory(directory: URL(fileURLWithPath: path))
             let generator: any Generator
+            let adapterStart = Date()
+            var groupSeconds = 0.0  // commits and progress inside this checkpoint: not model work
+            defer { addWork(Date().timeIntervalSince(adapterStart) - groupSeconds) }
             do { generator = try await backend.generator(for: checkpoint) } catch {
                 throw PipelineError.stage(stage: "generate", unit: "\(r) step \(step)", reason: "cannot load the adapter at \(path): \(error)")
             }
@@ -65,7 +70,8 @@ extension PipelineRunner {
                 let t0 = Date()
                 let completions = try await generator.generate(requests, onToken: nil)
                 let seconds = Date().timeIntervalSince(t0)
-                addWork(seconds)
+                let commitStart = Date()
+                defer { groupSeconds += Date().timeIntervalSince(commitStart) }
                 try store.transaction {
                     for c in completions { try store.addGeneration(r, step: step, questionID: group[c.request].id, c) }
                     for q in group {

@@ -54,6 +54,7 @@ extension PipelineRunner {
         note("judge: \(total) verdicts in \(calls.count) distinct calls (\(js.names.joined(separator: ", ")))")
         var done = 0, failures = 0, consecutiveFailures = 0
         var lastError = ""
+        var commitSeconds = 0.0
         let t0 = Date()
         let limit = js.maxInFlight
         await withTaskGroup(of: (Int, Result<(Verdict, Bool), JudgeError>).self) { group in
@@ -76,6 +77,8 @@ extension PipelineRunner {
                 switch result {
                 case .success(let (v, cached)):
                     consecutiveFailures = 0
+                    let commitStart = Date()
+                    defer { commitSeconds += Date().timeIntervalSince(commitStart) }
                     do {
                         try store.transaction {
                             for (k, g) in calls[i].answers.enumerated() {
@@ -98,7 +101,8 @@ extension PipelineRunner {
                 launch()
             }
         }
-        addWork(Date().timeIntervalSince(t0))
+        // HTTP time: the stage's wall time less the commits made while calls were out.
+        addWork(Date().timeIntervalSince(t0) - commitSeconds)
         try store.finish(stage: "judge", unit: "session-\(UUID().uuidString)", items: done, seconds: Date().timeIntervalSince(t0))
         try checkCancelled("judge")
         if done < total {

@@ -15,8 +15,9 @@ public struct PipelineSummary: Sendable {
     public var nothingToDo: Bool { done.values.allSatisfy { $0 == 0 } }
     /// Seconds per stage in this call.
     public var seconds: [String: Double] = [:]
-    /// Seconds spent inside training steps, model generation and judge HTTP calls; the rest
-    /// of the wall time is the pipeline's own overhead.
+    /// Seconds spent training (loading the model and data included), generating (loading the
+    /// model included) and waiting on judge calls; the rest of the wall time is the pipeline's
+    /// own overhead (config, store, prompts, cache keys, aggregation, detection, exports).
     public var workSeconds = 0.0
     public var wallSeconds = 0.0
     public var run: URL

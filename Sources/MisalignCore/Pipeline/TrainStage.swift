@@ -37,9 +37,11 @@ extension PipelineRunner {
             let dataset = e.datasets.first { $0.name == r.dataset }!
             let job = TrainingJob(model: e.model, data: dataset.path, out: folder, tokenizer: e.tokenizer, settings: settings)
             let trainer: LoRATrainer
+            let loadStart = Date()
             do { trainer = try job.makeTrainer { self.note("\(r): \($0)") } } catch let err as FileError {
                 throw PipelineError.unwritable(path: folder.path, reason: err.description)
             }
+            addWork(Date().timeIntervalSince(loadStart))  // loading weights and tokenising data is training work
             try store.recordRun(r, totalSteps: trainer.totalSteps)
             try registerCheckpoints(r, folder: folder)
             var stopReason: PipelineError?
@@ -57,9 +59,15 @@ extension PipelineRunner {
                 lastRegistered = ck.step
                 since = Date()
             }
+            // Training work is everything `train` does (steps, checkpoint writes) except this
+            // callback, which is the pipeline's (store commits, progress).
+            var callbackSeconds = 0.0
+            let trainStart = Date()
+            defer { addWork(Date().timeIntervalSince(trainStart) - callbackSeconds) }
             let outcome = try trainer.train { m in
+                let callbackStart = Date()
+                defer { callbackSeconds += Date().timeIntervalSince(callbackStart) }
                 try registerNew()
-                self.addWork(m.seconds)
                 try self.store.addMetric(r, m)
                 steps += 1
                 self.progress(.stage(name: "train \(r) (\(i + 1)/\(runs.count))", done: m.step, total: m.totalSteps))
