@@ -113,6 +113,7 @@ final class YAMLNode {
         switch node {
         case .mapping: return "a mapping"
         case .sequence: return "a list"
+        case .scalar where isNull: return "nothing (null)"
         case .scalar: return "\(tagName == Tag.Name.str.rawValue ? "text" : tagName.replacingOccurrences(of: "tag:yaml.org,2002:", with: "")) `\(node.string ?? "")`"
         }
     }
