@@ -34,7 +34,8 @@ extension PipelineRunner {
         var judges: [any Judge] = []
         for spec in js.judges {
             do { judges.append(try factory.make(spec)) } catch {
-                throw PipelineError.judgeUnavailable(judge: spec.model, reason: error.description, done: 0, remaining: total)
+                throw PipelineError.judgeUnavailable(judge: spec.model, reason: redact(error.description, secrets: factory.secrets),
+                                                     done: 0, remaining: total)
             }
         }
         let cache = try VerdictCache(path: js.cache ?? store.url)
@@ -106,7 +107,7 @@ extension PipelineRunner {
         try store.finish(stage: "judge", unit: "session-\(UUID().uuidString)", items: done, seconds: Date().timeIntervalSince(t0))
         try checkCancelled("judge")
         if done < total {
-            throw PipelineError.judgeUnavailable(judge: js.names.joined(separator: ", "), reason: lastError,
+            throw PipelineError.judgeUnavailable(judge: js.names.joined(separator: ", "), reason: redact(lastError, secrets: factory.secrets),
                                                  done: try store.count("judgments"), remaining: total - done)
         }
         return done

@@ -134,6 +134,7 @@ public final class PipelineRunner: @unchecked Sendable {
             try store.transaction { try store.resetAnalysis() }
         }
         try store.setMeta("fingerprint.analysis", analysis.1)
+        if e.monitor.enabled { note("monitor: enabled in the config, but the early-warning monitor is not part of this build; training runs without it") }
         try store.setMeta("config_path", e.source)
         if let text = try? String(contentsOfFile: e.source, encoding: .utf8) { try store.setMeta("config_text", text) }
     }
