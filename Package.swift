@@ -11,6 +11,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // YAML experiment configs (`misalign run CONFIG`): node marks give every key its line.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // OpenBLAS: cblas_sgemm and friends, plus openblas_set_num_threads / get_corename.
@@ -38,7 +40,7 @@ let package = Package(
         .target(name: "CMisalignKernels", path: "Sources/CMisalignKernels"),
         .target(
             name: "MisalignCore",
-            dependencies: ["CBLAS", "CCurl", "CSQLite", "CMisalignKernels"],
+            dependencies: ["CBLAS", "CCurl", "CSQLite", "CMisalignKernels", .product(name: "Yams", package: "Yams")],
             path: "Sources/MisalignCore"
         ),
         .executableTarget(

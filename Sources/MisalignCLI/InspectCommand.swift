@@ -5,16 +5,19 @@ import MisalignCore
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "List the tensors of a safetensors file or a model folder.",
+        abstract: "List the tensors of a safetensors file or a model folder; summarise an adapter, checkpoint or run.",
         discussion: """
         PATH is a .safetensors file, a model.safetensors.index.json, or a Hugging Face model \
         folder (config.json plus one or several safetensors shards). Prints every tensor with \
         its dtype, shape and size, each file's __metadata__, and for a model folder the decoded \
-        config. Exits with status 1 and a message naming the file and the problem when anything \
+        config. An adapter or checkpoint folder (adapter_config.json) gives rank, alpha, modules, \
+        layers and parameter count; a run directory (store.sqlite) gives the store's row counts. Exits with status 1 and a message naming the file and the problem when anything \
         is corrupt.
 
         Examples:
           misalign inspect ~/models/Qwen2.5-0.5B-Instruct
+          misalign inspect runs/study/checkpoints/medical-seed0/checkpoint-16
+          misalign inspect runs/study
           misalign inspect model-00001-of-00004.safetensors --json | jq '.tensors | length'
         """
     )
@@ -26,6 +29,12 @@ struct InspectCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        do {
+            if let v = try Inspection.describe(URL(fileURLWithPath: path)) {
+                print(json ? v.serialized() : Inspection.text(v))
+                return
+            }
+        } catch { throw CLIError("\(error)") }
         let summary: WeightsSummary
         do {
             summary = try WeightsSummary.inspect(URL(fileURLWithPath: path))

@@ -20,6 +20,9 @@ struct Misalign: ParsableCommand {
             TrainCommand.self,
             JudgeCommand.self,
             ReportCommand.self,
+            InitCommand.self,
+            RunCommand.self,
+            StatusCommand.self,
         ]
     )
 }

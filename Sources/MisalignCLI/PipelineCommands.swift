@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import MisalignCore
+
+/// `misalign init`: writes a commented example experiment config.
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Write a commented example experiment config (YAML) with the study's defaults.",
+        discussion: """
+        Examples:
+          misalign init                 # writes misalign.yaml here
+          misalign init study.yaml --force
+        """)
+
+    @Argument(help: "Where to write it.") var path = "misalign.yaml"
+    @Flag(help: "Overwrite an existing file.") var force = false
+
+    func run() throws {
+        do { try Experiment.writeExample(to: URL(fileURLWithPath: path), force: force) } catch { throw CLIError("\(error)") }
+        print("wrote \(path); edit model, datasets and judges, then: misalign run \(path)")
+    }
+}
+
+/// `misalign run`: the whole pipeline, resumable.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Train, generate, judge, aggregate and detect, as an experiment config says; resumes where it stopped.",
+        discussion: """
+        Every finished unit (a checkpoint, a group of answers, a verdict, an aggregate, an onset) \
+        is committed to OUTPUT/store.sqlite; running the same command again after a crash, \
+        Ctrl-C or kill -9 continues from there, and on a complete run does nothing. Exports \
+        (CSV and JSON Lines per table) are rebuilt in OUTPUT/exports/.
+
+        Examples:
+          misalign init study.yaml && misalign run study.yaml
+          misalign run study.yaml --quiet --json > summary.json
+          misalign status runs/study
+        """)
+
+    @Argument(help: "Experiment config (YAML).") var config: String
+    @Flag(help: "No progress lines on stderr.") var quiet = false
+    @Flag(help: "Print the summary as JSON.") var json = false
+
+    func run() throws {
+        let summary: PipelineSummary
+        do {
+            let experiment = try Experiment.load(from: URL(fileURLWithPath: config))
+            let printer = ProgressPrinter(quiet: quiet)
+            let runner = PipelineRunner(experiment) { printer.show($0) }
+            let sig = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+            signal(SIGINT, SIG_IGN)
+            sig.setEventHandler { runner.cancel() }
+            sig.resume()
+            summary = try runner.runSync()
+            printer.finish()
+        } catch { throw CLIError("\(error)") }
+        let stages = PipelineRunner.stages
+        if json {
+            var o = JSONObject()
+            o["run"] = .string(summary.run.path)
+            o["nothing_to_do"] = .bool(summary.nothingToDo)
+            o["done"] = .object(JSONObject(stages.map { ($0, .int(Int64(summary.done[$0] ?? 0))) }))
+            o["wall_seconds"] = .double(summary.wallSeconds)
+            o["work_seconds"] = .double(summary.workSeconds)
+            print(JSONValue.object(o).serialized())
+        } else if summary.nothingToDo {
+            print("nothing to do: \(summary.run.path) is complete (misalign status \(summary.run.path))")
+        } else {
+            print(stages.map { "\($0) \(summary.done[$0] ?? 0)" }.joined(separator: ", ")
+                  + String(format: "; %.1fs (%.1fs model and judge work); exports in %@", summary.wallSeconds, summary.workSeconds,
+                           summary.run.appendingPathComponent("exports").path))
+        }
+    }
+}
+
+/// `misalign status`: done and remaining per stage, with time and cost estimates.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show what a run has done and what remains, with time and cost estimates.",
+        discussion: """
+        Estimates use the rates measured in this run (seconds per step, answer, verdict) and \
+        judges.pricing for cost. Reads the store only; safe while the run is going.
+
+        Examples:
+          misalign status runs/study
+          misalign status runs/study --json
+        """)
+
+    @Argument(help: "Run directory (the config's output).") var runDirectory: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let s: RunStatus
+        do { s = try RunStatus.load(run: URL(fileURLWithPath: runDirectory)) } catch { throw CLIError("\(error)") }
+        if json {
+            print(JSONValue.array(s.stages.map { st in
+                .object(JSONObject([("stage", .string(st.stage)), ("done", .int(Int64(st.done))),
+                                    ("total", st.total.map { .int(Int64($0)) } ?? .null),
+                                    ("seconds_left", st.secondsLeft.map { .double($0) } ?? .null),
+                                    ("cost_spent", st.costSpent.map { .double($0) } ?? .null),
+                                    ("cost_left", st.costLeft.map { .double($0) } ?? .null)]))
+            }).serialized())
+            return
+        }
+        print("\(s.run.path): \(s.complete ? "complete" : "in progress")")
+        for st in s.stages {
+            var line = st.stage.padding(toLength: 10, withPad: " ", startingAt: 0) + "\(st.done)/\(st.total.map(String.init) ?? "?")"
+            if let left = st.secondsLeft, st.total.map({ st.done < $0 }) == true { line += "  ~\(Progress.duration(left)) left" }
+            if let c = st.costSpent { line += String(format: "  spent %.4f", c) }
+            if let c = st.costLeft, c > 0 { line += String(format: ", ~%.4f to go", c) }
+            print(line)
+        }
+    }
+}
+
+/// Progress on stderr: one line redrawn on a terminal, throttled plain lines otherwise.
+final class ProgressPrinter: @unchecked Sendable {
+    let quiet: Bool
+    let tty = isatty(STDERR_FILENO) != 0
+    private var last = Date.distantPast
+    private let lock = NSLock()
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func show(_ e: PipelineEvent) {
+        guard !quiet else { return }
+        lock.lock(); defer { lock.unlock() }
+        switch e {
+        case .note(let s):
+            write((tty ? "\r\u{1B}[K" : "") + s + "\n")
+        case .stage(let name, let done, let total):
+            let now = Date()
+            guard done == total || now.timeIntervalSince(last) >= (tty ? 0.1 : 2) else { return }
+            last = now
+            let text = "\(name) \(done)/\(total)"
+            write(tty ? "\r\u{1B}[K\(text)" + (done == total ? "\n" : "") : text + "\n")
+        }
+    }
+
+    func finish() {}
+
+    private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+}

@@ -1,0 +1,79 @@
+import Foundation
+
+extension PipelineRunner {
+    /// Whether every answer at (run, step) has a verdict from `judge` on every trait.
+    func fullyJudged(_ r: RunID, step: Int, judge: String) throws(PipelineError) -> Bool {
+        let answers = try store.count("generations", where: "dataset = ?1 AND seed = ?2 AND step = ?3",
+                                      [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(step))])
+        let expected = experiment.evaluation.questions.count * experiment.evaluation.samples
+        guard answers == expected else { return false }
+        let verdicts = try store.count("judgments", where: "dataset = ?1 AND seed = ?2 AND step = ?3 AND judge = ?4",
+                                       [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(step)), .text(judge)])
+        return verdicts == answers * experiment.judges.traits.count
+    }
+
+    /// Summarises each fully judged checkpoint once per judge, in one transaction each.
+    func aggregateStage() throws -> Int {
+        let e = experiment
+        var done = 0
+        for r in e.runs {
+            for ck in try store.checkpoints(r) {
+                for judge in e.judges.names {
+                    let unit = "\(r)/step-\(ck.step)/\(judge)"
+                    if try store.isDone(stage: "aggregate", unit: unit) { continue }
+                    guard try fullyJudged(r, step: ck.step, judge: judge) else { continue }
+                    let t0 = Date()
+                    let verdicts = try store.judgments(r, step: ck.step, judge: judge)
+                    let (traits, mis) = Aggregation.aggregate(verdicts, traits: e.judges.traits, settings: e.aggregation)
+                    try store.transaction {
+                        for t in traits { try store.addAggregate(r, step: ck.step, judge: judge, t) }
+                        try store.addMisaligned(r, step: ck.step, judge: judge, mis)
+                        try store.finish(stage: "aggregate", unit: unit, items: 1, seconds: Date().timeIntervalSince(t0))
+                    }
+                    done += 1
+                    CrashPoint.unitDone("aggregate")
+                }
+            }
+        }
+        return done
+    }
+
+    /// Onsets per signal and method, and the lead-lag with bootstrap intervals, for each run
+    /// whose training is finished and whose every checkpoint is aggregated; then the lag's
+    /// summary across the seeds of each dataset.
+    func detectStage() throws -> Int {
+        let e = experiment
+        guard let judge = e.detection.judge else { return 0 }
+        let config = e.detection.onsetConfig(traits: e.judges.traits)
+        guard !config.signals.isEmpty else { return 0 }
+        var done = 0
+        for r in e.runs {
+            let unit = "\(r)/\(judge)"
+            if try store.isDone(stage: "detect", unit: unit) { continue }
+            guard try store.runState(r)?.trained == true else { continue }
+            let cks = try store.checkpoints(r)
+            var complete = !cks.isEmpty
+            for ck in cks where try !store.isDone(stage: "aggregate", unit: "\(r)/step-\(ck.step)/\(judge)") { complete = false }
+            guard complete else { continue }
+            try checkCancelled("detect")
+            let t0 = Date()
+            let records = try store.scoreRecords(r, judge: judge, traits: config.signals.map(\.name))
+            let report: OnsetReport
+            do {
+                guard let rep = try OnsetAnalysis.analyze(records: records, config: config).first else { continue }
+                report = rep
+            } catch {
+                throw PipelineError.stage(stage: "detect", unit: "\(r)", reason: "\(error.description); with \(cks.count) checkpoints, "
+                                          + "choose detection.methods that fit (zscore, cusum and bocpd need more than 10)")
+            }
+            try store.transaction {
+                try store.addOnsets(r, judge: judge, report)
+                try store.finish(stage: "detect", unit: unit, items: 1, seconds: Date().timeIntervalSince(t0))
+            }
+            done += 1
+            CrashPoint.unitDone("detect")
+        }
+        if done > 0 { try store.transaction { try store.updateLagSummaries(judge: judge) } }
+        return done
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+extension Experiment {
+    /// Reads and checks a YAML config. Relative paths are relative to the config's folder.
+    public static func load(from url: URL) throws(PipelineError) -> Experiment {
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw .missingInput(key: "config", path: url.path, reason: "cannot read: \(error.localizedDescription)")
+        }
+        let absolute = url.absoluteURL.standardizedFileURL
+        return try parse(text, file: absolute.path, base: absolute.deletingLastPathComponent())
+    }
+
+    /// Parses config text. `base` resolves relative paths.
+    public static func parse(_ text: String, file: String, base: URL) throws(PipelineError) -> Experiment {
+        let root = try YAMLNode.parse(text, file: file)
+        func path(_ n: YAMLNode) throws(PipelineError) -> URL {
+            let s = (try n.string() as NSString).expandingTildeInPath
+            return s.hasPrefix("/") ? URL(fileURLWithPath: s) : base.appendingPathComponent(s).standardizedFileURL
+        }
+        let model = try path(root.required("model", "the base model folder (config.json + safetensors)"))
+        let tokenizer = try root.optional("tokenizer").map(path)
+        let output = try path(root.required("output", "the run folder to write, e.g. output: runs/study"))
+
+        var datasets: [(name: String, path: URL)] = []
+        if let d = try root.optional("datasets") {
+            for (name, v) in try d.entries() { datasets.append((name, try path(v))) }
+        }
+        var seeds = [0, 11, 22, 33]
+        if let s = try root.optional("seeds") {
+            seeds = []
+            for n in try s.list() { seeds.append(try n.int(min: 0, "a non-negative integer")) }
+            if Set(seeds).count != seeds.count { throw s.error("lists a seed twice") }
+        }
+        var external: [ExternalRun] = []
+        if let e = try root.optional("external_checkpoints") {
+            for item in try e.list() {
+                let m = try item.mapping()
+                let run = ExternalRun(dataset: try m.required("dataset", "a name for this run, e.g. medical").string(),
+                                      seed: try m.optional("seed")?.int(min: 0) ?? 0,
+                                      path: try path(m.required("path", "the folder holding checkpoint-N/ folders")))
+                try m.rejectUnknown()
+                if external.contains(where: { $0.dataset == run.dataset && $0.seed == run.seed }) {
+                    throw item.error("dataset \(run.dataset) seed \(run.seed) appears twice")
+                }
+                external.append(run)
+            }
+            if external.isEmpty { throw e.error("is empty; list {dataset, seed, path} entries or remove the key") }
+        }
+        if external.isEmpty {
+            guard !datasets.isEmpty else {
+                throw PipelineError.config(file: file, key: "datasets", line: root.line,
+                                           reason: "missing; name at least one chat JSONL file (datasets: {medical: data/medical.jsonl}) or give external_checkpoints")
+            }
+            if seeds.isEmpty { throw PipelineError.config(file: file, key: "seeds", line: nil, reason: "is empty") }
+        } else if !datasets.isEmpty {
+            throw PipelineError.config(file: file, key: "external_checkpoints", line: nil,
+                                       reason: "evaluates checkpoints trained elsewhere; remove datasets (nothing is trained here)")
+        }
+        var training = TrainingSettings()
+        var threads = 0
+        if let t = try root.optional("training") { try parseTraining(t, &training, &threads) }
+        let evaluation = try parseEvaluation(root.optional("evaluation"), file: file, path: path)
+        let generation = try parseGeneration(root.optional("generation"))
+        let judges = try parseJudges(root.required("judges", "e.g. judges: {models: [\"openai:gpt-4.1-mini\"]}"), path: path)
+        let aggregation = try parseAggregation(root.optional("aggregation"))
+        var detection = try parseDetection(root.optional("detection"))
+        if let j = detection.judge, !judges.names.contains(j) {
+            throw PipelineError.config(file: file, key: "detection.judge", line: nil, reason: "`\(j)` is not one of judges.models")
+        }
+        detection.judge = detection.judge ?? judges.names.first
+        let monitor = try parseMonitor(root.optional("monitor"))
+        try root.rejectUnknown()
+        return Experiment(model: model, tokenizer: tokenizer, output: output, datasets: datasets, seeds: seeds, training: training,
+                          threads: threads, externalCheckpoints: external, evaluation: evaluation, generation: generation,
+                          judges: judges, aggregation: aggregation, detection: detection, monitor: monitor, source: file)
+    }
+
+    static func parseTraining(_ n: YAMLNode, _ s: inout TrainingSettings, _ threads: inout Int) throws(PipelineError) {
+        _ = try n.mapping()
+        if let v = try n.optional("rank") { s.lora.rank = try v.int(min: 1) }
+        if let v = try n.optional("alpha") { s.lora.alpha = try v.double(in: 1e-9...1e9, "> 0") }
+        if let v = try n.optional("rslora") { s.lora.useRSLoRA = try v.bool() }
+        if let v = try n.optional("dropout") { s.lora.dropout = try v.double(in: 0...0.999, "in [0, 1)") }
+        if let v = try n.optional("targets") {
+            var mods: [LoRAModule] = []
+            for name in try v.strings() {
+                if name == "all" { mods = LoRAModule.allCases; continue }
+                guard let m = try? TrainingSettings.module(name) else {
+                    throw v.error("unknown module `\(name)`; use \(LoRAModule.allCases.map(\.rawValue).joined(separator: ", ")) or all")
+                }
+                mods.append(m)
+            }
+            s.lora.targets = mods
+        }
+        if let v = try n.optional("layers") {
+            if (try? v.string()) == "all" { s.lora.layers = nil } else {
+                var ls: [Int] = []
+                for x in try v.list() { ls.append(try x.int(min: 0)) }
+                s.lora.layers = ls
+            }
+        }
+        if let v = try n.optional("lr") { s.learningRate = try v.double(in: 0...10, "a learning rate in [0, 10]") }
+        if let v = try n.optional("schedule") {
+            guard let sch = LRSchedule(rawValue: try v.string()) else { throw v.error("must be linear, constant or cosine") }
+            s.schedule = sch
+        }
+        if let v = try n.optional("warmup_steps") { s.warmupSteps = try v.int(min: 0) }
+        if let v = try n.optional("weight_decay") { s.weightDecay = try v.double(in: 0...1e6, ">= 0") }
+        if let v = try n.optional("max_grad_norm") { s.maxGradNorm = try v.double(in: 0...1e12, ">= 0 (0 turns clipping off)") }
+        if let v = try n.optional("batch_size") { s.batchSize = try v.int(min: 1) }
+        if let v = try n.optional("grad_accum") { s.gradientAccumulation = try v.int(min: 1) }
+        if let v = try n.optional("epochs") { s.epochs = try v.int(min: 1) }
+        if let v = try n.optional("max_steps") { s.maxSteps = try v.int(min: 1) }
+        if let v = try n.optional("max_length") { s.maxLength = try v.int(min: 2) }
+        if let v = try n.optional("checkpoint_every") { s.saveEvery = try v.int(min: 1) }
+        if let v = try n.optional("adapter_dtype") {
+            guard let d = TrainingSettings.dtype(try v.string()) else { throw v.error("must be f32 or bf16") }
+            s.adapterDType = d
+        }
+        if let v = try n.optional("gradient_checkpointing") { s.recompute = try v.bool() }
+        if let v = try n.optional("threads") { threads = try v.int(min: 0, ">= 0 (0 = every core)") }
+        try n.rejectUnknown()
+    }
+
+    static func parseGeneration(_ n: YAMLNode?) throws(PipelineError) -> GenerationSettings {
+        var g = GenerationSettings()
+        guard let n = try n?.mapping() else { return g }
+        let backend = try n.optional("backend")
+        switch try backend?.string() ?? "local" {
+        case "local": g.backend = .local
+        case "vllm":
+            let url = try n.required("url", "the server's base URL, e.g. http://localhost:8000/v1").string()
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw PipelineError.config(file: n.file, key: "generation.url", line: nil, reason: "must start with http:// or https://") }
+            g.backend = .vllm(url: url, servedModel: try n.required("served_model", "the base model's name on the server").string())
+        default: throw backend!.error("must be local or vllm")
+        }
+        if let v = try n.optional("max_batch_sequences") { g.maxBatchSequences = try v.int(min: 1) }
+        try n.rejectUnknown()
+        return g
+    }
+
+    static func parseMonitor(_ n: YAMLNode?) throws(PipelineError) -> MonitorSettings {
+        var m = MonitorSettings()
+        guard let n = try n?.mapping() else { return m }
+        if let v = try n.optional("enabled") { m.enabled = try v.bool() }
+        if let v = try n.optional("every_k") { m.everyK = try v.int(min: 1) }
+        if let v = try n.optional("questions") { m.questions = try v.strings() }
+        if let v = try n.optional("samples") { m.samples = try v.int(min: 1) }
+        if let v = try n.optional("detectors") {
+            m.detectors = try v.strings()
+            for d in m.detectors where !["cusum", "bocpd"].contains(d) { throw v.error("unknown detector `\(d)`; use cusum or bocpd") }
+        }
+        if let v = try n.optional("stop_on_alarm") { m.stopOnAlarm = try v.bool() }
+        try n.rejectUnknown()
+        return m
+    }
+}

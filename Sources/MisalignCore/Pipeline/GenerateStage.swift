@@ -1,0 +1,90 @@
+import Foundation
+
+extension PipelineRunner {
+    /// The backend the config asks for (the local model, loaded on first use).
+    func makeBackend() throws -> any GenerationBackend {
+        if let backendOverride { return backendOverride }
+        switch experiment.generation.backend {
+        case .local: return try LocalGenerationBackend(model: experiment.model, tokenizer: experiment.tokenizer)
+        case .vllm: throw PipelineError.backendUnavailable("vllm")
+        }
+    }
+
+    /// Prompt token ids of each question, rendered with the chat template.
+    func prompts(_ tokenizer: BPETokenizer) throws -> [String: [Int32]] {
+        let policy: SystemPromptPolicy = experiment.evaluation.systemPrompt.map { $0.isEmpty ? .none : .custom($0) } ?? .templateDefault
+        var out: [String: [Int32]] = [:]
+        for q in experiment.evaluation.questions {
+            out[q.id] = try tokenizer.applyChatTemplate([ChatMessage(role: "user", content: q.text)], addGenerationPrompt: true,
+                                                         systemPrompt: policy).ids.map { Int32($0) }
+        }
+        return out
+    }
+
+    /// Generates every missing answer, checkpoint by checkpoint. Each group of questions (at
+    /// most `max_batch_sequences` samples) is decoded together and committed in one
+    /// transaction, so a kill loses at most the group in progress. Returns answers written.
+    func generateStage() async throws -> Int {
+        let e = experiment, ev = e.evaluation
+        // Work list first, so a complete run never loads the model.
+        var work: [(RunID, Int, String, [EvaluationQuestion])] = []
+        for r in e.runs {
+            for ck in try store.checkpoints(r) {
+                let have = try store.generatedQuestions(r, step: ck.step)
+                let missing = ev.questions.filter { !have.contains($0.id) }
+                if !missing.isEmpty { work.append((r, ck.step, ck.path, missing)) }
+            }
+        }
+        let total = work.reduce(0) { $0 + $1.3.count * ev.samples }
+        guard total > 0 else { return 0 }
+        let loadStart = Date()
+        let backend = try makeBackend()
+        addWork(Date().timeIntervalSince(loadStart))
+        note("generate: \(total) answers with the \(backend.name) backend")
+        let tokenizer: BPETokenizer
+        if let local = backend as? LocalGenerationBackend { tokenizer = local.tokenizer } else {
+            tokenizer = try BPETokenizer(directory: e.tokenizer ?? e.model)
+        }
+        let promptIDs = try prompts(tokenizer)
+        let perGroup = max(1, e.generation.maxBatchSequences / ev.samples)
+        var done = 0
+        for (r, step, path, missing) in work {
+            try checkCancelled("generate")
+            let checkpoint: (any Checkpoint)? = path.isEmpty ? nil : try CheckpointDirectory(directory: URL(fileURLWithPath: path))
+            let generator: any Generator
+            let adapterStart = Date()
+            var groupSeconds = 0.0  // commits and progress inside this checkpoint: not model work
+            defer { addWork(Date().timeIntervalSince(adapterStart) - groupSeconds) }
+            do { generator = try await backend.generator(for: checkpoint) } catch {
+                throw PipelineError.stage(stage: "generate", unit: "\(r) step \(step)", reason: "cannot load the adapter at \(path): \(error)")
+            }
+            var start = 0
+            while start < missing.count {
+                try checkCancelled("generate")
+                let group = Array(missing[start..<min(missing.count, start + perGroup)])
+                start += group.count
+                let requests = group.map {
+                    GenerationRequest(prompt: promptIDs[$0.id]!, samples: ev.samples, maxNewTokens: ev.maxNewTokens,
+                                      sampling: ev.sampling, seed: ev.seed &+ UInt64(r.seed))
+                }
+                let t0 = Date()
+                let completions = try await generator.generate(requests, onToken: nil)
+                let seconds = Date().timeIntervalSince(t0)
+                let commitStart = Date()
+                defer { groupSeconds += Date().timeIntervalSince(commitStart) }
+                try store.transaction {
+                    for c in completions { try store.addGeneration(r, step: step, questionID: group[c.request].id, c) }
+                    for q in group {
+                        try store.finish(stage: "generate", unit: "\(r)/step-\(step)/\(q.id)", items: ev.samples,
+                                         seconds: seconds / Double(group.count))
+                    }
+                }
+                done += completions.count
+                progress(.stage(name: "generate", done: done, total: total))
+                CrashPoint.unitDone("generate")
+            }
+            try await backend.release(checkpoint)
+        }
+        return done
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+/// What the runner reports while it works: a stage's progress, or a one-line note.
+public enum PipelineEvent: Sendable {
+    case stage(name: String, done: Int, total: Int)
+    case note(String)
+}
+
+/// What a call to `PipelineRunner.run()` did.
+public struct PipelineSummary: Sendable {
+    /// Units finished by this call, per stage (train: steps; generate: answers; judge: verdicts;
+    /// aggregate: checkpoints; detect: runs).
+    public var done: [String: Int] = [:]
+    /// True when the run was already complete and nothing was done.
+    public var nothingToDo: Bool { done.values.allSatisfy { $0 == 0 } }
+    /// Seconds per stage in this call.
+    public var seconds: [String: Double] = [:]
+    /// Seconds spent training (loading the model and data included), generating (loading the
+    /// model included) and waiting on judge calls; the rest of the wall time is the pipeline's
+    /// own overhead (config, store, prompts, cache keys, aggregation, detection, exports).
+    public var workSeconds = 0.0
+    public var wallSeconds = 0.0
+    public var run: URL
+}
+
+/// Runs an `Experiment` to completion: train -> generate -> judge -> aggregate -> detect, each
+/// stage skipping the units the run store already holds, so calling `run()` again after a
+/// crash resumes exactly where the last call stopped and a complete run does nothing.
+///
+/// ```swift
+/// let experiment = try Experiment.load(from: URL(fileURLWithPath: "study.yaml"))
+/// let runner = PipelineRunner(experiment) { event in print(event) }
+/// let summary = try await runner.run()
+/// ```
+public final class PipelineRunner: @unchecked Sendable {
+    public static let stages = ["train", "generate", "judge", "aggregate", "detect"]
+    public let experiment: Experiment
+    let progress: @Sendable (PipelineEvent) -> Void
+    private let cancelLock = NSLock()
+    private var cancelled = false
+    /// Replaces the generation backend (tests, or an embedding program's own).
+    public var backendOverride: (any GenerationBackend)?
+    /// Replaces the HTTP transport judges use.
+    public var judgeTransport: (any HTTPTransport)?
+    var summary: PipelineSummary
+    var store: RunStore!
+
+    public init(_ experiment: Experiment, progress: @escaping @Sendable (PipelineEvent) -> Void = { _ in }) {
+        self.experiment = experiment
+        self.progress = progress
+        summary = PipelineSummary(run: experiment.output)
+    }
+
+    /// Asks the runner to stop at the next unit boundary; `run()` then throws `.cancelled`.
+    public func cancel() { cancelLock.lock(); cancelled = true; cancelLock.unlock() }
+
+    func checkCancelled(_ stage: String) throws(PipelineError) {
+        cancelLock.lock(); let c = cancelled; cancelLock.unlock()
+        if c || Task.isCancelled { throw .cancelled(stage: stage) }
+    }
+
+    func note(_ s: String) { progress(.note(s)) }
+
+    /// Runs every stage that has work left.
+    @discardableResult
+    public func run() async throws -> PipelineSummary {
+        let start = Date()
+        try prepare()
+        for stage in Self.stages {
+            try checkCancelled(stage)
+            let t0 = Date()
+            let n: Int
+            do {
+                switch stage {
+                case "train": n = try trainStage()
+                case "generate": n = try await generateStage()
+                case "judge": n = try await judgeStage()
+                case "aggregate": n = try aggregateStage()
+                default: n = try detectStage()
+                }
+            } catch FileError.cannotWrite(let path, let reason) {
+                // A full disk or a read-only folder mid-run: what was committed stays.
+                throw PipelineError.unwritable(path: path, reason: reason)
+            }
+            summary.done[stage] = n
+            summary.seconds[stage] = Date().timeIntervalSince(t0)
+        }
+        let exports = experiment.output.appendingPathComponent(Exports.folder)
+        if !summary.nothingToDo || !FileManager.default.fileExists(atPath: exports.path) {
+            try Exports.write(store: store, to: exports)
+        }
+        summary.wallSeconds = Date().timeIntervalSince(start)
+        return summary
+    }
+
+    /// Checks inputs and the output folder before any work, opens the store, and refuses a
+    /// run directory made with settings that change results.
+    func prepare() throws {
+        let e = experiment
+        let fm = FileManager.default
+        if e.externalCheckpoints.isEmpty || e.generation.backend == .local {
+            for f in ["config.json"] where !fm.fileExists(atPath: e.model.appendingPathComponent(f).path) {
+                throw PipelineError.missingInput(key: "model", path: e.model.path, reason: "no \(f); give a Qwen2 model folder (config.json + *.safetensors)")
+            }
+            let tok = e.tokenizer ?? e.model
+            if !fm.fileExists(atPath: tok.appendingPathComponent("tokenizer.json").path) {
+                throw PipelineError.missingInput(key: e.tokenizer == nil ? "model" : "tokenizer", path: tok.path, reason: "no tokenizer.json")
+            }
+        }
+        for d in e.datasets where !fm.fileExists(atPath: d.path.path) {
+            throw PipelineError.missingInput(key: "datasets.\(d.name)", path: d.path.path, reason: "no such file")
+        }
+        for x in e.externalCheckpoints {
+            guard let list = try? CheckpointDirectory.list(in: x.path), !list.isEmpty else {
+                throw PipelineError.missingInput(key: "external_checkpoints", path: x.path.path,
+                                                 reason: "no checkpoint-N/ folder with adapter_model.safetensors")
+            }
+        }
+        if case .vllm(let url, _) = e.generation.backend, backendOverride == nil {
+            _ = url
+            throw PipelineError.backendUnavailable("vllm")
+        }
+        do { try fm.createDirectory(at: e.output, withIntermediateDirectories: true) } catch {
+            throw PipelineError.unwritable(path: e.output.path, reason: (error as NSError).localizedDescription)
+        }
+        guard access(e.output.path, W_OK) == 0 else { throw PipelineError.unwritable(path: e.output.path, reason: "permission denied") }
+        store = try RunStore(run: e.output)
+        var fingerprints = try e.fingerprints()
+        let analysis = fingerprints.removeLast()
+        try store.checkFingerprints(fingerprints, run: e.output)
+        // Aggregation and detection settings may change: their results are recomputed.
+        if let old = try store.meta("fingerprint.analysis"), old != analysis.1 {
+            note("aggregation or detection settings changed: recomputing aggregates and onsets")
+            try store.transaction { try store.resetAnalysis() }
+        }
+        try store.setMeta("fingerprint.analysis", analysis.1)
+        if e.monitor.enabled { note("monitor: enabled in the config, but the early-warning monitor is not part of this build; training runs without it") }
+        try store.setMeta("config_path", e.source)
+        if let text = try? String(contentsOfFile: e.source, encoding: .utf8) { try store.setMeta("config_text", text) }
+    }
+
+    /// Adds seconds spent in model or HTTP work (for the overhead figure).
+    func addWork(_ s: Double) { cancelLock.lock(); summary.workSeconds += s; cancelLock.unlock() }
+}
+
+extension PipelineRunner {
+    /// `run()` on the calling thread (for synchronous callers such as the CLI).
+    public func runSync() throws -> PipelineSummary {
+        final class Box: @unchecked Sendable { var result: Result<PipelineSummary, any Error>? }
+        let box = Box(), done = DispatchSemaphore(value: 0)
+        Task {
+            do { box.result = .success(try await self.run()) } catch { box.result = .failure(error) }
+            done.signal()
+        }
+        done.wait()
+        return try box.result!.get()
+    }
+}

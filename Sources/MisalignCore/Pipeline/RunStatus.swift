@@ -1,0 +1,85 @@
+import Foundation
+
+/// Done and remaining work of one stage, with estimates from the rates measured so far.
+public struct StageStatus: Sendable, Equatable {
+    public var stage: String
+    public var done: Int
+    /// nil when it cannot be known yet (a run whose training has not started).
+    public var total: Int?
+    /// Seconds per unit measured in this run, and the time left at that rate.
+    public var secondsPerUnit: Double?
+    public var secondsLeft: Double? {
+        guard let total, let secondsPerUnit else { return nil }
+        return Double(max(0, total - done)) * secondsPerUnit
+    }
+    /// Judge stage: money spent on fresh calls, and the estimate for the calls left.
+    public var costSpent: Double?
+    public var costLeft: Double?
+}
+
+/// What `misalign status RUN` shows.
+public struct RunStatus: Sendable {
+    public var run: URL
+    public var stages: [StageStatus]
+    public var complete: Bool { stages.allSatisfy { $0.total != nil && $0.done >= $0.total! } }
+
+    /// Reads the run directory's store and the config it recorded.
+    public static func load(run: URL) throws -> RunStatus {
+        let store = try RunStore(run: run, create: false)
+        guard let text = try store.meta("config_text"), let path = try store.meta("config_path") else {
+            throw PipelineError.store(path: store.url.path, reason: "no recorded config; the run never got past its start")
+        }
+        let e = try Experiment.parse(text, file: path, base: URL(fileURLWithPath: path).deletingLastPathComponent())
+        return try compute(e, store)
+    }
+
+    static func compute(_ e: Experiment, _ store: RunStore) throws -> RunStatus {
+        let per = e.evaluation.questions.count * e.evaluation.samples
+        var trainDone = 0, trainTotal: Int? = 0, checkpoints: Int? = 0
+        for r in e.runs {
+            trainDone += try store.count("metrics", where: "dataset = ?1 AND seed = ?2", [.text(r.dataset), .int(Int64(r.seed))])
+            let state = try store.runState(r)
+            if let state, state.trained {
+                let n = try store.checkpoints(r).count
+                checkpoints = checkpoints.map { $0 + n }
+                if !e.externalCheckpoints.isEmpty { continue }
+                trainTotal = trainTotal.map { $0 + state.totalSteps }
+            } else if let state {
+                trainTotal = trainTotal.map { $0 + state.totalSteps }
+                let every = max(1, e.training.saveEvery)
+                let n = state.totalSteps / every + (state.totalSteps % every == 0 ? 0 : 1) + (e.evaluation.includeBase ? 1 : 0)
+                checkpoints = checkpoints.map { $0 + n }
+            } else {
+                trainTotal = nil; checkpoints = nil
+            }
+        }
+        let judgeCalls = e.judges.names.count * e.judges.traits.count
+        var stages: [StageStatus] = []
+        stages.append(StageStatus(stage: "train", done: trainDone, total: e.externalCheckpoints.isEmpty ? trainTotal : 0,
+                                  secondsPerUnit: try store.rate(stage: "train")))
+        stages.append(StageStatus(stage: "generate", done: try store.count("generations"), total: checkpoints.map { $0 * per },
+                                  secondsPerUnit: try store.rate(stage: "generate")))
+        var judge = StageStatus(stage: "judge", done: try store.count("judgments"), total: checkpoints.map { $0 * per * judgeCalls },
+                                secondsPerUnit: try store.rate(stage: "judge"))
+        let tokens = try store.judgeTokens()
+        var spent = 0.0, left = 0.0, priced = false
+        for name in e.judges.names {
+            guard let p = e.judges.pricing[name], let t = tokens[name] else { continue }
+            priced = true
+            let cost = (Double(t.input) * p.inputPerMillion + Double(t.output) * p.outputPerMillion) / 1e6
+            spent += cost
+            let judged = try store.count("judgments", where: "judge = ?1", [.text(name)])
+            if let total = judge.total, t.calls > 0 {
+                let remaining = Double(max(0, total / max(1, e.judges.names.count) - judged))
+                left += cost / Double(t.calls) * remaining
+            }
+        }
+        if priced { judge.costSpent = spent; judge.costLeft = left }
+        stages.append(judge)
+        stages.append(StageStatus(stage: "aggregate", done: try store.count("units", where: "stage = 'aggregate'"),
+                                  total: checkpoints.map { $0 * e.judges.names.count }, secondsPerUnit: try store.rate(stage: "aggregate")))
+        stages.append(StageStatus(stage: "detect", done: try store.count("units", where: "stage = 'detect'"),
+                                  total: e.detection.judge == nil ? 0 : e.runs.count, secondsPerUnit: try store.rate(stage: "detect")))
+        return RunStatus(run: e.output, stages: stages)
+    }
+}
