@@ -55,9 +55,10 @@ void misalign_softmax_rows(float *x, size_t rows, size_t stride, const size_t *v
 void misalign_widen_rows(float *out, const uint16_t *w, size_t rows, size_t cols, int is_bf16);
 
 /// y[m, o] (+)= sum_k x[m, k] * W[o, k] for output rows o in [o0, o1), W stored [out, in] as
-/// bf16 (`_bf16`) or f32 (`_f32`): the decode-time product, bound by reading W. Each row of W
-/// is loaded once per block of 8 rows of x and used for all of them; no packing, unlike sgemm,
-/// which copies W on every call. x: [m, in] (row stride ldx), y: [m, out] (row stride ldy).
+/// bf16 (`_bf16`) or f32 (`_f32`): the decode-time product. Up to 4 rows of x, W is streamed
+/// row after row (bound by memory); from 5 rows on, 4 rows of W meet 6 rows of x in a register
+/// tile (bound by FMAs), each tile of W read from memory once. No packing, unlike sgemm, which
+/// copies W on every call. x: [m, in] (row stride ldx), y: [m, out] (row stride ldy).
 /// accumulate=0 overwrites y. Disjoint [o0, o1) ranges may run on different threads.
 void misalign_matmul_bf16_t(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w,
                             size_t m, size_t in, size_t o0, size_t o1, int accumulate);

@@ -50,6 +50,8 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     private var count = 0
     private var active = 0
     private var stopped = false
+    /// Accepted connections still open; `stop` shuts them down.
+    private var connections: Set<Int32> = []
     /// Keep the request log (off for the benchmark, where it would only grow).
     public let recordRequests: Bool
 
@@ -91,13 +93,17 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     /// The requests received, in arrival order (empty when `recordRequests` is off).
     public var requests: [Request] { lock.lock(); defer { lock.unlock() }; return received }
 
-    /// Stops accepting connections. Open connections finish their current request.
+    /// Stops accepting connections and shuts down the open ones (a request being handled gets
+    /// no answer). Without that, a client's kept-alive connection would go on reaching this
+    /// stopped server after a new server was given the same port.
     public func stop() {
         lock.lock()
         let was = stopped
         stopped = true
+        let open = connections
         lock.unlock()
         if !was { shutdown(listenFD, Int32(SHUT_RDWR)); close(listenFD) }
+        for fd in open { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     private func acceptLoop() {
@@ -109,6 +115,10 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             }
             var one: Int32 = 1
             setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            lock.lock()
+            if stopped { lock.unlock(); close(c); return }
+            connections.insert(c)
+            lock.unlock()
             let t = Thread { [self] in self.serve(c) }
             t.stackSize = 256 << 10
             t.start()
@@ -116,7 +126,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     }
 
     private func serve(_ fd: Int32) {
-        defer { close(fd) }
+        defer { lock.lock(); connections.remove(fd); lock.unlock(); close(fd) }
         var buffer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -17,13 +17,12 @@ public struct LinearWeight: @unchecked Sendable {
     /// Keeps the mapping or buffer behind `storage` alive.
     let owner: AnyObject
 
-    /// Rows of `x` at or below which the weight is multiplied directly, read once per 8 rows,
-    /// instead of by sgemm, which packs (copies) W on every call: with one row that copy makes
-    /// sgemm 4x slower than the direct kernel; from about 8 rows on, sgemm's compute wins
-    /// (measured on 4864 x 896 f32: 1 row 0.44 vs 1.96 ms, 8 rows 2.6 vs 2.6 ms, 32 rows 13.7 vs 6.0 ms).
+    /// Rows of `x` at or below which the weight is multiplied directly by the register-tiled
+    /// kernel (W read once, no packing) instead of by sgemm, which copies W on every call. With
+    /// 4 x 6 tiles the direct kernel is FMA-bound, and it stayed ahead of sgemm on every row
+    /// count from 1 to 32 (`misalign-bench matmul`, 4864 x 896, one thread: 1.2-4x).
     static let directRows = 32
-    /// The same for bf16 weights, whose direct kernel also saves widening W to f32: it stays
-    /// ahead of widen + sgemm up to about 32 rows (4864 x 896: 32 rows 4.0 vs 5.3 ms).
+    /// The same for bf16 weights, whose direct kernel also saves widening W to f32.
     static let directRowsBF16 = 32
     /// Fewest rows of W widened per block on the sgemm path. Blocks are as large as 4 MB of f32
     /// (`trainingBlockRows`): each block is one sgemm call that packs x again, so small blocks
