@@ -19,14 +19,16 @@ final class PipelineBackends: @unchecked Sendable {
     init(_ e: Experiment, override: (any GenerationBackend)?, tagPrefix: String, transport: (any HTTPTransport)?) throws {
         if let override {
             fixed = override; make = nil; name = override.name
-            tokenizer = (override as? LocalGenerationBackend)?.tokenizer ?? (try BPETokenizer(directory: e.tokenizer ?? e.model))
+            if let local = override as? LocalGenerationBackend { tokenizer = local.tokenizer } else {
+                tokenizer = try BPETokenizer(directory: e.tokenizer ?? e.model)
+            }
             return
         }
         switch e.generation.backend {
         case .local:
             let local = try LocalGenerationBackend(model: e.model, tokenizer: e.tokenizer)
             fixed = local; make = nil; name = local.name; tokenizer = local.tokenizer
-        case .vllm(let url, let served):
+        case .vllm(_, let served):
             let tok = try BPETokenizer(directory: e.tokenizer ?? e.model)
             let endpoint = try Self.endpoint(e.generation, transport: transport)
             let g = e.generation
@@ -35,7 +37,6 @@ final class PipelineBackends: @unchecked Sendable {
                 try VLLMGenerationBackend(endpoint: endpoint, servedModel: served, runTag: Self.runTag(prefix: tagPrefix, r),
                                           pathMappings: g.pathMappings, tokenizer: tok, maxInFlight: g.maxInFlight)
             }
-            _ = url
         }
     }
 
