@@ -72,12 +72,12 @@ import Testing
 
     @Test func badMonitorSettingsFailBeforeAnyWork() throws {
         let f = try PipelineFixture("pipeline-monitor-config")
-        func error(_ monitor: String) -> String {
+        func failure(_ monitor: String) -> String {
             do { _ = try Experiment.load(from: f.writeConfig(f.config(extra: "monitor: \(monitor)"))); return "" } catch { return "\(error)" }
         }
-        #expect(error("{enabled: true, judge: \"nope:x\"}").contains("monitor.judge"))
-        #expect(error("{enabled: true, stop_signals: [coherence]}").contains("monitor.stop_signals"))
-        #expect(error("{enabled: true, baseline: 1}").contains("monitor.baseline"))
+        #expect(failure("{enabled: true, judge: \"nope:x\"}").contains("monitor.judge"))
+        #expect(failure("{enabled: true, stop_signals: [coherence]}").contains("monitor.stop_signals"))
+        #expect(failure("{enabled: true, baseline: 1}").contains("monitor.baseline"))
         let unknown = try Experiment.load(from: f.writeConfig(f.config(extra: "monitor: {enabled: true, questions: [no.such]}")))
         #expect(throws: PipelineError.self) { try unknown.monitor.earlyWarning(unknown) }
     }
