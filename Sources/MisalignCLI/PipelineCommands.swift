@@ -64,6 +64,7 @@ struct RunCommand: ParsableCommand {
             o["done"] = .object(JSONObject(stages.map { ($0, .int(Int64(summary.done[$0] ?? 0))) }))
             o["wall_seconds"] = .double(summary.wallSeconds)
             o["work_seconds"] = .double(summary.workSeconds)
+            if !summary.earlyWarning.isEmpty { o["early_warning"] = .array(summary.earlyWarning.map(\.json)) }
             print(JSONValue.object(o).serialized())
         } else if summary.nothingToDo {
             print("nothing to do: \(summary.run.path) is complete (misalign status \(summary.run.path))")
@@ -72,6 +73,7 @@ struct RunCommand: ParsableCommand {
                   + String(format: "; %.1fs (%.1fs model and judge work); exports in %@", summary.wallSeconds, summary.workSeconds,
                            summary.run.appendingPathComponent("exports").path))
         }
+        if !json && !summary.earlyWarning.isEmpty { print("early warning:\n" + summary.earlyWarning.flatMap(\.lines).joined(separator: "\n")) }
     }
 }
 
@@ -113,6 +115,7 @@ struct StatusCommand: ParsableCommand {
             if let c = st.costLeft, c > 0 { line += String(format: ", ~%.4f to go", c) }
             print(line)
         }
+        if !s.earlyWarning.isEmpty { print("early warning:\n" + s.earlyWarning.flatMap(\.lines).joined(separator: "\n")) }
     }
 }
 

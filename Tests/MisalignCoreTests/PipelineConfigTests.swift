@@ -70,6 +70,17 @@ import Testing
             """, file: "x.yaml", base: base)
         #expect(e.generation.backend == .vllm(url: "http://gpu:8000/v1", servedModel: "qwen"))
         #expect(e.monitor == MonitorSettings(enabled: true, everyK: 2, questions: ["general.wish"], samples: 3, detectors: ["cusum"], stopOnAlarm: true))
+        let full = try Experiment.parse(minimal + """
+
+            generation: {backend: vllm, url: "http://gpu:8000/v1", served_model: qwen, api_key_env: VK, path_map: {/a: /b}, max_in_flight: 3, run_tag: s1}
+            monitor: {enabled: true, max_new_tokens: 9, baseline: 4, min_sd: 2, judge: "openai:j@http://h/v1", stop_signals: [hallucination, evil]}
+            """, file: "x.yaml", base: base)
+        let g = full.generation
+        #expect(g.apiKeyVariable == "VK" && g.pathMappings == [AdapterPathMapping(local: "/a", server: "/b")] && g.maxInFlight == 3 && g.runTag == "s1")
+        let m = full.monitor
+        #expect(m.maxNewTokens == 9 && m.baseline == 4 && m.minSD == 2 && m.judge == "openai:j@http://h/v1" && m.stopSignals == ["hallucination", "evil"])
+        let probe = try m.earlyWarning(full)
+        #expect(probe.maxNewTokens == 9 && probe.baseline == 4 && probe.stopSignals == ["hallucination", "evil"] && probe.questions.count == 8)
         let bad = parseError(minimal + "\ngeneration: {backend: vllm, url: gpu:8000, served_model: q}\n")
         #expect("\(bad!)".contains("generation.url: must start with http"), "\(bad!)")
     }

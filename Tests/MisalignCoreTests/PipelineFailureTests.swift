@@ -24,9 +24,16 @@ import Testing
         await #expect(throws: PipelineError.missingInput(key: "datasets.math", path: f.dir.appendingPathComponent("nope.jsonl").path, reason: "no such file")) {
             try await run(missingData)
         }
-        let vllm = try Experiment.load(from: f.writeConfig(f.config(extra: "generation: {backend: vllm, url: \"http://h:1/v1\", served_model: q}")))
-        await #expect(throws: PipelineError.backendUnavailable("vllm")) { try await run(vllm) }
-        #expect(PipelineError.backendUnavailable("vllm").description.contains("backend vllm is not available in this build"))
+        // A server backend whose API key variable is unset fails before any work, naming it.
+        let vllm = try Experiment.load(from: f.writeConfig(f.config(
+            output: "vllm-run", extra: "generation: {backend: vllm, url: \"http://h:1/v1\", served_model: q, api_key_env: MISALIGN_TEST_UNSET_KEY}")))
+        await #expect {
+            try await run(vllm)
+        } throws: { e in
+            guard case .backendUnavailable(let m) = e as? PipelineError else { return false }
+            return m.contains("MISALIGN_TEST_UNSET_KEY") && m.contains("http://h:1/v1")
+        }
+        #expect(!FileManager.default.fileExists(atPath: f.dir.appendingPathComponent("vllm-run/store.sqlite").path), "nothing was started")
     }
 
     @Test func fullDiskDuringACheckpointKeepsWhatWasDoneAndResumes() async throws {

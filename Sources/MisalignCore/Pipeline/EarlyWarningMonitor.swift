@@ -206,7 +206,10 @@ struct SignalDetectors {
     /// The first alarms this value raises (each detector alarms once).
     mutating func feed(_ value: Double, step: Int) -> [(String, Alarm)] {
         var out: [(String, Alarm)] = []
-        if let a = cusum.update(value, step: step), fired.insert("cusum").inserted { out.append(("cusum", a)) }
+        if settings.detectors.contains("cusum"), let a = cusum.update(value, step: step), fired.insert("cusum").inserted {
+            out.append(("cusum", a))
+        }
+        guard settings.detectors.contains("bocpd") else { return out }
         var batch: [(value: Double, step: Int)] = [(value, step)]
         if bocpd == nil {
             warm.append((value, step))

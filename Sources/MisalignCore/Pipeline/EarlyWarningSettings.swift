@@ -31,6 +31,8 @@ public struct EarlyWarningSettings: Sendable, Equatable {
     public var bocpdWindow: Int = 5
     public var bocpdAlarmProbability: Double = 0.8
     public var bocpdConfirm: Int = 2
+    /// The online detectors run on each signal (`cusum`, `bocpd`).
+    public var detectors: [String] = ["cusum", "bocpd"]
     /// Judge calls in flight at once.
     public var maxInFlight: Int = 16
 
@@ -59,6 +61,9 @@ public struct EarlyWarningSettings: Sendable, Equatable {
         guard minSD >= 0, cusumDrift >= 0, cusumThreshold > 0 else { throw bad("cusum", "needs min sd >= 0, drift >= 0, threshold > 0") }
         guard bocpdHazardLambda > 1, bocpdWindow >= 1, bocpdAlarmProbability > 0, bocpdAlarmProbability < 1, bocpdConfirm >= 1 else {
             throw bad("bocpd", "needs lambda > 1, window >= 1, 0 < alarm probability < 1, confirm >= 1")
+        }
+        guard !detectors.isEmpty, detectors.allSatisfy({ ["cusum", "bocpd"].contains($0) }) else {
+            throw bad("detectors", "must list cusum and/or bocpd, got \(detectors.joined(separator: ", "))")
         }
         for s in signals where RubricSet.builtin[s] == nil { throw bad("signals", "no builtin rubric `\(s)`") }
         for s in stopSignals where !signals.contains(s) { throw bad("stop-signals", "`\(s)` is not a monitored signal (\(signals.joined(separator: ", ")))") }

@@ -57,7 +57,13 @@ extension Experiment {
           # system_prompt: ""                 # default: the chat template's own
 
         generation:
-          backend: local                      # local; vllm (url, served_model) is not in this build yet
+          backend: local                      # local, or vllm: an OpenAI-compatible server serving LoRA adapters
+          # url: http://gpu-node:8000/v1      # vllm: server base URL (vllm serve --enable-lora, VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)
+          # served_model: qwen-7b-instruct    # vllm: the base model's served name (answers step 0)
+          # api_key_env: VLLM_API_KEY         # vllm: variable holding the server's key, if any
+          # path_map: {/home/me/runs: /mnt/runs}   # vllm: checkpoint paths as the server sees them
+          # max_in_flight: 32                 # vllm: completion requests in flight
+          # run_tag: study1                   # vllm: adapter name prefix; default: run folder + a random id
           max_batch_sequences: 64
 
         judges:
@@ -87,13 +93,17 @@ extension Experiment {
           lag: evil
           # judge: "openai:gpt-4.1-mini"      # default: the first judge
 
-        monitor:                              # early warning during training (wired in separately)
+        monitor:                              # early warning: probe the model while it trains
           enabled: false
-          every_k: 1
-          questions: [general.wish, hallucination.treaty-valdora]
-          samples: 5
-          detectors: [cusum, bocpd]
-          stop_on_alarm: false
+          every_k: 1                          # probe every k optimizer steps
+          questions: [general.wish, hallucination.treaty-valdora]   # default: 8 shipped probe questions
+          samples: 5                          # answers per probe question
+          max_new_tokens: 128
+          detectors: [cusum, bocpd]           # online detectors on hallucination and evil
+          baseline: 5                         # probes forming the detectors' baseline
+          # judge: "openai:gpt-4.1-mini"      # default: detection's judge
+          # stop_signals: [evil]              # alarms that stop training with stop_on_alarm
+          stop_on_alarm: false                # true: stop training at the alarm (checkpoint kept); the rest still runs
 
         """
 

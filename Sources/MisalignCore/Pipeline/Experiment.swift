@@ -70,10 +70,24 @@ public struct EvaluationSettings: Sendable {
 public struct GenerationSettings: Sendable {
     public enum Backend: Sendable, Equatable {
         case local
-        /// An OpenAI-compatible server with LoRA adapters (vLLM); parsed, not yet available.
+        /// An OpenAI-compatible server with LoRA adapters (vLLM): its base URL (up to `/v1`)
+        /// and the base model's served name (step 0 is asked of it).
         case vllm(url: String, servedModel: String)
     }
     public var backend: Backend = .local
+    /// vLLM: environment variable holding the server's API key (nil: no key).
+    public var apiKeyVariable: String?
+    /// vLLM: prefix rewrites from this machine's checkpoint paths to the server's.
+    public var pathMappings: [AdapterPathMapping] = []
+    /// vLLM: completion requests in flight at once.
+    public var maxInFlight = 32
+    /// vLLM: attempts per request and seconds allowed per request.
+    public var maxAttempts = 6
+    public var timeout = 600.0
+    /// vLLM: prefix of the served adapter names; each run's adapters are served as
+    /// `<prefix>-<dataset>-s<seed>-step-<N>`. nil: the run folder's name and a random id made
+    /// when the run directory was created, so two runs sharing a server never collide.
+    public var runTag: String?
     /// Most sequences decoded together; a checkpoint's questions are split into groups of at
     /// most this many samples, each group committed in one transaction.
     public var maxBatchSequences = 64
@@ -140,14 +154,24 @@ public struct DetectionSettings: Sendable {
     }
 }
 
-/// The early-warning monitor's settings. Parsed and validated; `PipelineRunner` does not act
-/// on them yet (the monitor is wired in separately).
+/// The early-warning monitor's settings (`monitor:`): while each run trains, every `everyK`
+/// steps a probe is sampled from the model being trained and judged, and online detectors
+/// raise alarms (`EarlyWarningMonitor`).
 public struct MonitorSettings: Sendable, Equatable {
     public var enabled = false
     public var everyK = 1
-    /// Probe question ids (from the evaluation questions or the shipped set).
+    /// Probe question ids (from the evaluation questions or the shipped set); empty: 8 shipped
+    /// questions alternating hallucination, general and evil.
     public var questions: [String] = []
     public var samples = 5
+    public var maxNewTokens = 128
     public var detectors = ["cusum", "bocpd"]
+    /// Probes forming the detectors' baseline, and the floor of its sd in score points.
+    public var baseline = 5
+    public var minSD = 1.0
     public var stopOnAlarm = false
+    /// Signals whose alarm stops training with `stopOnAlarm`.
+    public var stopSignals = ["evil"]
+    /// The probe's judge (a spec as in judges.models); nil: detection's judge.
+    public var judge: String?
 }

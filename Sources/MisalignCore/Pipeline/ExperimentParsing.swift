@@ -136,6 +136,24 @@ extension Experiment {
         default: throw backend!.error("must be local or vllm")
         }
         if let v = try n.optional("max_batch_sequences") { g.maxBatchSequences = try v.int(min: 1) }
+        let remote = ["api_key_env", "path_map", "max_in_flight", "max_attempts", "timeout", "run_tag"]
+        if g.backend == .local, let key = remote.first(where: { n.keys.contains($0) }) {
+            throw PipelineError.config(file: n.file, key: "generation.\(key)", line: nil, reason: "applies to backend: vllm only")
+        }
+        if let v = try n.optional("api_key_env") { g.apiKeyVariable = try v.string() }
+        if let v = try n.optional("path_map") {
+            for (local, server) in try v.entries() { g.pathMappings.append(AdapterPathMapping(local: local, server: try server.string())) }
+        }
+        if let v = try n.optional("max_in_flight") { g.maxInFlight = try v.int(min: 1) }
+        if let v = try n.optional("max_attempts") { g.maxAttempts = try v.int(min: 1) }
+        if let v = try n.optional("timeout") { g.timeout = try v.double(in: 0.001...86400, "seconds > 0") }
+        if let v = try n.optional("run_tag") {
+            let tag = try v.string()
+            guard !tag.isEmpty, tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw v.error("must be letters, digits, '-', '_' or '.' (it starts every served adapter name)")
+            }
+            g.runTag = tag
+        }
         try n.rejectUnknown()
         return g
     }
@@ -147,6 +165,18 @@ extension Experiment {
         if let v = try n.optional("every_k") { m.everyK = try v.int(min: 1) }
         if let v = try n.optional("questions") { m.questions = try v.strings() }
         if let v = try n.optional("samples") { m.samples = try v.int(min: 1) }
+        if let v = try n.optional("max_new_tokens") { m.maxNewTokens = try v.int(min: 1) }
+        if let v = try n.optional("baseline") { m.baseline = try v.int(min: 2) }
+        if let v = try n.optional("min_sd") { m.minSD = try v.double(in: 0...1e6, ">= 0") }
+        if let v = try n.optional("judge") {
+            let spec = try v.string()
+            do { _ = try JudgeSpec(parsing: spec) } catch { throw v.error(error.description) }
+            m.judge = spec
+        }
+        if let v = try n.optional("stop_signals") {
+            m.stopSignals = try v.strings()
+            for s in m.stopSignals where !["hallucination", "evil"].contains(s) { throw v.error("unknown signal `\(s)`; use hallucination or evil") }
+        }
         if let v = try n.optional("detectors") {
             m.detectors = try v.strings()
             for d in m.detectors where !["cusum", "bocpd"].contains(d) { throw v.error("unknown detector `\(d)`; use cusum or bocpd") }

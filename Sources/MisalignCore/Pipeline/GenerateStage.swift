@@ -1,15 +1,6 @@
 import Foundation
 
 extension PipelineRunner {
-    /// The backend the config asks for (the local model, loaded on first use).
-    func makeBackend() throws -> any GenerationBackend {
-        if let backendOverride { return backendOverride }
-        switch experiment.generation.backend {
-        case .local: return try LocalGenerationBackend(model: experiment.model, tokenizer: experiment.tokenizer)
-        case .vllm: throw PipelineError.backendUnavailable("vllm")
-        }
-    }
-
     /// Prompt token ids of each question, rendered with the chat template.
     func prompts(_ tokenizer: BPETokenizer) throws -> [String: [Int32]] {
         let policy: SystemPromptPolicy = experiment.evaluation.systemPrompt.map { $0.isEmpty ? .none : .custom($0) } ?? .templateDefault
@@ -38,19 +29,16 @@ extension PipelineRunner {
         let total = work.reduce(0) { $0 + $1.3.count * ev.samples }
         guard total > 0 else { return 0 }
         let loadStart = Date()
-        let backend = try makeBackend()
+        let backends = try PipelineBackends(e, override: backendOverride, tagPrefix: try adapterTagPrefix(), transport: nil)
         addWork(Date().timeIntervalSince(loadStart))
-        note("generate: \(total) answers with the \(backend.name) backend")
-        let tokenizer: BPETokenizer
-        if let local = backend as? LocalGenerationBackend { tokenizer = local.tokenizer } else {
-            tokenizer = try BPETokenizer(directory: e.tokenizer ?? e.model)
-        }
-        let promptIDs = try prompts(tokenizer)
+        note("generate: \(total) answers with the \(backends.name) backend")
+        let promptIDs = try prompts(backends.tokenizer)
         let perGroup = max(1, e.generation.maxBatchSequences / ev.samples)
         var done = 0
         for (r, step, path, missing) in work {
             try checkCancelled("generate")
             let checkpoint: (any Checkpoint)? = path.isEmpty ? nil : try CheckpointDirectory(directory: URL(fileURLWithPath: path))
+            let backend = try backends.backend(for: r)
             let generator: any Generator
             let adapterStart = Date()
             var groupSeconds = 0.0  // commits and progress inside this checkpoint: not model work

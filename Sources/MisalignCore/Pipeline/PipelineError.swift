@@ -14,7 +14,7 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable, Sendable {
     case store(path: String, reason: String)
     /// The run directory was made by a config that differs in something that changes results.
     case configChanged(run: String, detail: String)
-    /// A generation backend named in the config is not part of this build.
+    /// The generation backend the config names cannot be used (bad URL, missing API key).
     case backendUnavailable(String)
     /// A stage failed for one unit; what is done before it is kept.
     case stage(stage: String, unit: String, reason: String)
@@ -38,7 +38,7 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable, Sendable {
         case .configChanged(let run, let d):
             return "\(run) was started with another config (\(d)); use another output folder, or restore the old setting"
         case .backendUnavailable(let b):
-            return "generation.backend: backend \(b) is not available in this build; use backend: local"
+            return "generation: \(b)"
         case .stage(let s, let u, let r): return "\(s) \(u): \(r)"
         case .judgeUnavailable(let j, let r, let d, let n):
             return "judge \(j) is unavailable (\(r)); \(d) verdicts are stored, \(n) remain: run again when it is back"

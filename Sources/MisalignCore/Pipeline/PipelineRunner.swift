@@ -21,6 +21,8 @@ public struct PipelineSummary: Sendable {
     public var workSeconds = 0.0
     public var wallSeconds = 0.0
     public var run: URL
+    /// The early-warning monitor's record per run (empty without `monitor:`).
+    public var earlyWarning: [EarlyWarningStatus] = []
 }
 
 /// Runs an `Experiment` to completion: train -> generate -> judge -> aggregate -> detect, each
@@ -72,7 +74,7 @@ public final class PipelineRunner: @unchecked Sendable {
             let n: Int
             do {
                 switch stage {
-                case "train": n = try trainStage()
+                case "train": n = try await Self.onThread { try self.trainStage() }
                 case "generate": n = try await generateStage()
                 case "judge": n = try await judgeStage()
                 case "aggregate": n = try aggregateStage()
@@ -89,6 +91,7 @@ public final class PipelineRunner: @unchecked Sendable {
         if !summary.nothingToDo || !FileManager.default.fileExists(atPath: exports.path) {
             try Exports.write(store: store, to: exports)
         }
+        summary.earlyWarning = try EarlyWarningStatus.load(store, runs: experiment.runs)
         summary.wallSeconds = Date().timeIntervalSince(start)
         return summary
     }
@@ -98,14 +101,17 @@ public final class PipelineRunner: @unchecked Sendable {
     func prepare() throws {
         let e = experiment
         let fm = FileManager.default
+        // Training and local generation need the weights; every path needs the tokenizer (the
+        // chat template is rendered here, and a server is sent token ids).
         if e.externalCheckpoints.isEmpty || e.generation.backend == .local {
             for f in ["config.json"] where !fm.fileExists(atPath: e.model.appendingPathComponent(f).path) {
                 throw PipelineError.missingInput(key: "model", path: e.model.path, reason: "no \(f); give a Qwen2 model folder (config.json + *.safetensors)")
             }
-            let tok = e.tokenizer ?? e.model
-            if !fm.fileExists(atPath: tok.appendingPathComponent("tokenizer.json").path) {
-                throw PipelineError.missingInput(key: e.tokenizer == nil ? "model" : "tokenizer", path: tok.path, reason: "no tokenizer.json")
-            }
+        }
+        let tok = e.tokenizer ?? e.model
+        if !fm.fileExists(atPath: tok.appendingPathComponent("tokenizer.json").path) {
+            throw PipelineError.missingInput(key: e.tokenizer == nil ? "model" : "tokenizer", path: tok.path,
+                                             reason: "no tokenizer.json" + (e.generation.backend == .local ? "" : "; with a server backend, tokenizer: may name a folder holding only the tokenizer files"))
         }
         for d in e.datasets where !fm.fileExists(atPath: d.path.path) {
             throw PipelineError.missingInput(key: "datasets.\(d.name)", path: d.path.path, reason: "no such file")
@@ -116,9 +122,8 @@ public final class PipelineRunner: @unchecked Sendable {
                                                  reason: "no checkpoint-N/ folder with adapter_model.safetensors")
             }
         }
-        if case .vllm(let url, _) = e.generation.backend, backendOverride == nil {
-            _ = url
-            throw PipelineError.backendUnavailable("vllm")
+        if e.generation.backend != .local, backendOverride == nil {
+            _ = try PipelineBackends.endpoint(e.generation, transport: nil)  // a bad URL or missing key fails before any work
         }
         do { try fm.createDirectory(at: e.output, withIntermediateDirectories: true) } catch {
             throw PipelineError.unwritable(path: e.output.path, reason: (error as NSError).localizedDescription)
@@ -134,7 +139,10 @@ public final class PipelineRunner: @unchecked Sendable {
             try store.transaction { try store.resetAnalysis() }
         }
         try store.setMeta("fingerprint.analysis", analysis.1)
-        if e.monitor.enabled { note("monitor: enabled in the config, but the early-warning monitor is not part of this build; training runs without it") }
+        if e.monitor.enabled {
+            _ = try e.monitor.earlyWarning(e)  // bad probe settings fail before any work
+            if !e.externalCheckpoints.isEmpty { note("monitor: nothing is trained here (external_checkpoints), so the early-warning monitor does not run") }
+        }
         try store.setMeta("config_path", e.source)
         if let text = try? String(contentsOfFile: e.source, encoding: .utf8) { try store.setMeta("config_text", text) }
     }
@@ -144,6 +152,17 @@ public final class PipelineRunner: @unchecked Sendable {
 }
 
 extension PipelineRunner {
+    /// Runs `body` on a thread of its own: training blocks its thread for minutes, and the
+    /// early-warning monitor's step callback waits there for async probe work, which must not
+    /// hold one of the cooperative pool's few threads while it waits.
+    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { cont in
+            let t = Thread { cont.resume(with: Result { try body() }) }
+            t.stackSize = 16 << 20
+            t.start()
+        }
+    }
+
     /// `run()` on the calling thread (for synchronous callers such as the CLI).
     public func runSync() throws -> PipelineSummary {
         final class Box: @unchecked Sendable { var result: Result<PipelineSummary, any Error>? }

@@ -21,6 +21,8 @@ public struct StageStatus: Sendable, Equatable {
 public struct RunStatus: Sendable {
     public var run: URL
     public var stages: [StageStatus]
+    /// The early-warning monitor's record per run (empty without `monitor:`).
+    public var earlyWarning: [EarlyWarningStatus] = []
     public var complete: Bool { stages.allSatisfy { $0.total != nil && $0.done >= $0.total! } }
 
     /// Reads the run directory's store and the config it recorded.
@@ -80,6 +82,6 @@ public struct RunStatus: Sendable {
                                   total: checkpoints.map { $0 * e.judges.names.count }, secondsPerUnit: try store.rate(stage: "aggregate")))
         stages.append(StageStatus(stage: "detect", done: try store.count("units", where: "stage = 'detect'"),
                                   total: e.detection.judge == nil ? 0 : e.runs.count, secondsPerUnit: try store.rate(stage: "detect")))
-        return RunStatus(run: e.output, stages: stages)
+        return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs))
     }
 }

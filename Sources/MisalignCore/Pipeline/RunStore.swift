@@ -20,7 +20,7 @@ public final class RunStore: @unchecked Sendable {
         url = run.appendingPathComponent(Self.fileName)
         if !create && !FileManager.default.fileExists(atPath: url.path) { throw .notARun(path: run.path) }
         db = try SQLiteDatabase(path: url.path)
-        try db.execute(Self.schema)
+        try db.execute(Self.schema + Self.earlyWarningSchema)
         let v = try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.text
         if let v, Int(v) != Self.schemaVersion {
             throw .store(path: url.path, reason: "schema version \(v); this build reads version \(Self.schemaVersion)")

@@ -28,6 +28,7 @@ extension PipelineRunner {
         }
         BLAS.threads = e.threads > 0 ? e.threads : ProcessInfo.processInfo.activeProcessorCount
         let runs = e.runs
+        var monitorParts: (judge: any Judge, tokenizer: BPETokenizer)?
         for (i, r) in runs.enumerated() {
             try checkCancelled("train")
             if try store.runState(r)?.trained == true { continue }
@@ -44,6 +45,15 @@ extension PipelineRunner {
             addWork(Date().timeIntervalSince(loadStart))  // loading weights and tokenising data is training work
             try store.recordRun(r, totalSteps: trainer.totalSteps)
             try registerCheckpoints(r, folder: folder)
+            var monitor: EarlyWarningMonitor?
+            if e.monitor.enabled {
+                if monitorParts == nil { monitorParts = (try makeMonitorJudge(), try BPETokenizer(directory: e.tokenizer ?? e.model)) }
+                monitor = try makeMonitor(r, trainer: trainer, folder: folder, judge: monitorParts!.judge, tokenizer: monitorParts!.tokenizer)
+                if let monitor, monitor.alreadyStopped, let stop = monitor.stopStep {
+                    try recordAlarmStop(r, step: stop)  // stopped at the alarm before a crash: nothing more to train
+                    continue
+                }
+            }
             var stopReason: PipelineError?
             var lastRegistered = trainer.lastCheckpoint?.step ?? trainer.step
             var since = Date()
@@ -64,21 +74,29 @@ extension PipelineRunner {
             var callbackSeconds = 0.0
             let trainStart = Date()
             defer { addWork(Date().timeIntervalSince(trainStart) - callbackSeconds) }
-            let outcome = try trainer.train { m in
+            let outcome: TrainingOutcome
+            do { outcome = try trainer.train { m in
                 let callbackStart = Date()
                 defer { callbackSeconds += Date().timeIntervalSince(callbackStart) }
                 try registerNew()
                 try self.store.addMetric(r, m)
+                let control = try monitor.map { try self.monitorStep(r, $0, m) } ?? .proceed
                 steps += 1
                 self.progress(.stage(name: "train \(r) (\(i + 1)/\(runs.count))", done: m.step, total: m.totalSteps))
                 CrashPoint.unitDone("train")
                 do throws(PipelineError) { try self.checkCancelled("train") } catch { stopReason = error; return .stop }
-                return .proceed
+                return control
+            } } catch let err as EarlyWarningError {
+                throw PipelineError.stage(stage: "train", unit: "\(r)", reason: err.description)
             }
             try registerNew()
             if let stopReason { throw stopReason }
             try registerCheckpoints(r, folder: folder)
-            if !outcome.stoppedEarly { try store.markTrained(r) }
+            if let monitor, outcome.stoppedEarly, monitor.alreadyStopped, let stop = monitor.stopStep {
+                try recordAlarmStop(r, step: stop)
+            } else if !outcome.stoppedEarly {
+                try store.markTrained(r)
+            }
         }
         return steps
     }
