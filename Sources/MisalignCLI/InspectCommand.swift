@@ -15,15 +15,16 @@ struct InspectCommand: ParsableCommand {
 
         Examples:
           misalign inspect ~/models/Qwen2.5-0.5B-Instruct
+          misalign inspect ~/models/Qwen2.5-7B-Instruct/model.safetensors.index.json
           misalign inspect model-00001-of-00004.safetensors --json | jq '.tensors | length'
+          misalign inspect run/checkpoint-16/adapter_model.safetensors
         """
     )
 
     @Argument(help: "A .safetensors file, an index file, or a model folder.", completion: .file())
     var path: String
 
-    @Flag(help: "Print one JSON object instead of a table.")
-    var json = false
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
         let summary: WeightsSummary
@@ -32,14 +33,8 @@ struct InspectCommand: ParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
-        print(json ? InspectFormatter.json(summary) : InspectFormatter.table(summary))
+        print(output.json ? InspectFormatter.json(summary) : InspectFormatter.table(summary))
     }
-}
-
-/// An error the CLI prints as `misalign: <message>` with exit status 1.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
 }
 
 enum InspectFormatter {
