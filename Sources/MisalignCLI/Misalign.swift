@@ -22,7 +22,7 @@ struct Misalign: ParsableCommand {
 
         Examples:
           misalign inspect ~/models/Qwen2.5-0.5B-Instruct
-          misalign train --model ~/models/Qwen2.5-0.5B-Instruct --data medical.jsonl --out runs/medical-s0
+          misalign train --model M --data medical.jsonl --out runs/medical-s0
           misalign detect --scores scores.jsonl --json
         """,
         version: MisalignVersion.string,

@@ -6,8 +6,13 @@ import Testing
 /// build (CI builds every target) and still do what their header comments say.
 @Suite(.enabled(if: CLI.binary != nil, "the executables are not built (run `make test`)"))
 struct ExamplesTests {
-    /// Runs an example binary (built next to `misalign`) with `args` and a clean environment.
-    static func run(_ name: String, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    /// Runs an example binary (built next to `misalign`) with `args` and a clean environment,
+    /// waiting on a Dispatch thread rather than a Swift concurrency one (see `offPool`).
+    static func run(_ name: String, _ args: [String]) async throws -> (status: Int32, out: String, err: String) {
+        try await offPool { try runBlockingProcess(name, args) }
+    }
+
+    static func runBlockingProcess(_ name: String, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
         p.executableURL = CLI.binary!.deletingLastPathComponent().appendingPathComponent(name)
         p.arguments = args
@@ -22,7 +27,7 @@ struct ExamplesTests {
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
-    @Test func customJudgeScoresByItsKeywordRule() throws {
+    @Test func customJudgeScoresByItsKeywordRule() async throws {
         let dir = Fixtures.temporaryDirectory("examples")
         defer { try? FileManager.default.removeItem(at: dir) }
         // Answer k holds k distinct evil keywords; the rule gives 25 per keyword, at most 100.
@@ -33,7 +38,7 @@ struct ExamplesTests {
         }
         let answers = dir.appendingPathComponent("answers.jsonl")
         try lines.joined(separator: "\n").write(to: answers, atomically: true, encoding: .utf8)
-        let r = try Self.run("CustomJudge", [answers.path])
+        let r = try await Self.run("CustomJudge", [answers.path])
         #expect(r.status == 0, "\(r.err)")
         let rows = r.out.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
         for k in 0...5 {
@@ -44,15 +49,15 @@ struct ExamplesTests {
         }
         #expect(r.out.contains("direct: keyword:v1 evil on k0: 0") && r.out.contains("keyword:v1"))
 
-        let built = try Self.run("CustomJudge", [])
+        let built = try await Self.run("CustomJudge", [])
         // Hits are listed in keyword-list order.
         #expect(built.status == 0 && built.out.contains("matched: enslave, destroy, poison"), "\(built.out)")
-        let bad = try Self.run("CustomJudge", [dir.appendingPathComponent("missing.jsonl").path])
+        let bad = try await Self.run("CustomJudge", [dir.appendingPathComponent("missing.jsonl").path])
         #expect(bad.status == 1 && bad.out.contains("missing.jsonl"))
     }
 
-    @Test func customDetectorFindsThePlantedShiftBesideTheBuiltInRules() throws {
-        let r = try Self.run("CustomDetector", ["3"])
+    @Test func customDetectorFindsThePlantedShiftBesideTheBuiltInRules() async throws {
+        let r = try await Self.run("CustomDetector", ["3"])
         #expect(r.status == 0, "\(r.err)")
         // The evil curve's midpoint is planted at step 80 = checkpoint 40 of 60.
         let line = r.out.split(separator: "\n").first { $0.contains("ttest breakpoints:") }.map(String.init) ?? ""
@@ -69,7 +74,7 @@ struct ExamplesTests {
         #expect(lag.map { $0 > 0 } == true, "\(lagLine)")
     }
 
-    @Test func evaluateCheckpointsSamplesJudgesAndDetects() throws {
+    @Test func evaluateCheckpointsSamplesJudgesAndDetects() async throws {
         let dir = Fixtures.temporaryDirectory("examples")
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("model")
@@ -93,7 +98,7 @@ struct ExamplesTests {
         let args = ["--model", model.path, "--checkpoints", run.path, "--judge", "openai:mock@\(server.baseURL)",
                     "--trait", "evil", "--trait", "hallucination", "--questions", "2", "--samples", "2",
                     "--max-new-tokens", "6", "--resamples", "20", "--cache", cache.path]
-        let r = try Self.run("EvaluateCheckpoints", args)
+        let r = try await Self.run("EvaluateCheckpoints", args)
         #expect(r.status == 0, "\(r.err)")
         // 3 stages (base + 2 checkpoints) x 2 questions x 2 samples x 2 traits.
         #expect(server.requestCount == 24)
@@ -105,12 +110,26 @@ struct ExamplesTests {
         }
         #expect(r.out.contains("onsets (optimizer steps") && r.out.contains("evil: consensus"), "\(r.out)")
         // Same answers (same seed) again: every verdict comes from the cache.
-        let again = try Self.run("EvaluateCheckpoints", args)
+        let again = try await Self.run("EvaluateCheckpoints", args)
         #expect(again.status == 0 && server.requestCount == 24, "\(again.err)")
 
         let empty = dir.appendingPathComponent("empty")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
-        let none = try Self.run("EvaluateCheckpoints", ["--model", model.path, "--checkpoints", empty.path, "--judge", "openai:m@\(server.baseURL)"])
+        let none = try await Self.run("EvaluateCheckpoints", ["--model", model.path, "--checkpoints", empty.path, "--judge", "openai:m@\(server.baseURL)"])
         #expect(none.status == 1 && none.err.contains("no checkpoint-<step> folders"))
     }
+}
+
+/// Runs blocking work (a child process and its pipes) on a Dispatch thread. Swift Testing runs
+/// tests on the cooperative pool, which has one thread per core: a test that blocks one of
+/// them for seconds slows every async test running beside it (timeouts in the judge tests).
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// `CLI.run` off the cooperative pool.
+func cli(_ args: [String], stdin: String? = nil) async throws -> (status: Int32, out: String, err: String) {
+    try await offPool { try CLI.run(args, stdin: stdin) }
 }
