@@ -50,7 +50,7 @@ do {
 
     // 2. Answers at step 0 (base model) and at every checkpoint.
     var answers: [AnswerRecord] = []
-    var where_: [String: (step: Int, question: String, sample: Int)] = [:]
+    var origin: [String: (step: Int, question: String, sample: Int)] = [:]
     let stages: [(step: Int, adapter: URL?)] = (checkpoints.first?.step == 0 ? [] : [(0, nil)]) + checkpoints.map { ($0.step, $0.directory) }
     for stage in stages {
         try model.setAdapter(try stage.adapter.map { try LoRAAdapter(directory: $0) })
@@ -63,7 +63,7 @@ do {
             let q = questions[c.request]
             let id = "step\(stage.step)-\(q.id)-s\(c.sample)"
             answers.append(AnswerRecord(id: id, questionID: q.id, question: q.text, answer: c.text))
-            where_[id] = (stage.step, q.id, c.sample)
+            origin[id] = (stage.step, q.id, c.sample)
         }
         FileHandle.standardError.write(Data("step \(stage.step): \(requests.count * samples) answers\n".utf8))
     }
@@ -79,7 +79,7 @@ do {
         try await runner.run(answers: answersToJudge, output: nil)
     }
     let scores: [ScoreRecord] = summary.rows.compactMap { row in
-        guard let s = row.verdict.score, let w = where_[row.answerID] else { return nil }
+        guard let s = row.verdict.score, let w = origin[row.answerID] else { return nil }
         return ScoreRecord(signal: row.trait, step: w.step, questionID: w.question, sample: w.sample, score: s)
     }
     let unscored = summary.rows.count - scores.count
