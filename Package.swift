@@ -58,6 +58,10 @@ let package = Package(
             dependencies: ["MisalignCore"],
             path: "Examples/InspectWeights"
         ),
+        // Examples: small programs that import MisalignCore, built (and run by ExamplesTests) in CI.
+        .executableTarget(name: "CustomJudge", dependencies: ["MisalignCore"], path: "Examples/CustomJudge"),
+        .executableTarget(name: "CustomDetector", dependencies: ["MisalignCore"], path: "Examples/CustomDetector"),
+        .executableTarget(name: "EvaluateCheckpoints", dependencies: ["MisalignCore"], path: "Examples/EvaluateCheckpoints"),
         .testTarget(
             name: "MisalignCoreTests",
             dependencies: ["MisalignCore", "CMisalignKernels", "CCurl"],

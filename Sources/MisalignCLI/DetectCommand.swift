@@ -14,6 +14,9 @@ struct DetectCommand: ParsableCommand {
 
         --series FILE: one series (a JSON array, or one number per line) and one --method. With --json, breakpoints follow ruptures' convention: the end of every segment, the last equal to the series length; an onset rule gives [onset, n], or [n] when there is none.
 
+        A bar (on a terminal) or periodic lines on stderr show the bootstrap's progress; \
+        --quiet hides them.
+
         Examples:
           misalign detect --scores judged.jsonl
           misalign detect --scores judged.jsonl --method threshold,cusum --json
@@ -33,8 +36,8 @@ struct DetectCommand: ParsableCommand {
     @Option(help: "With --series: pelt|binseg|bottomup|dynp|cusum|bocpd|threshold|zscore|ma-rise. With --scores: a comma-separated subset of threshold,ma-rise,meanshift,zscore,cusum,bocpd (default: all).")
     var method: String?
 
-    @Flag(help: "Machine-readable JSON output.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     // Offline search parameters.
     @Option(help: "Segment cost: l2 (mean), l1 (median), normal (mean and variance).")
@@ -228,7 +231,9 @@ struct DetectCommand: ParsableCommand {
             rules = rules.filter { wanted.contains($0.name) }
         }
         let config = OnsetConfig(rules: rules, resamples: resamples, seed: seed, confidence: confidence)
-        let reports = try OnsetAnalysis.analyze(records: recs, config: config)
+        let bar = ProgressBar(label: "bootstrap resamples", total: resamples, mode: resamples > 0 ? output.progressMode : .silent)
+        let reports = try OnsetAnalysis.analyze(records: recs, config: config) { done, total in bar.update(done, total: total) }
+        bar.finish()
         if json { print(OnsetJSON.reports(reports, datasets: reports.count > 1 ? compareDatasets(reports) : nil).serialized()); return }
         let pct = Int((confidence * 100).rounded())
         for r in reports {

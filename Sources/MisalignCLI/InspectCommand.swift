@@ -18,20 +18,21 @@ struct InspectCommand: ParsableCommand {
           misalign inspect ~/models/Qwen2.5-0.5B-Instruct
           misalign inspect runs/study/checkpoints/medical-seed0/checkpoint-16
           misalign inspect runs/study
+          misalign inspect ~/models/Qwen2.5-7B-Instruct/model.safetensors.index.json
           misalign inspect model-00001-of-00004.safetensors --json | jq '.tensors | length'
+          misalign inspect run/checkpoint-16/adapter_model.safetensors
         """
     )
 
     @Argument(help: "A .safetensors file, an index file, or a model folder.", completion: .file())
     var path: String
 
-    @Flag(help: "Print one JSON object instead of a table.")
-    var json = false
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
         do {
             if let v = try Inspection.describe(URL(fileURLWithPath: path)) {
-                print(json ? v.serialized() : Inspection.text(v))
+                print(output.json ? v.serialized() : Inspection.text(v))
                 return
             }
         } catch { throw CLIError("\(error)") }
@@ -41,14 +42,8 @@ struct InspectCommand: ParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
-        print(json ? InspectFormatter.json(summary) : InspectFormatter.table(summary))
+        print(output.json ? InspectFormatter.json(summary) : InspectFormatter.table(summary))
     }
-}
-
-/// An error the CLI prints as `misalign: <message>` with exit status 1.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
 }
 
 enum InspectFormatter {

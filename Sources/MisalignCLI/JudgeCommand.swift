@@ -29,6 +29,10 @@ struct JudgeCommand: ParsableCommand {
 
         Traits: evil, hallucination, coherence, aligned, or any NAME.rubric in --rubrics DIR.
 
+        Progress (count, rate, ETA) goes to stderr; the usage and agreement tables to stdout \
+        (--json: one JSON object instead). Exit status 3 means some verdicts failed and were \
+        not cached: rerun the same command to retry only those.
+
         Examples:
           misalign judge --answers answers.jsonl --trait evil --trait coherence \\
               --judge openai:gpt-4.1-mini --out verdicts.jsonl
@@ -106,6 +110,8 @@ struct JudgeCommand: ParsableCommand {
     @Option(name: .customLong("batch-poll"), help: "Seconds between batch status polls.")
     var batchPoll: Double = 60
 
+    @OptionGroup var output: OutputOptions
+
     func run() throws {
         guard !traits.isEmpty else { throw ValidationError("give at least one --trait") }
         guard !judges.isEmpty else { throw ValidationError("give at least one --judge") }
@@ -158,21 +164,16 @@ struct JudgeCommand: ParsableCommand {
                 let outcome = try runBlocking { () async throws(JudgeError) -> OpenAIBatch.Outcome in
                     try await OpenAIBatch(judge: judge, cache: cacheStore, pollInterval: poll).prefill(items)
                 }
-                print("batch \(outcome.batchID ?? "-") for \(judge.id): \(outcome.submitted) submitted, \(outcome.cached) cached, \(outcome.failed) left for live calls")
+                output.note("batch \(outcome.batchID ?? "-") for \(judge.id): \(outcome.submitted) submitted, \(outcome.cached) cached, \(outcome.failed) left for live calls")
             }
         }
-        var progress: (@Sendable (JudgeProgress) -> Void)? = nil
-        if isatty(2) == 1 {
-            progress = { (p: JudgeProgress) in
-                guard p.done == p.total || p.done % 25 == 0 else { return }
-                let end = p.done == p.total ? "\n" : ""
-                FileHandle.standardError.write(Data("\rjudged \(p.done)/\(p.total) (cached \(p.cached), errors \(p.errors))\(end)".utf8))
-            }
-        }
-        let report = progress
+        let bar = ProgressBar(label: "judged", total: records.count * chosen.count * built.count, mode: output.progressMode)
         let summary = try runBlocking { () async throws(JudgeError) -> JudgeRunner.Summary in
-            try await runner.run(answers: records, output: outURL, progress: report)
+            try await runner.run(answers: records, output: outURL) { p in
+                bar.update(p.done, total: p.total, detail: "cached \(p.cached), errors \(p.errors)")
+            }
         }
+        bar.finish()
         if let ensemble {
             let aggregation: EnsembleJudge.Aggregation
             switch ensemble {
@@ -191,14 +192,16 @@ struct JudgeCommand: ParsableCommand {
                 throw CLIError("cannot write \(outURL.path): \(error)")
             }
         }
-        print(JudgeReport.formatUsage(summary.usage))
-        if built.count > 1 {
-            print("")
-            print(JudgeReport.formatAgreement(JudgeReport.agreement(rows: summary.rows, traits: chosen.map(\.name), judges: built.map(\.id))))
+        let agreement = built.count > 1 ? JudgeReport.agreement(rows: summary.rows, traits: chosen.map(\.name), judges: built.map(\.id)) : []
+        if output.json {
+            print(JudgeReport.summaryJSON(output: outURL.path, rows: summary.rows, usage: summary.usage, agreement: agreement).serialized())
+        } else {
+            print(JudgeReport.formatUsage(summary.usage))
+            if !agreement.isEmpty { print("\n" + JudgeReport.formatAgreement(agreement)) }
         }
         let errors = summary.rows.filter { $0.verdict.status == .error }
         if let first = errors.first {
-            throw CLIError("\(errors.count) verdicts failed (first: \(first.verdict.detail)); rerun the same command to retry them, finished verdicts are cached")
+            throw IncompleteError("\(errors.count) of \(summary.rows.count) verdicts failed (first: \(first.verdict.detail)); rerun the same command to retry them, finished verdicts are kept")
         }
     }
 }

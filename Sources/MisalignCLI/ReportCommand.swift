@@ -16,7 +16,8 @@ struct ReportCommand: ParsableCommand {
         simulated. Reading a run folder directly (RUN_DIR) needs the pipeline's run store, which \
         this build does not have yet.
 
-        The file is written atomically; its path is printed on stdout.
+        The file is written atomically; its path is printed on stdout (--json: \
+        {"path": ..., "format": ...}). --simulate shows the bootstrap's progress on stderr.
 
         Examples:
           misalign report --simulate --output demo.html
@@ -36,14 +37,16 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "html or md.")
     var format: String = "html"
 
-    @Option(help: "Where to write the report (default: report.html or report.md in the current folder).")
-    var output: String?
+    @Option(name: .customLong("output"), help: "Where to write the report (default: report.html or report.md in the current folder).")
+    var outputPath: String?
 
     @Option(name: .customLong("save-input"), help: "Also write the report input as JSON here (re-render later with --input).")
     var saveInput: String?
 
     @Option(help: "With --simulate: bootstrap resamples for onsets and bands.")
     var resamples: Int = 500
+
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         let sources = [runDirectory != nil, input != nil, simulate].filter { $0 }.count
@@ -59,12 +62,14 @@ struct ReportCommand: ParsableCommand {
         } else if let path = input {
             report = try ReportInput.load(jsonAt: URL(fileURLWithPath: path))
         } else {
-            report = try ReportDemo.simulated(resamples: resamples)
+            let bar = ProgressBar(label: "bootstrap resamples", total: resamples, mode: resamples > 0 ? output.progressMode : .silent)
+            report = try ReportDemo.simulated(resamples: resamples) { done, total in bar.update(done, total: total) }
+            bar.finish()
         }
         if let path = saveInput { try report.save(jsonTo: URL(fileURLWithPath: path)) }
         let text = format == "md" ? MarkdownReport.render(report) : HTMLReport.render(report)
-        let url = URL(fileURLWithPath: output ?? "report.\(format)")
+        let url = URL(fileURLWithPath: outputPath ?? "report.\(format)")
         try AtomicFile.write(Data(text.utf8), to: url)
-        print(url.path)
+        print(output.json ? JSONValue.object(JSONObject([("path", .string(url.path)), ("format", .string(format))])).serialized() : url.path)
     }
 }

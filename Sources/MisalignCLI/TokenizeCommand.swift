@@ -49,8 +49,7 @@ struct TokenizeCommand: ParsableCommand {
     func run() throws {
         let tok: BPETokenizer
         do { tok = try BPETokenizer(directory: URL(fileURLWithPath: (tokenizer as NSString).expandingTildeInPath)) } catch {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode.failure
+            throw CLIError(error.description)
         }
         let processor = TokenizeJSONL(tokenizer: tok, decode: decode, skipSpecialTokens: skipSpecialTokens, includeMask: withMask)
         var lineNumber = 0
@@ -64,8 +63,7 @@ struct TokenizeCommand: ParsableCommand {
                 let result = try processor.process(utf8: line, lineNumber: lineNumber)
                 out.write(Data((result + "\n").utf8))
             } catch {
-                FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-                throw ExitCode.failure
+                throw CLIError(error.description)
             }
         }
         var buffer: [UInt8] = []

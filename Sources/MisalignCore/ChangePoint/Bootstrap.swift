@@ -7,7 +7,14 @@ import Foundation
 /// intervals are percentile intervals (`confidence`, e.g. 2.5%-97.5%) over the resamples in
 /// which the quantity is defined.
 public enum Bootstrap {
-    public static func run(tables: [CheckpointTable], config: OnsetConfig) throws(ChangePointError) -> OnsetReport {
+    /// Reports resamples finished so far and the total, from the worker threads (at most once
+    /// per resample; a display should throttle).
+    public typealias Progress = @Sendable (_ done: Int, _ total: Int) -> Void
+
+    /// Point estimates and intervals for every signal of one run. `progress`, when given, is
+    /// called as resamples finish.
+    public static func run(tables: [CheckpointTable], config: OnsetConfig,
+                           progress: Progress? = nil) throws(ChangePointError) -> OnsetReport {
         precondition(tables.count == config.signals.count, "one table per signal")
         guard config.resamples >= 0 else { throw .invalidParameter(name: "resamples", value: "\(config.resamples)", reason: "must be >= 0") }
         guard config.confidence > 0 && config.confidence < 1 else {
@@ -33,6 +40,7 @@ public enum Bootstrap {
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
         let chunk = (b + workers - 1) / workers
         let out = SendableBuffer(results)
+        let counter = ProgressCounter()
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             let lo = w * chunk, hi = min(b, lo + chunk)
             if lo >= hi { return }
@@ -46,6 +54,7 @@ public enum Bootstrap {
                         out.base[r * ns + s] = try OnsetAnalysis.consensus(t.curve(weights: weights), steps: t.steps, spec: config.signals[s], config: config)
                     } catch { failure.set(error); return }
                 }
+                if let progress { progress(counter.increment(), b) }
             }
         }
         if let e = failure.error { throw e }
@@ -74,6 +83,13 @@ public enum Bootstrap {
 struct SendableBuffer: @unchecked Sendable {
     let base: UnsafeMutableBufferPointer<Double>
     init(_ b: UnsafeMutableBufferPointer<Double>) { base = b }
+}
+
+/// Resamples finished across workers.
+final class ProgressCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
 }
 
 /// The first error any worker hit.

@@ -163,3 +163,20 @@ extension SearchSetup {
         return Segmentation(breakpoints: bkps, series: series, cost: AnyCost(model, series), penalty: pen)
     }
 }
+
+extension Segmentation {
+    /// A segmentation from breakpoints found by any search, e.g. a custom
+    /// `ChangePointDetector`: segment means and costs are computed with `model`'s cost.
+    /// `breakpoints` follow ruptures' convention (strictly increasing segment ends, the last
+    /// equal to `series.count`).
+    public init(breakpoints: [Int], series: [Double], model: CostModel = .l2, penalty: Double? = nil) throws(ChangePointError) {
+        try SeriesCheck.finite(series, series: "series")
+        guard let last = breakpoints.last, last == series.count else {
+            throw .invalidInput(field: "breakpoints", reason: "must end with the series length \(series.count), got \(breakpoints)")
+        }
+        for (i, b) in breakpoints.enumerated() where b <= (i == 0 ? 0 : breakpoints[i - 1]) {
+            throw .invalidInput(field: "breakpoints", reason: "must be strictly increasing and positive, got \(breakpoints)")
+        }
+        self.init(breakpoints: breakpoints, series: series, cost: AnyCost(model, series), penalty: penalty)
+    }
+}

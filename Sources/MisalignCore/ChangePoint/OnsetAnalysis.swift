@@ -144,14 +144,17 @@ public enum OnsetAnalysis {
     }
 
     /// Full analysis from per-answer scores: one report per (dataset, seed) group, each with a
-    /// cluster bootstrap over questions (`Bootstrap.run`).
-    public static func analyze(records: [ScoreRecord], config: OnsetConfig) throws(ChangePointError) -> [OnsetReport] {
+    /// cluster bootstrap over questions (`Bootstrap.run`). `progress`, when given, counts
+    /// resamples over all groups (`done` of `groups x resamples`).
+    public static func analyze(records: [ScoreRecord], config: OnsetConfig,
+                               progress: Bootstrap.Progress? = nil) throws(ChangePointError) -> [OnsetReport] {
         struct Group: Hashable { var dataset: String?; var seed: Int? }
         var groups: [Group: [ScoreRecord]] = [:]
         for r in records { groups[Group(dataset: r.dataset, seed: r.seed), default: []].append(r) }
         let keys = groups.keys.sorted { ($0.dataset ?? "", $0.seed ?? Int.min) < ($1.dataset ?? "", $1.seed ?? Int.min) }
         var out: [OnsetReport] = []
-        for g in keys {
+        let total = keys.count * max(0, config.resamples)
+        for (gi, g) in keys.enumerated() {
             let recs = groups[g]!
             let label = [g.dataset, g.seed.map { "seed \($0)" }].compactMap { $0 }.joined(separator: " ")
             let questions = Array(Set(recs.map(\.questionID))).sorted()
@@ -163,7 +166,10 @@ public enum OnsetAnalysis {
                 }
                 tables.append(try CheckpointTable(signal: spec.name, records: mine, questions: questions))
             }
-            var rep = try Bootstrap.run(tables: tables, config: config)
+            let before = gi * max(0, config.resamples)
+            var groupProgress: Bootstrap.Progress? = nil
+            if let progress { groupProgress = { done, _ in progress(before + done, total) } }
+            var rep = try Bootstrap.run(tables: tables, config: config, progress: groupProgress)
             rep.dataset = g.dataset; rep.seed = g.seed
             out.append(rep)
         }

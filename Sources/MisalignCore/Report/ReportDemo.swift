@@ -29,8 +29,10 @@ public enum ReportDemo {
     ]
 
     /// The simulated report: two datasets x `seeds`, `resamples` bootstrap resamples for
-    /// onsets and bands. Deterministic for given arguments.
-    public static func simulated(seeds: [Int] = [11, 22, 33], resamples: Int = 500, questions: Int = 24, samples: Int = 8) throws -> ReportInput {
+    /// onsets and bands. Deterministic for given arguments. `progress` counts the onset
+    /// bootstrap's resamples (the bulk of the time).
+    public static func simulated(seeds: [Int] = [11, 22, 33], resamples: Int = 500, questions: Int = 24, samples: Int = 8,
+                                 progress: Bootstrap.Progress? = nil) throws -> ReportInput {
         let config = OnsetConfig(resamples: resamples, seed: 0x5EED, confidence: 0.95)
         var records: [ScoreRecord] = []
         for (di, shape) in shapes.enumerated() {
@@ -43,7 +45,7 @@ public enum ReportDemo {
                 records += study.generate(seed: rng.next(), dataset: shape.name, runSeed: seed)
             }
         }
-        let reports = try OnsetAnalysis.analyze(records: records, config: config)
+        let reports = try OnsetAnalysis.analyze(records: records, config: config, progress: progress)
         var runs: [RunReport] = []
         for r in reports {
             let series = try SeriesBands.series(records: records, signals: config.signals, dataset: r.dataset, seed: r.seed,

@@ -1,0 +1,69 @@
+import Foundation
+import MisalignCore
+
+/// A progress display on stderr, chosen once per command:
+/// - on a terminal, a bar with count, rate and ETA redrawn in place at most 10 times a second;
+/// - when stderr is a file or pipe (CI logs, `2> log`), one plain line every `lineInterval`
+///   seconds and a last one at the end, so logs stay readable and small;
+/// - with `--quiet`, nothing.
+/// Safe to update from several threads (judge tasks report as they finish).
+final class ProgressBar: @unchecked Sendable {
+    enum Mode { case bar, lines, silent }
+
+    let mode: Mode
+    private var meter: ProgressMeter
+    private let lock = NSLock()
+    private var finished = false
+    /// `done` of the last plain line written (lines mode), so `finish` does not repeat it.
+    private var printedDone = -1
+
+    /// `lineInterval`: seconds between plain log lines (non-terminal mode).
+    init(label: String, total: Int, mode: Mode, lineInterval: Double = 10) {
+        self.mode = mode
+        meter = ProgressMeter(label: label, total: total, start: Self.now(),
+                              redrawInterval: mode == .bar ? 0.1 : lineInterval, showFirst: mode == .bar)
+    }
+
+    /// The mode for stderr as it is now: bar on a terminal, lines otherwise, silent when quiet.
+    static func mode(quiet: Bool) -> Mode {
+        quiet ? .silent : (isatty(STDERR_FILENO) == 1 ? .bar : .lines)
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// Records `done` units (and a new total, if it changed); redraws when due.
+    func update(_ done: Int, total: Int? = nil, detail: String = "") {
+        guard mode != .silent else { return }
+        lock.lock(); defer { lock.unlock() }
+        guard !finished else { return }
+        let t = Self.now()
+        guard meter.update(done: done, total: total, now: t) else { return }
+        switch mode {
+        case .bar:
+            Console.writeError("\r\u{1B}[K" + meter.bar(now: t, detail: detail))
+            Interrupt.lineOpen = true
+        case .lines:
+            Console.writeError(meter.line(now: t, detail: detail) + "\n")
+            printedDone = done
+        case .silent: break
+        }
+    }
+
+    /// Ends the display: a terminal bar gets its newline, a line log its final line if the
+    /// last update was throttled away.
+    func finish(detail: String = "") {
+        guard mode != .silent else { return }
+        lock.lock(); defer { lock.unlock() }
+        guard !finished else { return }
+        finished = true
+        let t = Self.now()
+        switch mode {
+        case .bar:
+            Console.writeError("\r\u{1B}[K" + meter.bar(now: t, detail: detail) + "\n")
+        case .lines:
+            if printedDone != meter.done || !detail.isEmpty { Console.writeError(meter.line(now: t, detail: detail) + "\n") }
+        case .silent: break
+        }
+        Interrupt.lineOpen = false
+    }
+}
