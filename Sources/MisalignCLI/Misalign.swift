@@ -23,6 +23,7 @@ struct Misalign: ParsableCommand {
             InitCommand.self,
             RunCommand.self,
             StatusCommand.self,
+            DemoJudgeCommand.self,
         ]
     )
 }

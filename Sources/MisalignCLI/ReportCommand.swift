@@ -11,20 +11,22 @@ struct ReportCommand: ParsableCommand {
         The HTML report is one file with inline SVG figures and CSS: no JavaScript, no network, \
         printable. --format md writes a Markdown summary with the same tables and no figures.
 
-        Input is a saved report input (--input FILE, JSON written by --save-input or by the \
-        pipeline), or --simulate for a complete report from simulated scores, clearly marked as \
-        simulated. Reading a run folder directly (RUN_DIR) needs the pipeline's run store, which \
-        this build does not have yet.
+        Input is a run folder (RUN_DIR, the `output` of `misalign run`; read from its \
+        store.sqlite, also while the run is in progress), a saved report input (--input FILE, JSON \
+        written by --save-input), or --simulate for a complete report from simulated scores, \
+        clearly marked as simulated.
 
         The file is written atomically; its path is printed on stdout.
 
         Examples:
+          misalign report runs/study                      # writes runs/study/report.html
+          misalign report runs/study --format md --output summary.md
           misalign report --simulate --output demo.html
           misalign report --simulate --save-input report.json --output demo.html
           misalign report --input report.json --format md --output report.md
         """)
 
-    @Argument(help: "A run folder (needs the pipeline's run store; not available in this build).")
+    @Argument(help: "A run folder (the `output` of `misalign run`).")
     var runDirectory: String?
 
     @Option(help: "A saved report input (JSON).")
@@ -36,11 +38,14 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "html or md.")
     var format: String = "html"
 
-    @Option(help: "Where to write the report (default: report.html or report.md in the current folder).")
+    @Option(help: "Where to write the report (default: RUN_DIR/report.html, or report.html here; .md for --format md).")
     var output: String?
 
     @Option(name: .customLong("save-input"), help: "Also write the report input as JSON here (re-render later with --input).")
     var saveInput: String?
+
+    @Option(help: "A note shown in the overview (repeatable), e.g. what in the run is a stand-in.")
+    var note: [String] = []
 
     @Option(help: "With --simulate: bootstrap resamples for onsets and bands.")
     var resamples: Int = 500
@@ -53,17 +58,18 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let report: ReportInput
+        var report: ReportInput
         if let dir = runDirectory {
-            throw ReportError.runDirectoryUnsupported(path: dir)
+            report = try ReportInput.load(runDirectory: URL(fileURLWithPath: dir), options: RunReportOptions())
         } else if let path = input {
             report = try ReportInput.load(jsonAt: URL(fileURLWithPath: path))
         } else {
             report = try ReportDemo.simulated(resamples: resamples)
         }
+        report.notes = note + report.notes
         if let path = saveInput { try report.save(jsonTo: URL(fileURLWithPath: path)) }
         let text = format == "md" ? MarkdownReport.render(report) : HTMLReport.render(report)
-        let url = URL(fileURLWithPath: output ?? "report.\(format)")
+        let url = URL(fileURLWithPath: output ?? ((runDirectory.map { $0 + "/" } ?? "") + "report.\(format)"))
         try AtomicFile.write(Data(text.utf8), to: url)
         print(url.path)
     }
