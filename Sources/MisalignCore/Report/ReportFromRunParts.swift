@@ -58,7 +58,8 @@ extension RunReader {
                     let qid = a[0].text ?? "", sample = a[1].int ?? 0
                     let verdicts = try q("SELECT judge, trait, score FROM judgments WHERE dataset = ?1 AND seed = ?2 AND step = ?3 AND question_id = ?4 AND sample = ?5",
                                          Self.key(id) + [.int(Int64(step)), .text(qid), .int(Int64(sample))])
-                    let scores = verdicts.map { SampleAnswer.Score(signal: $0[1].text ?? "", score: $0[2].double, judge: $0[0].text) }
+                    // One judge: its name (often long, with a URL) is in the reproducibility section.
+                    let scores = verdicts.map { SampleAnswer.Score(signal: $0[1].text ?? "", score: $0[2].double, judge: judges.count > 1 ? $0[0].text : nil) }
                         .sorted { (rank($0.judge), traitRank($0.signal)) < (rank($1.judge), traitRank($1.signal)) }
                     out.append(SampleAnswer(dataset: id.dataset, seed: id.seed, step: step, questionID: qid, question: texts[qid] ?? qid,
                                             answer: a[2].text ?? "", scores: scores))
