@@ -13,6 +13,7 @@
 set -euo pipefail
 BIN="${1:-.build/release}"
 MODEL="${2:-}"
+MODEL="${MODEL/#\~/$HOME}"   # make passes MODEL=~/... unexpanded
 JUDGE="${3:-}"
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
