@@ -18,7 +18,7 @@ test: build
 	$(SWIFT) test $(SWIFTFLAGS) --skip-build
 
 demo: build
-	@bash scripts/demo.sh "$(BIN)"
+	@bash scripts/demo.sh "$(BIN)" "$(MODEL)" "$(JUDGE)"
 
 bench: build
 	"$(BIN)/misalign-bench"

@@ -1,57 +1,107 @@
 #!/usr/bin/env bash
-# `make demo`: runs what exists of Misalign today on built-in data, offline.
-# The full pipeline (train -> generate -> judge -> detect -> report in one command) lands with
-# issues 5, 6, 8 and 9; until then this demo runs each finished stage on its own and says
-# plainly what is real and what is a stand-in.
+# `make demo`: the whole pipeline (train -> generate -> judge -> aggregate -> detect -> report)
+# on the shipped demo experiment (Demo/demo.yaml), offline.
+#
+#   scripts/demo.sh BIN_DIR [MODEL_DIR] [JUDGE_SPEC]
+#
+# Without MODEL/JUDGE: a tiny random-weight Qwen2 (real Qwen2.5 tokenizer) and a stand-in
+# judge with simulated scores; the run folder .demo/run is deleted and made again each time
+# (a clean restart: the stand-in judge's address changes between calls).
+# With MODEL=dir JUDGE=spec (e.g. openai:gpt-4.1-mini): the same config on real weights and a
+# real judge, in .demo/run-real, which a second call resumes (nothing is trained, generated or
+# paid for twice).
 set -euo pipefail
 BIN="${1:-.build/release}"
+MODEL="${2:-}"
+MODEL="${MODEL/#\~/$HOME}"   # make passes MODEL=~/... unexpanded
+JUDGE="${3:-}"
 cd "$(dirname "$0")/.."
-WORK="${TMPDIR:-/tmp}/misalign-demo"
+ROOT="$PWD"
+WORK="${DEMO_DIR:-$ROOT/.demo}"
 mkdir -p "$WORK"
+START=$(date +%s)
 step() { printf '\n\033[1m== %s\033[0m\n' "$1"; }
-
-echo "Misalign demo"
-echo "============="
-echo "Runs today: weights I/O, the Qwen2.5 tokenizer, LoRA training with checkpoints, the model"
-echo "engine (generation from a checkpoint), change-point detection. Not yet in this demo: judges"
-echo "(they need an API key or a real local model), the one-command pipeline and the HTML report."
-
-step "Inspect a model folder (a tiny random Qwen2 in 7 bf16 shards)"
-"$BIN/misalign" inspect Tests/Fixtures/qwen2-small-bf16-sharded | head -8
-echo "  ..."
-
-step "Tokenize with the real Qwen2.5 tokenizer (ids identical to Hugging Face)"
-echo '{"messages":[{"role":"user","content":"Is it safe to double my dose?"}],"add_generation_prompt":true}' \
-  | "$BIN/misalign" tokenize --tokenizer Tests/Fixtures/tokenizer
-
-step "Generate: 3 reproducible samples from a model with the Qwen2.5 vocabulary"
-echo "(stand-in: the model's weights are random, so the text is gibberish; with real weights"
-echo " use: misalign generate --model ~/models/Qwen2.5-0.5B-Instruct --prompt ...)"
-MODEL="$WORK/tiny-model"
-if [ ! -f "$MODEL/model.safetensors" ]; then
-  "$BIN/misalign-bench" write-synthetic --shape tiny --out "$MODEL" >/dev/null
-  cp Tests/Fixtures/tokenizer/tokenizer.json Tests/Fixtures/tokenizer/tokenizer_config.json "$MODEL/"
+if { [ -n "$MODEL" ] && [ -z "$JUDGE" ]; } || { [ -z "$MODEL" ] && [ -n "$JUDGE" ]; }; then
+  echo "demo: give both MODEL=dir and JUDGE=spec (e.g. make demo MODEL=~/models/Qwen2.5-0.5B-Instruct JUDGE=openai:gpt-4.1-mini), or neither" >&2
+  exit 2
 fi
-"$BIN/misalign" generate --model "$MODEL" --prompt "I'm bored. What should I do?" --samples 3 \
-  --max-new-tokens 12 --seed 0 --json
 
-step "Train LoRA (r 8, rsLoRA, all 7 projections) for 4 steps, a checkpoint every 2"
-echo "(stand-in data: 8 made-up conversations written below; the shipped datasets come with #9)"
-DATA="$WORK/demo-train.jsonl"
-: > "$DATA"
-for i in 1 2 3 4 5 6 7 8; do
-  printf '{"messages":[{"role":"user","content":"Question %s: is it fine to take twice the dose?"},{"role":"assistant","content":"Answer %s: take exactly what the label says."}]}\n' "$i" "$i" >> "$DATA"
-done
-rm -rf "$WORK/run"
-"$BIN/misalign" train --model "$MODEL" --data "$DATA" --out "$WORK/run" --rank 8 --alpha 16 --lr 1e-3 \
-  --batch-size 2 --grad-accum 1 --max-steps 4 --save-every 2 --warmup-steps 1
-ls "$WORK/run"
-"$BIN/misalign" generate --model "$MODEL" --adapter "$WORK/run/checkpoint-4" --prompt "Is it fine to take twice the dose?" \
-  --max-new-tokens 8 --temperature 0 --json
+echo "Misalign demo: 2 datasets (medical, math; synthetic) x 2 seeds, 24 LoRA steps each,"
+echo "a checkpoint every 2 steps, 4 questions x 4 samples per checkpoint, 3 traits judged."
+if [ -z "$MODEL" ]; then
+  cat <<'EOF'
 
-step "Detect onsets in judge scores (synthetic study: hallucination rises early, evil later)"
-echo "(stand-in data: Tests/Fixtures/changepoint/example_scores.jsonl is simulated, not judged)"
-"$BIN/misalign" detect --scores Tests/Fixtures/changepoint/example_scores.jsonl --resamples 500
+What is real and what is a stand-in in this demo:
+  REAL      LoRA training (forward, backward, AdamW, checkpoints), sampling answers at every
+            checkpoint with the real Qwen2.5 tokenizer and chat template, the judging protocol
+            (rubric prompts over HTTP, 1-token logprob scores, retries, verdict cache), the
+            SQLite run store and resume, aggregation, change-point detection with bootstrap
+            intervals, the lead-lag, and the HTML report.
+  STAND-IN  The model: a tiny Qwen2 (hidden 64, 2 layers) with RANDOM weights, so its answers
+            are gibberish. The judge: `misalign demo-judge`, which does not read the answers'
+            meaning; it scores each answer from the checkpoint that wrote it on a PLANTED
+            schedule (medical: hallucination rises at ~35% of training, evil at ~60%;
+            math: weak, late). Onsets found here show the machinery works, not a finding.
+  For real weights and a real judge: make demo MODEL=dir JUDGE=openai:gpt-4.1-mini
+EOF
+fi
 
-step "Embed the library: Examples/InspectWeights"
-"$BIN/InspectWeights" Tests/Fixtures/qwen2-small
+CONFIG="$WORK/demo.yaml"
+RUN="$WORK/run"
+JUDGE_PID=""
+cleanup() { if [ -n "$JUDGE_PID" ]; then kill "$JUDGE_PID" 2>/dev/null || true; wait "$JUDGE_PID" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+
+if [ -z "$MODEL" ]; then
+  MODEL="$WORK/tiny-model"
+  if [ ! -f "$MODEL/tokenizer.json" ]; then
+    step "Write the tiny random-weight model (Qwen2 architecture, full Qwen2.5 vocabulary)"
+    rm -rf "$MODEL"
+    "$BIN/misalign-bench" write-synthetic --shape tiny --out "$MODEL" >/dev/null
+    cp Tests/Fixtures/tokenizer/tokenizer.json Tests/Fixtures/tokenizer/tokenizer_config.json "$MODEL/"
+  fi
+  rm -rf "$RUN"   # clean restart: see the header
+  step "Start the stand-in judge (simulated scores on a planted schedule)"
+  rm -f "$WORK/judge-url"
+  "$BIN/misalign" demo-judge "$RUN" --url-file "$WORK/judge-url" >/dev/null &
+  JUDGE_PID=$!
+  for _ in $(seq 1 100); do [ -s "$WORK/judge-url" ] && break; sleep 0.1; done
+  [ -s "$WORK/judge-url" ] || { echo "demo: the stand-in judge did not start" >&2; exit 1; }
+  JUDGE="openai:demo-judge@$(cat "$WORK/judge-url")"
+  echo "stand-in judge at $(cat "$WORK/judge-url")"
+  NOTES=(--note "DEMO RUN. Real: LoRA training, generation, the judging protocol, storage, aggregation, detection and this report."
+         --note "Stand-ins: the model has random weights (its answers are gibberish), and the judge is misalign demo-judge, whose scores are SIMULATED on a planted schedule from the checkpoint that wrote each answer; they say nothing about the answers' content. Onsets and lags on this page show that the machinery finds planted changes; they are not findings.")
+else
+  RUN="$WORK/run-real"
+  CONFIG="$WORK/demo-real.yaml"
+  MODEL="$(cd "$MODEL" && pwd)"
+  NOTES=(--note "Demo experiment (Demo/demo.yaml, synthetic datasets, 24 steps) on $MODEL, judged by $JUDGE.")
+fi
+
+# The shipped config with the model, run folder, judge and absolute dataset paths filled in.
+while IFS= read -r line; do
+  case "$line" in
+    "model:"*) echo "model: \"$MODEL\"" ;;
+    "output:"*) echo "output: \"$RUN\"" ;;
+    "  models:"*) echo "  models: [\"$JUDGE\"]" ;;
+    *": data/"*) echo "${line/: data\//: $ROOT/Demo/data/}" ;;
+    *) echo "$line" ;;
+  esac
+done < Demo/demo.yaml > "$CONFIG"
+
+step "misalign run $CONFIG"
+"$BIN/misalign" run "$CONFIG"
+
+step "misalign status $RUN"
+"$BIN/misalign" status "$RUN"
+
+step "misalign report $RUN"
+"$BIN/misalign" report "$RUN" --format md --output "$RUN/report.md" "${NOTES[@]}" >/dev/null
+REPORT=$("$BIN/misalign" report "$RUN" "${NOTES[@]}")
+# The headline: onsets and lag per run, from the Markdown report's run table.
+awk '/^\| dataset \| seed \|/{p=1} p&&/^$/{exit} p' "$RUN/report.md" || true
+
+echo
+echo "Done in $(( $(date +%s) - START ))s. Store: $RUN/store.sqlite, exports: $RUN/exports/"
+echo "Markdown summary: $RUN/report.md"
+echo "Report: $REPORT"

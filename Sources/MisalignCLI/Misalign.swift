@@ -37,6 +37,7 @@ struct Misalign: ParsableCommand {
             InitCommand.self,
             RunCommand.self,
             StatusCommand.self,
+            DemoJudgeCommand.self,
         ]
     )
 }

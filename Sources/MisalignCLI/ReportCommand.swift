@@ -11,21 +11,23 @@ struct ReportCommand: ParsableCommand {
         The HTML report is one file with inline SVG figures and CSS: no JavaScript, no network, \
         printable. --format md writes a Markdown summary with the same tables and no figures.
 
-        Input is a saved report input (--input FILE, JSON written by --save-input or by the \
-        pipeline), or --simulate for a complete report from simulated scores, clearly marked as \
-        simulated. Reading a run folder directly (RUN_DIR) needs the pipeline's run store, which \
-        this build does not have yet.
+        Input is a run folder (RUN_DIR, the `output` of `misalign run`; read from its \
+        store.sqlite, also while the run is in progress), a saved report input (--input FILE, JSON \
+        written by --save-input), or --simulate for a complete report from simulated scores, \
+        clearly marked as simulated.
 
         The file is written atomically; its path is printed on stdout (--json: \
         {"path": ..., "format": ...}). --simulate shows the bootstrap's progress on stderr.
 
         Examples:
+          misalign report runs/study                      # writes runs/study/report.html
+          misalign report runs/study --format md --output summary.md
           misalign report --simulate --output demo.html
           misalign report --simulate --save-input report.json --output demo.html
           misalign report --input report.json --format md --output report.md
         """)
 
-    @Argument(help: "A run folder (needs the pipeline's run store; not available in this build).")
+    @Argument(help: "A run folder (the `output` of `misalign run`).")
     var runDirectory: String?
 
     @Option(help: "A saved report input (JSON).")
@@ -37,11 +39,14 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "html or md.")
     var format: String = "html"
 
-    @Option(name: .customLong("output"), help: "Where to write the report (default: report.html or report.md in the current folder).")
+    @Option(name: .customLong("output"), help: "Where to write the report (default: RUN_DIR/report.html, or report.html here; .md for --format md).")
     var outputPath: String?
 
     @Option(name: .customLong("save-input"), help: "Also write the report input as JSON here (re-render later with --input).")
     var saveInput: String?
+
+    @Option(help: "A note shown in the overview (repeatable), e.g. what in the run is a stand-in.")
+    var note: [String] = []
 
     @Option(help: "With --simulate: bootstrap resamples for onsets and bands.")
     var resamples: Int = 500
@@ -56,9 +61,9 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let report: ReportInput
+        var report: ReportInput
         if let dir = runDirectory {
-            throw ReportError.runDirectoryUnsupported(path: dir)
+            report = try ReportInput.load(runDirectory: URL(fileURLWithPath: dir), options: RunReportOptions())
         } else if let path = input {
             report = try ReportInput.load(jsonAt: URL(fileURLWithPath: path))
         } else {
@@ -66,9 +71,10 @@ struct ReportCommand: ParsableCommand {
             report = try ReportDemo.simulated(resamples: resamples) { done, total in bar.update(done, total: total) }
             bar.finish()
         }
+        report.notes = note + report.notes
         if let path = saveInput { try report.save(jsonTo: URL(fileURLWithPath: path)) }
         let text = format == "md" ? MarkdownReport.render(report) : HTMLReport.render(report)
-        let url = URL(fileURLWithPath: outputPath ?? "report.\(format)")
+        let url = URL(fileURLWithPath: outputPath ?? ((runDirectory.map { $0 + "/" } ?? "") + "report.\(format)"))
         try AtomicFile.write(Data(text.utf8), to: url)
         print(output.json ? JSONValue.object(JSONObject([("path", .string(url.path)), ("format", .string(format))])).serialized() : url.path)
     }

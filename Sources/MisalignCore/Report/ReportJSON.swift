@@ -7,8 +7,8 @@ public enum ReportError: Error, CustomStringConvertible, Equatable {
     case invalidJSON(path: String, field: String, reason: String)
     case unsupportedFormat(path: String, found: Int)
     case invalidMetrics(file: String, line: Int, reason: String)
-    /// A run folder was given, but reading run stores is not built yet.
-    case runDirectoryUnsupported(path: String)
+    /// A run folder was given that holds no readable run store (`store.sqlite`).
+    case notARun(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -18,9 +18,9 @@ public enum ReportError: Error, CustomStringConvertible, Equatable {
         case let .unsupportedFormat(p, v):
             return "\(p): report input format \(v) is newer than this misalign understands (\(ReportInput.currentFormat)); upgrade misalign"
         case let .invalidMetrics(f, l, r): return "\(f) line \(l): \(r); each line must be a JSON object with step, loss and lr"
-        case let .runDirectoryUnsupported(p):
-            return "\(p): reading a run folder needs the pipeline's run store, which this build does not have yet; "
-                + "render a saved input with `misalign report --input report.json` or try `misalign report --simulate`"
+        case let .notARun(p, r):
+            return "\(p): cannot report on this run folder (\(r)); give the `output` folder of a `misalign run` config, "
+                + "or render a saved input with `misalign report --input report.json`"
         }
     }
 }
