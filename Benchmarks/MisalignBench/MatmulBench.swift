@@ -5,15 +5,20 @@ import MisalignCore
 /// The decode-time product y = x W^T with few rows of x (one row per live sample): the direct
 /// kernel (`misalign_matmul_*_t`, what `LinearWeight.apply` uses up to its row threshold)
 /// beside sgemm on the same f32 weights, one thread, on Qwen2.5-0.5B's MLP shape (4864 x 896).
-/// W (17 MB in f32) does not fit in cache, so one row is bound by memory and many rows by FMAs.
+/// One row is bound by memory and many rows by FMAs; `--out 151936` (the head) keeps W out of
+/// cache, and `--huge` puts the bf16 W on 2 MB pages to show what 4 KB pages cost a stream.
 func runMatmulBenchmark(_ args: [String]) throws {
     let out = Int(option(args, "--out") ?? "4864") ?? 4864
     let inDim = Int(option(args, "--in") ?? "896") ?? 896
     var rng = SplitMix64(seed: 3)
     let w = FloatBuffer(shape: [out, inDim], zeroed: false)
     for i in 0..<w.count { w.pointer[i] = Float(rng.normal()) * 0.02 }
-    let wb = UnsafeMutablePointer<UInt16>.allocate(capacity: w.count)
-    defer { wb.deallocate() }
+    // `--huge`: W in anonymous memory advised for 2 MB pages (what mapped weight files lack).
+    let bytes = (2 * w.count + (2 << 20) - 1) / (2 << 20) * (2 << 20)
+    let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+    if args.contains("--huge") { _ = madvise(raw, bytes, 14) } else { _ = madvise(raw, bytes, 15) }
+    defer { munmap(raw, bytes) }
+    let wb = raw.assumingMemoryBound(to: UInt16.self)
     misalign_f32_to_bf16(wb, w.pointer, w.count)
     let maxRows = 32
     let x = FloatBuffer(shape: [maxRows, inDim], zeroed: false)
