@@ -58,6 +58,11 @@ let package = Package(
             dependencies: ["MisalignCore"],
             path: "Examples/InspectWeights"
         ),
+        .executableTarget(
+            name: "EmbedPipeline",
+            dependencies: ["MisalignCore"],
+            path: "Examples/EmbedPipeline"
+        ),
         // Examples: small programs that import MisalignCore, built (and run by ExamplesTests) in CI.
         .executableTarget(name: "CustomJudge", dependencies: ["MisalignCore"], path: "Examples/CustomJudge"),
         .executableTarget(name: "CustomDetector", dependencies: ["MisalignCore"], path: "Examples/CustomDetector"),

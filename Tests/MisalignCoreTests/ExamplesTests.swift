@@ -27,6 +27,28 @@ struct ExamplesTests {
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
+    @Test func embedPipelineRunsAnExperimentThenHasNothingToDo() async throws {
+        let fx = try PipelineFixture("embed")
+        let config = try fx.writeConfig(fx.config())
+        let r = try await Self.run("EmbedPipeline", [config.path])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        // 2 datasets x 2 seeds x 6 steps; checkpoints 0, 2, 4, 6 x 2 questions x 2 samples.
+        #expect(r.out.contains("did: train 24, generate 64, judge 192, aggregate 16, detect 4"), "\(r.out)")
+        // One line per dataset x seed with both onsets and the lag, then the report's path.
+        for run in ["medical, seed 0", "medical, seed 11", "math, seed 0", "math, seed 11"] {
+            #expect(r.out.contains("\(run): hallucination ") && r.out.contains("evil"), "\(run) missing: \(r.out)")
+        }
+        let page = fx.dir.appendingPathComponent("run/embedded-report.html")
+        let html = try String(contentsOf: page, encoding: .utf8)
+        #expect(html.contains("<svg") && r.out.contains("report: \(page.path)"))
+        let requests = fx.server.requestCount
+        let again = try await Self.run("EmbedPipeline", [config.path])
+        #expect(again.status == 0 && again.out.contains("nothing to do"), "\(again.out)")
+        #expect(fx.server.requestCount == requests, "a finished run makes no judge request")
+        let bad = try await Self.run("EmbedPipeline", [fx.dir.appendingPathComponent("missing.yaml").path])
+        #expect(bad.status == 1 && bad.out.contains("missing.yaml"))
+    }
+
     @Test func customJudgeScoresByItsKeywordRule() async throws {
         let dir = Fixtures.temporaryDirectory("examples")
         defer { try? FileManager.default.removeItem(at: dir) }
