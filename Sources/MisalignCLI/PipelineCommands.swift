@@ -48,13 +48,13 @@ struct RunCommand: ParsableCommand {
         do {
             let experiment = try Experiment.load(from: URL(fileURLWithPath: config))
             let printer = ProgressPrinter(quiet: quiet)
+            defer { printer.finish() }
             let runner = PipelineRunner(experiment) { printer.show($0) }
             let sig = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
             signal(SIGINT, SIG_IGN)
             sig.setEventHandler { runner.cancel() }
             sig.resume()
             summary = try runner.runSync()
-            printer.finish()
         } catch { throw CLIError("\(error)") }
         let stages = PipelineRunner.stages
         if json {
@@ -119,30 +119,33 @@ struct StatusCommand: ParsableCommand {
     }
 }
 
-/// Progress on stderr: one line redrawn on a terminal, throttled plain lines otherwise.
+/// The pipeline's progress on stderr through the shared `ProgressBar` (a bar with rate and ETA
+/// on a terminal, throttled plain lines otherwise, nothing with `--quiet`): one bar per stage
+/// unit ("train medical/seed-0 (1/4)", "generate", ...), notes on their own lines.
 final class ProgressPrinter: @unchecked Sendable {
-    let quiet: Bool
-    let tty = isatty(STDERR_FILENO) != 0
-    private var last = Date.distantPast
+    let mode: ProgressBar.Mode
+    private var bar: ProgressBar?
+    private var label = ""
     private let lock = NSLock()
-    init(quiet: Bool) { self.quiet = quiet }
+    init(quiet: Bool) { mode = ProgressBar.mode(quiet: quiet) }
 
     func show(_ e: PipelineEvent) {
-        guard !quiet else { return }
+        guard mode != .silent else { return }
         lock.lock(); defer { lock.unlock() }
         switch e {
         case .note(let s):
-            write((tty ? "\r\u{1B}[K" : "") + s + "\n")
+            if mode == .bar, let bar { bar.finish(); self.bar = nil; label = "" }
+            Console.writeError(s + "\n")
         case .stage(let name, let done, let total):
-            let now = Date()
-            guard done == total || now.timeIntervalSince(last) >= (tty ? 0.1 : 2) else { return }
-            last = now
-            let text = "\(name) \(done)/\(total)"
-            write(tty ? "\r\u{1B}[K\(text)" + (done == total ? "\n" : "") : text + "\n")
+            if name != label || bar == nil {
+                bar?.finish()
+                bar = ProgressBar(label: name, total: total, mode: mode)
+                label = name
+            }
+            bar?.update(done, total: total)
+            if done == total { bar?.finish(); bar = nil; label = "" }
         }
     }
 
-    func finish() {}
-
-    private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+    func finish() { lock.lock(); bar?.finish(); bar = nil; lock.unlock() }
 }
