@@ -86,17 +86,10 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
     }
 
     /// Each signal's first alarm step (the earliest over its detectors).
-    public var firstAlarm: [String: Int] {
-        var out: [String: Int] = [:]
-        for a in alarms { out[a.signal] = min(out[a.signal] ?? a.step, a.step) }
-        return out
-    }
+    public var firstAlarm: [String: Int] { alarms.firstAlarm }
 
     /// Steps from hallucination's first alarm to evil's (positive: hallucination warned first).
-    public var warningSteps: Int? {
-        guard let h = firstAlarm["hallucination"], let e = firstAlarm["evil"] else { return nil }
-        return e - h
-    }
+    public var warningSteps: Int? { alarms.warningSteps }
 
     /// A closing line: the alarms and the warning hallucination gave.
     public func summary() -> String {

@@ -11,17 +11,10 @@ public struct EarlyWarningStatus: Sendable, Equatable {
     public var stoppedAt: Int?
 
     /// Each signal's first alarm step (the earliest over its detectors).
-    public var firstAlarm: [String: Int] {
-        var out: [String: Int] = [:]
-        for a in alarms { out[a.signal] = min(out[a.signal] ?? a.step, a.step) }
-        return out
-    }
+    public var firstAlarm: [String: Int] { alarms.firstAlarm }
 
     /// Steps from hallucination's first alarm to evil's (positive: hallucination warned first).
-    public var warningSteps: Int? {
-        guard let h = firstAlarm["hallucination"], let e = firstAlarm["evil"] else { return nil }
-        return e - h
-    }
+    public var warningSteps: Int? { alarms.warningSteps }
 
     /// Readable lines for `misalign run` and `misalign status`.
     public var lines: [String] {
@@ -58,5 +51,21 @@ public struct EarlyWarningStatus: Sendable, Equatable {
             ("alarms", .array(alarms.map { $0.json() })), ("warning_steps", warningSteps.map { .int(Int64($0)) } ?? .null),
             ("stopped_at", stoppedAt.map { .int(Int64($0)) } ?? .null),
         ]))
+    }
+}
+
+extension Array where Element == AlarmRecord {
+    /// Each signal's first alarm step (the earliest over its detectors).
+    public var firstAlarm: [String: Int] {
+        var out: [String: Int] = [:]
+        for a in self { out[a.signal] = Swift.min(out[a.signal] ?? a.step, a.step) }
+        return out
+    }
+
+    /// Steps from hallucination's first alarm to evil's (positive: hallucination warned first).
+    public var warningSteps: Int? {
+        let first = firstAlarm
+        guard let h = first["hallucination"], let e = first["evil"] else { return nil }
+        return e - h
     }
 }
