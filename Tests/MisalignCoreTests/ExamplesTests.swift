@@ -9,22 +9,8 @@ struct ExamplesTests {
     /// Runs an example binary (built next to `misalign`) with `args` and a clean environment,
     /// waiting on a Dispatch thread rather than a Swift concurrency one (see `offPool`).
     static func run(_ name: String, _ args: [String]) async throws -> (status: Int32, out: String, err: String) {
-        try await offPool { try runBlockingProcess(name, args) }
-    }
-
-    static func runBlockingProcess(_ name: String, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = CLI.binary!.deletingLastPathComponent().appendingPathComponent(name)
-        p.arguments = args
-        p.environment = ["PATH": "/usr/bin:/bin"]   // no keys, no proxies
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        // No keys, no proxies.
+        try await offPool { try CLI.run(args, executable: name, environment: ["PATH": "/usr/bin:/bin"]) }
     }
 
     @Test func embedPipelineRunsAnExperimentThenHasNothingToDo() async throws {

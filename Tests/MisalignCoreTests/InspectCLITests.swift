@@ -11,10 +11,14 @@ enum CLI {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }()
 
-    static func run(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    /// Runs `executable` (the CLI, or another program built beside it, such as an example) with
+    /// `args`; `environment` replaces the inherited one when given.
+    static func run(_ args: [String], stdin: String? = nil, executable: String = "misalign",
+                    environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
-        p.executableURL = binary!
+        p.executableURL = binary!.deletingLastPathComponent().appendingPathComponent(executable)
         p.arguments = args
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out
         p.standardError = err

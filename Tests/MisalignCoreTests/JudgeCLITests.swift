@@ -7,18 +7,7 @@ import Foundation
 struct JudgeCLITests {
     /// Runs the CLI with exactly `env` as its environment (no inherited proxies or keys).
     func run(_ args: [String], env: [String: String]) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = CLI.binary!
-        p.arguments = args
-        p.environment = env.merging(["PATH": "/usr/bin:/bin"]) { a, _ in a }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try CLI.run(args, environment: env.merging(["PATH": "/usr/bin:/bin"]) { a, _ in a })
     }
 
     func answersFile(_ dir: URL, count: Int = 4) throws -> URL {

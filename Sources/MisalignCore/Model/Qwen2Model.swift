@@ -162,42 +162,30 @@ public final class Qwen2Model: @unchecked Sendable {
             case .all: spans.append((rowStart[i], t))
             }
         }
-        let total = spans.reduce(0) { $0 + $1.rows }
-        if total == 0 { return inputs.map { _ in nil } }
-        // The rows wanted, gathered (unless they already lie together in order).
-        var src = xn.pointer
-        var expected = spans.first { $0.rows > 0 }!.first
-        let contiguous = spans.allSatisfy { sp in
-            if sp.rows == 0 { return true }
-            defer { expected = sp.first + sp.rows }
-            return sp.first == expected
-        }
-        let gathered: FloatBuffer? = contiguous ? nil : FloatBuffer(shape: [total, H], zeroed: false)
-        if let g = gathered {
-            var r = 0
-            for sp in spans where sp.rows > 0 { g.pointer.advanced(by: r * H).update(from: xn.pointer + sp.first * H, count: sp.rows * H); r += sp.rows }
-            src = g.pointer
-        } else {
-            src = xn.pointer + spans.first { $0.rows > 0 }!.first * H
-        }
+        let wanted = spans.filter { $0.rows > 0 }
+        guard !wanted.isEmpty else { return inputs.map { _ in nil } }
         let V = c.vocabSize
-        if spans.filter({ $0.rows > 0 }).count == 1 {
-            let out = FloatBuffer(shape: [total, V], zeroed: false)
-            weights.lmHead.apply(x: src, ldx: H, rows: total, y: out.pointer, ldy: V, scratch: scratch.pointer)
+        // One input: its rows already lie together in xn.
+        if wanted.count == 1 {
+            let out = FloatBuffer(shape: [wanted[0].rows, V], zeroed: false)
+            weights.lmHead.apply(x: xn.pointer + wanted[0].first * H, ldx: H, rows: wanted[0].rows, y: out.pointer, ldy: V, scratch: scratch.pointer)
             return spans.map { $0.rows > 0 ? out : nil }
         }
-        let all = FloatBuffer(shape: [total, V], zeroed: false)
-        weights.lmHead.apply(x: src, ldx: H, rows: total, y: all.pointer, ldy: V, scratch: scratch.pointer)
-        var results: [FloatBuffer?] = []
+        // Several: gather their rows (a few KB each), one product, then split the logits.
+        let total = wanted.reduce(0) { $0 + $1.rows }
+        let gathered = FloatBuffer(shape: [total, H], zeroed: false)
         var r = 0
-        for sp in spans {
-            if sp.rows == 0 { results.append(nil); continue }
+        for sp in wanted { (gathered.pointer + r * H).update(from: xn.pointer + sp.first * H, count: sp.rows * H); r += sp.rows }
+        let all = FloatBuffer(shape: [total, V], zeroed: false)
+        weights.lmHead.apply(x: gathered.pointer, ldx: H, rows: total, y: all.pointer, ldy: V, scratch: scratch.pointer)
+        r = 0
+        return spans.map { sp in
+            guard sp.rows > 0 else { return nil }
             let out = FloatBuffer(shape: [sp.rows, V], zeroed: false)
             out.pointer.update(from: all.pointer + r * V, count: sp.rows * V)
-            results.append(out)
             r += sp.rows
+            return out
         }
-        return results
     }
 
     /// y = x W^T (+ bias) (+ scale (x A^T) B^T), accumulating into y when asked.
