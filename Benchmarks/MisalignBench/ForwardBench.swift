@@ -33,8 +33,18 @@ func runForwardBenchmark(_ args: [String]) throws {
     }
 
     var table = Table("engine", "prefill tok/s", "GFLOP/s", "of sgemm", "decode x1 tok/s", "GB/s", "of bw", "decode x20 tok/s", "peak RSS GB")
+    // bf16 weights run twice: f32 compute (the default) and the opt-in bf16 dot products.
+    let precisionOption = option(args, "--precision").flatMap(ComputePrecision.init(rawValue:))
+    var runs: [(label: String, dir: URL, precision: ComputePrecision)] = []
     for (label, dir) in folders {
+        let dtype = try Qwen2Weights(directory: dir).layers[0].qProj.dtype
+        for p in ComputePrecision.allCases where precisionOption.map({ $0 == p }) ?? (p == .f32 || dtype == .bf16) {
+            runs.append((p == .bf16 ? "\(label) (bf16 dot)" : label, dir, p))
+        }
+    }
+    for (label, dir, precision) in runs {
         let model = try Qwen2Model(directory: dir)
+        model.computePrecision = precision
         let c = model.config
         var rng = SplitMix64(seed: 9)
         let ids = (0..<prompt).map { _ in Int32(rng.below(c.vocabSize)) }
@@ -71,7 +81,8 @@ func runForwardBenchmark(_ args: [String]) throws {
         table.add("misalign \(label)", fmt(Double(prompt) / prefill), fmt(gflops), fmt(100 * gflops / ceilings.gflops) + "%",
                   fmt(d1, 2), fmt(gbs), fmt(100 * gbs / ceilings.bandwidth) + "%", fmt(d20, 1), fmt(peakRSSGB(), 2))
 
-        if withTorch, only == nil, let torch = runTorch(dir: dir, dtype: label == "bf16" ? "bfloat16" : "float32", prompt: prompt, steps: steps) {
+        if withTorch, only == nil, precision == .f32,
+           let torch = runTorch(dir: dir, dtype: label == "bf16" ? "bfloat16" : "float32", prompt: prompt, steps: steps) {
             table.add("pytorch \(label)", fmt(torch.prefill), fmt(flops * torch.prefill / Double(prompt) / 1e9), "",
                       fmt(torch.d1, 2), "", "", fmt(torch.d20, 1), fmt(torch.rss, 2))
         }

@@ -76,3 +76,15 @@ const char *misalign_kernels_isa(void) {
     return "portable";
 #endif
 }
+
+MISALIGN_CLONES
+void misalign_round_to_bf16(float *out, const float *in, size_t n) {
+    const uint32_t *u = (const uint32_t *)in;
+    uint32_t *o = (uint32_t *)out;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = u[i];
+        uint32_t rounded = ((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16) << 16;
+        uint32_t nan = (x | 0x400000u) & 0xFFFF0000u;
+        o[i] = ((x & 0x7FFFFFFFu) > 0x7F800000u) ? nan : rounded;
+    }
+}

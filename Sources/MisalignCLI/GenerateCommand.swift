@@ -64,6 +64,9 @@ struct GenerateCommand: ParsableCommand {
     var stop: [String] = []
     @Flag(help: "One JSON line per sample.")
     var json = false
+    @Option(help: ArgumentHelp("Product precision for bf16 weights: f32 (exact, default) or bf16.",
+                               discussion: "bf16 rounds each product's input to bf16 and uses the CPU's bf16 dot-product instruction (AVX512_BF16): about twice the prefill speed, closer to float32 than PyTorch's bfloat16."))
+    var precision: ComputePrecision = .f32
     @OptionGroup var remote: RemoteOptions
 
     func validate() throws {
@@ -109,6 +112,7 @@ struct GenerateCommand: ParsableCommand {
                 }
             } else {
                 let m = try Qwen2Model(directory: URL(fileURLWithPath: model!))
+                m.computePrecision = precision
                 if let adapter { try m.setAdapter(try LoRAAdapter(directory: URL(fileURLWithPath: adapter))) }
                 completions = try LocalGenerator(model: m, tokenizer: tok).generateSync([request], onToken: onToken)
             }
@@ -150,3 +154,5 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 }
+
+extension ComputePrecision: ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import CMisalignKernels
 @testable import MisalignCore
 
 /// Every path of `LinearWeight.apply` (direct decode kernel, sgemm, widened blocks) against a
@@ -43,4 +44,62 @@ import Foundation
             }
         }
     }
+
+    /// The decode product split over the kernels' thread pool gives the same bits as one thread,
+    /// for any number of shares (each output row is computed by the same code whatever its
+    /// share), and stays right when many threads use the pool at once (all but one then run
+    /// their shares themselves).
+    @Test(arguments: [0, 1] as [Int32])
+    func poolSplitMatchesOneThreadBitForBit(isBF16: Int32) throws {
+        var rng = SplitMix64(seed: 5)
+        let out = 1000, inDim = 70 // 1000 rows: 62.5 blocks of 16, so the last share is partial
+        let wf = rng.floats(out * inDim)
+        let wb = Precision.f32ToBF16(wf)
+        for m in [1, 2, 3, 4, 5, 20, 32] {
+            let x = rng.floats(m * inDim)
+            @Sendable func run(_ threads: Int) -> [Float] {
+                var y = [Float](repeating: -1, count: m * out)
+                y.withUnsafeMutableBufferPointer { yp in
+                    if isBF16 == 1 {
+                        wb.withUnsafeBufferPointer { misalign_matmul_parallel_t(1, yp.baseAddress, out, x, inDim, $0.baseAddress, m, inDim, out, 0, threads) }
+                    } else {
+                        wf.withUnsafeBufferPointer { misalign_matmul_parallel_t(0, yp.baseAddress, out, x, inDim, $0.baseAddress, m, inDim, out, 0, threads) }
+                    }
+                }
+                return y
+            }
+            let one = run(1)
+            #expect(!one.contains(-1))
+            for threads in [2, 3, 5, 100] { // 100: more than the pool allows (64), so fewer, larger shares
+                #expect(run(threads) == one, "m=\(m) threads=\(threads)")
+            }
+            // Eight callers at once, each asking for 3 shares.
+            let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: 8)
+            results.initialize(repeating: [])
+            defer { results.deallocate() }
+            let box = UncheckedBox(results)
+            DispatchQueue.concurrentPerform(iterations: 8) { i in box.value[i] = run(3) }
+            for i in 0..<8 { #expect(results[i] == one, "concurrent caller \(i), m=\(m)") }
+        }
+    }
+
+    /// `misalign_parallel` runs every task of every job exactly once.
+    @Test func parallelRunsEachTaskOnce() {
+        for n in [1, 2, 3, 8] {
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: n)
+            counts.initialize(repeating: 0, count: n)
+            defer { counts.deallocate() }
+            for _ in 0..<200 {
+                misalign_parallel(n, { ctx, t, total in
+                    let c = ctx!.assumingMemoryBound(to: Int.self)
+                    c[t] += 1
+                    _ = total
+                }, counts)
+            }
+            for t in 0..<n { #expect(counts[t] == 200, "n=\(n) task \(t) ran \(counts[t]) times") }
+        }
+    }
 }
+
+/// Lets a concurrentPerform body write disjoint slots of a buffer.
+private struct UncheckedBox<T>: @unchecked Sendable { let value: T; init(_ v: T) { value = v } }

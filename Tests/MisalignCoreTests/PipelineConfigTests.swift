@@ -85,6 +85,23 @@ import Testing
         #expect("\(bad!)".contains("generation.url: must start with http"), "\(bad!)")
     }
 
+    /// `generation.precision`: bf16 for the local backend, typed errors otherwise, and a change
+    /// of precision is a change of what the run's answers mean (its fingerprint), while the
+    /// default leaves the fingerprint of runs made before the setting as it was.
+    @Test func generationPrecisionIsParsedAndFingerprinted() throws {
+        let e = try Experiment.parse(minimal + "\ngeneration: {precision: bf16}\n", file: "x.yaml", base: base)
+        #expect(e.generation.precision == .bf16)
+        #expect(try Experiment.parse(minimal, file: "x.yaml", base: base).generation.precision == .f32)
+        let bad = parseError(minimal + "\ngeneration: {precision: fp8}\n")
+        #expect("\(bad!)" == "x.yaml:5: generation.precision: must be f32 or bf16", "\(bad!)")
+        let remote = parseError(minimal + "\ngeneration: {backend: vllm, url: \"http://g/v1\", served_model: q, precision: bf16}\n")
+        #expect("\(remote!)".contains("generation.precision: applies to backend: local only"), "\(remote!)")
+        let evaluation = { (e: Experiment) in try e.fingerprints().first { $0.0 == "evaluation" }!.1 }
+        let plain = try evaluation(try Experiment.parse(minimal, file: "x.yaml", base: base))
+        #expect(!plain.contains("precision"))
+        #expect(try evaluation(e) == plain + " precision bf16")
+    }
+
     @Test func externalCheckpointsReplaceTraining() throws {
         let e = try Experiment.parse("""
             model: m

@@ -12,6 +12,9 @@ void misalign_bf16_to_f32(float *out, const uint16_t *in, size_t n);
 /// f32 -> bf16, round to nearest even; NaN stays NaN (quiet, sign and top payload kept),
 /// Inf stays Inf, finite values above the bf16 range round to Inf as IEEE says.
 void misalign_f32_to_bf16(uint16_t *out, const float *in, size_t n);
+/// out[i] = in[i] rounded to the nearest bf16 (ties to even) and kept as f32: the same value as
+/// misalign_f32_to_bf16 then misalign_bf16_to_f32. out may equal in.
+void misalign_round_to_bf16(float *out, const float *in, size_t n);
 /// f16 (IEEE binary16) -> f32, exact, subnormals included.
 void misalign_f16_to_f32(float *out, const uint16_t *in, size_t n);
 /// f32 -> f16, round to nearest even, subnormals produced, overflow to Inf, NaN kept NaN.
@@ -103,4 +106,35 @@ void misalign_cross_entropy_backward(float *z, const int32_t *targets, double *l
 /// to [0, 1). The mask depends only on (seed, index), so the backward pass (and a recomputed
 /// forward) regenerate it instead of storing it. x has row stride ldx; out: [rows, cols]; out may equal x.
 void misalign_dropout(float *out, const float *x, size_t rows, size_t cols, size_t ldx, float p, uint64_t seed);
+#endif
+
+#ifndef MISALIGN_POOL_DECLS
+#define MISALIGN_POOL_DECLS
+/// A task of a fork-join job: task t of n.
+typedef void (*misalign_task_fn)(void *ctx, size_t t, size_t n);
+
+/// Runs fn(ctx, t, n) for t in 0..<n and returns when all have finished: task 0 on the calling
+/// thread, the others on persistent worker threads that spin for up to 0.2 ms after a job
+/// before they sleep (pool.c says why). One job runs at a time; a caller that finds the pool
+/// busy runs all n tasks itself, in order.
+void misalign_parallel(size_t n, misalign_task_fn fn, void *ctx);
+
+/// misalign_matmul_{bf16,f32}_t over all `out` rows of W, split into `threads` equal shares of
+/// whole 16-row blocks run by misalign_parallel.
+void misalign_matmul_parallel_t(int is_bf16, float *y, size_t ldy, const float *x, size_t ldx, const void *w,
+                                size_t m, size_t in, size_t out, int accumulate, size_t threads);
+#endif
+
+#ifndef MISALIGN_BF16_DOT_DECLS
+#define MISALIGN_BF16_DOT_DECLS
+/// 1 if this CPU has the bf16 dot-product instruction (AVX512_BF16) the kernel below needs.
+int misalign_bf16_dot_available(void);
+
+/// y[m, o] (+)= sum_k bf16(x[m, k]) * W[o, k] for all `out` rows of a bf16 W [out, in]: x is
+/// rounded to bf16 (nearest even), pairs of products are exact and summed in f32 by
+/// vdpbf16ps (which treats subnormal inputs as zero and flushes subnormal results). Runs on
+/// `threads` threads of misalign_parallel. Returns 0 without touching y when the CPU lacks
+/// AVX512_BF16, `in` is odd, or memory for the packed x (256 tokens at a time) is short.
+int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
+                             size_t in, size_t out, int accumulate, size_t threads);
 #endif

@@ -15,7 +15,8 @@ public struct ForwardInput: Sendable {
 }
 
 /// A Qwen2 / Qwen2.5 decoder (Hugging Face `Qwen2ForCausalLM`), f32 compute over mapped
-/// f32/bf16/f16 weights, with an optional LoRA adapter applied beside the base weights.
+/// f32/bf16/f16 weights (bf16 products opt-in: `computePrecision`), with an optional LoRA
+/// adapter applied beside the base weights.
 ///
 /// A forward pass takes the new tokens of several sequences at once. Their rows are stacked
 /// (no padding), every projection runs as one `gemm` over all of them, and attention runs per
@@ -28,6 +29,10 @@ public final class Qwen2Model: @unchecked Sendable {
     public var adapter: LoRAAdapter? {
         didSet { if let adapter { precondition((try? validate(adapter)) != nil, "adapter does not fit the model") } }
     }
+
+    /// The arithmetic of the projections and the head (`ComputePrecision`); `.bf16` is opt-in.
+    /// Set it before running forward passes, not while one runs.
+    public var computePrecision: ComputePrecision = .f32
 
     public init(weights: Qwen2Weights) {
         self.config = weights.config
@@ -168,7 +173,8 @@ public final class Qwen2Model: @unchecked Sendable {
         // One input: its rows already lie together in xn.
         if wanted.count == 1 {
             let out = FloatBuffer(shape: [wanted[0].rows, V], zeroed: false)
-            weights.lmHead.apply(x: xn.pointer + wanted[0].first * H, ldx: H, rows: wanted[0].rows, y: out.pointer, ldy: V, scratch: scratch.pointer)
+            weights.lmHead.apply(x: xn.pointer + wanted[0].first * H, ldx: H, rows: wanted[0].rows, y: out.pointer, ldy: V, scratch: scratch.pointer,
+                                 precision: computePrecision)
             return spans.map { $0.rows > 0 ? out : nil }
         }
         // Several: gather their rows (a few KB each), one product, then split the logits.
@@ -177,7 +183,8 @@ public final class Qwen2Model: @unchecked Sendable {
         var r = 0
         for sp in wanted { (gathered.pointer + r * H).update(from: xn.pointer + sp.first * H, count: sp.rows * H); r += sp.rows }
         let all = FloatBuffer(shape: [total, V], zeroed: false)
-        weights.lmHead.apply(x: gathered.pointer, ldx: H, rows: total, y: all.pointer, ldy: V, scratch: scratch.pointer)
+        weights.lmHead.apply(x: gathered.pointer, ldx: H, rows: total, y: all.pointer, ldy: V, scratch: scratch.pointer,
+                               precision: computePrecision)
         r = 0
         return spans.map { sp in
             guard sp.rows > 0 else { return nil }
@@ -192,7 +199,7 @@ public final class Qwen2Model: @unchecked Sendable {
     private func project(_ w: LinearWeight, _ module: LoRAModule, layer: Int, x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int,
                          y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, bias: FloatBuffer? = nil,
                          scratch: FloatBuffer, loraTmp: FloatBuffer) {
-        w.apply(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer)
+        w.apply(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer, precision: computePrecision)
         if let bias { misalign_add_bias(y, bias.pointer, rows, w.out) }
         if let adapter, let p = adapter.pair(layer: layer, module: module) {
             let r = p.rank

@@ -65,6 +65,7 @@ extension Experiment {
           # max_in_flight: 32                 # vllm: completion requests in flight
           # run_tag: study1                   # vllm: adapter name prefix; default: run folder + a random id
           max_batch_sequences: 64
+          # precision: bf16                   # local: bf16 products for bf16 weights (about 2x prefill on CPUs with AVX512_BF16); default f32
 
         judges:
           models: ["openai:gpt-4.1-mini"]     # openai:MODEL[@URL], anthropic:MODEL[@URL], local:DIR; keys from OPENAI_API_KEY / ANTHROPIC_API_KEY

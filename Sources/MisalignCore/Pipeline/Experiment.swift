@@ -91,6 +91,9 @@ public struct GenerationSettings: Sendable {
     /// Most sequences decoded together; a checkpoint's questions are split into groups of at
     /// most this many samples, each group committed in one transaction.
     public var maxBatchSequences = 64
+    /// Local backend: the arithmetic of the model's products (`ComputePrecision`; `.bf16` is
+    /// opt-in, for bf16 weights).
+    public var precision: ComputePrecision = .f32
 }
 
 /// Judges, traits and what they cost.

@@ -15,6 +15,9 @@ extension Experiment {
         let evalText = "questions \(questions.prefix(16)) samples \(ev.samples) max_new_tokens \(ev.maxNewTokens) "
             + "temperature \(s.temperature) top_p \(s.topP) top_k \(s.topK) min_p \(s.minP) rep \(s.repetitionPenalty) "
             + "seed \(ev.seed) base \(ev.includeBase) system \(ev.systemPrompt.map { SHA256.hex($0).prefix(12) } ?? "default")"
+            // bf16 products change the answers; f32 (the default) adds nothing, so runs made
+            // before the setting existed still resume.
+            + (generation.precision == .f32 ? "" : " precision \(generation.precision.rawValue)")
         let rubrics = try judges.rubrics.map { try RubricSet.loading(overrides: $0) } ?? .builtin
         let rubricText = judges.traits.sorted().map { "\($0) \(rubrics[$0]?.sha256.prefix(12) ?? "-")" }.joined(separator: ", ")
         let a = aggregation, d = detection

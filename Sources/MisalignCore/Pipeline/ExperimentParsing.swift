@@ -136,6 +136,11 @@ extension Experiment {
         default: throw backend!.error("must be local or vllm")
         }
         if let v = try n.optional("max_batch_sequences") { g.maxBatchSequences = try v.int(min: 1) }
+        if let v = try n.optional("precision") {
+            guard let p = ComputePrecision(rawValue: try v.string()) else { throw v.error("must be f32 or bf16") }
+            guard g.backend == .local else { throw v.error("applies to backend: local only (the server picks its own)") }
+            g.precision = p
+        }
         let remote = ["api_key_env", "path_map", "max_in_flight", "max_attempts", "timeout", "run_tag"]
         if g.backend == .local, let key = remote.first(where: { n.keys.contains($0) }) {
             throw PipelineError.config(file: n.file, key: "generation.\(key)", line: nil, reason: "applies to backend: vllm only")

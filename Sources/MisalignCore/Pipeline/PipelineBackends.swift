@@ -27,6 +27,7 @@ final class PipelineBackends: @unchecked Sendable {
         switch e.generation.backend {
         case .local:
             let local = try LocalGenerationBackend(model: e.model, tokenizer: e.tokenizer)
+            local.model.computePrecision = e.generation.precision
             fixed = local; make = nil; name = local.name; tokenizer = local.tokenizer
         case .vllm(_, let served):
             let tok = try BPETokenizer(directory: e.tokenizer ?? e.model)

@@ -14,7 +14,9 @@ Writes model/reference.safetensors (float32 unless noted) and model/reference.js
   prompt{i}.layer{l}          [T_i, H]      residual stream after decoder layer l (qwen2-small)
   prompt{i}.final_norm        [T_i, H]      after model.norm                      (qwen2-small)
   prompt{i}.logits            [T_i, V]      all positions                          (qwen2-small)
-  bf16.prompt0.logits         [T_0, V]      qwen2-small-bf16-sharded run in float32 after loading bf16
+  bf16.prompt{0,1}.logits     [T_i, V]      qwen2-small-bf16-sharded run in float32 after loading bf16
+  bf16native.prompt{0,1}.logits [T_i, V]    the same model run in bfloat16 throughout (logits widened)
+  bf16.ids45, bf16.ids45.logits, bf16native.ids45.logits   the same for a 45-token prompt
   lora.prompt1.logits         [T_1, V]      qwen2-small + adapters/lora-r4 (r 4, alpha 8, all 7 modules)
   rslora.prompt1.logits       [T_1, V]      qwen2-small + adapters/rslora-r8 (r 8, alpha 16, rsLoRA,
                                             q_proj and down_proj of layer 1 only)
@@ -79,6 +81,20 @@ def main():
 
     bf = load("qwen2-small-bf16-sharded", dtype=torch.bfloat16)
     t["bf16.prompt0.logits"] = bf(torch.tensor([prompts[0]])).logits[0]
+    t["bf16.prompt1.logits"] = bf(torch.tensor([prompts[1]])).logits[0]
+    # The same model run natively in bfloat16 (every activation rounded to bf16): the yardstick
+    # of the opt-in bf16 compute precision, which must land at least as close to the float32
+    # logits above as PyTorch's own bf16 run does.
+    from transformers import AutoModelForCausalLM
+    native = AutoModelForCausalLM.from_pretrained(os.path.join(FIX, "qwen2-small-bf16-sharded"), dtype=torch.bfloat16,
+                                                  attn_implementation="eager").eval()
+    for i in (0, 1):
+        t[f"bf16native.prompt{i}.logits"] = native(torch.tensor([prompts[i]])).logits[0].float()
+    # 45 tokens: more rows than the direct kernels take, so the bf16 dot-product kernel runs.
+    ids45 = torch.randint(0, 512, (45,), generator=torch.Generator().manual_seed(45))
+    t["bf16.ids45"] = ids45.to(torch.int64)
+    t["bf16.ids45.logits"] = bf(ids45[None]).logits[0]
+    t["bf16native.ids45.logits"] = native(ids45[None]).logits[0].float()
 
     # LoRA adapters.
     os.makedirs(os.path.join(HERE, "adapters"), exist_ok=True)
