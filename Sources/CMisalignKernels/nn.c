@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "clones.h"
+#include "vec.h"
 
 MISALIGN_CLONES
 void misalign_rmsnorm(float *out, const float *x, const float *w, float eps, size_t rows, size_t cols) {
@@ -21,7 +22,7 @@ MISALIGN_CLONES
 void misalign_silu_mul(float *out, const float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
-        out[i] = (g / (1.0f + expf(-g))) * up[i];
+        out[i] = (g / (1.0f + misalign_exp(-g))) * up[i]; // vectorises; libm's expf did not
     }
 }
 
@@ -90,11 +91,9 @@ void misalign_widen_rows(float *out, const uint16_t *w, size_t rows, size_t cols
 // SSE by target_clones) and a compile-time block size keep every accumulator in a register;
 // left to the auto-vectoriser, this loop nest ran at a tenth of the memory bandwidth. The
 // blocks are macros, not helper functions, so they are compiled for each clone's target.
-typedef float v16f __attribute__((vector_size(64), aligned(4)));
 typedef uint32_t v16u __attribute__((vector_size(64), aligned(4)));
 typedef uint16_t v16h __attribute__((vector_size(32), aligned(2)));
 
-#define LOADV_F32(p) (*(const v16f *)(p))
 #define LOADV_BF16(p) ((v16f)(__builtin_convertvector(*(const v16h *)(p), v16u) << 16))
 #define LOAD1_F32(p, i) ((p)[i])
 #define LOAD1_BF16(p, i) misalign_bf16_value((p)[i])
@@ -105,19 +104,6 @@ static inline float misalign_bf16_value(uint16_t h) {
     memcpy(&f, &bits, 4);
     return f;
 }
-
-// Horizontal sum of 16 lanes as a tree of vector adds: the scalar lane-by-lane sum it
-// replaces took longer than the dot product itself for 896-long rows. (A macro: a function
-// taking a 64-byte vector would change ABI between the clones.)
-typedef float v8f __attribute__((vector_size(32)));
-typedef float v4f __attribute__((vector_size(16)));
-#define HSUM16(v, out)                                                                         \
-    do {                                                                                       \
-        v8f h8 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +                       \
-                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);                  \
-        v4f h4 = __builtin_shufflevector(h8, h8, 0, 1, 2, 3) + __builtin_shufflevector(h8, h8, 4, 5, 6, 7); \
-        (out) = (h4[0] + h4[2]) + (h4[1] + h4[3]);                                             \
-    } while (0)
 
 // A register tile: NO rows of W against MB rows of x, NO * MB accumulators. Each step over k
 // loads NO + MB vectors for NO * MB fused multiply-adds, so with 4 x 6 the loop is bound by

@@ -138,3 +138,18 @@ int misalign_bf16_dot_available(void);
 int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
                              size_t in, size_t out, int accumulate, size_t threads);
 #endif
+
+#ifndef MISALIGN_ATTENTION_DECLS
+#define MISALIGN_ATTENTION_DECLS
+/// Causal attention of `count` new query rows at positions start ..< start + count over a
+/// cache holding positions 0 ..< start + count: row i sees positions 0 ... start + i.
+/// out[i, h*hd ..] = softmax_j(scale * q_i,h . k_j) v_j, grouped-query (head h reads key/value
+/// head h / (heads / kv_heads)). q, out: [count, heads * hd] with row strides ldq, ldo. The
+/// cache is `segments` runs of positions (a forked sequence reads its parent's): run s holds
+/// positions first[s] ..< first[s] + len[s], ascending and contiguous, its keys for key/value
+/// head g at keys[g * segments + s] ([len[s], hd]), values likewise. Runs on `threads` threads of
+/// misalign_parallel. The softmax sums in double; exp is misalign_exp (within 2 ulp).
+void misalign_attention(float *out, size_t ldo, const float *q, size_t ldq, size_t count, size_t start, size_t heads,
+                        size_t kv_heads, size_t hd, float scale, const float *const *keys, const float *const *values,
+                        const size_t *first, const size_t *len, size_t segments, size_t threads);
+#endif

@@ -211,38 +211,21 @@ public final class Qwen2Model: @unchecked Sendable {
     }
 
     /// Causal attention of `count` new rows of one sequence (positions start ..< start+count)
-    /// over every cached position up to each row's own. q, out: [count, qDim] row-major.
+    /// over every cached position up to each row's own (`misalign_attention`, on the kernels'
+    /// thread pool). q, out: [count, qDim] row-major.
     private func attention(layer: Int, sequence s: KVCache.Sequence, cache: KVCache, start: Int, count: Int,
                            q: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let c = config
-        let hd = c.headDim, qDim = c.qDim
-        let group = c.numAttentionHeads / c.numKeyValueHeads
-        let total = start + count
-        let scale = 1 / Float(hd).squareRoot()
-        // With one new row, the `group` query heads sharing a key/value head are adjacent in q:
-        // treat them as a [group, hd] matrix and do the group in one product.
-        let stacked = count == 1
-        let m = stacked ? group : count
-        let scores = FloatBuffer(shape: [m, total], zeroed: false)
-        var valid = [Int](repeating: total, count: m)
-        if !stacked { for t in 0..<count { valid[t] = start + t + 1 } }
-
+        var keys: [UnsafePointer<Float>?] = [], values: [UnsafePointer<Float>?] = []
+        var first: [Int] = [], len: [Int] = []
         for g in 0..<c.numKeyValueHeads {
-            let segs = cache.segments(s, layer: layer, head: g, upTo: total)
-            for h in (stacked ? [g * group] : Array(g * group..<(g + 1) * group)) {
-                let qh = q + h * hd
-                let lda = stacked ? hd : qDim
-                for (kp, _, first, len) in segs {
-                    BLAS.gemm(transB: true, m: m, n: len, k: hd, alpha: scale, a: qh, lda: lda, b: kp, ldb: hd,
-                              c: scores.pointer + first, ldc: total)
-                }
-                valid.withUnsafeBufferPointer { misalign_softmax_rows(scores.pointer, m, total, $0.baseAddress) }
-                let oh = out + h * hd
-                for (i, (_, vp, first, len)) in segs.enumerated() {
-                    BLAS.gemm(m: m, n: hd, k: len, a: scores.pointer + first, lda: total, b: vp, ldb: hd,
-                              beta: i == 0 ? 0 : 1, c: oh, ldc: lda)
-                }
+            for (kp, vp, f, n) in cache.segments(s, layer: layer, head: g, upTo: start + count) {
+                keys.append(UnsafePointer(kp)); values.append(UnsafePointer(vp))
+                if g == 0 { first.append(f); len.append(n) }
             }
         }
+        let threads = max(1, BLAS.threads)
+        misalign_attention(out, c.qDim, q, c.qDim, count, start, c.numAttentionHeads, c.numKeyValueHeads, c.headDim,
+                           1 / Float(c.headDim).squareRoot(), keys, values, first, len, first.count, threads)
     }
 }

@@ -1,0 +1,77 @@
+import Testing
+import Foundation
+import CMisalignKernels
+@testable import MisalignCore
+
+/// `misalign_attention` against a float64 computation from its definition, on shapes the
+/// model fixtures do not reach: a head size that is not a multiple of 16 (the scalar tails),
+/// a cache split into three runs (a fork of a fork), grouped-query heads, new rows starting
+/// mid-sequence, a partial block of rows, and 1-3 threads.
+@Suite struct AttentionKernelTests {
+    @Test(arguments: [(16, 1, 1), (20, 7, 0), (64, 9, 5), (37, 1, 40)])
+    func matchesFloat64(hd: Int, count: Int, start: Int) {
+        var rng = SplitMix64(seed: UInt64(hd * 100 + count))
+        let heads = 6, kvHeads = 2, group = heads / kvHeads
+        let total = start + count
+        // Three runs of positions: [0, a), [a, b), [b, total).
+        let a = total / 3, b = 2 * total / 3
+        let runs = [(0, a), (a, b - a), (b, total - b)].filter { $0.1 > 0 }
+        let k = (0..<kvHeads).map { _ in rng.floats(total * hd) }, v = (0..<kvHeads).map { _ in rng.floats(total * hd) }
+        let ldq = heads * hd + 3, ldo = heads * hd + 5
+        let q = rng.floats(count * ldq)
+        let scale = 1 / Float(hd).squareRoot()
+        // float64 reference
+        var want = [Double](repeating: 0, count: count * ldo)
+        for i in 0..<count { for h in 0..<heads {
+            let g = h / group, visible = start + i + 1
+            let s = (0..<visible).map { j in (0..<hd).reduce(0.0) { $0 + Double(q[i * ldq + h * hd + $1]) * Double(k[g][j * hd + $1]) } * Double(scale) }
+            let m = s.max()!
+            let e = s.map { Foundation.exp($0 - m) }, z = e.reduce(0, +)
+            for d in 0..<hd { want[i * ldo + h * hd + d] = (0..<visible).reduce(0.0) { $0 + e[$1] / z * Double(v[g][$1 * hd + d]) } }
+        } }
+        for threads in [1, 2, 3] {
+            var out = [Float](repeating: .nan, count: count * ldo)
+            k.withContiguousPointers { kp in v.withContiguousPointers { vp in
+                var keys: [UnsafePointer<Float>?] = [], values: [UnsafePointer<Float>?] = []
+                for g in 0..<kvHeads { for (f, _) in runs { keys.append(kp[g] + f * hd); values.append(vp[g] + f * hd) } }
+                out.withUnsafeMutableBufferPointer { o in
+                    misalign_attention(o.baseAddress, ldo, q, ldq, count, start, heads, kvHeads, hd, scale, keys, values,
+                                       runs.map(\.0), runs.map(\.1), runs.count, threads)
+                }
+            } }
+            var worst = 0.0
+            for i in 0..<count { for c in 0..<(heads * hd) { worst = max(worst, abs(Double(out[i * ldo + c]) - want[i * ldo + c])) } }
+            #expect(worst < 2e-6, "hd \(hd) count \(count) start \(start) threads \(threads): \(worst)")
+            // The padding between rows is not written.
+            for i in 0..<count { for c in (heads * hd)..<ldo { #expect(out[i * ldo + c].isNaN) } }
+        }
+    }
+
+    /// silu(g) * u with the vectorised exp, against float64, over the range activations take,
+    /// and NaN in gives NaN out (the training loop's NaN check relies on it).
+    @Test func siluMatchesFloat64() {
+        let g: [Float] = stride(from: -100.0, through: 100.0, by: 0.013).map { Float($0) } + [0, -0, 1e-30, -1e-30, 88.5, -88.5, .nan]
+        let u = [Float](repeating: 1.5, count: g.count)
+        var out = [Float](repeating: 0, count: g.count)
+        out.withUnsafeMutableBufferPointer { misalign_silu_mul($0.baseAddress, g, u, g.count) }
+        for i in 0..<(g.count - 1) {
+            let x = Double(g[i])
+            let want = x / (1 + Foundation.exp(-x)) * 1.5
+            // Below g = -88.4, e^-g saturates at 2.4e38 (libm's is Inf), so silu's tiny negative
+            // values come out as -g / 2.4e38 (about 6e-37 at g = -100) instead of about 0.
+            #expect(abs(Double(out[i]) - want) <= 3e-7 * abs(want) + 1e-36, "silu(\(g[i])): \(out[i]) vs \(want)")
+        }
+        #expect(out.last!.isNaN)
+    }
+}
+
+private extension Array where Element == [Float] {
+    /// Pointers to each inner array's storage for the duration of `body`.
+    func withContiguousPointers<R>(_ body: ([UnsafePointer<Float>]) -> R) -> R {
+        func go(_ i: Int, _ acc: [UnsafePointer<Float>]) -> R {
+            if i == count { return body(acc) }
+            return self[i].withUnsafeBufferPointer { go(i + 1, acc + [$0.baseAddress!]) }
+        }
+        return go(0, [])
+    }
+}
