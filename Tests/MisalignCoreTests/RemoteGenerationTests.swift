@@ -18,7 +18,7 @@ func endpoint(_ server: MockCompletionServer, clock: RecordingJudgeClock = Recor
               key: Bool = false) throws -> RemoteEndpoint {
     try RemoteEndpoint(baseURL: server.baseURL, apiKeyVariable: key ? "TEST_VLLM_KEY" : nil,
                        environment: ["TEST_VLLM_KEY": fakeServerKey], maxInFlight: 4, maxAttempts: maxAttempts,
-                       clock: clock, timeout: 5, connectTimeout: 2)
+                       clock: clock, timeout: 30, connectTimeout: 10) // generous: a 429 test once saw an extra retry under the full suite's load, most likely a 5 s timeout
 }
 
 let remotePrompt: [Int32] = [151644, 872, 198, 9707, 151645]
@@ -113,7 +113,7 @@ let remotePrompt: [Int32] = [151644, 872, 198, 9707, 151645]
         let g = OpenAICompatibleGenerator(endpoint: try endpoint(server, clock: clock, maxAttempts: 5), model: "base")
         let out = try await g.generate([GenerationRequest(prompt: remotePrompt)], onToken: nil)
         #expect(out.count == 1 && out[0].text.hasPrefix("[base]"))
-        #expect(clock.sleeps == [7, 7, 7] && server.requests.count == 4)
+        #expect(clock.sleeps == [7, 7, 7] && server.requests.count == 4, "slept \(clock.sleeps), \(server.requests.count) requests")
     }
 
     @Test func malformedBodiesNameTheField() async throws {
