@@ -1,10 +1,13 @@
+import CMisalignKernels
 import Foundation
 import MisalignCore
 
 /// sgemm throughput on the matrix shapes of one Qwen2.5-0.5B layer (hidden 896, 14 query and
 /// 2 key/value heads of 64, intermediate 4864), weights stored [out, in] as in HF files, so
 /// every projection is `X[M, in] * W[out, in]^T`. The ceiling printed beside each figure is
-/// the best this BLAS reaches on a large square product in the same run.
+/// the best this BLAS reaches on a large square product in the same run. Beside it, where the
+/// CPU has AVX512_BF16, the bf16 dot-product kernel (`ComputePrecision.bf16`) on the same
+/// shapes with the weights in bf16, on the same number of threads.
 func runGemmBenchmark(_ args: [String]) throws {
     let tokenCounts = option(args, "--tokens").map { $0.split(separator: ",").compactMap { Int($0) } } ?? [256, 512, 1024]
     let shapes: [(String, Int, Int)] = [ // (name, out, in)
@@ -19,6 +22,10 @@ func runGemmBenchmark(_ args: [String]) throws {
     let w = FloatBuffer(shape: [4864 * 4864], zeroed: false); rng.fill(w)
     let y = FloatBuffer(shape: [max(maxM * 4864, square * square)], zeroed: false)
     let originalThreads = BLAS.threads
+    let wb = UnsafeMutablePointer<UInt16>.allocate(capacity: w.count)
+    defer { wb.deallocate() }
+    misalign_f32_to_bf16(wb, w.pointer, w.count)
+    let dot = ComputePrecision.bf16DotAvailable
 
     for threads in [1, originalThreads].uniqued() {
         BLAS.threads = threads
@@ -29,8 +36,8 @@ func runGemmBenchmark(_ args: [String]) throws {
         }
         let peak = 2.0 * Double(n * n * n) / peakTime / 1e9
         print("\nthreads \(threads): square 2048^3 sgemm ceiling \(fmt(peak)) GFLOP/s")
-        var table = Table("shape (M x out x in)", "ms", "GFLOP/s", "of ceiling")
-        var layerFlops = 0.0, layerTime = 0.0
+        var table = Table("shape (M x out x in)", "ms", "GFLOP/s", "of ceiling", "bf16 dot GFLOP/s", "dot / sgemm")
+        var layerFlops = 0.0, layerTime = 0.0, dotTime = 0.0
         for m in tokenCounts {
             for (name, out, inDim) in shapes {
                 let t = bestTime(repeats: 5) {
@@ -41,12 +48,21 @@ func runGemmBenchmark(_ args: [String]) throws {
                 let count = name.contains("/") ? 2.0 : 1.0 // q and o, k and v, gate and up
                 layerFlops += flops * count; layerTime += t * count
                 let g = flops / t / 1e9
-                table.add("\(name) \(m) x \(out) x \(inDim)", fmt(t * 1e3, 2), fmt(g), fmt(100 * g / peak) + "%")
+                var dotCells = ["n/a", ""]
+                if dot {
+                    let td = bestTime(repeats: 5) {
+                        _ = misalign_matmul_bf16_dot(y.pointer, out, x.pointer, inDim, wb, m, inDim, out, 0, threads)
+                    }
+                    dotTime += td * count
+                    dotCells = [fmt(flops / td / 1e9), fmt(t / td, 2) + "x"]
+                }
+                table.add("\(name) \(m) x \(out) x \(inDim)", fmt(t * 1e3, 2), fmt(g), fmt(100 * g / peak) + "%", dotCells[0], dotCells[1])
             }
         }
         table.print()
         let g = layerFlops / layerTime / 1e9
-        print("whole layer (all 7 projections, all token counts): \(fmt(g)) GFLOP/s = \(fmt(100 * g / peak))% of the ceiling")
+        print("whole layer (all 7 projections, all token counts): \(fmt(g)) GFLOP/s = \(fmt(100 * g / peak))% of the ceiling"
+              + (dot ? "; bf16 dot \(fmt(layerFlops / dotTime / 1e9)) GFLOP/s = \(fmt(layerTime / dotTime, 2))x sgemm" : ""))
     }
     BLAS.threads = originalThreads
 }

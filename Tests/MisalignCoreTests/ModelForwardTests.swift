@@ -95,6 +95,23 @@ import Foundation
         expectClose(try logits(merged, try ids("prompt1.ids")), try ref("lora.prompt1.logits"), "merged lora-r4 prompt 1")
         // The base weights are untouched.
         expectClose(try logits(Self.small, try ids("prompt1.ids")), try ref("prompt1.logits"), "base after merging")
+        // Applied beside the weights, the adapter runs on the direct kernels up to 32 rows and on
+        // sgemm above; both agree with the merged weights, here on a 49-token prompt and while
+        // decoding it one token at a time.
+        let long = try ids("prompt1.ids") + ids("prompt0.ids") + ids("prompt1.ids") + ids("prompt2.ids") + ids("prompt1.ids")
+        let model = try Qwen2Model(directory: Fixtures.url("qwen2-small"))
+        try model.setAdapter(adapter)
+        let want = try logits(merged, long)
+        expectClose(try logits(model, long), want.toArray(), rtol: 1e-5, atol: 1e-5, "adapter beside vs merged, 49 rows")
+        let cache = KVCache(config: model.config)
+        let s = cache.addSequence(capacity: long.count)
+        let V = model.config.vocabSize
+        _ = try model.forward([ForwardInput(sequence: s, tokens: Array(long[0..<40]), logits: .none)], cache: cache)
+        for p in 40..<long.count {
+            let l = try model.forward([ForwardInput(sequence: s, tokens: [long[p]])], cache: cache)[0]!
+            expectClose(UnsafeBufferPointer(l.buffer), Array(want.buffer[(p * V)..<((p + 1) * V)]), rtol: 1e-5, atol: 1e-5,
+                        "adapter decoding at position \(p)")
+        }
     }
 
     @Test func sequenceLongerThan512Tokens() throws {

@@ -59,6 +59,7 @@ public final class LoRAAdapter: @unchecked Sendable {
         public let a: FloatBuffer  // [r, in]
         public let b: FloatBuffer  // [out, r]
         public var rank: Int { a.shape[0] }
+        public init(a: FloatBuffer, b: FloatBuffer) { self.a = a; self.b = b }
     }
     public let config: LoRAConfig
     public private(set) var pairs: [LoRAKey: Pair]

@@ -203,6 +203,17 @@ public final class Qwen2Model: @unchecked Sendable {
         if let bias { misalign_add_bias(y, bias.pointer, rows, w.out) }
         if let adapter, let p = adapter.pair(layer: layer, module: module) {
             let r = p.rank
+            if rows <= LinearWeight.directRows {
+                // Decoding: the direct kernels on the pool, so no BLAS call (and no OpenBLAS
+                // thread spinning beside the pool's) enters a decoding step.
+                // t[rows, r] = x A^T; t *= scale; y += t B^T
+                misalign_matmul_parallel_t(0, loraTmp.pointer, r, x, ldx, p.a.pointer, rows, w.inDim, r, 0, 1)
+                let scale = adapter.config.scale
+                for i in 0..<(rows * r) { loraTmp.pointer[i] *= scale }
+                let threads = w.out * r >= LinearWeight.parallelElements ? max(1, BLAS.threads) : 1
+                misalign_matmul_parallel_t(0, y, ldy, loraTmp.pointer, r, p.b.pointer, rows, r, w.out, 1, threads)
+                return
+            }
             // t[rows, r] = x A^T; y += scale * t B^T
             BLAS.gemm(transB: true, m: rows, n: r, k: w.inDim, a: x, lda: ldx, b: p.a.pointer, ldb: w.inDim, c: loraTmp.pointer, ldc: r)
             BLAS.gemm(transB: true, m: rows, n: w.out, k: r, alpha: adapter.config.scale, a: loraTmp.pointer, lda: r,
