@@ -19,11 +19,32 @@ void misalign_rmsnorm(float *out, const float *x, const float *w, float eps, siz
 }
 
 MISALIGN_CLONES
-void misalign_silu_mul(float *out, const float *gate, const float *up, size_t n) {
+static void silu_mul_range(float *out, const float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = (g / (1.0f + misalign_exp(-g))) * up[i]; // vectorises; libm's expf did not
     }
+}
+
+struct silu_job { float *out; const float *gate, *up; size_t n; };
+
+static void silu_task(void *ctx, size_t t, size_t n) {
+    const struct silu_job *j = ctx;
+    size_t blocks = (j->n + 15) / 16, b0 = blocks * t / n * 16, b1 = blocks * (t + 1) / n * 16;
+    if (b1 > j->n) b1 = j->n;
+    if (b0 < b1) silu_mul_range(j->out + b0, j->gate + b0, j->up + b0, b1 - b0);
+}
+
+void misalign_silu_mul(float *out, const float *gate, const float *up, size_t n) {
+    misalign_silu_mul_threads(out, gate, up, n, 1);
+}
+
+// In prefill the three arrays are megabytes each (256 tokens x 4864 x 3 arrays = 15 MB per
+// layer): one core streamed them at 5% of a bf16-products prefill's time.
+void misalign_silu_mul_threads(float *out, const float *gate, const float *up, size_t n, size_t threads) {
+    struct silu_job j = {out, gate, up, n};
+    if (threads > 1 && n >= (1u << 16)) misalign_parallel(threads, silu_task, &j);
+    else silu_mul_range(out, gate, up, n);
 }
 
 MISALIGN_CLONES

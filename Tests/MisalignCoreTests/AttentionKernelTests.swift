@@ -62,6 +62,15 @@ import CMisalignKernels
             #expect(abs(Double(out[i]) - want) <= 3e-7 * abs(want) + 1e-36, "silu(\(g[i])): \(out[i]) vs \(want)")
         }
         #expect(out.last!.isNaN)
+        // Split over the pool (from 65,536 elements), the same bits as one thread.
+        var rng = SplitMix64(seed: 12)
+        let n = 70_001, big = rng.floats(n).map { $0 * 20 }, bigUp = rng.floats(n)
+        var one = [Float](repeating: 0, count: n), split = [Float](repeating: 0, count: n)
+        one.withUnsafeMutableBufferPointer { misalign_silu_mul_threads($0.baseAddress, big, bigUp, n, 1) }
+        for threads in [2, 3] {
+            split.withUnsafeMutableBufferPointer { misalign_silu_mul_threads($0.baseAddress, big, bigUp, n, threads) }
+            #expect(split == one, "\(threads) threads")
+        }
     }
 }
 

@@ -34,6 +34,8 @@ void misalign_rmsnorm(float *out, const float *x, const float *w, float eps, siz
 
 /// out[i] = silu(gate[i]) * up[i] with silu(g) = g / (1 + exp(-g)). out may alias gate or up.
 void misalign_silu_mul(float *out, const float *gate, const float *up, size_t n);
+/// The same on `threads` threads of misalign_parallel (from 65,536 elements; one below).
+void misalign_silu_mul_threads(float *out, const float *gate, const float *up, size_t n, size_t threads);
 
 /// out[i] += a[i].
 void misalign_add_inplace(float *out, const float *a, size_t n);

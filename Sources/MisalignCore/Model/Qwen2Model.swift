@@ -147,7 +147,7 @@ public final class Qwen2Model: @unchecked Sendable {
             misalign_rmsnorm(xn.pointer, x.pointer, w.postAttentionLayernorm.pointer, eps, n, H)
             project(w.gateProj, .gate, layer: l, x: xn.pointer, ldx: H, rows: n, y: gate.pointer, ldy: I, scratch: scratch, loraTmp: loraTmp)
             project(w.upProj, .up, layer: l, x: xn.pointer, ldx: H, rows: n, y: up.pointer, ldy: I, scratch: scratch, loraTmp: loraTmp)
-            misalign_silu_mul(gate.pointer, gate.pointer, up.pointer, n * I)
+            misalign_silu_mul_threads(gate.pointer, gate.pointer, up.pointer, n * I, max(1, BLAS.threads))
             project(w.downProj, .down, layer: l, x: gate.pointer, ldx: I, rows: n, y: x.pointer, ldy: H, accumulate: true, scratch: scratch, loraTmp: loraTmp)
             observer?("layer.\(l)", x.view)
         }
