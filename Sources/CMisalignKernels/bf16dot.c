@@ -49,8 +49,8 @@ struct dot_job {
 __attribute__((target("avx512f,avx512bf16")))
 static void dot_task(void *ctx, size_t t, size_t n) {
     const struct dot_job *j = ctx;
-    size_t tiles = (j->out + MR - 1) / MR;
-    size_t first = tiles * t / n, last = tiles * (t + 1) / n;
+    size_t first, last; // tiles of MR rows of W
+    misalign_share((j->out + MR - 1) / MR, 1, t, n, &first, &last);
     float tile[TOKENS / 32][MR][32] __attribute__((aligned(64)));
     for (size_t ti = first; ti < last; ti++) {
         size_t o = ti * MR, valid = j->out - o < MR ? j->out - o : MR;
@@ -124,8 +124,7 @@ int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, c
             for (size_t k = 0; k < in2; k++) dst[k * 32] = words[k];
         }
         struct dot_job j = {y + t0 * ldy, ldy, (const word2 *)w, xp, tokens, blocks, in2, out, accumulate};
-        if (threads > 1) misalign_parallel(threads, dot_task, &j);
-        else dot_task(&j, 0, 1);
+        misalign_parallel(threads, dot_task, &j); // one thread: runs on the caller
     }
     return 1;
 }

@@ -30,8 +30,8 @@ struct silu_job { float *out; const float *gate, *up; size_t n; };
 
 static void silu_task(void *ctx, size_t t, size_t n) {
     const struct silu_job *j = ctx;
-    size_t blocks = (j->n + 15) / 16, b0 = blocks * t / n * 16, b1 = blocks * (t + 1) / n * 16;
-    if (b1 > j->n) b1 = j->n;
+    size_t b0, b1;
+    misalign_share(j->n, 16, t, n, &b0, &b1);
     if (b0 < b1) silu_mul_range(j->out + b0, j->gate + b0, j->up + b0, b1 - b0);
 }
 

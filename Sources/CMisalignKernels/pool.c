@@ -134,9 +134,8 @@ struct matmul_job {
 // same with one row of x and 4% slower with 20.)
 static void matmul_task(void *ctx, size_t t, size_t n) {
     const struct matmul_job *j = ctx;
-    size_t blocks = (j->out + 15) / 16;
-    size_t o0 = blocks * t / n * 16, o1 = blocks * (t + 1) / n * 16;
-    if (o1 > j->out) o1 = j->out;
+    size_t o0, o1;
+    misalign_share(j->out, 16, t, n, &o0, &o1);
     if (o0 >= o1) return;
     if (j->is_bf16)
         misalign_matmul_bf16_t(j->y, j->ldy, j->x, j->ldx, j->w, j->m, j->in, o0, o1, j->accumulate);
@@ -147,9 +146,5 @@ static void matmul_task(void *ctx, size_t t, size_t n) {
 void misalign_matmul_parallel_t(int is_bf16, float *y, size_t ldy, const float *x, size_t ldx, const void *w,
                                 size_t m, size_t in, size_t out, int accumulate, size_t threads) {
     struct matmul_job j = {is_bf16, y, ldy, x, ldx, w, m, in, out, accumulate};
-    if (threads <= 1) {
-        matmul_task(&j, 0, 1);
-        return;
-    }
-    misalign_parallel(threads, matmul_task, &j);
+    misalign_parallel(threads, matmul_task, &j); // one thread: runs on the caller
 }

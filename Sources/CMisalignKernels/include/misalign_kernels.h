@@ -115,6 +115,16 @@ void misalign_dropout(float *out, const float *x, size_t rows, size_t cols, size
 /// A task of a fork-join job: task t of n.
 typedef void (*misalign_task_fn)(void *ctx, size_t t, size_t n);
 
+/// Task t's share [*lo, *hi) of `count` items cut into n nearly equal runs of whole `block`s
+/// (the last run ends at `count`); empty when there are fewer blocks than tasks.
+static inline void misalign_share(size_t count, size_t block, size_t t, size_t n, size_t *lo, size_t *hi) {
+    size_t blocks = (count + block - 1) / block;
+    *lo = blocks * t / n * block;
+    *hi = blocks * (t + 1) / n * block;
+    if (*hi > count) *hi = count;
+    if (*lo > *hi) *lo = *hi;
+}
+
 /// Runs fn(ctx, t, n) for t in 0..<n and returns when all have finished: task 0 on the calling
 /// thread, the others on persistent worker threads that spin for up to 0.2 ms after a job
 /// before they sleep (pool.c says why). One job runs at a time; a caller that finds the pool

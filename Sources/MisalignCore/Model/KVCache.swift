@@ -1,8 +1,8 @@
 /// Keys and values of every position seen so far, per sequence, per layer, per key/value head.
 ///
 /// Layout of a sequence's own storage: `[layers, kvHeads, capacity, headDim]`, so the keys of one
-/// head are one contiguous `[positions, headDim]` matrix that attention multiplies with a single
-/// `gemm`. A sequence may be forked: N samples of one prompt each get a child that reads the
+/// head are one contiguous `[positions, headDim]` run of rows for the attention kernel
+/// (`misalign_attention`). A sequence may be forked: N samples of one prompt each get a child that reads the
 /// prompt's positions from the parent's storage and stores only its own continuation, so the
 /// prompt's cache exists once however many samples are drawn.
 public final class KVCache: @unchecked Sendable {

@@ -72,7 +72,7 @@ public struct LinearWeight: @unchecked Sendable {
                       accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>, blockRows: Int? = nil,
                       precision: ComputePrecision = .f32) {
         if precision == .bf16, case .bf16(let w) = storage {
-            let threads = out * inDim >= Self.parallelElements ? max(1, BLAS.threads) : 1
+            let threads = Self.threads(forElements: out * inDim)
             // Many rows: the dot-product kernel (twice sgemm's rate). Up to 32 rows the direct
             // kernel on rounded x is as fast: its lanes run along k, while the dot kernel's run
             // along 32 tokens and idle with fewer (81-104 against 93 GFLOP/s at 20 rows).
@@ -107,7 +107,7 @@ public struct LinearWeight: @unchecked Sendable {
     /// not oversubscribed). False for f16, which has none.
     private func applyDirect(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
                              accumulate: Bool) -> Bool {
-        let threads = out * inDim >= Self.parallelElements ? max(1, BLAS.threads) : 1
+        let threads = Self.threads(forElements: out * inDim)
         let acc: Int32 = accumulate ? 1 : 0
         switch storage {
         case .f32(let w): misalign_matmul_parallel_t(0, y, ldy, x, ldx, w, m, inDim, out, acc, threads)
@@ -117,9 +117,10 @@ public struct LinearWeight: @unchecked Sendable {
         return true
     }
 
-    /// Elements of W from which the direct product is split across threads. With the spinning
-    /// pool a split costs a few microseconds, so even the 128 x 896 k/v projections gain.
-    static let parallelElements = 1 << 16
+    /// Threads for a direct product over a W of `elements` entries: from 65,536 (with the
+    /// spinning pool a split costs a few microseconds, so even the 128 x 896 k/v projections
+    /// gain) every BLAS thread, below that one.
+    static func threads(forElements elements: Int) -> Int { elements >= 1 << 16 ? max(1, BLAS.threads) : 1 }
 
     /// Floats of scratch `apply` needs.
     public var scratchCount: Int { trainingBlockRows * inDim }

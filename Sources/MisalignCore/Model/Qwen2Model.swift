@@ -210,8 +210,8 @@ public final class Qwen2Model: @unchecked Sendable {
                 misalign_matmul_parallel_t(0, loraTmp.pointer, r, x, ldx, p.a.pointer, rows, w.inDim, r, 0, 1)
                 let scale = adapter.config.scale
                 for i in 0..<(rows * r) { loraTmp.pointer[i] *= scale }
-                let threads = w.out * r >= LinearWeight.parallelElements ? max(1, BLAS.threads) : 1
-                misalign_matmul_parallel_t(0, y, ldy, loraTmp.pointer, r, p.b.pointer, rows, r, w.out, 1, threads)
+                misalign_matmul_parallel_t(0, y, ldy, loraTmp.pointer, r, p.b.pointer, rows, r, w.out, 1,
+                                           LinearWeight.threads(forElements: w.out * r))
                 return
             }
             // t[rows, r] = x A^T; y += scale * t B^T
