@@ -18,11 +18,18 @@ void misalign_rmsnorm(float *out, const float *x, const float *w, float eps, siz
     }
 }
 
+// The model calls this with out == gate. Written straight to out, the loop kept a runtime
+// overlap check, which an in-place call fails, so it ran the scalar fallback: 20 cycles an
+// element, 8.6% of a bf16-products prefill. Through a local block, which cannot alias, it is
+// vectorised unconditionally (and misalign_exp vectorises where libm's expf did not).
 MISALIGN_CLONES
 static void silu_mul_range(float *out, const float *gate, const float *up, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float g = gate[i];
-        out[i] = (g / (1.0f + misalign_exp(-g))) * up[i]; // vectorises; libm's expf did not
+    float block[256] __attribute__((aligned(64)));
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        size_t len = n - i0 < 256 ? n - i0 : 256;
+        const float *g = gate + i0, *u = up + i0;
+        for (size_t i = 0; i < len; i++) block[i] = (g[i] / (1.0f + misalign_exp(-g[i]))) * u[i];
+        memcpy(out + i0, block, len * sizeof(float));
     }
 }
 

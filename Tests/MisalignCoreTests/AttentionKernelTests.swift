@@ -71,6 +71,12 @@ import CMisalignKernels
             split.withUnsafeMutableBufferPointer { misalign_silu_mul_threads($0.baseAddress, big, bigUp, n, threads) }
             #expect(split == one, "\(threads) threads")
         }
+        // In place (out == gate, as the model calls it): the same bits, threaded or not.
+        for threads in [1, 2] {
+            var inPlace = big
+            inPlace.withUnsafeMutableBufferPointer { misalign_silu_mul_threads($0.baseAddress, $0.baseAddress, bigUp, n, threads) }
+            #expect(inPlace == one, "in place, \(threads) threads")
+        }
     }
 }
 
