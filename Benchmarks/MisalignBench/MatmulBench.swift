@@ -25,11 +25,16 @@ func runMatmulBenchmark(_ args: [String]) throws {
     for i in 0..<x.count { x.pointer[i] = Float(rng.normal()) }
     let y = FloatBuffer(shape: [maxRows, out], zeroed: false)
     print("W: \(out) x \(inDim), 1 thread; GFLOP/s = 2 * rows * out * in / time; GB/s = bytes of W / time")
-    var table = Table("rows", "direct f32 GFLOP/s", "GB/s", "direct bf16 GFLOP/s", "GB/s", "sgemm f32 GFLOP/s", "direct/sgemm f32")
+    var table = Table("rows", "direct f32 GFLOP/s", "GB/s", "direct bf16 GFLOP/s", "GB/s", "bf16 dot GFLOP/s", "GB/s", "sgemm f32 GFLOP/s",
+                      "direct/sgemm f32")
     for m in [1, 2, 4, 6, 8, 12, 16, 20, 24, 32] {
         let flops = 2.0 * Double(m * out * inDim)
         let tf = bestTime(repeats: 7) { misalign_matmul_f32_t(y.pointer, out, x.pointer, inDim, w.pointer, m, inDim, 0, out, 0) }
         let tb = bestTime(repeats: 7) { misalign_matmul_bf16_t(y.pointer, out, x.pointer, inDim, wb, m, inDim, 0, out, 0) }
+        // bf16 products (`ComputePrecision.bf16`): x rounded to bf16, vdpbf16ps along k.
+        let td = ComputePrecision.bf16DotAvailable
+            ? bestTime(repeats: 7) { _ = misalign_matmul_bf16_dot_rows(y.pointer, out, x.pointer, inDim, wb, m, inDim, out, 0, 1) }
+            : .infinity
         let saved = BLAS.threads
         BLAS.threads = 1
         let tg = bestTime(repeats: 7) {
@@ -37,7 +42,8 @@ func runMatmulBenchmark(_ args: [String]) throws {
         }
         BLAS.threads = saved
         table.add("\(m)", fmt(flops / tf / 1e9), fmt(Double(4 * out * inDim) / tf / 1e9), fmt(flops / tb / 1e9),
-                  fmt(Double(2 * out * inDim) / tb / 1e9), fmt(flops / tg / 1e9), fmt(tg / tf, 2) + "x")
+                  fmt(Double(2 * out * inDim) / tb / 1e9), fmt(flops / td / 1e9), fmt(Double(2 * out * inDim) / td / 1e9),
+                  fmt(flops / tg / 1e9), fmt(tg / tf, 2) + "x")
     }
     table.print()
 }

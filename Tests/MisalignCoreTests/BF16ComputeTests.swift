@@ -51,6 +51,41 @@ import CMisalignKernels
         }
     }
 
+    /// The few-rows kernel (lanes along k): every row count that takes its own code path (1-4
+    /// streamed, 5-32 in 4 x 6 down to 4 x 1 tiles), W's row count around the 4-row tiles and
+    /// the 16-row shares, inner sizes around the 32-value chunks (odd ones included: the last
+    /// chunk is loaded under a mask), strided x and y, accumulation, 1-3 threads; and the same
+    /// bits whatever the split.
+    @Test(.enabled(if: ComputePrecision.bf16DotAvailable, "this CPU has no AVX512_BF16; the fallback is tested below"))
+    func rowsKernelMatchesFloat64() {
+        var rng = SplitMix64(seed: 17)
+        for (m, inDim, out) in [(1, 64, 13), (2, 33, 19), (3, 896, 7), (4, 95, 40), (5, 64, 21), (7, 31, 4), (9, 130, 37),
+                                (20, 896, 50), (32, 97, 66), (1, 1, 3), (13, 1, 17)] {
+            let w = Precision.bf16ToF32(Precision.f32ToBF16(rng.floats(out * inDim)))
+            let wb = Precision.f32ToBF16(w)
+            let ldx = inDim + 3, ldy = out + 5
+            let x = rng.floats(m * ldx)
+            var oneThread: [Float] = []
+            for (accumulate, threads) in [(false, 1), (false, 3), (true, 2), (false, 2)] {
+                var y = rng.floats(m * ldy)
+                let y0 = y
+                let ok = y.withUnsafeMutableBufferPointer { yp in
+                    wb.withUnsafeBufferPointer {
+                        misalign_matmul_bf16_dot_rows(yp.baseAddress, ldy, x, ldx, $0.baseAddress, m, inDim, out, accumulate ? 1 : 0, threads)
+                    }
+                }
+                #expect(ok == 1)
+                let err = worstError(y: y, y0: accumulate ? y0 : nil, x: x, ldx: ldx, w: w, m: m, inDim: inDim, out: out, ldy: ldy)
+                #expect(err < 1e-6, "m=\(m) in=\(inDim) out=\(out) accumulate=\(accumulate) threads=\(threads): \(err)")
+                for r in 0..<m { for o in out..<ldy { #expect(y[r * ldy + o].bitPattern == y0[r * ldy + o].bitPattern, "column past out written") } }
+                if !accumulate && threads == 1 { oneThread = y }
+                if !accumulate && threads > 1 {
+                    for r in 0..<m { for o in 0..<out { #expect(y[r * ldy + o] == oneThread[r * ldy + o], "\(threads) threads differ from one") } }
+                }
+            }
+        }
+    }
+
     /// An odd inner dimension has no whole pairs: the kernel declines and leaves y alone.
     @Test func dotKernelDeclinesOddInnerDimension() {
         var y = [Float](repeating: 7, count: 40 * 3)

@@ -149,6 +149,15 @@ int misalign_bf16_dot_available(void);
 /// AVX512_BF16, `in` is odd, or memory for the packed x (256 tokens at a time) is short.
 int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
                              size_t in, size_t out, int accumulate, size_t threads);
+
+/// The same product for few rows of x (decoding), with the lanes along k: W read once as
+/// stored, 32 values of k per instruction, each row's 16 lane sums added at its end. x is
+/// rounded to bf16 into a per-thread buffer first. Any `in`, odd included. Runs on `threads`
+/// threads of misalign_parallel over 16-row blocks of W; the result for a row of W does not
+/// depend on the split. Returns 0 without touching y when the CPU lacks AVX512_BF16 or memory
+/// for the rounded x (m x in rounded up to 32 bf16) is short.
+int misalign_matmul_bf16_dot_rows(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
+                                  size_t in, size_t out, int accumulate, size_t threads);
 #endif
 
 #ifndef MISALIGN_ATTENTION_DECLS

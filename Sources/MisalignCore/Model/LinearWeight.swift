@@ -73,11 +73,15 @@ public struct LinearWeight: @unchecked Sendable {
                       precision: ComputePrecision = .f32) {
         if precision == .bf16, case .bf16(let w) = storage {
             let threads = Self.threads(forElements: out * inDim)
-            // Many rows: the dot-product kernel (twice sgemm's rate). Up to 32 rows the direct
-            // kernel on rounded x is as fast: its lanes run along k, while the dot kernel's run
-            // along 32 tokens and idle with fewer (81-104 against 93 GFLOP/s at 20 rows).
-            if m > Self.directRowsBF16,
-               misalign_matmul_bf16_dot(y, ldy, x, ldx, w, m, inDim, out, accumulate ? 1 : 0, threads) == 1 { return }
+            // Many rows: the dot-product kernel with 32 tokens across its lanes (twice sgemm's
+            // rate). Up to 32 rows, the one with its lanes along k (`misalign-bench matmul`, one
+            // thread, 4864 x 896: 1.7x the f32-widening kernel at 1 row, 1.2-1.6x at 6-32).
+            let acc: Int32 = accumulate ? 1 : 0
+            if m > Self.directRowsBF16 {
+                if misalign_matmul_bf16_dot(y, ldy, x, ldx, w, m, inDim, out, acc, threads) == 1 { return }
+            } else if misalign_matmul_bf16_dot_rows(y, ldy, x, ldx, w, m, inDim, out, acc, threads) == 1 {
+                return
+            }
             let rounded = FloatBuffer(shape: [m, inDim], zeroed: false)
             for r in 0..<m { misalign_round_to_bf16(rounded.pointer + r * inDim, x + r * ldx, inDim) }
             apply(x: rounded.pointer, ldx: inDim, rows: m, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch, blockRows: blockRows)
