@@ -46,11 +46,9 @@ struct dot_job {
     }
 #define ACC_SAVE(i) _mm512_store_ps(tile[b][i], c##i##a); _mm512_store_ps(tile[b][i] + 16, c##i##b);
 
+// Tiles [first, last) of MR rows of W.
 __attribute__((target("avx512f,avx512bf16")))
-static void dot_task(void *ctx, size_t t, size_t n) {
-    const struct dot_job *j = ctx;
-    size_t first, last; // tiles of MR rows of W
-    misalign_share((j->out + MR - 1) / MR, 1, t, n, &first, &last);
+static void dot_tiles(const struct dot_job *j, size_t first, size_t last) {
     float tile[TOKENS / 32][MR][32] __attribute__((aligned(64)));
     for (size_t ti = first; ti < last; ti++) {
         size_t o = ti * MR, valid = j->out - o < MR ? j->out - o : MR;
@@ -84,6 +82,32 @@ static void dot_task(void *ctx, size_t t, size_t n) {
     }
 }
 
+// A group of products sharing the packed x: `base` with y, ldy, w and out set per product.
+struct dot_group {
+    struct dot_job base;
+    const misalign_product *products;
+    size_t count, tiles;
+};
+
+// Task t takes the t-th of n equal shares of the tiles, counted across the group's products.
+static void dot_task(void *ctx, size_t t, size_t n) {
+    const struct dot_group *g = ctx;
+    size_t lo, hi;
+    misalign_share(g->tiles, 1, t, n, &lo, &hi);
+    for (size_t p = 0, first = 0; p < g->count; first += (g->products[p].out + MR - 1) / MR, p++) {
+        const misalign_product *pr = &g->products[p];
+        size_t o0, o1;
+        misalign_group_rows(lo, hi, first, pr->out, MR, &o0, &o1);
+        if (o0 >= o1) continue;
+        struct dot_job j = g->base;
+        j.y = pr->y;
+        j.ldy = pr->ldy;
+        j.w = (const word2 *)pr->w;
+        j.out = pr->out;
+        dot_tiles(&j, o0 / MR, (o1 + MR - 1) / MR);
+    }
+}
+
 static int has_bf16_dot(void) {
     static int cached = -1;
     if (cached < 0) cached = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
@@ -92,8 +116,8 @@ static int has_bf16_dot(void) {
 
 int misalign_bf16_dot_available(void) { return has_bf16_dot(); }
 
-int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
-                             size_t in, size_t out, int accumulate, size_t threads) {
+int misalign_matmul_bf16_dot_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                   size_t m, size_t in, int accumulate, size_t threads) {
     if (!has_bf16_dot() || in % 2 != 0) return 0;
     size_t in2 = in / 2;
     // The packed x, kept per calling thread and grown as needed (at most 256 tokens x in / 2
@@ -123,14 +147,32 @@ int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, c
             uint32_t *dst = xp + (tk / 32) * in2 * 32 + tk % 32;
             for (size_t k = 0; k < in2; k++) dst[k * 32] = words[k];
         }
-        struct dot_job j = {y + t0 * ldy, ldy, (const word2 *)w, xp, tokens, blocks, in2, out, accumulate};
-        misalign_parallel(threads, dot_task, &j); // one thread: runs on the caller
+        // Each product's y from row t0 on.
+        misalign_product chunk[count ? count : 1];
+        for (size_t p = 0; p < count; p++) {
+            chunk[p] = products[p];
+            chunk[p].y = products[p].y + t0 * products[p].ldy;
+        }
+        struct dot_group g = {{0, 0, 0, xp, tokens, blocks, in2, 0, accumulate}, chunk, count,
+                              misalign_group_blocks(products, count, MR)};
+        misalign_parallel(threads, dot_task, &g); // one thread: runs on the caller
     }
     return 1;
 }
 
+int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
+                             size_t in, size_t out, int accumulate, size_t threads) {
+    misalign_product one = {w, out, y, ldy};
+    return misalign_matmul_bf16_dot_group(&one, 1, x, ldx, m, in, accumulate, threads);
+}
+
 #else
 int misalign_bf16_dot_available(void) { return 0; }
+int misalign_matmul_bf16_dot_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                   size_t m, size_t in, int accumulate, size_t threads) {
+    (void)products; (void)count; (void)x; (void)ldx; (void)m; (void)in; (void)accumulate; (void)threads;
+    return 0;
+}
 int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
                              size_t in, size_t out, int accumulate, size_t threads) {
     (void)y; (void)ldy; (void)x; (void)ldx; (void)w; (void)m; (void)in; (void)out; (void)accumulate; (void)threads;

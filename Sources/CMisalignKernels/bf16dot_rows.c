@@ -27,8 +27,15 @@ struct rows_job {
     const uint16_t *xb; // [m, ldxb] bf16, zero-padded rows
     size_t ldxb;
     const uint16_t *w;
-    size_t m, in, out;
+    size_t m, in;
     int accumulate;
+};
+
+// A group of products sharing x: `base` with y, ldy and w set per product.
+struct group_job {
+    struct rows_job base;
+    const misalign_product *products;
+    size_t count, blocks;
 };
 
 #define DP(acc, a, b) (acc) = _mm512_dpbf16_ps((acc), (__m512bh)(a), (__m512bh)(b))
@@ -166,16 +173,27 @@ TARGET static void rows_range(const struct rows_job *j, size_t o0, size_t o1) {
     }
 }
 
-// Task t takes the t-th of n equal shares of whole 16-row blocks of W.
+// Task t takes the t-th of n equal shares of whole 16-row blocks of W, counted across the
+// group's products.
 static void rows_task(void *ctx, size_t t, size_t n) {
-    const struct rows_job *j = ctx;
-    size_t o0, o1;
-    misalign_share(j->out, 16, t, n, &o0, &o1);
-    if (o0 < o1) rows_range(j, o0, o1);
+    const struct group_job *g = ctx;
+    size_t lo, hi;
+    misalign_share(g->blocks, 1, t, n, &lo, &hi);
+    for (size_t p = 0, first = 0; p < g->count; first += (g->products[p].out + 15) / 16, p++) {
+        const misalign_product *pr = &g->products[p];
+        size_t o0, o1;
+        misalign_group_rows(lo, hi, first, pr->out, 16, &o0, &o1);
+        if (o0 >= o1) continue;
+        struct rows_job j = g->base;
+        j.y = pr->y;
+        j.ldy = pr->ldy;
+        j.w = pr->w;
+        rows_range(&j, o0, o1);
+    }
 }
 
-int misalign_matmul_bf16_dot_rows(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
-                                  size_t in, size_t out, int accumulate, size_t threads) {
+int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                        size_t m, size_t in, int accumulate, size_t threads) {
     if (m == 0) return 1;
     if (!misalign_bf16_dot_available() || in == 0) return 0;
     size_t ldxb = (in + 31) / 32 * 32;
@@ -193,12 +211,25 @@ int misalign_matmul_bf16_dot_rows(float *y, size_t ldy, const float *x, size_t l
         misalign_f32_to_bf16(xb + r * ldxb, x + r * ldx, in);
         memset(xb + r * ldxb + in, 0, (ldxb - in) * sizeof(uint16_t));
     }
-    struct rows_job j = {y, ldy, xb, ldxb, w, m, in, out, accumulate};
-    misalign_parallel(threads, rows_task, &j); // one thread: runs on the caller
+    struct group_job g = {{0, 0, xb, ldxb, 0, m, in, accumulate}, products, count,
+                          misalign_group_blocks(products, count, 16)};
+    misalign_parallel(threads, rows_task, &g); // one thread: runs on the caller
     return 1;
 }
 
+int misalign_matmul_bf16_dot_rows(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
+                                  size_t in, size_t out, int accumulate, size_t threads) {
+    misalign_product one = {w, out, y, ldy};
+    return misalign_matmul_bf16_dot_rows_group(&one, 1, x, ldx, m, in, accumulate, threads);
+}
+
 #else
+int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                        size_t m, size_t in, int accumulate, size_t threads) {
+    (void)products; (void)count; (void)x; (void)ldx; (void)m; (void)in; (void)accumulate; (void)threads;
+    return 0;
+}
+
 int misalign_matmul_bf16_dot_rows(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
                                   size_t in, size_t out, int accumulate, size_t threads) {
     (void)y; (void)ldy; (void)x; (void)ldx; (void)w; (void)m; (void)in; (void)out; (void)accumulate; (void)threads;

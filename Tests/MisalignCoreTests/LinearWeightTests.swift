@@ -83,6 +83,69 @@ import CMisalignKernels
         }
     }
 
+    /// A group of products sharing x (`LinearWeight.apply(group:)`: a layer's q, k, v) gives
+    /// each product the bits `apply` gives it alone, on every path: the direct kernels (1-32
+    /// rows), sgemm (33, 70), the bf16 dot kernels (bf16 compute, both sides of 32 rows), f16's
+    /// one-by-one fallback; with accumulation; and with 1-5 threads on the C entry points.
+    @Test(arguments: [DType.f32, .bf16, .f16])
+    func groupGivesEachProductItsOwnBits(dtype: DType) throws {
+        var rng = SplitMix64(seed: 78)
+        let inDim = 96, outs = [700, 96, 131] // 88,992 weights in all: past the one-thread limit
+        var writer = SafeTensorsWriter()
+        for (i, out) in outs.enumerated() { writer.add("w\(i)", floats: rng.floats(out * inDim), shape: [out, inDim], dtype: dtype) }
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("w.safetensors")
+        try writer.write(to: url)
+        let file = try SafeTensorsFile(url: url)
+        let weights = try outs.indices.map { try LinearWeight(tensor: try file.tensor(named: "w\($0)")) }
+        let scratch = FloatBuffer(shape: [weights.map(\.scratchCount).max()!])
+        let precisions: [ComputePrecision] = dtype == .bf16 ? [.f32, .bf16] : [.f32]
+        for precision in precisions {
+            for m in [1, 3, 5, 20, 32, 33, 70] {
+                let ldx = inDim + 2
+                let x = rng.floats(m * ldx)
+                let start = outs.map { rng.floats(m * $0) }
+                for accumulate in [false, true] {
+                    let alone = start.map { FloatBuffer($0) }, grouped = start.map { FloatBuffer($0) }
+                    for i in outs.indices {
+                        weights[i].apply(x: x, ldx: ldx, rows: m, y: alone[i].pointer, ldy: outs[i], accumulate: accumulate,
+                                         scratch: scratch.pointer, precision: precision)
+                    }
+                    LinearWeight.apply(group: outs.indices.map { LinearWeight.GroupProduct(weight: weights[$0], y: grouped[$0].pointer, ldy: outs[$0]) },
+                                       x: x, ldx: ldx, rows: m, accumulate: accumulate, scratch: scratch.pointer, precision: precision)
+                    #expect(grouped.map { $0.toArray() } == alone.map { $0.toArray() }, "\(dtype) \(precision) m=\(m) accumulate=\(accumulate)")
+                }
+                // The C entry points split any way give the bits of one thread.
+                guard dtype != .f16 else { continue }
+                func run(_ threads: Int) -> [[Float]] {
+                    let ys = outs.map { FloatBuffer([Float](repeating: -1, count: m * $0)) }
+                    var products = weights.indices.map { i -> misalign_product in
+                        let w: UnsafeRawPointer = switch weights[i].storage {
+                        case .f32(let p): UnsafeRawPointer(p)
+                        case .bf16(let p), .f16(let p): UnsafeRawPointer(p)
+                        }
+                        return misalign_product(w: w, out: outs[i], y: ys[i].pointer, ldy: outs[i])
+                    }
+                    let n = products.count
+                    products.withUnsafeMutableBufferPointer { pp in
+                        if precision == .bf16 {
+                            if m > 32 { _ = misalign_matmul_bf16_dot_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
+                            else { _ = misalign_matmul_bf16_dot_rows_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
+                        } else {
+                            misalign_matmul_group_t(dtype == .bf16 ? 1 : 0, pp.baseAddress, n, x, ldx, m, inDim, 0, threads)
+                        }
+                    }
+                    return ys.map { $0.toArray() }
+                }
+                if precision == .bf16 && !ComputePrecision.bf16DotAvailable { continue }
+                let one = run(1)
+                #expect(!one.joined().contains(-1), "\(dtype) \(precision) m=\(m): a row was not written")
+                for threads in [2, 3, 5] { #expect(run(threads) == one, "\(dtype) \(precision) m=\(m) threads=\(threads)") }
+            }
+        }
+    }
+
     /// `misalign_parallel` runs every task of every job exactly once.
     @Test func parallelRunsEachTaskOnce() {
         for n in [1, 2, 3, 8] {

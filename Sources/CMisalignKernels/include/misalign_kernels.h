@@ -135,6 +135,41 @@ void misalign_parallel(size_t n, misalign_task_fn fn, void *ctx);
 /// whole 16-row blocks run by misalign_parallel.
 void misalign_matmul_parallel_t(int is_bf16, float *y, size_t ldy, const float *x, size_t ldx, const void *w,
                                 size_t m, size_t in, size_t out, int accumulate, size_t threads);
+
+/// One product of a group that shares its input x: y[m, out] (+)= x W^T, W [out, in] (f32 or
+/// bf16 as the group says), y with row stride ldy.
+typedef struct {
+    const void *w;
+    size_t out;
+    float *y;
+    size_t ldy;
+} misalign_product;
+
+/// Blocks of `block` rows in all `count` products together.
+static inline size_t misalign_group_blocks(const misalign_product *products, size_t count, size_t block) {
+    size_t total = 0;
+    for (size_t p = 0; p < count; p++) total += (products[p].out + block - 1) / block;
+    return total;
+}
+
+/// Rows [*o0, *o1) of a product of `out` rows, whose blocks are numbered from `first` in the
+/// group's list, that fall in the group's blocks [lo, hi); empty when none do.
+static inline void misalign_group_rows(size_t lo, size_t hi, size_t first, size_t out, size_t block, size_t *o0,
+                                       size_t *o1) {
+    size_t blocks = (out + block - 1) / block;
+    size_t a = lo > first ? lo - first : 0, b = hi > first ? hi - first : 0;
+    if (b > blocks) b = blocks;
+    if (a > b) a = b;
+    *o0 = a * block;
+    *o1 = b * block < out ? b * block : out;
+}
+
+/// Every product of a group in one job (the q, k and v projections of a layer; gate and up):
+/// their rows of W are dealt out as one list, so the small ones do not each pay for a split of
+/// their own, and the threads meet once. Each row's result is the one misalign_matmul_parallel_t
+/// gives for its own product.
+void misalign_matmul_group_t(int is_bf16, const misalign_product *products, size_t count, const float *x, size_t ldx,
+                             size_t m, size_t in, int accumulate, size_t threads);
 #endif
 
 #ifndef MISALIGN_BF16_DOT_DECLS
@@ -149,6 +184,10 @@ int misalign_bf16_dot_available(void);
 /// AVX512_BF16, `in` is odd, or memory for the packed x (256 tokens at a time) is short.
 int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
                              size_t in, size_t out, int accumulate, size_t threads);
+/// The same for a group of bf16 products sharing x (misalign_product): x packed once, the
+/// tiles of all of them dealt out as one list.
+int misalign_matmul_bf16_dot_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                   size_t m, size_t in, int accumulate, size_t threads);
 
 /// The same product for few rows of x (decoding), with the lanes along k: W read once as
 /// stored, 32 values of k per instruction, each row's 16 lane sums added at its end. x is
@@ -158,6 +197,9 @@ int misalign_matmul_bf16_dot(float *y, size_t ldy, const float *x, size_t ldx, c
 /// for the rounded x (m x in rounded up to 32 bf16) is short.
 int misalign_matmul_bf16_dot_rows(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
                                   size_t in, size_t out, int accumulate, size_t threads);
+/// The same for a group of bf16 products sharing x (misalign_product): x rounded once.
+int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                        size_t m, size_t in, int accumulate, size_t threads);
 #endif
 
 #ifndef MISALIGN_ATTENTION_DECLS

@@ -106,6 +106,59 @@ public struct LinearWeight: @unchecked Sendable {
         }
     }
 
+    /// One product of a group sharing its input: `y = x weight^T`, `y` with row stride `ldy`.
+    public struct GroupProduct {
+        public var weight: LinearWeight
+        public var y: UnsafeMutablePointer<Float>
+        public var ldy: Int
+        public init(weight: LinearWeight, y: UnsafeMutablePointer<Float>, ldy: Int) {
+            self.weight = weight; self.y = y; self.ldy = ldy
+        }
+    }
+
+    /// `apply` for several weights that take the same x (a layer's q, k and v projections; gate
+    /// and up). Where their kernel allows (the direct kernels, the bf16 dot kernels: weights of
+    /// one dtype and one `inDim`), all of them run as one job on the kernels' pool: their rows
+    /// are dealt out as one list, the threads meet once instead of once per product, and x is
+    /// rounded or packed once. Each product's result is the one `apply` gives it alone.
+    /// Otherwise (sgemm, f16, mixed weights) they run one after another through `apply`.
+    public static func apply(group: [GroupProduct], x: UnsafePointer<Float>, ldx: Int, rows m: Int, accumulate: Bool = false,
+                             scratch: UnsafeMutablePointer<Float>, precision: ComputePrecision = .f32) {
+        guard let first = group.first else { return }
+        let inDim = first.weight.inDim, dtype = first.weight.dtype
+        if group.count > 1, m > 0, group.allSatisfy({ $0.weight.inDim == inDim && $0.weight.dtype == dtype }) {
+            let threads = Self.threads(forElements: group.reduce(0) { $0 + $1.weight.out } * inDim)
+            let acc: Int32 = accumulate ? 1 : 0
+            var products = group.map { p -> misalign_product in
+                let w: UnsafeRawPointer = switch p.weight.storage {
+                case .f32(let w): UnsafeRawPointer(w)
+                case .bf16(let w), .f16(let w): UnsafeRawPointer(w)
+                }
+                return misalign_product(w: w, out: p.weight.out, y: p.y, ldy: p.ldy)
+            }
+            let count = products.count
+            let done: Bool = products.withUnsafeMutableBufferPointer { pp in
+                let base = pp.baseAddress
+                if precision == .bf16 && dtype == .bf16 {
+                    return m > directRowsBF16
+                        ? misalign_matmul_bf16_dot_group(base, count, x, ldx, m, inDim, acc, threads) == 1
+                        : misalign_matmul_bf16_dot_rows_group(base, count, x, ldx, m, inDim, acc, threads) == 1
+                }
+                switch dtype {
+                case .f32 where m <= directRows, .bf16 where m <= directRowsBF16:
+                    misalign_matmul_group_t(dtype == .bf16 ? 1 : 0, base, count, x, ldx, m, inDim, acc, threads)
+                    return true
+                default:
+                    return false
+                }
+            }
+            if done { return }
+        }
+        for p in group {
+            p.weight.apply(x: x, ldx: ldx, rows: m, y: p.y, ldy: p.ldy, accumulate: accumulate, scratch: scratch, precision: precision)
+        }
+    }
+
     /// The direct kernel, split over the output rows across `BLAS.threads` threads of the
     /// kernels' own spinning pool (`misalign_parallel`; BLAS is idle meanwhile, so the cores are
     /// not oversubscribed). False for f16, which has none.

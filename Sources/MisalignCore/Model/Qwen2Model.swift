@@ -116,9 +116,8 @@ public final class Qwen2Model: @unchecked Sendable {
         for (l, w) in weights.layers.enumerated() {
             // Attention block.
             misalign_rmsnorm(xn.pointer, x.pointer, w.inputLayernorm.pointer, eps, n, H)
-            project(w.qProj, .q, layer: l, x: xn.pointer, ldx: H, rows: n, y: q.pointer, ldy: qDim, bias: w.qBias, scratch: scratch, loraTmp: loraTmp)
-            project(w.kProj, .k, layer: l, x: xn.pointer, ldx: H, rows: n, y: k.pointer, ldy: kvDim, bias: w.kBias, scratch: scratch, loraTmp: loraTmp)
-            project(w.vProj, .v, layer: l, x: xn.pointer, ldx: H, rows: n, y: v.pointer, ldy: kvDim, bias: w.vBias, scratch: scratch, loraTmp: loraTmp)
+            project([(w.qProj, .q, q.pointer, qDim, w.qBias), (w.kProj, .k, k.pointer, kvDim, w.kBias), (w.vProj, .v, v.pointer, kvDim, w.vBias)],
+                    layer: l, x: xn.pointer, ldx: H, rows: n, scratch: scratch, loraTmp: loraTmp)
             let half = hd / 2
             for r in 0..<n {
                 let cosp = rotary.cos.pointer + positions[r] * half, sinp = rotary.sin.pointer + positions[r] * half
@@ -145,8 +144,8 @@ public final class Qwen2Model: @unchecked Sendable {
 
             // MLP block: x += down(silu(gate(xn)) * up(xn)).
             misalign_rmsnorm(xn.pointer, x.pointer, w.postAttentionLayernorm.pointer, eps, n, H)
-            project(w.gateProj, .gate, layer: l, x: xn.pointer, ldx: H, rows: n, y: gate.pointer, ldy: I, scratch: scratch, loraTmp: loraTmp)
-            project(w.upProj, .up, layer: l, x: xn.pointer, ldx: H, rows: n, y: up.pointer, ldy: I, scratch: scratch, loraTmp: loraTmp)
+            project([(w.gateProj, .gate, gate.pointer, I, nil), (w.upProj, .up, up.pointer, I, nil)],
+                    layer: l, x: xn.pointer, ldx: H, rows: n, scratch: scratch, loraTmp: loraTmp)
             misalign_silu_mul_threads(gate.pointer, gate.pointer, up.pointer, n * I, max(1, BLAS.threads))
             project(w.downProj, .down, layer: l, x: gate.pointer, ldx: I, rows: n, y: x.pointer, ldy: H, accumulate: true, scratch: scratch, loraTmp: loraTmp)
             observer?("layer.\(l)", x.view)
@@ -195,11 +194,28 @@ public final class Qwen2Model: @unchecked Sendable {
         }
     }
 
+    /// `project` for several projections of the same x (q, k, v; gate, up): the base products
+    /// as one group (`LinearWeight.apply(group:)`), then each one's bias and adapter.
+    private func project(_ parts: [(w: LinearWeight, module: LoRAModule, y: UnsafeMutablePointer<Float>, ldy: Int, bias: FloatBuffer?)],
+                         layer: Int, x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int, scratch: FloatBuffer, loraTmp: FloatBuffer) {
+        LinearWeight.apply(group: parts.map { LinearWeight.GroupProduct(weight: $0.w, y: $0.y, ldy: $0.ldy) }, x: x, ldx: ldx, rows: rows,
+                           scratch: scratch.pointer, precision: computePrecision)
+        for p in parts {
+            addBiasAndAdapter(p.w, p.module, layer: layer, x: x, ldx: ldx, rows: rows, y: p.y, ldy: p.ldy, bias: p.bias, loraTmp: loraTmp)
+        }
+    }
+
     /// y = x W^T (+ bias) (+ scale (x A^T) B^T), accumulating into y when asked.
     private func project(_ w: LinearWeight, _ module: LoRAModule, layer: Int, x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int,
                          y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, bias: FloatBuffer? = nil,
                          scratch: FloatBuffer, loraTmp: FloatBuffer) {
         w.apply(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer, precision: computePrecision)
+        addBiasAndAdapter(w, module, layer: layer, x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, bias: bias, loraTmp: loraTmp)
+    }
+
+    /// y += bias, then y += scale (x A^T) B^T where the adapter adapts this projection.
+    private func addBiasAndAdapter(_ w: LinearWeight, _ module: LoRAModule, layer: Int, x: UnsafeMutablePointer<Float>, ldx: Int,
+                                   rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: FloatBuffer?, loraTmp: FloatBuffer) {
         if let bias { misalign_add_bias(y, bias.pointer, rows, w.out) }
         if let adapter, let p = adapter.pair(layer: layer, module: module) {
             let r = p.rank
