@@ -123,6 +123,18 @@ typedef uint32_t v16u __attribute__((vector_size(64), aligned(4)));
 typedef uint16_t v16h __attribute__((vector_size(32), aligned(2)));
 
 #define LOADV_BF16(p) ((v16f)(__builtin_convertvector(*(const v16h *)(p), v16u) << 16))
+// 8-lane forms for the streamed products below (unaligned loads: W rows lie wherever the file
+// put them).
+typedef float v8fu __attribute__((vector_size(32), aligned(4)));
+typedef uint32_t v8u __attribute__((vector_size(32), aligned(4)));
+typedef uint16_t v8h __attribute__((vector_size(16), aligned(2)));
+#define LOADV8_F32(p) ((v8f)(*(const v8fu *)(p)))
+#define LOADV8_BF16(p) ((v8f)(__builtin_convertvector(*(const v8h *)(p), v8u) << 16))
+#define HSUM8(v, out)                                                                          \
+    do {                                                                                       \
+        v4f h4 = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7); \
+        (out) = (h4[0] + h4[2]) + (h4[1] + h4[3]);                                             \
+    } while (0)
 #define LOAD1_F32(p, i) ((p)[i])
 #define LOAD1_BF16(p, i) misalign_bf16_value((p)[i])
 
@@ -167,47 +179,53 @@ static inline float misalign_bf16_value(uint16_t h) {
         }                                                                                      \
     }
 
-// With one or two rows of x the product is bound by memory, not FMAs: W is then read as one
+// With one to four rows of x the product is bound by memory, not FMAs: W is then read as one
 // sequential stream, row after row (U accumulators hide the FMA latency), which the hardware
 // prefetcher follows; the 4-row tiles above read four short streams at once and ran at a
-// third of the bandwidth with a single row of x.
-#define MATMUL_STREAM(MB, U, LOADV, LOAD1)                                                     \
+// third of the bandwidth with a single row of x. VT is the vector type, L its lanes: one or
+// two rows of x read W 8 lanes at a time, even where 16 are available, because on Zen 4 the
+// stream alone ran faster so (1 GB of bf16 weights, two threads, ten alternating runs: 8 lanes
+// faster in each, median 1.26x; `misalign-bench matmul --out 151936`, one thread, one row:
+// bf16 1.2x, f32 1.1x). In the whole decoding step the gain is within this host's noise (eight
+// alternating runs: median +3%, faster in 5). With three or four rows the 8-lane loop's extra
+// instructions made it slower, so those keep 16 lanes.
+#define MATMUL_STREAM(MB, U, VT, L, LOADW, LOADX, HSUM, LOAD1)                                 \
     for (size_t o = o0; o < o1; o++) {                                                         \
         const __typeof__(*w) *wr = w + o * in;                                                 \
-        v16f acc[MB][U];                                                                       \
+        VT acc[MB][U];                                                                         \
         for (int j = 0; j < MB; j++)                                                           \
-            for (int u = 0; u < U; u++) acc[j][u] = (v16f){0};                                 \
+            for (int u = 0; u < U; u++) acc[j][u] = (VT){0};                                   \
         size_t k = 0;                                                                          \
-        for (; k + 16 * U <= in; k += 16 * U) {                                                \
+        for (; k + L * U <= in; k += L * U) {                                                  \
             for (int u = 0; u < U; u++) {                                                      \
-                v16f wv = LOADV(wr + k + 16 * u);                                              \
-                for (int j = 0; j < MB; j++) acc[j][u] += wv * LOADV_F32(x + j * ldx + k + 16 * u); \
+                VT wv = LOADW(wr + k + L * u);                                                 \
+                for (int j = 0; j < MB; j++) acc[j][u] += wv * LOADX(x + j * ldx + k + L * u); \
             }                                                                                  \
         }                                                                                      \
-        for (; k + 16 <= in; k += 16) {                                                        \
-            v16f wv = LOADV(wr + k);                                                           \
-            for (int j = 0; j < MB; j++) acc[j][0] += wv * LOADV_F32(x + j * ldx + k);         \
+        for (; k + L <= in; k += L) {                                                          \
+            VT wv = LOADW(wr + k);                                                             \
+            for (int j = 0; j < MB; j++) acc[j][0] += wv * LOADX(x + j * ldx + k);             \
         }                                                                                      \
         for (int j = 0; j < MB; j++) {                                                         \
             for (int u = 1; u < U; u++) acc[j][0] += acc[j][u];                                \
             float t;                                                                           \
-            HSUM16(acc[j][0], t);                                                              \
+            HSUM(acc[j][0], t);                                                                \
             for (size_t kk = k; kk < in; kk++) t += LOAD1(wr, kk) * x[j * ldx + kk];           \
             float *dst = y + j * ldy + o;                                                      \
             *dst = accumulate ? *dst + t : t;                                                  \
         }                                                                                      \
     }
 
-#define DEFINE_MATMUL(SUFFIX, WTYPE, LOADV, LOAD1)                                             \
+#define DEFINE_MATMUL(SUFFIX, WTYPE, LOADV, LOADV8, LOAD1)                                     \
     MISALIGN_CLONES                                                                            \
     void misalign_matmul_##SUFFIX##_t(float *y, size_t ldy, const float *x, size_t ldx,       \
                                       const WTYPE *w, size_t m, size_t in, size_t o0,          \
                                       size_t o1, int accumulate) {                            \
         switch (m) {                                                                           \
-        case 1: { MATMUL_STREAM(1, 4, LOADV, LOAD1) return; }                                  \
-        case 2: { MATMUL_STREAM(2, 4, LOADV, LOAD1) return; }                                  \
-        case 3: { MATMUL_STREAM(3, 2, LOADV, LOAD1) return; }                                  \
-        case 4: { MATMUL_STREAM(4, 2, LOADV, LOAD1) return; }                                  \
+        case 1: { MATMUL_STREAM(1, 8, v8f, 8, LOADV8, LOADV8_F32, HSUM8, LOAD1) return; }     \
+        case 2: { MATMUL_STREAM(2, 4, v8f, 8, LOADV8, LOADV8_F32, HSUM8, LOAD1) return; }     \
+        case 3: { MATMUL_STREAM(3, 2, v16f, 16, LOADV, LOADV_F32, HSUM16, LOAD1) return; }   \
+        case 4: { MATMUL_STREAM(4, 2, v16f, 16, LOADV, LOADV_F32, HSUM16, LOAD1) return; }   \
         default: break;                                                                        \
         }                                                                                      \
         size_t o = o0;                                                                         \
@@ -229,5 +247,5 @@ static inline float misalign_bf16_value(uint16_t h) {
         }                                                                                      \
     }
 
-DEFINE_MATMUL(bf16, uint16_t, LOADV_BF16, LOAD1_BF16)
-DEFINE_MATMUL(f32, float, LOADV_F32, LOAD1_F32)
+DEFINE_MATMUL(bf16, uint16_t, LOADV_BF16, LOADV8_BF16, LOAD1_BF16)
+DEFINE_MATMUL(f32, float, LOADV_F32, LOADV8_F32, LOAD1_F32)
