@@ -86,26 +86,22 @@ static void dot_tiles(const struct dot_job *j, size_t first, size_t last) {
 struct dot_group {
     struct dot_job base;
     const misalign_product *products;
-    size_t count, tiles;
+    size_t count;
 };
+
+static void dot_rows(void *ctx, const misalign_product *pr, size_t o0, size_t o1) {
+    struct dot_job j = ((const struct dot_group *)ctx)->base;
+    j.y = pr->y;
+    j.ldy = pr->ldy;
+    j.w = (const word2 *)pr->w;
+    j.out = pr->out;
+    dot_tiles(&j, o0 / MR, (o1 + MR - 1) / MR);
+}
 
 // Task t takes the t-th of n equal shares of the tiles, counted across the group's products.
 static void dot_task(void *ctx, size_t t, size_t n) {
     const struct dot_group *g = ctx;
-    size_t lo, hi;
-    misalign_share(g->tiles, 1, t, n, &lo, &hi);
-    for (size_t p = 0, first = 0; p < g->count; first += (g->products[p].out + MR - 1) / MR, p++) {
-        const misalign_product *pr = &g->products[p];
-        size_t o0, o1;
-        misalign_group_rows(lo, hi, first, pr->out, MR, &o0, &o1);
-        if (o0 >= o1) continue;
-        struct dot_job j = g->base;
-        j.y = pr->y;
-        j.ldy = pr->ldy;
-        j.w = (const word2 *)pr->w;
-        j.out = pr->out;
-        dot_tiles(&j, o0 / MR, (o1 + MR - 1) / MR);
-    }
+    misalign_group_share(g->products, g->count, MR, t, n, dot_rows, ctx);
 }
 
 static int has_bf16_dot(void) {
@@ -153,8 +149,7 @@ int misalign_matmul_bf16_dot_group(const misalign_product *products, size_t coun
             chunk[p] = products[p];
             chunk[p].y = products[p].y + t0 * products[p].ldy;
         }
-        struct dot_group g = {{0, 0, 0, xp, tokens, blocks, in2, 0, accumulate}, chunk, count,
-                              misalign_group_blocks(products, count, MR)};
+        struct dot_group g = {{0, 0, 0, xp, tokens, blocks, in2, 0, accumulate}, chunk, count};
         misalign_parallel(threads, dot_task, &g); // one thread: runs on the caller
     }
     return 1;

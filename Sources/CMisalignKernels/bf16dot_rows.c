@@ -35,7 +35,7 @@ struct rows_job {
 struct group_job {
     struct rows_job base;
     const misalign_product *products;
-    size_t count, blocks;
+    size_t count;
 };
 
 #define DP(acc, a, b) (acc) = _mm512_dpbf16_ps((acc), (__m512bh)(a), (__m512bh)(b))
@@ -173,23 +173,19 @@ TARGET static void rows_range(const struct rows_job *j, size_t o0, size_t o1) {
     }
 }
 
+static void rows_of(void *ctx, const misalign_product *pr, size_t o0, size_t o1) {
+    struct rows_job j = ((const struct group_job *)ctx)->base;
+    j.y = pr->y;
+    j.ldy = pr->ldy;
+    j.w = pr->w;
+    rows_range(&j, o0, o1);
+}
+
 // Task t takes the t-th of n equal shares of whole 16-row blocks of W, counted across the
 // group's products.
 static void rows_task(void *ctx, size_t t, size_t n) {
     const struct group_job *g = ctx;
-    size_t lo, hi;
-    misalign_share(g->blocks, 1, t, n, &lo, &hi);
-    for (size_t p = 0, first = 0; p < g->count; first += (g->products[p].out + 15) / 16, p++) {
-        const misalign_product *pr = &g->products[p];
-        size_t o0, o1;
-        misalign_group_rows(lo, hi, first, pr->out, 16, &o0, &o1);
-        if (o0 >= o1) continue;
-        struct rows_job j = g->base;
-        j.y = pr->y;
-        j.ldy = pr->ldy;
-        j.w = pr->w;
-        rows_range(&j, o0, o1);
-    }
+    misalign_group_share(g->products, g->count, 16, t, n, rows_of, ctx);
 }
 
 int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
@@ -211,8 +207,7 @@ int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t
         misalign_f32_to_bf16(xb + r * ldxb, x + r * ldx, in);
         memset(xb + r * ldxb + in, 0, (ldxb - in) * sizeof(uint16_t));
     }
-    struct group_job g = {{0, 0, xb, ldxb, 0, m, in, accumulate}, products, count,
-                          misalign_group_blocks(products, count, 16)};
+    struct group_job g = {{0, 0, xb, ldxb, 0, m, in, accumulate}, products, count};
     misalign_parallel(threads, rows_task, &g); // one thread: runs on the caller
     return 1;
 }

@@ -118,14 +118,36 @@ void misalign_parallel(size_t n, misalign_task_fn fn, void *ctx) {
     pthread_mutex_unlock(&pool_busy);
 }
 
+void misalign_group_share(const misalign_product *products, size_t count, size_t block, size_t t, size_t n,
+                          misalign_rows_fn fn, void *ctx) {
+    size_t blocks = 0;
+    for (size_t p = 0; p < count; p++) blocks += (products[p].out + block - 1) / block;
+    size_t lo, hi;
+    misalign_share(blocks, 1, t, n, &lo, &hi);
+    for (size_t p = 0, first = 0; p < count && first < hi; p++) {
+        size_t own = (products[p].out + block - 1) / block; // blocks first ..< first + own
+        size_t a = lo > first ? lo - first : 0, b = hi - first < own ? hi - first : own;
+        if (a < b) fn(ctx, &products[p], a * block, b * block < products[p].out ? b * block : products[p].out);
+        first += own;
+    }
+}
+
 struct matmul_job {
     int is_bf16;
     const misalign_product *products;
     size_t count;
     const float *x;
-    size_t ldx, m, in, blocks;
+    size_t ldx, m, in;
     int accumulate;
 };
+
+static void matmul_rows(void *ctx, const misalign_product *pr, size_t o0, size_t o1) {
+    const struct matmul_job *j = ctx;
+    if (j->is_bf16)
+        misalign_matmul_bf16_t(pr->y, pr->ldy, j->x, j->ldx, pr->w, j->m, j->in, o0, o1, j->accumulate);
+    else
+        misalign_matmul_f32_t(pr->y, pr->ldy, j->x, j->ldx, pr->w, j->m, j->in, o0, o1, j->accumulate);
+}
 
 // Task t takes the t-th of n equal shares of whole 16-row blocks, counted across the group's
 // products, so every share but the last of each product keeps the 4-row tiles. (Chunks taken
@@ -133,23 +155,12 @@ struct matmul_job {
 // with 20.)
 static void matmul_task(void *ctx, size_t t, size_t n) {
     const struct matmul_job *j = ctx;
-    size_t lo, hi;
-    misalign_share(j->blocks, 1, t, n, &lo, &hi);
-    for (size_t p = 0, first = 0; p < j->count; first += (j->products[p].out + 15) / 16, p++) {
-        const misalign_product *pr = &j->products[p];
-        size_t o0, o1;
-        misalign_group_rows(lo, hi, first, pr->out, 16, &o0, &o1);
-        if (o0 >= o1) continue;
-        if (j->is_bf16)
-            misalign_matmul_bf16_t(pr->y, pr->ldy, j->x, j->ldx, pr->w, j->m, j->in, o0, o1, j->accumulate);
-        else
-            misalign_matmul_f32_t(pr->y, pr->ldy, j->x, j->ldx, pr->w, j->m, j->in, o0, o1, j->accumulate);
-    }
+    misalign_group_share(j->products, j->count, 16, t, n, matmul_rows, ctx);
 }
 
 void misalign_matmul_group_t(int is_bf16, const misalign_product *products, size_t count, const float *x, size_t ldx,
                              size_t m, size_t in, int accumulate, size_t threads) {
-    struct matmul_job j = {is_bf16, products, count, x, ldx, m, in, misalign_group_blocks(products, count, 16), accumulate};
+    struct matmul_job j = {is_bf16, products, count, x, ldx, m, in, accumulate};
     misalign_parallel(threads, matmul_task, &j); // one thread: runs on the caller
 }
 

@@ -145,24 +145,14 @@ typedef struct {
     size_t ldy;
 } misalign_product;
 
-/// Blocks of `block` rows in all `count` products together.
-static inline size_t misalign_group_blocks(const misalign_product *products, size_t count, size_t block) {
-    size_t total = 0;
-    for (size_t p = 0; p < count; p++) total += (products[p].out + block - 1) / block;
-    return total;
-}
+/// Called for the rows [o0, o1) of one product of a group that fall in a task's share.
+typedef void (*misalign_rows_fn)(void *ctx, const misalign_product *product, size_t o0, size_t o1);
 
-/// Rows [*o0, *o1) of a product of `out` rows, whose blocks are numbered from `first` in the
-/// group's list, that fall in the group's blocks [lo, hi); empty when none do.
-static inline void misalign_group_rows(size_t lo, size_t hi, size_t first, size_t out, size_t block, size_t *o0,
-                                       size_t *o1) {
-    size_t blocks = (out + block - 1) / block;
-    size_t a = lo > first ? lo - first : 0, b = hi > first ? hi - first : 0;
-    if (b > blocks) b = blocks;
-    if (a > b) a = b;
-    *o0 = a * block;
-    *o1 = b * block < out ? b * block : out;
-}
+/// Task t's share (of n) of a group's rows: the products' rows cut into `block`-row blocks,
+/// counted as one list (the last block of each product may be short), dealt out as
+/// misalign_share deals whole blocks; fn is called once for each product the share reaches.
+void misalign_group_share(const misalign_product *products, size_t count, size_t block, size_t t, size_t n,
+                          misalign_rows_fn fn, void *ctx);
 
 /// Every product of a group in one job (the q, k and v projections of a layer; gate and up):
 /// their rows of W are dealt out as one list, so the small ones do not each pay for a split of
