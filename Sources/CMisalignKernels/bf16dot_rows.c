@@ -212,22 +212,17 @@ int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t
     return 1;
 }
 
-int misalign_matmul_bf16_dot_rows(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
-                                  size_t in, size_t out, int accumulate, size_t threads) {
-    misalign_product one = {w, out, y, ldy};
-    return misalign_matmul_bf16_dot_rows_group(&one, 1, x, ldx, m, in, accumulate, threads);
-}
-
 #else
 int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
                                         size_t m, size_t in, int accumulate, size_t threads) {
     (void)products; (void)count; (void)x; (void)ldx; (void)m; (void)in; (void)accumulate; (void)threads;
     return 0;
 }
+#endif
 
+// The single product: a group of one.
 int misalign_matmul_bf16_dot_rows(float *y, size_t ldy, const float *x, size_t ldx, const uint16_t *w, size_t m,
                                   size_t in, size_t out, int accumulate, size_t threads) {
-    (void)y; (void)ldy; (void)x; (void)ldx; (void)w; (void)m; (void)in; (void)out; (void)accumulate; (void)threads;
-    return 0;
+    misalign_product one = {w, out, y, ldy};
+    return misalign_matmul_bf16_dot_rows_group(&one, 1, x, ldx, m, in, accumulate, threads);
 }
-#endif

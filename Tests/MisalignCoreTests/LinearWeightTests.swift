@@ -120,13 +120,7 @@ import CMisalignKernels
                 guard dtype != .f16 else { continue }
                 func run(_ threads: Int) -> [[Float]] {
                     let ys = outs.map { FloatBuffer([Float](repeating: -1, count: m * $0)) }
-                    var products = weights.indices.map { i -> misalign_product in
-                        let w: UnsafeRawPointer = switch weights[i].storage {
-                        case .f32(let p): UnsafeRawPointer(p)
-                        case .bf16(let p), .f16(let p): UnsafeRawPointer(p)
-                        }
-                        return misalign_product(w: w, out: outs[i], y: ys[i].pointer, ldy: outs[i])
-                    }
+                    var products = weights.indices.map { misalign_product(w: weights[$0].rawPointer, out: outs[$0], y: ys[$0].pointer, ldy: outs[$0]) }
                     let n = products.count
                     products.withUnsafeMutableBufferPointer { pp in
                         if precision == .bf16 {

@@ -1,5 +1,4 @@
 import CMisalignKernels
-import Dispatch
 
 /// A linear layer's weight `W[out, in]` (Hugging Face orientation: y = x W^T), kept where it
 /// lives: in the mapped safetensors file when its dtype and alignment allow, so a bf16 model
@@ -65,30 +64,29 @@ public struct LinearWeight: @unchecked Sendable {
         switch storage { case .f32: return .f32; case .bf16: return .bf16; case .f16: return .f16 }
     }
 
+    /// The first element of W, whatever its dtype.
+    var rawPointer: UnsafeRawPointer {
+        switch storage {
+        case .f32(let w): UnsafeRawPointer(w)
+        case .bf16(let w), .f16(let w): UnsafeRawPointer(w)
+        }
+    }
+
     /// y[m, out] = x[m, in] W^T (+ y if `accumulate`). `ldx`, `ldy` are row strides.
     /// `scratch` must hold `scratchCount` floats.
     /// With `precision: .bf16` and bf16 storage, x is rounded to bf16 first (`ComputePrecision`).
     public func apply(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
                       accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>, blockRows: Int? = nil,
                       precision: ComputePrecision = .f32) {
-        if precision == .bf16, case .bf16(let w) = storage {
-            let threads = Self.threads(forElements: out * inDim)
-            // Many rows: the dot-product kernel with 32 tokens across its lanes (twice sgemm's
-            // rate). Up to 32 rows, the one with its lanes along k (`misalign-bench matmul`, one
-            // thread, 4864 x 896: 1.7x the f32-widening kernel at 1 row, 1.2-1.6x at 6-32).
-            let acc: Int32 = accumulate ? 1 : 0
-            if m > Self.directRowsBF16 {
-                if misalign_matmul_bf16_dot(y, ldy, x, ldx, w, m, inDim, out, acc, threads) == 1 { return }
-            } else if misalign_matmul_bf16_dot_rows(y, ldy, x, ldx, w, m, inDim, out, acc, threads) == 1 {
-                return
-            }
+        let one = [GroupProduct(weight: self, y: y, ldy: ldy)]
+        if Self.runOnPool(one, x: x, ldx: ldx, rows: m, accumulate: accumulate, precision: precision) { return }
+        if precision == .bf16, dtype == .bf16 {
+            // No AVX512_BF16: the rounded input through the f32 paths.
             let rounded = FloatBuffer(shape: [m, inDim], zeroed: false)
             for r in 0..<m { misalign_round_to_bf16(rounded.pointer + r * inDim, x + r * ldx, inDim) }
             apply(x: rounded.pointer, ldx: inDim, rows: m, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch, blockRows: blockRows)
             return
         }
-        let direct = if case .bf16 = storage { Self.directRowsBF16 } else { Self.directRows }
-        if m <= direct, applyDirect(x: x, ldx: ldx, rows: m, y: y, ldy: ldy, accumulate: accumulate) { return }
         switch storage {
         case .f32(let w):
             BLAS.gemm(transB: true, m: m, n: out, k: inDim, a: x, lda: ldx, b: w, ldb: inDim,
@@ -124,54 +122,44 @@ public struct LinearWeight: @unchecked Sendable {
     /// Otherwise (sgemm, f16, mixed weights) they run one after another through `apply`.
     public static func apply(group: [GroupProduct], x: UnsafePointer<Float>, ldx: Int, rows m: Int, accumulate: Bool = false,
                              scratch: UnsafeMutablePointer<Float>, precision: ComputePrecision = .f32) {
-        guard let first = group.first else { return }
-        let inDim = first.weight.inDim, dtype = first.weight.dtype
-        if group.count > 1, m > 0, group.allSatisfy({ $0.weight.inDim == inDim && $0.weight.dtype == dtype }) {
-            let threads = Self.threads(forElements: group.reduce(0) { $0 + $1.weight.out } * inDim)
-            let acc: Int32 = accumulate ? 1 : 0
-            var products = group.map { p -> misalign_product in
-                let w: UnsafeRawPointer = switch p.weight.storage {
-                case .f32(let w): UnsafeRawPointer(w)
-                case .bf16(let w), .f16(let w): UnsafeRawPointer(w)
-                }
-                return misalign_product(w: w, out: p.weight.out, y: p.y, ldy: p.ldy)
-            }
-            let count = products.count
-            let done: Bool = products.withUnsafeMutableBufferPointer { pp in
-                let base = pp.baseAddress
-                if precision == .bf16 && dtype == .bf16 {
-                    return m > directRowsBF16
-                        ? misalign_matmul_bf16_dot_group(base, count, x, ldx, m, inDim, acc, threads) == 1
-                        : misalign_matmul_bf16_dot_rows_group(base, count, x, ldx, m, inDim, acc, threads) == 1
-                }
-                switch dtype {
-                case .f32 where m <= directRows, .bf16 where m <= directRowsBF16:
-                    misalign_matmul_group_t(dtype == .bf16 ? 1 : 0, base, count, x, ldx, m, inDim, acc, threads)
-                    return true
-                default:
-                    return false
-                }
-            }
-            if done { return }
-        }
+        if runOnPool(group, x: x, ldx: ldx, rows: m, accumulate: accumulate, precision: precision) { return }
         for p in group {
             p.weight.apply(x: x, ldx: ldx, rows: m, y: p.y, ldy: p.ldy, accumulate: accumulate, scratch: scratch, precision: precision)
         }
     }
 
-    /// The direct kernel, split over the output rows across `BLAS.threads` threads of the
-    /// kernels' own spinning pool (`misalign_parallel`; BLAS is idle meanwhile, so the cores are
-    /// not oversubscribed). False for f16, which has none.
-    private func applyDirect(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
-                             accumulate: Bool) -> Bool {
-        let threads = Self.threads(forElements: out * inDim)
-        let acc: Int32 = accumulate ? 1 : 0
-        switch storage {
-        case .f32(let w): misalign_matmul_parallel_t(0, y, ldy, x, ldx, w, m, inDim, out, acc, threads)
-        case .bf16(let w): misalign_matmul_parallel_t(1, y, ldy, x, ldx, w, m, inDim, out, acc, threads)
-        case .f16: return false
+    /// The kernel choice of `apply`, for one product or a group over one x, run as one job on
+    /// the kernels' spinning pool (`misalign_parallel`; BLAS is idle meanwhile, so the cores are
+    /// not oversubscribed). Up to 32 rows the direct kernels (f32, bf16); bf16 products of bf16
+    /// weights on the dot kernels: 32 tokens across the lanes from 33 rows (twice sgemm's rate),
+    /// lanes along k up to 32 (`misalign-bench matmul`, one thread, 4864 x 896: 1.7x the
+    /// f32-widening kernel at 1 row, 1.2-1.6x at 6-32). False, with nothing done, where none of
+    /// them applies: sgemm's row counts, f16, weights of mixed dtype or `inDim`, bf16 products on
+    /// a CPU without AVX512_BF16.
+    private static func runOnPool(_ group: [GroupProduct], x: UnsafePointer<Float>, ldx: Int, rows m: Int, accumulate: Bool,
+                                  precision: ComputePrecision) -> Bool {
+        guard let first = group.first else { return true }
+        let inDim = first.weight.inDim, dtype = first.weight.dtype
+        guard group.allSatisfy({ $0.weight.inDim == inDim && $0.weight.dtype == dtype }) else { return false }
+        let bf16Products = precision == .bf16 && dtype == .bf16
+        switch dtype {
+        case .f32 where m <= directRows, .bf16 where m <= directRowsBF16 || bf16Products: break
+        default: return false
         }
-        return true
+        let threads = threads(forElements: group.reduce(0) { $0 + $1.weight.out } * inDim)
+        let acc: Int32 = accumulate ? 1 : 0
+        var products = group.map { misalign_product(w: $0.weight.rawPointer, out: $0.weight.out, y: $0.y, ldy: $0.ldy) }
+        let count = products.count
+        return products.withUnsafeMutableBufferPointer { pp in
+            let base = pp.baseAddress
+            if bf16Products {
+                return m > directRowsBF16
+                    ? misalign_matmul_bf16_dot_group(base, count, x, ldx, m, inDim, acc, threads) == 1
+                    : misalign_matmul_bf16_dot_rows_group(base, count, x, ldx, m, inDim, acc, threads) == 1
+            }
+            misalign_matmul_group_t(dtype == .bf16 ? 1 : 0, base, count, x, ldx, m, inDim, acc, threads)
+            return true
+        }
     }
 
     /// Threads for a direct product over a W of `elements` entries: from 65,536 (with the

@@ -140,14 +140,14 @@ public final class Qwen2Model: @unchecked Sendable {
                           count: inp.tokens.count, q: q.pointer + rowStart[i] * qDim, out: attn.pointer + rowStart[i] * qDim)
             }
             // x += attn Wo^T
-            project(w.oProj, .o, layer: l, x: attn.pointer, ldx: qDim, rows: n, y: x.pointer, ldy: H, accumulate: true, scratch: scratch, loraTmp: loraTmp)
+            project([(w.oProj, .o, x.pointer, H, nil)], layer: l, x: attn.pointer, ldx: qDim, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
 
             // MLP block: x += down(silu(gate(xn)) * up(xn)).
             misalign_rmsnorm(xn.pointer, x.pointer, w.postAttentionLayernorm.pointer, eps, n, H)
             project([(w.gateProj, .gate, gate.pointer, I, nil), (w.upProj, .up, up.pointer, I, nil)],
                     layer: l, x: xn.pointer, ldx: H, rows: n, scratch: scratch, loraTmp: loraTmp)
             misalign_silu_mul_threads(gate.pointer, gate.pointer, up.pointer, n * I, max(1, BLAS.threads))
-            project(w.downProj, .down, layer: l, x: gate.pointer, ldx: I, rows: n, y: x.pointer, ldy: H, accumulate: true, scratch: scratch, loraTmp: loraTmp)
+            project([(w.downProj, .down, x.pointer, H, nil)], layer: l, x: gate.pointer, ldx: I, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
             observer?("layer.\(l)", x.view)
         }
         for inp in inputs { cache.sequences[inp.sequence]!.length += inp.tokens.count }
@@ -194,23 +194,17 @@ public final class Qwen2Model: @unchecked Sendable {
         }
     }
 
-    /// `project` for several projections of the same x (q, k, v; gate, up): the base products
-    /// as one group (`LinearWeight.apply(group:)`), then each one's bias and adapter.
+    /// y = x W^T (+ bias) (+ scale (x A^T) B^T), accumulating into y when asked, for one
+    /// projection or several of the same x (q, k, v; gate, up): the base products as one group
+    /// (`LinearWeight.apply(group:)`), then each one's bias and adapter.
     private func project(_ parts: [(w: LinearWeight, module: LoRAModule, y: UnsafeMutablePointer<Float>, ldy: Int, bias: FloatBuffer?)],
-                         layer: Int, x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int, scratch: FloatBuffer, loraTmp: FloatBuffer) {
+                         layer: Int, x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int, accumulate: Bool = false,
+                         scratch: FloatBuffer, loraTmp: FloatBuffer) {
         LinearWeight.apply(group: parts.map { LinearWeight.GroupProduct(weight: $0.w, y: $0.y, ldy: $0.ldy) }, x: x, ldx: ldx, rows: rows,
-                           scratch: scratch.pointer, precision: computePrecision)
+                           accumulate: accumulate, scratch: scratch.pointer, precision: computePrecision)
         for p in parts {
             addBiasAndAdapter(p.w, p.module, layer: layer, x: x, ldx: ldx, rows: rows, y: p.y, ldy: p.ldy, bias: p.bias, loraTmp: loraTmp)
         }
-    }
-
-    /// y = x W^T (+ bias) (+ scale (x A^T) B^T), accumulating into y when asked.
-    private func project(_ w: LinearWeight, _ module: LoRAModule, layer: Int, x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int,
-                         y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, bias: FloatBuffer? = nil,
-                         scratch: FloatBuffer, loraTmp: FloatBuffer) {
-        w.apply(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer, precision: computePrecision)
-        addBiasAndAdapter(w, module, layer: layer, x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, bias: bias, loraTmp: loraTmp)
     }
 
     /// y += bias, then y += scale (x A^T) B^T where the adapter adapts this projection.
