@@ -23,9 +23,9 @@ public struct LinearWeight: @unchecked Sendable {
     static let directRows = 32
     /// The same for bf16 weights, whose direct kernel also saves widening W to f32.
     static let directRowsBF16 = 32
-    /// Fewest rows of W widened per block on the sgemm path. Blocks are as large as 4 MB of f32
-    /// (`trainingBlockRows`): each block is one sgemm call that packs x again, so small blocks
-    /// made the 151,936-row lm_head 2,400 calls per decoding step.
+    /// Fewest rows of W widened per block on the sgemm path. Blocks are as large as 4 Mi
+    /// weights, 16 MB of f32 (`trainingBlockRows`): each block is one sgemm call that packs x
+    /// again, so small blocks made the 151,936-row lm_head 2,400 calls per decoding step.
     static let blockRows = 64
 
     public init(tensor: SafeTensor) throws {
