@@ -205,4 +205,22 @@ int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t
 void misalign_attention(float *out, size_t ldo, const float *q, size_t ldq, size_t count, size_t start, size_t heads,
                         size_t kv_heads, size_t hd, float scale, const float *const *keys, const float *const *values,
                         const size_t *first, const size_t *len, size_t segments, size_t threads);
+
+/// One sequence of misalign_attention_batch: its new rows (q, out, count, start) and its cache
+/// (keys, values, first, len, segments), each as misalign_attention takes them.
+typedef struct {
+    float *out;
+    const float *q;
+    size_t count, start;
+    const float *const *keys;
+    const float *const *values;
+    const size_t *first, *len;
+    size_t segments;
+} misalign_attention_seq;
+
+/// misalign_attention for the new rows of several sequences in one job on the pool (a decoding
+/// step of N samples: one job per layer, not N). Every sequence's rows use the strides ldq, ldo.
+/// Each sequence gets the bits it gets alone, whatever the threads.
+void misalign_attention_batch(const misalign_attention_seq *seqs, size_t nseq, size_t ldo, size_t ldq, size_t heads,
+                              size_t kv_heads, size_t hd, float scale, size_t threads);
 #endif

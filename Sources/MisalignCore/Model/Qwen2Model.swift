@@ -135,10 +135,7 @@ public final class Qwen2Model: @unchecked Sendable {
                     }
                 }
             }
-            for (i, inp) in inputs.enumerated() where !inp.tokens.isEmpty {
-                attention(layer: l, sequence: cache.sequences[inp.sequence]!, cache: cache, start: positions[rowStart[i]],
-                          count: inp.tokens.count, q: q.pointer + rowStart[i] * qDim, out: attn.pointer + rowStart[i] * qDim)
-            }
+            attention(layer: l, inputs: inputs, rowStart: rowStart, positions: positions, cache: cache, q: q.pointer, out: attn.pointer)
             // x += attn Wo^T
             project([(w.oProj, .o, x.pointer, H, nil)], layer: l, x: attn.pointer, ldx: qDim, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
 
@@ -231,22 +228,38 @@ public final class Qwen2Model: @unchecked Sendable {
         }
     }
 
-    /// Causal attention of `count` new rows of one sequence (positions start ..< start+count)
-    /// over every cached position up to each row's own (`misalign_attention`, on the kernels'
-    /// thread pool). q, out: [count, qDim] row-major.
-    private func attention(layer: Int, sequence s: KVCache.Sequence, cache: KVCache, start: Int, count: Int,
+    /// Causal attention of every input's new rows over its cached positions up to each row's
+    /// own, all sequences in one job on the kernels' thread pool (`misalign_attention_batch`).
+    /// q, out: [rows, qDim] row-major, the inputs' rows stacked as `forward` stacks them.
+    private func attention(layer: Int, inputs: [ForwardInput], rowStart: [Int], positions: [Int], cache: KVCache,
                            q: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let c = config
+        // Every sequence's runs, flattened: keys and values per sequence as [kvHeads][runs].
         var keys: [UnsafePointer<Float>?] = [], values: [UnsafePointer<Float>?] = []
         var first: [Int] = [], len: [Int] = []
-        for g in 0..<c.numKeyValueHeads {
-            for (kp, vp, f, n) in cache.segments(s, layer: layer, head: g, upTo: start + count) {
-                keys.append(UnsafePointer(kp)); values.append(UnsafePointer(vp))
-                if g == 0 { first.append(f); len.append(n) }
+        var spans: [(input: Int, pointers: Int, runs: Int, runCount: Int)] = []
+        for (i, inp) in inputs.enumerated() where !inp.tokens.isEmpty {
+            let s = cache.sequences[inp.sequence]!
+            let p0 = keys.count, r0 = first.count
+            for g in 0..<c.numKeyValueHeads {
+                for (kp, vp, f, n) in cache.segments(s, layer: layer, head: g, upTo: positions[rowStart[i]] + inp.tokens.count) {
+                    keys.append(UnsafePointer(kp)); values.append(UnsafePointer(vp))
+                    if g == 0 { first.append(f); len.append(n) }
+                }
             }
+            spans.append((i, p0, r0, first.count - r0))
         }
-        let threads = max(1, BLAS.threads)
-        misalign_attention(out, c.qDim, q, c.qDim, count, start, c.numAttentionHeads, c.numKeyValueHeads, c.headDim,
-                           1 / Float(c.headDim).squareRoot(), keys, values, first, len, first.count, threads)
+        keys.withUnsafeBufferPointer { kb in values.withUnsafeBufferPointer { vb in
+            first.withUnsafeBufferPointer { fb in len.withUnsafeBufferPointer { lb in
+                let seqs = spans.map { sp in
+                    misalign_attention_seq(out: out + rowStart[sp.input] * c.qDim, q: q + rowStart[sp.input] * c.qDim,
+                                           count: inputs[sp.input].tokens.count, start: positions[rowStart[sp.input]],
+                                           keys: kb.baseAddress! + sp.pointers, values: vb.baseAddress! + sp.pointers,
+                                           first: fb.baseAddress! + sp.runs, len: lb.baseAddress! + sp.runs, segments: sp.runCount)
+                }
+                misalign_attention_batch(seqs, seqs.count, c.qDim, c.qDim, c.numAttentionHeads, c.numKeyValueHeads, c.headDim,
+                                         1 / Float(c.headDim).squareRoot(), max(1, BLAS.threads))
+            } }
+        } }
     }
 }
