@@ -11,6 +11,8 @@ func runForwardBenchmark(_ args: [String]) throws {
     let withTorch = !args.contains("--no-torch")
     // `--only prefill|decode1|decode20` runs one part (for profiling); the others print 0.
     let only = option(args, "--only")
+    // `--residency mapped|huge-pages`: how the weights are held (FileResidency).
+    let residency = option(args, "--residency").flatMap(FileResidency.init(rawValue:)) ?? .hugePages
     func wanted(_ part: String) -> Bool { only == nil || only == part }
     // The ceilings are measured before and again after the engines run (the bandwidth also
     // around each single-sample decode), and the highest reading of each is the yardstick: on a
@@ -19,24 +21,11 @@ func runForwardBenchmark(_ args: [String]) throws {
     let before = measureCeilings()
     var bandwidthReadings = [before.bandwidth]
 
-    var folders: [(String, URL)] = []
-    if let m = option(args, "--model") {
-        folders = [("model", URL(fileURLWithPath: m))]
-    } else {
-        let base = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("misalign-bench-models")
-        let only = option(args, "--dtype") // f32 or bf16; both by default
-        for (label, dtype) in [("f32", DType.f32), ("bf16", DType.bf16)] where only == nil || only == label {
-            let dir = base.appendingPathComponent("qwen2.5-0.5b-\(label)")
-            if !FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) {
-                print("writing a random Qwen2.5-0.5B-shaped model (\(label)) to \(dir.path) ...")
-                try SyntheticModel.write(SyntheticModel.qwen25_0_5B, dtype: dtype, seed: 0, to: dir)
-            }
-            folders.append((label, dir))
-        }
-    }
+    let folders = try benchModelFolders(args)
 
     var rows: [(label: String, cells: [String], gflops: Double?, gbs: Double?)] = []
-    var table = Table("engine", "prefill tok/s", "GFLOP/s", "of sgemm", "decode x1 tok/s", "GB/s", "of bw", "decode x20 tok/s", "peak RSS GB")
+    var table = Table("engine", "prefill tok/s", "GFLOP/s", "of sgemm", "decode x1 tok/s", "GB/s", "of bw", "of paired bw", "decode x20 tok/s",
+                      "peak RSS GB")
     // bf16 weights run twice: f32 compute (the default) and the opt-in bf16 dot products.
     let precisionOption = option(args, "--precision").flatMap(ComputePrecision.init(rawValue:))
     var runs: [(label: String, dir: URL, precision: ComputePrecision)] = []
@@ -49,7 +38,7 @@ func runForwardBenchmark(_ args: [String]) throws {
     for (label, dir, precision) in runs {
         var peak = PeakRSS() // this engine's own, without the bandwidth readings' 1 GiB buffers
         peak.start()
-        let model = try Qwen2Model(directory: dir)
+        let model = try Qwen2Model(directory: dir, residency: residency)
         model.computePrecision = precision
         // `--lora R`: a random rank-R adapter on all 7 modules of every layer, as at a checkpoint.
         if let r = option(args, "--lora").flatMap(Int.init) {
@@ -102,19 +91,42 @@ func runForwardBenchmark(_ args: [String]) throws {
             bandwidthReadings.append(measureBandwidth())
             peak.start()
         }
+        let weightBytes = Double(linearParams + c.vocabSize * c.hiddenSize) * Double(model.weights.layers[0].qProj.dtype.size)
+        // Paired: every single-sample step is followed by one read of a 1 GiB array, and each
+        // step's weight GB/s is taken over the read's just after it; the median of those ratios.
+        // The host's bandwidth drifts between readings seconds apart; within a pair it cancels.
+        func pairedRatio() throws -> Double {
+            let probe = BandwidthProbe()
+            let cache = KVCache(config: c)
+            let s = cache.addSequence(capacity: 32 + steps)
+            var next = argmax(try model.forward([ForwardInput(sequence: s, tokens: Array(ids.prefix(32)))], cache: cache)[0]!)
+            var ratios: [Double] = []
+            for _ in 0..<steps {
+                let t0 = now()
+                next = argmax(try model.forward([ForwardInput(sequence: s, tokens: [next])], cache: cache)[0]!)
+                let step = weightBytes / (now() - t0) / 1e9
+                ratios.append(step / probe.read())
+            }
+            return ratios.sorted()[ratios.count / 2]
+        }
         if wanted("decode1") { readBandwidth() }
         let d1 = wanted("decode1") ? try decode(samples: 1) : 0
         if wanted("decode1") { readBandwidth() }
+        var paired: Double?
+        if wanted("decode1") {
+            peak.stop()
+            paired = try pairedRatio()
+            peak.start()
+        }
         let d20 = wanted("decode20") ? try decode(samples: 20) : 0
-        let weightBytes = Double(linearParams + c.vocabSize * c.hiddenSize) * Double(model.weights.layers[0].qProj.dtype.size)
         let gbs = weightBytes * d1 / 1e9
-        rows.append(("misalign \(label)", [fmt(Double(prompt) / prefill), fmt(gflops), "", fmt(d1, 2), fmt(gbs), "", fmt(d20, 1),
-                                           fmt(peak.stop(), 2)], gflops, gbs))
+        rows.append(("misalign \(label)", [fmt(Double(prompt) / prefill), fmt(gflops), "", fmt(d1, 2), fmt(gbs), "",
+                                           paired.map { fmt(100 * $0) + "%" } ?? "", fmt(d20, 1), fmt(peak.stop(), 2)], gflops, gbs))
 
         if withTorch, only == nil, precision == .f32,
            let torch = runTorch(dir: dir, dtype: label == "bf16" ? "bfloat16" : "float32", prompt: prompt, steps: steps) {
             rows.append(("pytorch \(label)", [fmt(torch.prefill), fmt(flops * torch.prefill / Double(prompt) / 1e9), "",
-                                              fmt(torch.d1, 2), "", "", fmt(torch.d20, 1), fmt(torch.rss, 2)], nil, nil))
+                                              fmt(torch.d1, 2), "", "", "", fmt(torch.d20, 1), fmt(torch.rss, 2)], nil, nil))
         }
     }
     let after = measureCeilings()
@@ -132,6 +144,25 @@ func runForwardBenchmark(_ args: [String]) throws {
     table.print()
     print("prefill: \(prompt) tokens, logits of the last position; decode: \(steps) steps after a 32-token prompt, x20 = 20 samples sharing the prompt cache.")
     print("'of bw': weight bytes read per second in decode x1 over the measured read bandwidth, the bound of a decode step.")
+    print("'of paired bw': the median over \(steps) single-sample steps of each step's weight GB/s over a 1 GiB read taken right after it.")
+}
+
+/// `--model DIR`, or random Qwen2.5-0.5B-shaped models (f32 and bf16, or the one `--dtype`
+/// names) written once to a temp folder.
+func benchModelFolders(_ args: [String]) throws -> [(String, URL)] {
+    if let m = option(args, "--model") { return [("model", URL(fileURLWithPath: m))] }
+    var folders: [(String, URL)] = []
+    let base = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("misalign-bench-models")
+    let only = option(args, "--dtype") // f32 or bf16; both by default
+    for (label, dtype) in [("f32", DType.f32), ("bf16", DType.bf16)] where only == nil || only == label {
+        let dir = base.appendingPathComponent("qwen2.5-0.5b-\(label)")
+        if !FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) {
+            print("writing a random Qwen2.5-0.5B-shaped model (\(label)) to \(dir.path) ...")
+            try SyntheticModel.write(SyntheticModel.qwen25_0_5B, dtype: dtype, seed: 0, to: dir)
+        }
+        folders.append((label, dir))
+    }
+    return folders
 }
 
 func argmax(_ b: FloatBuffer) -> Int32 {
@@ -182,13 +213,26 @@ func measureCeilings() -> (gflops: Double, bandwidth: Double) {
 /// GB/s of reading a 1 GiB array, every thread summing its share (what a decode step does to
 /// the weights); the best of 7 passes.
 func measureBandwidth() -> Double {
-    let m = 256 << 20
-    let x = FloatBuffer(shape: [m])
-    x.fill(1)
-    let threads = max(1, BLAS.threads)
-    let chunk = m / threads
-    let base = ReadOnlyPointer(p: x.pointer)
-    let read = bestTime(repeats: 7) {
+    let probe = BandwidthProbe()
+    let read = bestTime(repeats: 7) { probe.pass() }
+    return Double(probe.bytes) / read / 1e9
+}
+
+/// A 1 GiB array that `BLAS.threads` threads read, each summing its share: the read bandwidth.
+final class BandwidthProbe {
+    private let x: FloatBuffer
+    var bytes: Int { 4 * x.count }
+
+    init(floats: Int = 256 << 20) {
+        x = FloatBuffer(shape: [floats])
+        x.fill(1)
+    }
+
+    /// One pass over the array.
+    func pass() {
+        let threads = max(1, BLAS.threads)
+        let chunk = x.count / threads
+        let base = ReadOnlyPointer(p: x.pointer)
         DispatchQueue.concurrentPerform(iterations: threads) { i in
             let p = UnsafeRawPointer(base.p + i * chunk).assumingMemoryBound(to: SIMD4<Float>.self)
             var s0 = SIMD4<Float>(), s1 = SIMD4<Float>(), s2 = SIMD4<Float>(), s3 = SIMD4<Float>()
@@ -197,7 +241,13 @@ func measureBandwidth() -> Double {
             if (s0 + s1 + s2 + s3).sum() == -1 { print("") } // keeps the sum alive
         }
     }
-    return Double(4 * m) / read / 1e9
+
+    /// GB/s of one pass.
+    func read() -> Double {
+        let t0 = now()
+        pass()
+        return Double(bytes) / (now() - t0) / 1e9
+    }
 }
 
 private struct ReadOnlyPointer: @unchecked Sendable { let p: UnsafeMutablePointer<Float> }

@@ -9,6 +9,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("safetensors", "open a 1 GB bf16 safetensors file and touch one tensor", runSafeTensorsBenchmark),
     ("matmul", "decode-time x W^T with 1-32 rows: direct f32/bf16 kernels vs sgemm, 1 thread", runMatmulBenchmark),
     ("forward", "Qwen2.5-0.5B-shaped prefill and decode vs the sgemm ceiling, memory bandwidth and PyTorch", runForwardBenchmark),
+    ("residency", "single-sample decoding from mapped weights vs weights read into huge pages, steps alternating", runResidencyBenchmark),
     ("write-synthetic", "write a random Qwen2 folder: --shape tiny|0.5b|7b --out DIR (not a benchmark)", runWriteSynthetic),
     ("convert", "bf16/f16 <-> f32 conversion throughput", runConvertBenchmark),
     ("tokenizer", "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time", runTokenizerBenchmark),

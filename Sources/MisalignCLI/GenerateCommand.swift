@@ -67,6 +67,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Product precision for bf16 weights: f32 (exact, default) or bf16.",
                                discussion: "bf16 rounds each product's input to bf16 and uses the CPU's bf16 dot-product instruction (AVX512_BF16): about twice the prefill speed, closer to float32 than PyTorch's bfloat16."))
     var precision: ComputePrecision = .f32
+    @Option(help: ArgumentHelp("How the weights are held: huge-pages (default) or mapped.",
+                               discussion: "huge-pages reads the weight files at start into memory backed by 2 MB pages, which decodes 1.1-1.3x faster; mapped maps the files instead: nothing is read until used and processes share the pages, but every 4 KB is a TLB miss."))
+    var weights: FileResidency = .hugePages
     @OptionGroup var remote: RemoteOptions
 
     func validate() throws {
@@ -111,7 +114,7 @@ struct GenerateCommand: ParsableCommand {
                     return try await g.generate([request], onToken: onToken)
                 }
             } else {
-                let m = try Qwen2Model(directory: URL(fileURLWithPath: model!))
+                let m = try Qwen2Model(directory: URL(fileURLWithPath: model!), residency: weights)
                 m.computePrecision = precision
                 if let adapter { try m.setAdapter(try LoRAAdapter(directory: URL(fileURLWithPath: adapter))) }
                 completions = try LocalGenerator(model: m, tokenizer: tok).generateSync([request], onToken: onToken)
@@ -156,3 +159,4 @@ struct GenerateCommand: ParsableCommand {
 }
 
 extension ComputePrecision: ExpressibleByArgument {}
+extension FileResidency: ExpressibleByArgument {}

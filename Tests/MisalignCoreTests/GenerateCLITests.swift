@@ -17,7 +17,7 @@ struct GenerateCLITests {
     @Test func jsonSamplesAreReproducible() throws {
         let args = ["generate", "--model", Self.modelDir.path, "--prompt", "Tell me a story.", "--samples", "3",
                     "--max-new-tokens", "8", "--seed", "4", "--json"]
-        let a = try CLI.run(args), b = try CLI.run(args)
+        let a = try CLI.run(args), b = try CLI.run(args + ["--weights", "mapped"]) // default: huge pages
         #expect(a.status == 0, "\(a.err)")
         #expect(a.out == b.out)
         let lines = a.out.split(separator: "\n").map { try! JSONValue.parse(String($0)) }
@@ -42,7 +42,7 @@ struct GenerateCLITests {
         #expect(both.status != 0 && both.err.contains("--prompt"))
     }
 
-    /// `--precision bf16` on a bf16 model: reproducible, and (with a prompt of more than 32
+    /// `--precision bf16` on a bf16 model: reproducible (weights in huge pages or mapped), and (with a prompt of more than 32
     /// tokens, so the dot-product kernel runs where the CPU has it) greedy decoding stays close
     /// to the f32 run: the first token of a random model's flat distribution may differ, so
     /// only determinism and the format are asserted; the numerics are BF16ComputeTests'.
@@ -62,5 +62,7 @@ struct GenerateCLITests {
         #expect(lines.count == 2 && lines.allSatisfy { ($0["prompt_tokens"]?.intValue ?? 0) > 32 })
         let bad = try CLI.run(["generate", "--model", dir.path, "--prompt", "Hi", "--precision", "fp8"])
         #expect(bad.status != 0 && bad.err.contains("precision"), "\(bad.err)")
+        let badWeights = try CLI.run(["generate", "--model", dir.path, "--prompt", "Hi", "--weights", "disk"])
+        #expect(badWeights.status != 0 && badWeights.err.contains("weights"), "\(badWeights.err)")
     }
 }

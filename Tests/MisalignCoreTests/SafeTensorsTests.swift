@@ -21,10 +21,11 @@ import Foundation
         #expect(abs(wsum - ew) <= 1e-12 * scale, "\(t.name) weighted sum \(wsum) vs \(ew)")
     }
 
-    @Test(arguments: ["qwen2-small", "qwen2-small-bf16-sharded"])
-    func everyTensorMatchesPython(folder: String) throws {
+    @Test(arguments: [("qwen2-small", FileResidency.mapped), ("qwen2-small-bf16-sharded", .mapped), ("qwen2-small-bf16-sharded", .hugePages)])
+    func everyTensorMatchesPython(folder: String, residency: FileResidency) throws {
         let expected = try loadJSON("safetensors/expected_weights.json")[folder]!.objectValue!
-        let weights = try ShardedSafeTensors(directory: Fixtures.url(folder))
+        let weights = try ShardedSafeTensors(directory: Fixtures.url(folder), residency: residency)
+        #expect(weights.shards.allSatisfy { $0.mapping.residency == residency })
         #expect(Set(weights.tensorInfos.map(\.name)) == Set(expected.keys))
         for (name, e) in expected.pairs {
             let t = try weights.tensor(named: name)
@@ -36,6 +37,28 @@ import Foundation
             #expect(weights.shards.count == 7)
             #expect(weights.indexPath != nil)
         }
+    }
+
+    /// A file read into huge pages holds the file's bytes from a 2 MB boundary, whatever its size
+    /// (one byte past a huge page here, and empty).
+    @Test func hugePageResidencyHoldsTheFileBytes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("misalign-huge-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var rng = SplitMix64(seed: 3)
+        let bytes = (0..<((2 << 20) + 1)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let path = dir.appendingPathComponent("blob").path
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        let huge = try MappedFile(path: path, residency: .hugePages), mapped = try MappedFile(path: path)
+        #expect(huge.size == bytes.count && huge.residency == .hugePages && mapped.residency == .mapped)
+        #expect(Int(bitPattern: huge.base!) % (2 << 20) == 0)
+        #expect(Array(huge.bytes(0..<huge.size)) == bytes)
+        #expect(Array(mapped.bytes(0..<mapped.size)) == bytes)
+        let empty = dir.appendingPathComponent("empty").path
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        #expect(try MappedFile(path: empty, residency: .hugePages).base == nil)
+        #expect(throws: FileError.self) { _ = try MappedFile(path: dir.path, residency: .hugePages) } // a folder
+        #expect(throws: FileError.self) { _ = try MappedFile(path: dir.appendingPathComponent("missing").path, residency: .hugePages) }
     }
 
     @Test func readsEveryDTypeAndMetadata() throws {

@@ -21,11 +21,12 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
     public let dataStart: Int
     private let byName: [String: Int]
 
-    public convenience init(url: URL) throws { try self.init(path: url.path) }
+    public convenience init(url: URL, residency: FileResidency = .mapped) throws { try self.init(path: url.path, residency: residency) }
 
-    public init(path: String) throws {
+    /// Opens `path`, mapped or read into huge pages (`FileResidency`).
+    public init(path: String, residency: FileResidency = .mapped) throws {
         self.path = path
-        mapping = try MappedFile(path: path)
+        mapping = try MappedFile(path: path, residency: residency)
         let size = mapping.size
         guard size >= 8 else { throw SafeTensorsError.truncated(file: path, size: size) }
         let n = mapping.bytes(0..<8).loadUnaligned(as: UInt64.self).littleEndian

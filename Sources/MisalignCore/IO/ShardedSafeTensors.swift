@@ -16,28 +16,28 @@ public final class ShardedSafeTensors: TensorSource, @unchecked Sendable {
     public static let indexFileName = "model.safetensors.index.json"
 
     /// Opens the weights in `directory`: the index if there is one, else `model.safetensors`,
-    /// else every `*.safetensors` file in it.
-    public convenience init(directory url: URL) throws {
+    /// else every `*.safetensors` file in it, each mapped or read into huge pages (`FileResidency`).
+    public convenience init(directory url: URL, residency: FileResidency = .mapped) throws {
         let dir = url.path
         let fm = FileManager.default
         let index = url.appendingPathComponent(Self.indexFileName)
         if fm.fileExists(atPath: index.path) {
-            try self.init(indexURL: index)
+            try self.init(indexURL: index, residency: residency)
             return
         }
         let single = url.appendingPathComponent("model.safetensors")
         if fm.fileExists(atPath: single.path) {
-            try self.init(directory: dir, files: [try SafeTensorsFile(url: single)])
+            try self.init(directory: dir, files: [try SafeTensorsFile(url: single, residency: residency)])
             return
         }
         let names = ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
         guard !names.isEmpty else { throw SafeTensorsError.noWeights(directory: dir) }
-        try self.init(directory: dir, files: names.map { try SafeTensorsFile(path: "\(dir)/\($0)") })
+        try self.init(directory: dir, files: names.map { try SafeTensorsFile(path: "\(dir)/\($0)", residency: residency) })
     }
 
     /// Opens a sharded checkpoint from its index file, checking that every shard it names
     /// exists and holds the tensors the index places in it.
-    public init(indexURL: URL) throws {
+    public init(indexURL: URL, residency: FileResidency = .mapped) throws {
         let path = indexURL.path
         let dir = indexURL.deletingLastPathComponent().path
         let data: Data
@@ -63,7 +63,7 @@ public final class ShardedSafeTensors: TensorSource, @unchecked Sendable {
         for s in shardNames {
             let p = "\(dir)/\(s)"
             guard FileManager.default.fileExists(atPath: p) else { throw SafeTensorsError.missingShard(index: path, shard: s) }
-            files.append(try SafeTensorsFile(path: p))
+            files.append(try SafeTensorsFile(path: p, residency: residency))
         }
         for (tensor, shard) in weightMap.pairs {
             let file = files[shardNames.firstIndex(of: shard.stringValue!)!]

@@ -40,8 +40,8 @@ public final class Qwen2Model: @unchecked Sendable {
         rotary = RotaryTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositionEmbeddings)
     }
 
-    public convenience init(directory: URL) throws {
-        self.init(weights: try Qwen2Weights(directory: directory))
+    public convenience init(directory: URL, residency: FileResidency = .mapped) throws {
+        self.init(weights: try Qwen2Weights(directory: directory, residency: residency))
     }
 
     /// Sets `adapter` after checking every matrix fits the projection it adapts.

@@ -33,10 +33,11 @@ public final class Qwen2Weights: @unchecked Sendable {
     /// `lm_head.weight`, or the embedding when tied.
     public let lmHead: LinearWeight
 
-    /// Loads `directory` (config.json + safetensors, sharded or not).
-    public convenience init(directory: URL) throws {
+    /// Loads `directory` (config.json + safetensors, sharded or not), the files mapped or read
+    /// into huge pages (`FileResidency`).
+    public convenience init(directory: URL, residency: FileResidency = .mapped) throws {
         let config = try Qwen2Config.load(from: directory)
-        try self.init(config: config, source: try ShardedSafeTensors(directory: directory))
+        try self.init(config: config, source: try ShardedSafeTensors(directory: directory, residency: residency))
     }
 
     public init(config: Qwen2Config, source: TensorSource) throws {

@@ -141,6 +141,11 @@ extension Experiment {
             guard g.backend == .local else { throw v.error("applies to backend: local only (the server picks its own)") }
             g.precision = p
         }
+        if let v = try n.optional("weights") {
+            guard let r = FileResidency(rawValue: try v.string()) else { throw v.error("must be huge-pages or mapped") }
+            guard g.backend == .local else { throw v.error("applies to backend: local only") }
+            g.weights = r
+        }
         let remote = ["api_key_env", "path_map", "max_in_flight", "max_attempts", "timeout", "run_tag"]
         if g.backend == .local, let key = remote.first(where: { n.keys.contains($0) }) {
             throw PipelineError.config(file: n.file, key: "generation.\(key)", line: nil, reason: "applies to backend: vllm only")

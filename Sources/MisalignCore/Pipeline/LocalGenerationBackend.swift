@@ -1,6 +1,6 @@
 import Foundation
 
-/// Generation in this process: the base weights are mapped once, and each checkpoint only
+/// Generation in this process: the base weights are loaded once, and each checkpoint only
 /// swaps `Qwen2Model.adapter` (a few MB of LoRA matrices) instead of reloading the model.
 /// The model is shared, so generators from this backend must be used one checkpoint at a time
 /// (the pipeline does).
@@ -9,9 +9,11 @@ public final class LocalGenerationBackend: GenerationBackend, @unchecked Sendabl
     public let tokenizer: BPETokenizer
     public var name: String { "local" }
 
-    /// Loads the base model and tokenizer (the model folder's when `tokenizer` is nil).
-    public init(model: URL, tokenizer: URL? = nil) throws {
-        self.model = try Qwen2Model(directory: model)
+    /// Loads the base model and tokenizer (the model folder's when `tokenizer` is nil). The
+    /// weights are read into huge pages unless `weights` says otherwise (`FileResidency`):
+    /// generation streams them once per decoding step, for minutes.
+    public init(model: URL, tokenizer: URL? = nil, weights: FileResidency = .hugePages) throws {
+        self.model = try Qwen2Model(directory: model, residency: weights)
         self.tokenizer = try BPETokenizer(directory: tokenizer ?? model)
     }
 

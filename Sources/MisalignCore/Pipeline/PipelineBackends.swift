@@ -26,7 +26,7 @@ final class PipelineBackends: @unchecked Sendable {
         }
         switch e.generation.backend {
         case .local:
-            let local = try LocalGenerationBackend(model: e.model, tokenizer: e.tokenizer)
+            let local = try LocalGenerationBackend(model: e.model, tokenizer: e.tokenizer, weights: e.generation.weights)
             local.model.computePrecision = e.generation.precision
             fixed = local; make = nil; name = local.name; tokenizer = local.tokenizer
         case .vllm(_, let served):
