@@ -11,8 +11,9 @@ func runForwardBenchmark(_ args: [String]) throws {
     let withTorch = !args.contains("--no-torch")
     // `--only prefill|decode1|decode20` runs one part (for profiling); the others print 0.
     let only = option(args, "--only")
-    // `--residency mapped|huge-pages`: how the weights are held (FileResidency).
-    let residency = option(args, "--residency").flatMap(FileResidency.init(rawValue:)) ?? .hugePages
+    // `--residency auto|huge-pages|mapped`: how the weights are held (FileResidency; auto, the
+    // generation default, puts a 0.5B model in huge pages on this machine).
+    let residency = option(args, "--residency").flatMap(FileResidency.init(rawValue:)) ?? .auto
     func wanted(_ part: String) -> Bool { only == nil || only == part }
     // The ceilings are measured before and again after the engines run (the bandwidth also
     // around each single-sample decode), and the highest reading of each is the yardstick: on a

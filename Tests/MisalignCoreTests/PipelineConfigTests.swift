@@ -102,14 +102,14 @@ import Testing
         #expect(try evaluation(e) == plain + " precision bf16")
     }
 
-    /// `generation.weights`: huge pages by default, mapped on request, local backend only; how
+    /// `generation.weights`: auto by default, mapped on request, local backend only; how
     /// the weights are held does not change the answers, so it is not in the fingerprint.
     @Test func generationWeightsResidencyIsParsed() throws {
-        #expect(try Experiment.parse(minimal, file: "x.yaml", base: base).generation.weights == .hugePages)
+        #expect(try Experiment.parse(minimal, file: "x.yaml", base: base).generation.weights == .auto)
         let e = try Experiment.parse(minimal + "\ngeneration: {weights: mapped}\n", file: "x.yaml", base: base)
         #expect(e.generation.weights == .mapped)
         let bad = parseError(minimal + "\ngeneration: {weights: disk}\n")
-        #expect("\(bad!)" == "x.yaml:5: generation.weights: must be huge-pages or mapped", "\(bad!)")
+        #expect("\(bad!)" == "x.yaml:5: generation.weights: must be auto, huge-pages or mapped", "\(bad!)")
         let remote = parseError(minimal + "\ngeneration: {backend: vllm, url: \"http://g/v1\", served_model: q, weights: mapped}\n")
         #expect("\(remote!)".contains("generation.weights: applies to backend: local only"), "\(remote!)")
         let evaluation = { (e: Experiment) in try e.fingerprints().first { $0.0 == "evaluation" }!.1 }

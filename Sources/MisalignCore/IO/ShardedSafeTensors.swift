@@ -16,7 +16,8 @@ public final class ShardedSafeTensors: TensorSource, @unchecked Sendable {
     public static let indexFileName = "model.safetensors.index.json"
 
     /// Opens the weights in `directory`: the index if there is one, else `model.safetensors`,
-    /// else every `*.safetensors` file in it, each mapped or read into huge pages (`FileResidency`).
+    /// else every `*.safetensors` file in it, each mapped or read into huge pages (`FileResidency`;
+    /// `.auto` decides once, by the size of all of them).
     public convenience init(directory url: URL, residency: FileResidency = .mapped) throws {
         let dir = url.path
         let fm = FileManager.default
@@ -27,12 +28,20 @@ public final class ShardedSafeTensors: TensorSource, @unchecked Sendable {
         }
         let single = url.appendingPathComponent("model.safetensors")
         if fm.fileExists(atPath: single.path) {
-            try self.init(directory: dir, files: [try SafeTensorsFile(url: single, residency: residency)])
+            let r = residency.resolved(forBytes: Self.totalSize([single.path]))
+            try self.init(directory: dir, files: [try SafeTensorsFile(url: single, residency: r)])
             return
         }
         let names = ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
         guard !names.isEmpty else { throw SafeTensorsError.noWeights(directory: dir) }
-        try self.init(directory: dir, files: names.map { try SafeTensorsFile(path: "\(dir)/\($0)", residency: residency) })
+        let paths = names.map { "\(dir)/\($0)" }
+        let r = residency.resolved(forBytes: Self.totalSize(paths))
+        try self.init(directory: dir, files: paths.map { try SafeTensorsFile(path: $0, residency: r) })
+    }
+
+    /// Bytes of the files that exist among `paths` (for `FileResidency.auto`).
+    static func totalSize(_ paths: [String]) -> Int {
+        paths.reduce(0) { $0 + (((try? FileManager.default.attributesOfItem(atPath: $1))?[.size] as? NSNumber)?.intValue ?? 0) }
     }
 
     /// Opens a sharded checkpoint from its index file, checking that every shard it names
@@ -59,11 +68,12 @@ public final class ShardedSafeTensors: TensorSource, @unchecked Sendable {
             if !shardNames.contains(s) { shardNames.append(s) }
         }
         shardNames.sort()
+        let r = residency.resolved(forBytes: Self.totalSize(shardNames.map { "\(dir)/\($0)" }))
         var files: [SafeTensorsFile] = []
         for s in shardNames {
             let p = "\(dir)/\(s)"
             guard FileManager.default.fileExists(atPath: p) else { throw SafeTensorsError.missingShard(index: path, shard: s) }
-            files.append(try SafeTensorsFile(path: p, residency: residency))
+            files.append(try SafeTensorsFile(path: p, residency: r))
         }
         for (tensor, shard) in weightMap.pairs {
             let file = files[shardNames.firstIndex(of: shard.stringValue!)!]

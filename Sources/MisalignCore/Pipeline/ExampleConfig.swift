@@ -66,7 +66,7 @@ extension Experiment {
           # run_tag: study1                   # vllm: adapter name prefix; default: run folder + a random id
           max_batch_sequences: 64
           # precision: bf16                   # local: bf16 products for bf16 weights (about 2x prefill on CPUs with AVX512_BF16); default f32
-          # weights: mapped                   # local: mmap the weights (shared, lazy) instead of reading them into huge pages (default huge-pages: faster decoding)
+          # weights: mapped                   # local: auto (default: huge pages where the model fits in memory twice, for faster decoding), huge-pages or mapped
 
         judges:
           models: ["openai:gpt-4.1-mini"]     # openai:MODEL[@URL], anthropic:MODEL[@URL], local:DIR; keys from OPENAI_API_KEY / ANTHROPIC_API_KEY

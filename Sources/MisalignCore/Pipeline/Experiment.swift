@@ -94,9 +94,10 @@ public struct GenerationSettings: Sendable {
     /// Local backend: the arithmetic of the model's products (`ComputePrecision`; `.bf16` is
     /// opt-in, for bf16 weights).
     public var precision: ComputePrecision = .f32
-    /// Local backend: how the base weights are held (`FileResidency`): read into huge pages by
-    /// default, which decodes 1.1-1.3x faster than from the mapped file on this VM.
-    public var weights: FileResidency = .hugePages
+    /// Local backend: how the base weights are held (`FileResidency`): by default read into
+    /// huge pages where they fit in memory twice over (decoding 1.1-1.3x faster than from the
+    /// mapped file on this VM), else mapped.
+    public var weights: FileResidency = .auto
 }
 
 /// Judges, traits and what they cost.

@@ -142,7 +142,7 @@ extension Experiment {
             g.precision = p
         }
         if let v = try n.optional("weights") {
-            guard let r = FileResidency(rawValue: try v.string()) else { throw v.error("must be huge-pages or mapped") }
+            guard let r = FileResidency(rawValue: try v.string()) else { throw v.error("must be auto, huge-pages or mapped") }
             guard g.backend == .local else { throw v.error("applies to backend: local only") }
             g.weights = r
         }

@@ -10,9 +10,9 @@ public final class LocalGenerationBackend: GenerationBackend, @unchecked Sendabl
     public var name: String { "local" }
 
     /// Loads the base model and tokenizer (the model folder's when `tokenizer` is nil). The
-    /// weights are read into huge pages unless `weights` says otherwise (`FileResidency`):
-    /// generation streams them once per decoding step, for minutes.
-    public init(model: URL, tokenizer: URL? = nil, weights: FileResidency = .hugePages) throws {
+    /// weights go into huge pages where they fit (`FileResidency.auto`) unless `weights` says
+    /// otherwise: generation streams them once per decoding step, for minutes.
+    public init(model: URL, tokenizer: URL? = nil, weights: FileResidency = .auto) throws {
         self.model = try Qwen2Model(directory: model, residency: weights)
         self.tokenizer = try BPETokenizer(directory: tokenizer ?? model)
     }
