@@ -68,7 +68,7 @@ struct GenerateCommand: ParsableCommand {
                                discussion: "bf16 rounds each product's input to bf16 and uses the CPU's bf16 dot-product instruction (AVX512_BF16): about twice the prefill speed, closer to float32 than PyTorch's bfloat16."))
     var precision: ComputePrecision = .f32
     @Option(help: ArgumentHelp("How the weights are held: auto (default), huge-pages or mapped.",
-                               discussion: "huge-pages reads the weight files at start into memory backed by 2 MB pages, which decodes 1.1-1.3x faster; mapped maps the files instead: nothing is read until used and processes share the pages, but every 4 KB is a TLB miss. auto takes huge pages where the files fit in available memory twice over (the copy beside the kernel's cache of the files), else maps them."))
+                               discussion: "huge-pages reads the weight files at start into memory backed by 2 MB pages, which decodes 1.1-1.3x faster; mapped maps the files instead: nothing is read until used and processes share the pages, but every 4 KB is a TLB miss. auto takes huge pages where the files are 256 MiB or more and fit in available memory twice over (the copy beside the kernel's cache of the files), else maps them."))
     var weights: FileResidency = .auto
     @OptionGroup var remote: RemoteOptions
 

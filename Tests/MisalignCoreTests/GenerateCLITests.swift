@@ -17,7 +17,7 @@ struct GenerateCLITests {
     @Test func jsonSamplesAreReproducible() throws {
         let args = ["generate", "--model", Self.modelDir.path, "--prompt", "Tell me a story.", "--samples", "3",
                     "--max-new-tokens", "8", "--seed", "4", "--json"]
-        let a = try CLI.run(args), b = try CLI.run(args + ["--weights", "mapped"]) // default: huge pages
+        let a = try CLI.run(args), b = try CLI.run(args + ["--weights", "huge-pages"]) // default auto: a tiny model is mapped
         #expect(a.status == 0, "\(a.err)")
         #expect(a.out == b.out)
         let lines = a.out.split(separator: "\n").map { try! JSONValue.parse(String($0)) }

@@ -17,12 +17,17 @@ public enum FileResidency: String, Sendable, CaseIterable {
     /// RSS, and given up under pressure), so the next open reads it from memory, not disk. Where
     /// the kernel gives no huge pages (THP `never`) the memory is ordinary 4 KB pages.
     case hugePages = "huge-pages"
-    /// `hugePages` when the files fit in memory twice over (their copy beside the kernel's page
-    /// cache of them, so a second run reads them from memory, not disk), else `mapped`. A 1 GB
-    /// Qwen2.5-0.5B goes into huge pages on this 24 GB machine; a 15 GB 7B is mapped: copied, it
-    /// pushed its own page cache out, and every run read it from disk again (27-43 s to generate
-    /// 8 tokens, against 25 s mapped).
+    /// `hugePages` for files of at least `autoMinimumBytes` that fit in memory twice over (their
+    /// copy beside the kernel's page cache of them, so a second run reads them from memory, not
+    /// disk), else `mapped`. A 1 GB Qwen2.5-0.5B goes into huge pages on this 24 GB machine; a
+    /// 15 GB 7B is mapped: copied, it pushed its own page cache out, and every run read it from
+    /// disk again (27-43 s to generate 8 tokens, against 25 s mapped). Small files stay mapped:
+    /// their few TLB misses are not worth a copy, nor a wait while the kernel compacts memory to
+    /// find huge pages.
     case auto
+
+    /// The smallest total size `.auto` reads into huge pages: 256 MiB.
+    public static let autoMinimumBytes = 256 << 20
 
     /// `.auto` decided for files of `bytes` in all, against `MemAvailable` in `/proc/meminfo`
     /// (mapped where that cannot be read); the other cases as they are.
@@ -33,7 +38,7 @@ public enum FileResidency: String, Sendable, CaseIterable {
     /// The same against `available` bytes of memory (nil: unknown).
     func resolved(forBytes bytes: Int, available: Int?) -> FileResidency {
         guard self == .auto else { return self }
-        guard let available else { return .mapped }
+        guard let available, bytes >= Self.autoMinimumBytes else { return .mapped }
         return 2 * bytes <= available ? .hugePages : .mapped
     }
 

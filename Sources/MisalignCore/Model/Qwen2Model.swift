@@ -103,7 +103,7 @@ public final class Qwen2Model: @unchecked Sendable {
         let up = FloatBuffer(shape: [n, I], zeroed: false)
         let scratch = FloatBuffer(shape: [weights.maxScratch], zeroed: false)
         let maxRank = adapter?.pairs.values.map(\.rank).max() ?? 0
-        let loraTmp = FloatBuffer(shape: [n * max(maxRank, 1)], zeroed: false)
+        let loraTmp = FloatBuffer(shape: [3 * n * max(maxRank, 1)], zeroed: false) // x A^T of q, k and v side by side
 
         // Embedding.
         var row = 0
@@ -200,31 +200,41 @@ public final class Qwen2Model: @unchecked Sendable {
         LinearWeight.apply(group: parts.map { LinearWeight.GroupProduct(weight: $0.w, y: $0.y, ldy: $0.ldy) }, x: x, ldx: ldx, rows: rows,
                            accumulate: accumulate, scratch: scratch.pointer, precision: computePrecision)
         for p in parts {
-            addBiasAndAdapter(p.w, p.module, layer: layer, x: x, ldx: ldx, rows: rows, y: p.y, ldy: p.ldy, bias: p.bias, loraTmp: loraTmp)
+            if let bias = p.bias { misalign_add_bias(p.y, bias.pointer, rows, p.w.out) }
         }
-    }
-
-    /// y += bias, then y += scale (x A^T) B^T where the adapter adapts this projection.
-    private func addBiasAndAdapter(_ w: LinearWeight, _ module: LoRAModule, layer: Int, x: UnsafeMutablePointer<Float>, ldx: Int,
-                                   rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: FloatBuffer?, loraTmp: FloatBuffer) {
-        if let bias { misalign_add_bias(y, bias.pointer, rows, w.out) }
-        if let adapter, let p = adapter.pair(layer: layer, module: module) {
-            let r = p.rank
-            if rows <= LinearWeight.directRows {
-                // Decoding: the direct kernels on the pool, so no BLAS call (and no OpenBLAS
-                // thread spinning beside the pool's) enters a decoding step.
-                // t[rows, r] = x A^T; t *= scale; y += t B^T
-                misalign_matmul_parallel_t(0, loraTmp.pointer, r, x, ldx, p.a.pointer, rows, w.inDim, r, 0, 1)
-                let scale = adapter.config.scale
-                for i in 0..<(rows * r) { loraTmp.pointer[i] *= scale }
-                misalign_matmul_parallel_t(0, y, ldy, loraTmp.pointer, r, p.b.pointer, rows, r, w.out, 1,
-                                           LinearWeight.threads(forElements: w.out * r))
-                return
+        guard let adapter else { return }
+        let adapted = parts.compactMap { p in adapter.pair(layer: layer, module: p.module).map { (part: p, pair: $0) } }
+        guard !adapted.isEmpty else { return }
+        let scale = adapter.config.scale
+        if rows <= LinearWeight.directRows {
+            // Decoding: the direct kernels on the pool, so no BLAS call (and no OpenBLAS thread
+            // spinning beside the pool's) enters a decoding step. t_i[rows, r_i] = x A_i^T for
+            // every adapted projection of the group in one job (they share x), side by side in
+            // loraTmp; t *= scale; then y_i += t_i B_i^T, one job each.
+            var offsets: [Int] = [], total = 0
+            for a in adapted { offsets.append(total); total += rows * a.pair.rank }
+            var products = zip(adapted, offsets).map { a, off in
+                misalign_product(w: UnsafeRawPointer(a.pair.a.pointer), out: a.pair.rank, y: loraTmp.pointer + off, ldy: a.pair.rank)
             }
+            let inDim = adapted[0].part.w.inDim
+            let elements = adapted.reduce(0) { $0 + $1.pair.rank } * inDim
+            products.withUnsafeMutableBufferPointer { pp in
+                misalign_matmul_group_t(0, pp.baseAddress, pp.count, x, ldx, rows, inDim, 0, LinearWeight.threads(forElements: elements))
+            }
+            for i in 0..<total { loraTmp.pointer[i] *= scale }
+            for (a, off) in zip(adapted, offsets) {
+                let r = a.pair.rank, w = a.part.w
+                misalign_matmul_parallel_t(0, a.part.y, a.part.ldy, loraTmp.pointer + off, r, a.pair.b.pointer, rows, r, w.out, 1,
+                                           LinearWeight.threads(forElements: w.out * r))
+            }
+            return
+        }
+        for a in adapted {
             // t[rows, r] = x A^T; y += scale * t B^T
-            BLAS.gemm(transB: true, m: rows, n: r, k: w.inDim, a: x, lda: ldx, b: p.a.pointer, ldb: w.inDim, c: loraTmp.pointer, ldc: r)
-            BLAS.gemm(transB: true, m: rows, n: w.out, k: r, alpha: adapter.config.scale, a: loraTmp.pointer, lda: r,
-                      b: p.b.pointer, ldb: r, beta: 1, c: y, ldc: ldy)
+            let r = a.pair.rank, w = a.part.w
+            BLAS.gemm(transB: true, m: rows, n: r, k: w.inDim, a: x, lda: ldx, b: a.pair.a.pointer, ldb: w.inDim, c: loraTmp.pointer, ldc: r)
+            BLAS.gemm(transB: true, m: rows, n: w.out, k: r, alpha: scale, a: loraTmp.pointer, lda: r,
+                      b: a.pair.b.pointer, ldb: r, beta: 1, c: a.part.y, ldc: a.part.ldy)
         }
     }
 

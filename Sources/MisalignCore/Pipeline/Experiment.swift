@@ -95,7 +95,7 @@ public struct GenerationSettings: Sendable {
     /// opt-in, for bf16 weights).
     public var precision: ComputePrecision = .f32
     /// Local backend: how the base weights are held (`FileResidency`): by default read into
-    /// huge pages where they fit in memory twice over (decoding 1.1-1.3x faster than from the
+    /// huge pages where they are 256 MiB or more and fit in memory twice over (decoding 1.1-1.3x faster than from the
     /// mapped file on this VM), else mapped.
     public var weights: FileResidency = .auto
 }
