@@ -96,14 +96,22 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     /// Stops accepting connections and shuts down the open ones (a request being handled gets
     /// no answer). Without that, a client's kept-alive connection would go on reaching this
     /// stopped server after a new server was given the same port.
+    ///
+    /// The connections are shut down while the lock is held: a connection's thread removes its
+    /// descriptor from `connections` under the lock before it closes it, so every descriptor
+    /// still listed is still this server's. Shut down after the lock was released, a descriptor
+    /// closed meanwhile could already be another socket's in this process (the kernel reuses
+    /// the lowest free number at once): with many servers starting and stopping side by side
+    /// (the test suite), one server's stop hung up on another's client mid-request, which saw an
+    /// empty reply.
     public func stop() {
         lock.lock()
-        let was = stopped
+        defer { lock.unlock() }
+        // Only shut down: that wakes the accept loop, which closes the socket itself. Closed
+        // here, the loop's next accept could take the number after another server reused it.
+        if !stopped { shutdown(listenFD, Int32(SHUT_RDWR)) }
         stopped = true
-        let open = connections
-        lock.unlock()
-        if !was { shutdown(listenFD, Int32(SHUT_RDWR)); close(listenFD) }
-        for fd in open { shutdown(fd, Int32(SHUT_RDWR)) }
+        for fd in connections { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     private func acceptLoop() {
@@ -111,12 +119,13 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             let c = accept(listenFD, nil, nil)
             if c < 0 {
                 if errno == EINTR { continue }
-                return // listening socket closed by stop()
+                close(listenFD) // shut down by stop()
+                return
             }
             var one: Int32 = 1
             setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             lock.lock()
-            if stopped { lock.unlock(); close(c); return }
+            if stopped { lock.unlock(); close(c); close(listenFD); return }
             connections.insert(c)
             lock.unlock()
             let t = Thread { [self] in self.serve(c) }
@@ -135,7 +144,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             while headerEnd == nil {
                 headerEnd = Self.find(buffer, [13, 10, 13, 10])
                 if headerEnd != nil { break }
-                let n = recv(fd, &chunk, chunk.count, 0)
+                let n = Self.receive(fd, &chunk)
                 if n <= 0 { return }
                 buffer += chunk[0..<n]
             }
@@ -151,7 +160,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             let length = Int(headers["content-length"] ?? "0") ?? 0
             let bodyStart = headerEnd! + 4
             while buffer.count < bodyStart + length {
-                let n = recv(fd, &chunk, chunk.count, 0)
+                let n = Self.receive(fd, &chunk)
                 if n <= 0 { return }
                 buffer += chunk[0..<n]
             }
@@ -176,6 +185,17 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
                 _ = sendAll(fd, Self.head(status: status, headers: [], length: body.count) + body.prefix(body.count / 2))
                 return
             }
+        }
+    }
+
+    /// `recv` into `chunk`, again when a signal interrupts it. A signal (SIGCHLD from a child
+    /// process another test had started) once made it return -1 with EINTR, and the server hung
+    /// up on a request it had not read: the client saw an empty reply and retried.
+    private static func receive(_ fd: Int32, _ chunk: inout [UInt8]) -> Int {
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n < 0 && errno == EINTR { continue }
+            return n
         }
     }
 
