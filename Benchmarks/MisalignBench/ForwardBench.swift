@@ -87,24 +87,24 @@ func runForwardBenchmark(_ args: [String]) throws {
         // The bandwidth is also read right before and after each single-sample decode, which
         // is compared with it: a reading taken a minute earlier could be a third lower or
         // higher on this shared host, and once put decode at 112% of the "bound".
-        func readBandwidth() {
+        // Work outside this engine's peak RSS (the readings' 1 GiB arrays are not the engine's).
+        func outsidePeak<T>(_ body: () throws -> T) rethrows -> T {
             peak.stop()
-            bandwidthReadings.append(measureBandwidth())
-            peak.start()
+            defer { peak.start() }
+            return try body()
         }
+        func readBandwidth() { bandwidthReadings.append(outsidePeak { measureBandwidth() }) }
         let weightBytes = Double(linearParams + c.vocabSize * c.hiddenSize) * Double(model.weights.layers[0].qProj.dtype.size)
         // Paired: every single-sample step is followed by one read of a 1 GiB array, and each
         // step's weight GB/s is taken over the read's just after it; the median of those ratios.
         // The host's bandwidth drifts between readings seconds apart; within a pair it cancels.
         func pairedRatio() throws -> Double {
             let probe = BandwidthProbe()
-            let cache = KVCache(config: c)
-            let s = cache.addSequence(capacity: 32 + steps)
-            var next = argmax(try model.forward([ForwardInput(sequence: s, tokens: Array(ids.prefix(32)))], cache: cache)[0]!)
+            let decoding = try GreedyDecode(model, prompt: Array(ids.prefix(32)), steps: steps)
             var ratios: [Double] = []
             for _ in 0..<steps {
                 let t0 = now()
-                next = argmax(try model.forward([ForwardInput(sequence: s, tokens: [next])], cache: cache)[0]!)
+                try decoding.step()
                 let step = weightBytes / (now() - t0) / 1e9
                 ratios.append(step / probe.read())
             }
@@ -113,12 +113,7 @@ func runForwardBenchmark(_ args: [String]) throws {
         if wanted("decode1") { readBandwidth() }
         let d1 = wanted("decode1") ? try decode(samples: 1) : 0
         if wanted("decode1") { readBandwidth() }
-        var paired: Double?
-        if wanted("decode1") {
-            peak.stop()
-            paired = try pairedRatio()
-            peak.start()
-        }
+        let paired: Double? = wanted("decode1") ? try outsidePeak { try pairedRatio() } : nil
         let d20 = wanted("decode20") ? try decode(samples: 20) : 0
         let gbs = weightBytes * d1 / 1e9
         rows.append(("misalign \(label)", [fmt(Double(prompt) / prefill), fmt(gflops), "", fmt(d1, 2), fmt(gbs), "",
@@ -164,6 +159,25 @@ func benchModelFolders(_ args: [String]) throws -> [(String, URL)] {
         folders.append((label, dir))
     }
     return folders
+}
+
+/// One sequence decoded greedily: the prompt prefilled at init, then one token per `step()`.
+final class GreedyDecode {
+    let model: Qwen2Model
+    private let cache: KVCache
+    private let sequence: Int
+    private var next: Int32
+
+    init(_ model: Qwen2Model, prompt: [Int32], steps: Int) throws {
+        self.model = model
+        cache = KVCache(config: model.config)
+        sequence = cache.addSequence(capacity: prompt.count + steps)
+        next = argmax(try model.forward([ForwardInput(sequence: sequence, tokens: prompt)], cache: cache)[0]!)
+    }
+
+    func step() throws {
+        next = argmax(try model.forward([ForwardInput(sequence: sequence, tokens: [next])], cache: cache)[0]!)
+    }
 }
 
 func argmax(_ b: FloatBuffer) -> Int32 {

@@ -18,21 +18,14 @@ func runResidencyBenchmark(_ args: [String]) throws {
             models.append(m)
             loads.append(now() - t0)
         }
-        let c = models[0].config
         var rng = SplitMix64(seed: 9)
-        let prompt = (0..<32).map { _ in Int32(rng.below(c.vocabSize)) }
-        var caches: [KVCache] = [], seqs: [Int] = [], next: [Int32] = []
-        for m in models {
-            let cache = KVCache(config: c)
-            let s = cache.addSequence(capacity: 32 + steps)
-            next.append(argmax(try m.forward([ForwardInput(sequence: s, tokens: prompt)], cache: cache)[0]!))
-            caches.append(cache); seqs.append(s)
-        }
+        let prompt = (0..<32).map { _ in Int32(rng.below(models[0].config.vocabSize)) }
+        let decodings = try models.map { try GreedyDecode($0, prompt: prompt, steps: steps) }
         var times: [[Double]] = [[], []]
         for i in 0..<(2 * steps) {
             let which = (i + i / 2) % 2 // mapped, huge, huge, mapped, mapped, huge, ...: neither always goes first
             let t0 = now()
-            next[which] = argmax(try models[which].forward([ForwardInput(sequence: seqs[which], tokens: [next[which]])], cache: caches[which])[0]!)
+            try decodings[which].step()
             times[which].append(now() - t0)
         }
         let median = times.map { $0.sorted()[$0.count / 2] }

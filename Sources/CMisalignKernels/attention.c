@@ -24,7 +24,7 @@
 struct attention_job {
     const misalign_attention_seq *seqs;
     size_t nseq;
-    size_t ldo, ldq, heads, kv_heads, group, hd;
+    size_t ldo, ldq, kv_heads, group, hd;
     float scale;
     const size_t *item0; // [nseq + 1]: the first item of each sequence
     size_t stride;       // floats per row of scores: the longest sequence's length
@@ -194,16 +194,10 @@ static void attention_task(void *ctx, size_t t, size_t n) {
     if (t >= items) return;
     // Scratch kept per thread and grown as needed (29 rows of scores: 91 KB at 800 positions).
     // Allocated per call, its pages were faulted in afresh on every layer.
-    static __thread float *scratch;
-    static __thread size_t scratch_len;
-    size_t need = (ROWS * j->group + 1) * j->stride + j->hd;
-    if (scratch_len < need) {
-        free(scratch);
-        scratch = malloc(need * sizeof(float));
-        if (!scratch) abort(); // nothing sensible to return to
-        scratch_len = need;
-    }
-    float *s = scratch;
+    static __thread void *scratch;
+    static __thread size_t scratch_bytes;
+    float *s = misalign_thread_buffer(&scratch, &scratch_bytes, ((ROWS * j->group + 1) * j->stride + j->hd) * sizeof(float));
+    if (!s) abort(); // nothing sensible to return to
     for (size_t i = 0; i < j->stride; i++) s[ROWS * j->group * j->stride + i] = 0;
     size_t q = 0;
     for (size_t item = t; item < items; item += n) {
@@ -226,7 +220,7 @@ void misalign_attention_batch(const misalign_attention_seq *seqs, size_t nseq, s
         stride = total > stride ? total : stride;
         item0[i + 1] = item0[i] + (seqs[i].count + ROWS - 1) / ROWS * kv_heads;
     }
-    struct attention_job j = {seqs, nseq, ldo, ldq, heads, kv_heads, heads / kv_heads, hd, scale, item0, stride};
+    struct attention_job j = {seqs, nseq, ldo, ldq, kv_heads, heads / kv_heads, hd, scale, item0, stride};
     if (threads > 1 && item0[nseq] > 1) misalign_parallel(threads, attention_task, &j);
     else attention_task(&j, 0, 1);
     free(item0);

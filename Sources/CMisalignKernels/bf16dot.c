@@ -119,18 +119,11 @@ int misalign_matmul_bf16_dot_group(const misalign_product *products, size_t coun
     // The packed x, kept per calling thread and grown as needed (at most 256 tokens x in / 2
     // words: 2.5 MB for Qwen2.5-0.5B's down_proj, 9.7 MB for 7B's). Allocated per call, its
     // fresh pages were faulted in and zeroed by the kernel on every product.
-    static __thread uint32_t *xp;
-    static __thread uint16_t *row;
-    static __thread size_t xp_words, row_len;
-    if (xp_words < TOKENS * in2 || row_len < in) {
-        free(xp);
-        free(row);
-        xp = aligned_alloc(64, (TOKENS * in2 * sizeof(uint32_t) + 63) / 64 * 64);
-        row = malloc(in * sizeof(uint16_t));
-        xp_words = xp ? TOKENS * in2 : 0;
-        row_len = row ? in : 0;
-        if (!xp || !row) return 0;
-    }
+    static __thread void *xp_buffer, *row_buffer;
+    static __thread size_t xp_bytes, row_bytes;
+    uint32_t *xp = misalign_thread_buffer(&xp_buffer, &xp_bytes, TOKENS * in2 * sizeof(uint32_t));
+    uint16_t *row = misalign_thread_buffer(&row_buffer, &row_bytes, in * sizeof(uint16_t));
+    if (!xp || !row) return 0;
     for (size_t t0 = 0; t0 < m; t0 += TOKENS) {
         size_t tokens = m - t0 < TOKENS ? m - t0 : TOKENS;
         size_t blocks = (tokens + 31) / 32;

@@ -195,14 +195,10 @@ int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t
     size_t ldxb = (in + 31) / 32 * 32;
     // The rounded x, kept per calling thread and grown as needed (32 rows of 7B's 18,944-wide
     // down_proj input: 1.2 MB), so a decoding step allocates nothing.
-    static __thread uint16_t *xb;
-    static __thread size_t xb_len;
-    if (xb_len < m * ldxb) {
-        free(xb);
-        xb = aligned_alloc(64, m * ldxb * sizeof(uint16_t)); // ldxb * 2 bytes is a multiple of 64
-        xb_len = xb ? m * ldxb : 0;
-        if (!xb) return 0;
-    }
+    static __thread void *xb_buffer;
+    static __thread size_t xb_bytes;
+    uint16_t *xb = misalign_thread_buffer(&xb_buffer, &xb_bytes, m * ldxb * sizeof(uint16_t));
+    if (!xb) return 0;
     for (size_t r = 0; r < m; r++) {
         misalign_f32_to_bf16(xb + r * ldxb, x + r * ldx, in);
         memset(xb + r * ldxb + in, 0, (ldxb - in) * sizeof(uint16_t));

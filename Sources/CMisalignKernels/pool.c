@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <time.h>
 
 #if defined(__x86_64__)
@@ -116,6 +117,14 @@ void misalign_parallel(size_t n, misalign_task_fn fn, void *ctx) {
         if (i < 4096) CPU_RELAX(); else sched_yield();
     }
     pthread_mutex_unlock(&pool_busy);
+}
+
+void *misalign_thread_buffer(void **buffer, size_t *capacity, size_t bytes) {
+    if (*buffer && *capacity >= bytes) return *buffer;
+    free(*buffer);
+    *buffer = aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64); // a size aligned_alloc takes
+    *capacity = *buffer ? bytes : 0;
+    return *buffer;
 }
 
 void misalign_group_share(const misalign_product *products, size_t count, size_t block, size_t t, size_t n,

@@ -51,14 +51,14 @@ import Foundation
         var rng = SplitMix64(seed: 3)
         let bytes = (0..<((2 << 20) + 1)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let path = dir.appendingPathComponent("blob").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         let huge = try MappedFile(path: path, residency: .hugePages), mapped = try MappedFile(path: path)
         #expect(huge.size == bytes.count && huge.residency == .hugePages && mapped.residency == .mapped)
         #expect(Int(bitPattern: huge.base!) % (2 << 20) == 0)
         #expect(Array(huge.bytes(0..<huge.size)) == bytes)
         #expect(Array(mapped.bytes(0..<mapped.size)) == bytes)
         let empty = dir.appendingPathComponent("empty").path
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
         #expect(try MappedFile(path: empty, residency: .hugePages).base == nil)
         #expect(throws: FileError.self) { _ = try MappedFile(path: dir.path, residency: .hugePages) } // a folder
         #expect(throws: FileError.self) { _ = try MappedFile(path: dir.appendingPathComponent("missing").path, residency: .hugePages) }

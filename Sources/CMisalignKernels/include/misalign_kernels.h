@@ -131,6 +131,12 @@ static inline void misalign_share(size_t count, size_t block, size_t t, size_t n
 /// busy runs all n tasks itself, in order.
 void misalign_parallel(size_t n, misalign_task_fn fn, void *ctx);
 
+/// Grows a buffer the caller keeps per thread (its own `static __thread` pointer and capacity)
+/// to hold at least `bytes`, 64-byte aligned, and returns it; kept as it is when large enough,
+/// so a kernel called every step allocates (and page-faults) only the first time. NULL when
+/// memory runs out (the old buffer is freed and the capacity set to 0).
+void *misalign_thread_buffer(void **buffer, size_t *capacity, size_t bytes);
+
 /// misalign_matmul_{bf16,f32}_t over all `out` rows of W, split into `threads` equal shares of
 /// whole 16-row blocks run by misalign_parallel.
 void misalign_matmul_parallel_t(int is_bf16, float *y, size_t ldy, const float *x, size_t ldx, const void *w,

@@ -213,19 +213,15 @@ public final class Qwen2Model: @unchecked Sendable {
             // loraTmp; t *= scale; then y_i += t_i B_i^T, one job each.
             var offsets: [Int] = [], total = 0
             for a in adapted { offsets.append(total); total += rows * a.pair.rank }
-            var products = zip(adapted, offsets).map { a, off in
-                misalign_product(w: UnsafeRawPointer(a.pair.a.pointer), out: a.pair.rank, y: loraTmp.pointer + off, ldy: a.pair.rank)
-            }
-            let inDim = adapted[0].part.w.inDim
-            let elements = adapted.reduce(0) { $0 + $1.pair.rank } * inDim
-            products.withUnsafeMutableBufferPointer { pp in
-                misalign_matmul_group_t(0, pp.baseAddress, pp.count, x, ldx, rows, inDim, 0, LinearWeight.threads(forElements: elements))
-            }
+            LinearWeight.apply(group: zip(adapted, offsets).map { a, off in
+                LinearWeight.GroupProduct(weight: LinearWeight(f32: a.pair.a.pointer, out: a.pair.rank, inDim: a.part.w.inDim, owner: a.pair.a),
+                                          y: loraTmp.pointer + off, ldy: a.pair.rank)
+            }, x: x, ldx: ldx, rows: rows, scratch: scratch.pointer)
             for i in 0..<total { loraTmp.pointer[i] *= scale }
             for (a, off) in zip(adapted, offsets) {
-                let r = a.pair.rank, w = a.part.w
-                misalign_matmul_parallel_t(0, a.part.y, a.part.ldy, loraTmp.pointer + off, r, a.pair.b.pointer, rows, r, w.out, 1,
-                                           LinearWeight.threads(forElements: w.out * r))
+                let r = a.pair.rank
+                LinearWeight(f32: a.pair.b.pointer, out: a.part.w.out, inDim: r, owner: a.pair.b)
+                    .apply(x: loraTmp.pointer + off, ldx: r, rows: rows, y: a.part.y, ldy: a.part.ldy, accumulate: true, scratch: scratch.pointer)
             }
             return
         }
