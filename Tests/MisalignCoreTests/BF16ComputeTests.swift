@@ -10,6 +10,28 @@ import CMisalignKernels
 @Suite struct BF16ComputeTests {
     /// float64 reference: y[r, o] = sum_k bf16(x[r, k]) W[o, k] (+ y0), with the worst error
     /// relative to sum_k |bf16(x) W| (the scale f32 summation error grows with).
+    /// One of the two bf16 dot kernels' C entry points (their signatures are the same).
+    typealias DotKernel = @convention(c) (UnsafeMutablePointer<Float>?, Int, UnsafePointer<Float>?, Int, UnsafePointer<UInt16>?,
+                                          Int, Int, Int, Int32, Int) -> Int32
+
+    /// Runs `kernel` on random y (row stride out + 5; x's is inDim + 3) and expects it to run
+    /// and to be within 1e-6 of the float64 product of the rounded inputs. Returns y, and the
+    /// y it started from.
+    func runChecked(_ kernel: DotKernel, x: [Float], w: [Float], m: Int, inDim: Int, out: Int, accumulate: Bool, threads: Int,
+                    rng: inout SplitMix64) -> (y: [Float], y0: [Float]) {
+        let wb = Precision.f32ToBF16(w)
+        let ldx = inDim + 3, ldy = out + 5
+        var y = rng.floats(m * ldy)
+        let y0 = y
+        let ok = y.withUnsafeMutableBufferPointer { yp in
+            wb.withUnsafeBufferPointer { kernel(yp.baseAddress, ldy, x, ldx, $0.baseAddress, m, inDim, out, accumulate ? 1 : 0, threads) }
+        }
+        #expect(ok == 1)
+        let err = worstError(y: y, y0: accumulate ? y0 : nil, x: x, ldx: ldx, w: w, m: m, inDim: inDim, out: out, ldy: ldy)
+        #expect(err < 1e-6, "m=\(m) in=\(inDim) out=\(out) accumulate=\(accumulate) threads=\(threads): \(err)")
+        return (y, y0)
+    }
+
     func worstError(y: [Float], y0: [Float]?, x: [Float], ldx: Int, w: [Float], m: Int, inDim: Int, out: Int, ldy: Int) -> Double {
         let xr = Precision.bf16ToF32(Precision.f32ToBF16(x))
         var worst = 0.0
@@ -32,20 +54,11 @@ import CMisalignKernels
         var rng = SplitMix64(seed: 16)
         for (m, inDim, out) in [(33, 64, 13), (37, 70, 150), (261, 64, 25), (40, 1030, 12), (64, 2, 1)] {
             let w = Precision.bf16ToF32(Precision.f32ToBF16(rng.floats(out * inDim)))
-            let wb = Precision.f32ToBF16(w)
-            let ldx = inDim + 3, ldy = out + 5
-            let x = rng.floats(m * ldx)
+            let ldy = out + 5
+            let x = rng.floats(m * (inDim + 3))
             for (accumulate, threads) in [(false, 1), (true, 2), (false, 3)] {
-                var y = rng.floats(m * ldy)
-                let y0 = y
-                let ok = y.withUnsafeMutableBufferPointer { yp in
-                    wb.withUnsafeBufferPointer {
-                        misalign_matmul_bf16_dot(yp.baseAddress, ldy, x, ldx, $0.baseAddress, m, inDim, out, accumulate ? 1 : 0, threads)
-                    }
-                }
-                #expect(ok == 1)
-                let err = worstError(y: y, y0: accumulate ? y0 : nil, x: x, ldx: ldx, w: w, m: m, inDim: inDim, out: out, ldy: ldy)
-                #expect(err < 1e-6, "m=\(m) in=\(inDim) out=\(out) accumulate=\(accumulate) threads=\(threads): \(err)")
+                let (y, y0) = runChecked(misalign_matmul_bf16_dot, x: x, w: w, m: m, inDim: inDim, out: out, accumulate: accumulate,
+                                         threads: threads, rng: &rng)
                 for r in 0..<m { for o in out..<ldy { #expect(y[r * ldy + o] == y0[r * ldy + o], "column past out written") } }
             }
         }
@@ -62,21 +75,12 @@ import CMisalignKernels
         for (m, inDim, out) in [(1, 64, 13), (2, 33, 19), (3, 896, 7), (4, 95, 40), (5, 64, 21), (7, 31, 4), (9, 130, 37),
                                 (20, 896, 50), (32, 97, 66), (1, 1, 3), (13, 1, 17)] {
             let w = Precision.bf16ToF32(Precision.f32ToBF16(rng.floats(out * inDim)))
-            let wb = Precision.f32ToBF16(w)
-            let ldx = inDim + 3, ldy = out + 5
-            let x = rng.floats(m * ldx)
+            let ldy = out + 5
+            let x = rng.floats(m * (inDim + 3))
             var oneThread: [Float] = []
             for (accumulate, threads) in [(false, 1), (false, 3), (true, 2), (false, 2)] {
-                var y = rng.floats(m * ldy)
-                let y0 = y
-                let ok = y.withUnsafeMutableBufferPointer { yp in
-                    wb.withUnsafeBufferPointer {
-                        misalign_matmul_bf16_dot_rows(yp.baseAddress, ldy, x, ldx, $0.baseAddress, m, inDim, out, accumulate ? 1 : 0, threads)
-                    }
-                }
-                #expect(ok == 1)
-                let err = worstError(y: y, y0: accumulate ? y0 : nil, x: x, ldx: ldx, w: w, m: m, inDim: inDim, out: out, ldy: ldy)
-                #expect(err < 1e-6, "m=\(m) in=\(inDim) out=\(out) accumulate=\(accumulate) threads=\(threads): \(err)")
+                let (y, y0) = runChecked(misalign_matmul_bf16_dot_rows, x: x, w: w, m: m, inDim: inDim, out: out, accumulate: accumulate,
+                                         threads: threads, rng: &rng)
                 for r in 0..<m { for o in out..<ldy { #expect(y[r * ldy + o].bitPattern == y0[r * ldy + o].bitPattern, "column past out written") } }
                 if !accumulate && threads == 1 { oneThread = y }
                 if !accumulate && threads > 1 {
