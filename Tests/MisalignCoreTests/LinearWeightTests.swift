@@ -3,7 +3,7 @@ import Foundation
 import CMisalignKernels
 @testable import MisalignCore
 
-/// Every path of `LinearWeight.apply` (direct decode kernel, sgemm, widened blocks) against a
+/// Every path of `LinearWeight.apply` (direct decode kernel, packed f32 kernel or sgemm, widened blocks) against a
 /// float64 product, for f32, bf16 and f16 storage.
 @Suite struct LinearWeightTests {
     @Test(arguments: [DType.f32, .bf16, .f16])
@@ -85,7 +85,7 @@ import CMisalignKernels
 
     /// A group of products sharing x (`LinearWeight.apply(group:)`: a layer's q, k, v) gives
     /// each product the bits `apply` gives it alone, on every path: the direct kernels (1-32
-    /// rows), sgemm (33, 70), the bf16 dot kernels (bf16 compute, both sides of 32 rows), f16's
+    /// rows), the packed f32 kernel or sgemm (33, 70), the bf16 dot kernels (bf16 compute, both sides of 32 rows), f16's
     /// one-by-one fallback; with accumulation; and with 1-5 threads on the C entry points.
     @Test(arguments: [DType.f32, .bf16, .f16])
     func groupGivesEachProductItsOwnBits(dtype: DType) throws {
@@ -126,6 +126,8 @@ import CMisalignKernels
                         if precision == .bf16 {
                             if m > 32 { _ = misalign_matmul_bf16_dot_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
                             else { _ = misalign_matmul_bf16_dot_rows_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
+                        } else if dtype == .f32 && m > 32 && LinearWeight.packedF32Available {
+                            _ = misalign_matmul_f32_packed_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads)
                         } else {
                             misalign_matmul_group_t(dtype == .bf16 ? 1 : 0, pp.baseAddress, n, x, ldx, m, inDim, 0, threads)
                         }

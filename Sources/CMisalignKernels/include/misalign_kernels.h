@@ -198,6 +198,25 @@ int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t
                                         size_t m, size_t in, int accumulate, size_t threads);
 #endif
 
+#ifndef MISALIGN_F32_PACKED_DECLS
+#define MISALIGN_F32_PACKED_DECLS
+/// 1 if this CPU has the AVX-512 the packed f32 product below needs.
+int misalign_f32_packed_available(void);
+
+/// y[m, o] (+)= sum_k x[m, k] W[o, k] for all `out` rows of an f32 W [out, in], for many rows
+/// of x (prefill, training): x packed with 32 tokens across the lanes (256 tokens at a time,
+/// on the pool's threads), W read as stored, 12 rows of W by 32 tokens per tile. Each result is
+/// one chain of FMAs over k in order, so it does not depend on `threads`. Runs on `threads`
+/// threads of misalign_parallel. Returns 0 without touching y when the CPU lacks AVX-512,
+/// `in` is 0, or memory for the packed x is short.
+int misalign_matmul_f32_packed(float *y, size_t ldy, const float *x, size_t ldx, const float *w, size_t m, size_t in,
+                               size_t out, int accumulate, size_t threads);
+/// The same for a group of f32 products sharing x (misalign_product): x packed once, the tiles
+/// of all of them dealt out as one list.
+int misalign_matmul_f32_packed_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                     size_t m, size_t in, int accumulate, size_t threads);
+#endif
+
 #ifndef MISALIGN_ATTENTION_DECLS
 #define MISALIGN_ATTENTION_DECLS
 /// Causal attention of `count` new query rows at positions start ..< start + count over a

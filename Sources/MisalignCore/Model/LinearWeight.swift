@@ -6,8 +6,9 @@ import CMisalignKernels
 ///
 /// `apply` picks the kernel by the number of rows of `x`: with few rows (decoding) the product
 /// is bound by reading W, so bf16 weights are multiplied directly without widening; with many
-/// rows (prefill, training) W is widened to f32 a block of rows at a time and multiplied by
-/// `sgemm`, whose compute then dominates the conversion.
+/// rows (prefill, training) f32 weights go to our packed kernel where the CPU has AVX-512
+/// (sgemm elsewhere), and bf16 weights are widened to f32 a block of rows at a time and
+/// multiplied by `sgemm`, whose compute then dominates the conversion.
 public struct LinearWeight: @unchecked Sendable {
     public enum Storage { case f32(UnsafePointer<Float>), bf16(UnsafePointer<UInt16>), f16(UnsafePointer<UInt16>) }
     public let out: Int
@@ -142,8 +143,9 @@ public struct LinearWeight: @unchecked Sendable {
         let inDim = first.weight.inDim, dtype = first.weight.dtype
         guard group.allSatisfy({ $0.weight.inDim == inDim && $0.weight.dtype == dtype }) else { return false }
         let bf16Products = precision == .bf16 && dtype == .bf16
+        let packedF32 = dtype == .f32 && m > directRows && packedF32Available
         switch dtype {
-        case .f32 where m <= directRows, .bf16 where m <= directRowsBF16 || bf16Products: break
+        case .f32 where m <= directRows || packedF32, .bf16 where m <= directRowsBF16 || bf16Products: break
         default: return false
         }
         let threads = threads(forElements: group.reduce(0) { $0 + $1.weight.out } * inDim)
@@ -152,6 +154,9 @@ public struct LinearWeight: @unchecked Sendable {
         let count = products.count
         return products.withUnsafeMutableBufferPointer { pp in
             let base = pp.baseAddress
+            if packedF32 {
+                return misalign_matmul_f32_packed_group(base, count, x, ldx, m, inDim, acc, threads) == 1
+            }
             if bf16Products {
                 return m > directRowsBF16
                     ? misalign_matmul_bf16_dot_group(base, count, x, ldx, m, inDim, acc, threads) == 1
@@ -161,6 +166,14 @@ public struct LinearWeight: @unchecked Sendable {
             return true
         }
     }
+
+    /// Whether f32 weights with more than `directRows` rows of x go to the packed f32 kernel
+    /// (`misalign_matmul_f32_packed`: x packed, W read as stored, 12 rows of W x 32 tokens per
+    /// tile) instead of sgemm: where the CPU has AVX-512. On Qwen2.5-0.5B's layer shapes, 256
+    /// tokens, 2 threads, it ran 1.07-1.14x OpenBLAS's Cooperlake sgemm (`misalign-bench gemm`),
+    /// which packs W again on every call. Settable for benchmarks and tests that compare the two.
+    nonisolated(unsafe) public static var packedF32Enabled = true
+    static var packedF32Available: Bool { packedF32Enabled && misalign_f32_packed_available() == 1 }
 
     /// Threads for a direct product over a W of `elements` entries: from 65,536 (with the
     /// spinning pool a split costs a few microseconds, so even the 128 x 896 k/v projections
