@@ -1,3 +1,4 @@
+import CMisalignKernels
 import Foundation
 import MisalignCore
 
@@ -25,7 +26,7 @@ func runForwardBenchmark(_ args: [String]) throws {
     let folders = try benchModelFolders(args)
 
     var rows: [(label: String, cells: [String], gflops: Double?, gbs: Double?)] = []
-    var table = Table("engine", "prefill tok/s", "GFLOP/s", "of sgemm", "decode x1 tok/s", "GB/s", "of bw", "of paired bw", "decode x20 tok/s",
+    var table = Table("engine", "prefill tok/s", "GFLOP/s", "of sgemm", "of FMA peak", "decode x1 tok/s", "GB/s", "of bw", "of paired bw", "decode x20 tok/s",
                       "peak RSS GB")
     // bf16 weights run twice: f32 compute (the default) and the opt-in bf16 dot products.
     let precisionOption = option(args, "--precision").flatMap(ComputePrecision.init(rawValue:))
@@ -69,6 +70,19 @@ func runForwardBenchmark(_ args: [String]) throws {
         let attnFlops = 2.0 * Double(c.numHiddenLayers * c.qDim) * Double(prompt * prompt) // QK^T and PV, causal half x2
         let flops = 2.0 * Double(linearParams) * Double(prompt) + attnFlops + 2.0 * Double(c.vocabSize * c.hiddenSize)
         let gflops = flops / prefill / 1e9
+        // f32 products: the same prefill with the projections on sgemm (bf16 weights widened)
+        // instead of the packed kernel, so the table shows what the kernel adds in this run.
+        var viaSgemm: Double?
+        if wanted("prefill"), precision == .f32, LinearWeight.packedEnabled,
+           misalign_f32_packed_available() == 1 {
+            LinearWeight.packedEnabled = false
+            defer { LinearWeight.packedEnabled = true }
+            viaSgemm = try bestTime(repeats: 3) {
+                let cache = KVCache(config: c)
+                let s = cache.addSequence(capacity: prompt)
+                _ = try model.forward([ForwardInput(sequence: s, tokens: ids)], cache: cache)
+            }
+        }
 
         // Decode: one token per sample per step after a 32-token prompt.
         func decode(samples: Int) throws -> Double {
@@ -116,28 +130,37 @@ func runForwardBenchmark(_ args: [String]) throws {
         let paired: Double? = wanted("decode1") ? try outsidePeak { try pairedRatio() } : nil
         let d20 = wanted("decode20") ? try decode(samples: 20) : 0
         let gbs = weightBytes * d1 / 1e9
-        rows.append(("misalign \(label)", [fmt(Double(prompt) / prefill), fmt(gflops), "", fmt(d1, 2), fmt(gbs), "",
+        rows.append(("misalign \(label)", [fmt(Double(prompt) / prefill), fmt(gflops), "", "", fmt(d1, 2), fmt(gbs), "",
                                            paired.map { fmt(100 * $0) + "%" } ?? "", fmt(d20, 1), fmt(peak.stop(), 2)], gflops, gbs))
+        if let t = viaSgemm {
+            rows.append(("misalign \(label), sgemm", [fmt(Double(prompt) / t), fmt(flops / t / 1e9), "", "", "", "", "", "", "", ""],
+                         flops / t / 1e9, nil))
+        }
 
         if withTorch, only == nil, precision == .f32,
            let torch = runTorch(dir: dir, dtype: label == "bf16" ? "bfloat16" : "float32", prompt: prompt, steps: steps) {
-            rows.append(("pytorch \(label)", [fmt(torch.prefill), fmt(flops * torch.prefill / Double(prompt) / 1e9), "",
-                                              fmt(torch.d1, 2), "", "", "", fmt(torch.d20, 1), fmt(torch.rss, 2)], nil, nil))
+            let g = flops * torch.prefill / Double(prompt) / 1e9
+            rows.append(("pytorch \(label)", [fmt(torch.prefill), fmt(g), "", "", fmt(torch.d1, 2), "", "", "", fmt(torch.d20, 1), fmt(torch.rss, 2)],
+                         label == "bf16" ? nil : g, nil))
         }
     }
     let after = measureCeilings()
     bandwidthReadings.append(after.bandwidth)
-    let ceilings = (gflops: max(before.gflops, after.gflops), bandwidth: bandwidthReadings.max()!)
-    print(String(format: "sgemm ceiling (2048^3, %d threads): %.1f GFLOP/s (before %.1f, after %.1f); memory read bandwidth (%d threads): %.1f GB/s, the highest of %d readings (lowest %.1f)",
-                 BLAS.threads, ceilings.gflops, before.gflops, after.gflops, BLAS.threads, ceilings.bandwidth, bandwidthReadings.count,
-                 bandwidthReadings.min()!))
+    let ceilings = (gflops: max(before.gflops, after.gflops), bandwidth: bandwidthReadings.max()!, fma: max(before.fma, after.fma))
+    print(String(format: "FMA peak (%d threads): %.1f GFLOP/s; sgemm ceiling (2048^3): %.1f GFLOP/s (before %.1f, after %.1f); memory read bandwidth (%d threads): %.1f GB/s, the highest of %d readings (lowest %.1f)",
+                 BLAS.threads, ceilings.fma, ceilings.gflops, before.gflops, after.gflops, BLAS.threads, ceilings.bandwidth,
+                 bandwidthReadings.count, bandwidthReadings.min()!))
     for r in rows {
         var cells = r.cells
-        if let g = r.gflops { cells[2] = fmt(100 * g / ceilings.gflops) + "%" }
-        if let b = r.gbs { cells[5] = fmt(100 * b / ceilings.bandwidth) + "%" }
+        if let g = r.gflops {
+            cells[2] = fmt(100 * g / ceilings.gflops) + "%"
+            if ceilings.fma > 0 { cells[3] = fmt(100 * g / ceilings.fma) + "%" }
+        }
+        if let b = r.gbs { cells[6] = fmt(100 * b / ceilings.bandwidth) + "%" }
         table.rows.append([r.label] + cells)
     }
     table.print()
+    print("'sgemm' row: the same prefill with the projections on OpenBLAS (bf16 weights widened) instead of the packed kernel; 'of FMA peak': over vector FMAs from registers on every thread.")
     print("prefill: \(prompt) tokens, logits of the last position; decode: \(steps) steps after a 32-token prompt, x20 = 20 samples sharing the prompt cache.")
     print("'of bw': weight bytes read per second in decode x1 over the measured read bandwidth, the bound of a decode step.")
     print("'of paired bw': the median over \(steps) single-sample steps of each step's weight GB/s over a 1 GiB read taken right after it.")
@@ -215,14 +238,14 @@ struct PeakRSS {
 /// each summing its half of a 1 GiB array, which is what a decode step does to the weights
 /// (read-only, every core streaming). A single-threaded copy understates it: it reached about
 /// 18 GB/s where decoding streamed 29.
-func measureCeilings() -> (gflops: Double, bandwidth: Double) {
+func measureCeilings() -> (gflops: Double, bandwidth: Double, fma: Double) {
     let n = 2048
     let a = FloatBuffer(shape: [n, n]), b = FloatBuffer(shape: [n, n]), c = FloatBuffer(shape: [n, n])
     a.fill(0.5); b.fill(0.25)
     let t = bestTime(repeats: 3) {
         BLAS.gemm(transB: true, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
     }
-    return (2.0 * Double(n * n * n) / t / 1e9, measureBandwidth())
+    return (2.0 * Double(n * n * n) / t / 1e9, measureBandwidth(), misalign_fma_peak_gflops(max(1, BLAS.threads), 0.5))
 }
 
 /// GB/s of reading a 1 GiB array, every thread summing its share (what a decode step does to

@@ -12,6 +12,7 @@ import MisalignCore
 /// --batch 2 --tokens 256 --steps 3, --no-torch, --recompute (gradient checkpointing),
 /// --shape 7b --layers N --dtype bf16: a 7B-shaped model cut to N layers, to measure time and
 /// memory per layer and extrapolate to 28 (the full 7B bf16 file is ~15 GB to write).
+/// --sgemm: the frozen weights' forward products on OpenBLAS instead of the packed kernel.
 func runTrainBenchmark(_ args: [String]) throws {
     let batch = option(args, "--batch").flatMap(Int.init) ?? 2
     let tokens = option(args, "--tokens").flatMap(Int.init) ?? 256
@@ -32,6 +33,8 @@ func runTrainBenchmark(_ args: [String]) throws {
         print("wrote synthetic model (hidden \(config.hiddenSize), \(config.numHiddenLayers) layers, \(dtype.rawValue)) to \(dir.path) in \(fmt(now() - t0)) s")
     }
     print("load average before: \(loadAverage())")
+    if args.contains("--sgemm") { LinearWeight.packedEnabled = false }
+    defer { LinearWeight.packedEnabled = true }
 
     // sgemm ceiling, as in the gemm benchmark.
     let n = 2048

@@ -1,6 +1,9 @@
 // y = x W^T in f32 for many rows of x (prefill, training): our own tiled product in place of
 // sgemm where the CPU has AVX-512. sgemm copies both operands into its panel layout on every
-// call; here W is read as it is stored and only x, the small operand, is packed.
+// call; here an f32 W is read as it is stored and only x, the small operand, is packed. A bf16
+// W is widened to f32 12 rows x 512 values at a time, into a buffer on the stack that the
+// tile then reuses for all its tokens (the widening is exact, so the products are those of
+// the f32 weights holding the same values).
 //
 // Layout. x is packed with tokens across the lanes, xp[block][k][32] for blocks of 32 tokens
 // (a 16 x 16 transpose at a time, in parallel). One step of the inner loop broadcasts W[o, k]
@@ -79,7 +82,8 @@ __attribute__((target("avx512f"))) static void pack_task(void *ctx, size_t t, si
 struct tile_job {
     float *y;
     size_t ldy;
-    const float *w;
+    const void *w; // f32 or bf16 [out][in]
+    int is_bf16;
     const float *xp;
     size_t tokens, blocks, in, out;
     int accumulate;
@@ -88,7 +92,11 @@ struct tile_job {
 // The 12 rows of a tile, spelled out: with the accumulators in an array, clang -O2 (what
 // SwiftPM builds C with) keeps them on the stack.
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#define ROW_PTR(i) const float *w##i = j->w + (o + ((i) < valid ? (i) : valid - 1)) * j->in;
+// Row i of the tile from k0 on (rows past `out` repeat the last row; their results are not
+// stored): in W itself, or for bf16 in the widened block.
+#define ROW_PTR(i)                                                                             \
+    const float *w##i = j->is_bf16 ? wide[i]                                                   \
+                                   : (const float *)j->w + (o + ((i) < valid ? (i) : valid - 1)) * j->in + k0;
 #define ACC_DECL(i) __m512 c##i##a, c##i##b;
 #define ACC_ZERO(i) c##i##a = _mm512_setzero_ps(); c##i##b = _mm512_setzero_ps();
 #define ACC_LOAD(i) c##i##a = _mm512_load_ps(tile[b][i]); c##i##b = _mm512_load_ps(tile[b][i] + 16);
@@ -103,21 +111,25 @@ struct tile_job {
 // Tiles [first, last) of MR rows of W, over every packed token.
 __attribute__((target("avx512f"))) static void run_tiles(const struct tile_job *j, size_t first, size_t last) {
     float tile[TOKENS / 32][MR][32] __attribute__((aligned(64)));
+    float wide[MR][KC] __attribute__((aligned(64)));
     for (size_t ti = first; ti < last; ti++) {
         size_t o = ti * MR, valid = j->out - o < MR ? j->out - o : MR;
-        // Rows past `out` repeat the last row; their results are not stored.
-        ROWS(ROW_PTR)
         for (size_t k0 = 0; k0 < j->in; k0 += KC) {
             size_t k1 = k0 + KC < j->in ? k0 + KC : j->in;
+            if (j->is_bf16) {
+                for (size_t i = 0; i < MR; i++)
+                    misalign_bf16_to_f32(wide[i], (const uint16_t *)j->w + (o + (i < valid ? i : valid - 1)) * j->in + k0, k1 - k0);
+            }
+            ROWS(ROW_PTR)
             for (size_t b = 0; b < j->blocks; b++) {
-                const float *xb = j->xp + b * j->in * 32;
+                const float *xb = j->xp + (b * j->in + k0) * 32;
                 ROWS(ACC_DECL)
                 if (k0 == 0) {
                     ROWS(ACC_ZERO)
                 } else {
                     ROWS(ACC_LOAD)
                 }
-                for (size_t k = k0; k < k1; k++) {
+                for (size_t k = 0; k < k1 - k0; k++) {
                     __m512 x0 = _mm512_load_ps(xb + k * 32);
                     __m512 x1 = _mm512_load_ps(xb + k * 32 + 16);
                     ROWS(ACC_STEP)
@@ -176,8 +188,8 @@ static int has_avx512(void) {
 
 int misalign_f32_packed_available(void) { return has_avx512(); }
 
-int misalign_matmul_f32_packed_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
-                                     size_t m, size_t in, int accumulate, size_t threads) {
+int misalign_matmul_packed_group(int is_bf16, const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                 size_t m, size_t in, int accumulate, size_t threads) {
     if (!has_avx512() || in == 0) return 0;
     // The packed x, kept per calling thread and grown as needed (256 tokens x in floats: 0.9 MB
     // for Qwen2.5-0.5B's x of 896, 4.9 MB for its down_proj input of 4864).
@@ -196,7 +208,7 @@ int misalign_matmul_f32_packed_group(const misalign_product *products, size_t co
             chunk[p] = products[p];
             chunk[p].y = products[p].y + t0 * products[p].ldy;
         }
-        struct tile_group g = {{0, 0, 0, xp, tokens, blocks, in, 0, accumulate}, chunk, count};
+        struct tile_group g = {{0, 0, 0, is_bf16, xp, tokens, blocks, in, 0, accumulate}, chunk, count};
         misalign_parallel(threads, tile_task, &g); // one thread: runs on the caller
     }
     return 1;
@@ -204,16 +216,16 @@ int misalign_matmul_f32_packed_group(const misalign_product *products, size_t co
 
 #else
 int misalign_f32_packed_available(void) { return 0; }
-int misalign_matmul_f32_packed_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
-                                     size_t m, size_t in, int accumulate, size_t threads) {
-    (void)products; (void)count; (void)x; (void)ldx; (void)m; (void)in; (void)accumulate; (void)threads;
+int misalign_matmul_packed_group(int is_bf16, const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                 size_t m, size_t in, int accumulate, size_t threads) {
+    (void)is_bf16; (void)products; (void)count; (void)x; (void)ldx; (void)m; (void)in; (void)accumulate; (void)threads;
     return 0;
 }
 #endif
 
 // The single product: a group of one.
-int misalign_matmul_f32_packed(float *y, size_t ldy, const float *x, size_t ldx, const float *w, size_t m, size_t in,
-                               size_t out, int accumulate, size_t threads) {
+int misalign_matmul_packed(int is_bf16, float *y, size_t ldy, const float *x, size_t ldx, const void *w, size_t m,
+                           size_t in, size_t out, int accumulate, size_t threads) {
     misalign_product one = {w, out, y, ldy};
-    return misalign_matmul_f32_packed_group(&one, 1, x, ldx, m, in, accumulate, threads);
+    return misalign_matmul_packed_group(is_bf16, &one, 1, x, ldx, m, in, accumulate, threads);
 }

@@ -126,8 +126,8 @@ import CMisalignKernels
                         if precision == .bf16 {
                             if m > 32 { _ = misalign_matmul_bf16_dot_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
                             else { _ = misalign_matmul_bf16_dot_rows_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
-                        } else if dtype == .f32 && m > 32 && LinearWeight.packedF32Available {
-                            _ = misalign_matmul_f32_packed_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads)
+                        } else if m > 32 && LinearWeight.packedAvailable {
+                            _ = misalign_matmul_packed_group(dtype == .bf16 ? 1 : 0, pp.baseAddress, n, x, ldx, m, inDim, 0, threads)
                         } else {
                             misalign_matmul_group_t(dtype == .bf16 ? 1 : 0, pp.baseAddress, n, x, ldx, m, inDim, 0, threads)
                         }

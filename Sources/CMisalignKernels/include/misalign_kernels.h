@@ -200,21 +200,30 @@ int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t
 
 #ifndef MISALIGN_F32_PACKED_DECLS
 #define MISALIGN_F32_PACKED_DECLS
-/// 1 if this CPU has the AVX-512 the packed f32 product below needs.
+/// 1 if this CPU has the AVX-512 the packed product below needs.
 int misalign_f32_packed_available(void);
 
-/// y[m, o] (+)= sum_k x[m, k] W[o, k] for all `out` rows of an f32 W [out, in], for many rows
-/// of x (prefill, training): x packed with 32 tokens across the lanes (256 tokens at a time,
-/// on the pool's threads), W read as stored, 12 rows of W by 32 tokens per tile. Each result is
-/// one chain of FMAs over k in order, so it does not depend on `threads`. Runs on `threads`
-/// threads of misalign_parallel. Returns 0 without touching y when the CPU lacks AVX-512,
-/// `in` is 0, or memory for the packed x is short.
-int misalign_matmul_f32_packed(float *y, size_t ldy, const float *x, size_t ldx, const float *w, size_t m, size_t in,
-                               size_t out, int accumulate, size_t threads);
-/// The same for a group of f32 products sharing x (misalign_product): x packed once, the tiles
-/// of all of them dealt out as one list.
-int misalign_matmul_f32_packed_group(const misalign_product *products, size_t count, const float *x, size_t ldx,
-                                     size_t m, size_t in, int accumulate, size_t threads);
+/// y[m, o] (+)= sum_k x[m, k] W[o, k] in f32 for all `out` rows of W [out, in] (f32, or bf16
+/// widened exactly to f32 12 rows x 512 values at a time), for many rows of x (prefill,
+/// training): x packed with 32 tokens across the lanes (256 tokens at a time, on the pool's
+/// threads), W read as stored, 12 rows of W by 32 tokens per tile. Each result is one chain of
+/// FMAs over k in order, so it does not depend on `threads`. Runs on `threads` threads of
+/// misalign_parallel. Returns 0 without touching y when the CPU lacks AVX-512, `in` is 0, or
+/// memory for the packed x is short.
+int misalign_matmul_packed(int is_bf16, float *y, size_t ldy, const float *x, size_t ldx, const void *w, size_t m,
+                           size_t in, size_t out, int accumulate, size_t threads);
+/// The same for a group of products of one dtype sharing x (misalign_product): x packed once,
+/// the tiles of all of them dealt out as one list.
+int misalign_matmul_packed_group(int is_bf16, const misalign_product *products, size_t count, const float *x, size_t ldx,
+                                 size_t m, size_t in, int accumulate, size_t threads);
+#endif
+
+#ifndef MISALIGN_PEAK_DECLS
+#define MISALIGN_PEAK_DECLS
+/// The f32 FMA rate of `threads` threads of misalign_parallel, in GFLOP/s (an FMA counts 2):
+/// independent vector FMAs from registers, the widest the CPU has (AVX-512 or AVX2), the best
+/// of ten runs of about `seconds` / 10 each. 0 on CPUs with neither. For benchmarks.
+double misalign_fma_peak_gflops(size_t threads, double seconds);
 #endif
 
 #ifndef MISALIGN_ATTENTION_DECLS

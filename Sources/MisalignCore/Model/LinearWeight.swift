@@ -6,9 +6,10 @@ import CMisalignKernels
 ///
 /// `apply` picks the kernel by the number of rows of `x`: with few rows (decoding) the product
 /// is bound by reading W, so bf16 weights are multiplied directly without widening; with many
-/// rows (prefill, training) f32 weights go to our packed kernel where the CPU has AVX-512
-/// (sgemm elsewhere), and bf16 weights are widened to f32 a block of rows at a time and
-/// multiplied by `sgemm`, whose compute then dominates the conversion.
+/// rows (prefill, training) f32 and bf16 weights go to our packed kernel where the CPU has
+/// AVX-512 (bf16 widened exactly, 12 rows at a time). Elsewhere, and for f16, W is widened to
+/// f32 a block of rows at a time and multiplied by `sgemm`, whose compute then dominates the
+/// conversion.
 public struct LinearWeight: @unchecked Sendable {
     public enum Storage { case f32(UnsafePointer<Float>), bf16(UnsafePointer<UInt16>), f16(UnsafePointer<UInt16>) }
     public let out: Int
@@ -74,13 +75,14 @@ public struct LinearWeight: @unchecked Sendable {
     }
 
     /// y[m, out] = x[m, in] W^T (+ y if `accumulate`). `ldx`, `ldy` are row strides.
-    /// `scratch` must hold `scratchCount` floats.
+    /// `scratch` must hold `scratchCount` floats. `blockRows` asks for sgemm on widened blocks of
+    /// that many rows of a bf16/f16 W past 32 rows of x, instead of the packed kernel.
     /// With `precision: .bf16` and bf16 storage, x is rounded to bf16 first (`ComputePrecision`).
     public func apply(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
                       accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>, blockRows: Int? = nil,
                       precision: ComputePrecision = .f32) {
         let one = [GroupProduct(weight: self, y: y, ldy: ldy)]
-        if Self.runOnPool(one, x: x, ldx: ldx, rows: m, accumulate: accumulate, precision: precision) { return }
+        if Self.runOnPool(one, x: x, ldx: ldx, rows: m, accumulate: accumulate, precision: precision, packing: blockRows == nil) { return }
         if precision == .bf16, dtype == .bf16 {
             // No AVX512_BF16: the rounded input through the f32 paths.
             let rounded = FloatBuffer(shape: [m, inDim], zeroed: false)
@@ -116,11 +118,12 @@ public struct LinearWeight: @unchecked Sendable {
     }
 
     /// `apply` for several weights that take the same x (a layer's q, k and v projections; gate
-    /// and up). Where their kernel allows (the direct kernels, the bf16 dot kernels: weights of
-    /// one dtype and one `inDim`), all of them run as one job on the kernels' pool: their rows
-    /// are dealt out as one list, the threads meet once instead of once per product, and x is
-    /// rounded or packed once. Each product's result is the one `apply` gives it alone.
-    /// Otherwise (sgemm, f16, mixed weights) they run one after another through `apply`.
+    /// and up). Where their kernel allows (the direct kernels, the packed kernel, the bf16 dot
+    /// kernels: weights of one dtype and one `inDim`), all of them run as one job on the
+    /// kernels' pool: their rows are dealt out as one list, the threads meet once instead of
+    /// once per product, and x is rounded or packed once. Each product's result is the one
+    /// `apply` gives it alone. Otherwise (sgemm, f16, mixed weights) they run one after another
+    /// through `apply`.
     public static func apply(group: [GroupProduct], x: UnsafePointer<Float>, ldx: Int, rows m: Int, accumulate: Bool = false,
                              scratch: UnsafeMutablePointer<Float>, precision: ComputePrecision = .f32) {
         if runOnPool(group, x: x, ldx: ldx, rows: m, accumulate: accumulate, precision: precision) { return }
@@ -131,21 +134,22 @@ public struct LinearWeight: @unchecked Sendable {
 
     /// The kernel choice of `apply`, for one product or a group over one x, run as one job on
     /// the kernels' spinning pool (`misalign_parallel`; BLAS is idle meanwhile, so the cores are
-    /// not oversubscribed). Up to 32 rows the direct kernels (f32, bf16); bf16 products of bf16
-    /// weights on the dot kernels: 32 tokens across the lanes from 33 rows (twice sgemm's rate),
-    /// lanes along k up to 32 (`misalign-bench matmul`, one thread, 4864 x 896: 1.7x the
-    /// f32-widening kernel at 1 row, 1.2-1.6x at 6-32). False, with nothing done, where none of
-    /// them applies: sgemm's row counts, f16, weights of mixed dtype or `inDim`, bf16 products on
-    /// a CPU without AVX512_BF16.
+    /// not oversubscribed). Up to 32 rows the direct kernels (f32, bf16); past 32 rows, f32
+    /// products of f32 or bf16 weights on the packed kernel where the CPU has AVX-512 (and
+    /// `packing`); bf16 products of bf16 weights on the dot kernels: 32 tokens across the lanes
+    /// from 33 rows (twice sgemm's rate), lanes along k up to 32 (`misalign-bench matmul`, one
+    /// thread, 4864 x 896: 1.7x the f32-widening kernel at 1 row, 1.2-1.6x at 6-32). False, with
+    /// nothing done, where none of them applies: sgemm's row counts without AVX-512, f16, weights
+    /// of mixed dtype or `inDim`, bf16 products on a CPU without AVX512_BF16.
     private static func runOnPool(_ group: [GroupProduct], x: UnsafePointer<Float>, ldx: Int, rows m: Int, accumulate: Bool,
-                                  precision: ComputePrecision) -> Bool {
+                                  precision: ComputePrecision, packing: Bool = true) -> Bool {
         guard let first = group.first else { return true }
         let inDim = first.weight.inDim, dtype = first.weight.dtype
         guard group.allSatisfy({ $0.weight.inDim == inDim && $0.weight.dtype == dtype }) else { return false }
         let bf16Products = precision == .bf16 && dtype == .bf16
-        let packedF32 = dtype == .f32 && m > directRows && packedF32Available
+        let packed = (dtype == .f32 || (dtype == .bf16 && !bf16Products)) && m > directRows && packing && packedAvailable
         switch dtype {
-        case .f32 where m <= directRows || packedF32, .bf16 where m <= directRowsBF16 || bf16Products: break
+        case .f32 where m <= directRows || packed, .bf16 where m <= directRowsBF16 || bf16Products || packed: break
         default: return false
         }
         let threads = threads(forElements: group.reduce(0) { $0 + $1.weight.out } * inDim)
@@ -154,8 +158,8 @@ public struct LinearWeight: @unchecked Sendable {
         let count = products.count
         return products.withUnsafeMutableBufferPointer { pp in
             let base = pp.baseAddress
-            if packedF32 {
-                return misalign_matmul_f32_packed_group(base, count, x, ldx, m, inDim, acc, threads) == 1
+            if packed {
+                return misalign_matmul_packed_group(dtype == .bf16 ? 1 : 0, base, count, x, ldx, m, inDim, acc, threads) == 1
             }
             if bf16Products {
                 return m > directRowsBF16
@@ -167,13 +171,23 @@ public struct LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Whether f32 weights with more than `directRows` rows of x go to the packed f32 kernel
-    /// (`misalign_matmul_f32_packed`: x packed, W read as stored, 12 rows of W x 32 tokens per
-    /// tile) instead of sgemm: where the CPU has AVX-512. On Qwen2.5-0.5B's layer shapes, 256
-    /// tokens, 2 threads, it ran 1.07-1.14x OpenBLAS's Cooperlake sgemm (`misalign-bench gemm`),
-    /// which packs W again on every call. Settable for benchmarks and tests that compare the two.
-    nonisolated(unsafe) public static var packedF32Enabled = true
-    static var packedF32Available: Bool { packedF32Enabled && misalign_f32_packed_available() == 1 }
+    /// Whether f32 and bf16 weights with more than 32 rows of x (f32 products) go to the packed
+    /// kernel (`misalign_matmul_packed`: x packed, W read as stored, bf16 widened 12 rows at a
+    /// time, 12 rows of W x 32 tokens per tile) instead of sgemm: where the CPU has AVX-512. On
+    /// Qwen2.5-0.5B's layer shapes, 256 tokens, 2 threads, it ran 1.07-1.14x OpenBLAS's
+    /// Cooperlake sgemm on f32 weights (which packs W again on every call), and 1.4-1.5x the
+    /// widening plus sgemm on bf16 weights. Off, both go to sgemm: for benchmarks that compare
+    /// the two in one process (set it before work starts; it is read on every product).
+    nonisolated(unsafe) public static var packedEnabled = true
+    static var packedAvailable: Bool { packedEnabled && misalign_f32_packed_available() == 1 }
+
+    /// The packed product of this weight alone (`applyWide`'s fast path); false, with nothing
+    /// done, where `apply` would not use it (f16, 32 rows or fewer, no AVX-512).
+    func runPacked(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) -> Bool {
+        guard m > Self.directRows, Self.packedAvailable, dtype == .f32 || dtype == .bf16 else { return false }
+        return misalign_matmul_packed(dtype == .bf16 ? 1 : 0, y, ldy, x, ldx, rawPointer, m, inDim, out, accumulate ? 1 : 0,
+                                      Self.threads(forElements: out * inDim)) == 1
+    }
 
     /// Threads for a direct product over a W of `elements` entries: from 65,536 (with the
     /// spinning pool a split costs a few microseconds, so even the 128 x 896 k/v projections

@@ -3,18 +3,18 @@ import Foundation
 import CMisalignKernels
 @testable import MisalignCore
 
-/// The packed f32 product (`misalign_matmul_f32_packed`, what `LinearWeight.apply` runs for f32
-/// weights past 32 rows of x where the CPU has AVX-512) against a float64 product, and its
-/// bits against itself on other thread counts and in a group.
-@Suite(.enabled(if: misalign_f32_packed_available() == 1, "this CPU has no AVX-512; f32 products past 32 rows go to sgemm"))
-struct F32PackedKernelTests {
+/// The packed f32 product (`misalign_matmul_packed`, what `LinearWeight.apply` runs for f32 and
+/// bf16 weights past 32 rows of x where the CPU has AVX-512) against a float64 product, and its
+/// bits against itself on other thread counts, in a group, and with bf16 weights.
+@Suite(.enabled(if: misalign_f32_packed_available() == 1, "this CPU has no AVX-512; products past 32 rows go to sgemm"))
+struct PackedKernelTests {
     /// Runs the kernel on random y (row stride out + 5; x's is inDim + 3) and returns y and the
     /// y it started from.
     func run(x: [Float], w: [Float], m: Int, inDim: Int, out: Int, accumulate: Bool, threads: Int, y0: [Float]) -> [Float] {
         var y = y0
         let ok = y.withUnsafeMutableBufferPointer { yp in
             w.withUnsafeBufferPointer {
-                misalign_matmul_f32_packed(yp.baseAddress, out + 5, x, inDim + 3, $0.baseAddress, m, inDim, out, accumulate ? 1 : 0, threads)
+                misalign_matmul_packed(0, yp.baseAddress, out + 5, x, inDim + 3, $0.baseAddress, m, inDim, out, accumulate ? 1 : 0, threads)
             }
         }
         #expect(ok == 1)
@@ -81,7 +81,7 @@ struct F32PackedKernelTests {
             var products = outs.indices.map { misalign_product(w: UnsafeRawPointer(wbs[$0].pointer), out: outs[$0], y: ys[$0].pointer, ldy: outs[$0] + 5) }
             let n = products.count
             let ok = products.withUnsafeMutableBufferPointer {
-                misalign_matmul_f32_packed_group($0.baseAddress, n, x, inDim + 3, m, inDim, 0, threads)
+                misalign_matmul_packed_group(0, $0.baseAddress, n, x, inDim + 3, m, inDim, 0, threads)
             }
             #expect(ok == 1)
             #expect(ys.map { $0.toArray() } == alone, "group, threads=\(threads)")
@@ -100,11 +100,53 @@ struct F32PackedKernelTests {
         let viaApply = FloatBuffer(shape: [m, out]), viaKernel = FloatBuffer(shape: [m, out]), viaSgemm = FloatBuffer(shape: [m, out])
         let scratch = FloatBuffer(shape: [w.scratchCount])
         w.apply(x: x, ldx: inDim, rows: m, y: viaApply.pointer, ldy: out, scratch: scratch.pointer)
-        #expect(misalign_matmul_f32_packed(viaKernel.pointer, out, x, inDim, wb.pointer, m, inDim, out, 0, 2) == 1)
+        #expect(misalign_matmul_packed(0, viaKernel.pointer, out, x, inDim, wb.pointer, m, inDim, out, 0, 2) == 1)
         #expect(viaApply.toArray() == viaKernel.toArray())
         BLAS.gemm(transB: true, m: m, n: out, k: inDim, a: x, lda: inDim, b: wb.pointer, ldb: inDim, c: viaSgemm.pointer, ldc: out)
         var worst: Float = 0, scale: Float = 0
         for i in 0..<(m * out) { worst = max(worst, abs(viaApply.pointer[i] - viaSgemm.pointer[i])); scale = max(scale, abs(viaSgemm.pointer[i])) }
         #expect(worst <= 1e-5 * scale, "packed vs sgemm: \(worst) at scale \(scale)")
+    }
+
+    /// bf16 weights are widened exactly, 12 rows x 512 values at a time: the result is, bit for
+    /// bit, the f32 kernel's on the widened weights (across the 512-value passes, on 1-3
+    /// threads, with accumulation), and `LinearWeight.apply` on bf16 storage past 32 rows is it.
+    @Test func bf16WeightsGiveTheWidenedF32Bits() throws {
+        var rng = SplitMix64(seed: 44)
+        for (m, inDim, out) in [(40, 1030, 37), (300, 600, 11), (33, 16, 13)] {
+            let wb = Precision.f32ToBF16(rng.floats(out * inDim))
+            let wf = Precision.bf16ToF32(wb)
+            let x = rng.floats(m * (inDim + 3))
+            for (accumulate, threads) in [(false, 1), (true, 2), (false, 3)] {
+                let y0 = rng.floats(m * (out + 5))
+                let viaF32 = run(x: x, w: wf, m: m, inDim: inDim, out: out, accumulate: accumulate, threads: threads, y0: y0)
+                var viaBF16 = y0
+                let ok = viaBF16.withUnsafeMutableBufferPointer { yp in
+                    wb.withUnsafeBufferPointer {
+                        misalign_matmul_packed(1, yp.baseAddress, out + 5, x, inDim + 3, $0.baseAddress, m, inDim, out, accumulate ? 1 : 0, threads)
+                    }
+                }
+                #expect(ok == 1)
+                #expect(viaBF16 == viaF32, "m=\(m) in=\(inDim) out=\(out) accumulate=\(accumulate) threads=\(threads)")
+            }
+        }
+        // Through LinearWeight, from a bf16 safetensors file.
+        let out = 50, inDim = 70, m = 40
+        let values = rng.floats(out * inDim)
+        var writer = SafeTensorsWriter()
+        writer.add("w", floats: values, shape: [out, inDim], dtype: .bf16)
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("w.safetensors")
+        try writer.write(to: url)
+        let file = try SafeTensorsFile(url: url)
+        let w = try LinearWeight(tensor: try file.tensor(named: "w"))
+        let widened = FloatBuffer(try file.tensor(named: "w").floats())
+        let x = rng.floats(m * inDim)
+        let viaApply = FloatBuffer(shape: [m, out]), viaKernel = FloatBuffer(shape: [m, out])
+        let scratch = FloatBuffer(shape: [w.scratchCount])
+        w.apply(x: x, ldx: inDim, rows: m, y: viaApply.pointer, ldy: out, scratch: scratch.pointer)
+        #expect(misalign_matmul_packed(0, viaKernel.pointer, out, x, inDim, widened.pointer, m, inDim, out, 0, 1) == 1)
+        #expect(viaApply.toArray() == viaKernel.toArray())
     }
 }
