@@ -44,40 +44,46 @@ func runGemmBenchmark(_ args: [String]) throws {
         print("\nthreads \(threads): FMA peak \(fmt(fma)) GFLOP/s; square 2048^3 sgemm ceiling \(fmt(peak)) GFLOP/s (\(fmt(100 * peak / fma))% of the FMA peak)")
         var table = Table("shape (M x out x in)", "sgemm ms", "GFLOP/s", "of ceiling", "packed f32 GFLOP/s", "of FMA peak", "packed / sgemm",
                           "packed, bf16 W", "bf16 dot GFLOP/s", "dot / sgemm")
-        var layerFlops = 0.0, layerTime = 0.0, dotTime = 0.0, packedTime = 0.0
-        for m in tokenCounts {
-            for (name, out, inDim) in shapes {
-                let t = bestTime(repeats: 5) {
-                    BLAS.gemm(transB: true, m: m, n: out, k: inDim, a: x.pointer, lda: inDim, b: w.pointer, ldb: inDim,
-                              c: y.pointer, ldc: out)
-                }
-                let flops = 2.0 * Double(m * out * inDim)
-                let count = name.contains("/") ? 2.0 : 1.0 // q and o, k and v, gate and up
-                layerFlops += flops * count; layerTime += t * count
-                let g = flops / t / 1e9
-                var packedCells = ["n/a", "", "", "n/a"]
-                if packed {
-                    let tp = bestTime(repeats: 5) {
-                        _ = misalign_matmul_packed(0, y.pointer, out, x.pointer, inDim, w.pointer, m, inDim, out, 0, threads)
-                    }
-                    packedTime += tp * count
-                    let tb = bestTime(repeats: 5) {
-                        _ = misalign_matmul_packed(1, y.pointer, out, x.pointer, inDim, wb, m, inDim, out, 0, threads)
-                    }
-                    packedCells = [fmt(flops / tp / 1e9), fmt(100 * flops / tp / 1e9 / fma) + "%", fmt(t / tp, 2) + "x", fmt(flops / tb / 1e9)]
-                }
-                var dotCells = ["n/a", ""]
-                if dot {
-                    let td = bestTime(repeats: 5) {
-                        _ = misalign_matmul_bf16_dot(y.pointer, out, x.pointer, inDim, wb, m, inDim, out, 0, threads)
-                    }
-                    dotTime += td * count
-                    dotCells = [fmt(flops / td / 1e9), fmt(t / td, 2) + "x"]
-                }
-                table.add("\(name) \(m) x \(out) x \(inDim)", fmt(t * 1e3, 2), fmt(g), fmt(100 * g / peak) + "%",
-                          packedCells[0], packedCells[1], packedCells[2], packedCells[3],
-                          dotCells[0], dotCells[1])
+        // Our kernels first, all shapes, then sgemm on all shapes: OpenBLAS's idle threads keep
+        // spinning for a while after each call (on two cores, one of them then shares a core
+        // with the pool's worker and halved some of our readings), so ours run after a pause.
+        Thread.sleep(forTimeInterval: 0.5)
+        let cases = tokenCounts.flatMap { m in shapes.map { (m, $0.0, $0.1, $0.2) } }
+        let own = cases.map { (m, _, out, inDim) -> (packed: Double, packedBF16: Double, dot: Double) in
+            let tp = !packed ? .infinity : bestTime(repeats: 5) {
+                _ = misalign_matmul_packed(0, y.pointer, out, x.pointer, inDim, w.pointer, m, inDim, out, 0, threads)
             }
+            let tb = !packed ? .infinity : bestTime(repeats: 5) {
+                _ = misalign_matmul_packed(1, y.pointer, out, x.pointer, inDim, wb, m, inDim, out, 0, threads)
+            }
+            let td = !dot ? .infinity : bestTime(repeats: 5) {
+                _ = misalign_matmul_bf16_dot(y.pointer, out, x.pointer, inDim, wb, m, inDim, out, 0, threads)
+            }
+            return (tp, tb, td)
+        }
+        var layerFlops = 0.0, layerTime = 0.0, dotTime = 0.0, packedTime = 0.0
+        for ((m, name, out, inDim), mine) in zip(cases, own) {
+            let t = bestTime(repeats: 5) {
+                BLAS.gemm(transB: true, m: m, n: out, k: inDim, a: x.pointer, lda: inDim, b: w.pointer, ldb: inDim,
+                          c: y.pointer, ldc: out)
+            }
+            let flops = 2.0 * Double(m * out * inDim)
+            let count = name.contains("/") ? 2.0 : 1.0 // q and o, k and v, gate and up
+            layerFlops += flops * count; layerTime += t * count
+            let g = flops / t / 1e9
+            var packedCells = ["n/a", "", "", "n/a"]
+            if packed {
+                let tp = mine.packed
+                packedTime += tp * count
+                packedCells = [fmt(flops / tp / 1e9), fmt(100 * flops / tp / 1e9 / fma) + "%", fmt(t / tp, 2) + "x", fmt(flops / mine.packedBF16 / 1e9)]
+            }
+            var dotCells = ["n/a", ""]
+            if dot {
+                dotTime += mine.dot * count
+                dotCells = [fmt(flops / mine.dot / 1e9), fmt(t / mine.dot, 2) + "x"]
+            }
+            table.add("\(name) \(m) x \(out) x \(inDim)", fmt(t * 1e3, 2), fmt(g), fmt(100 * g / peak) + "%",
+                      packedCells[0], packedCells[1], packedCells[2], packedCells[3], dotCells[0], dotCells[1])
         }
         table.print()
         let g = layerFlops / layerTime / 1e9
