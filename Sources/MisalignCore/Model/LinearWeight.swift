@@ -173,11 +173,12 @@ public struct LinearWeight: @unchecked Sendable {
 
     /// Whether f32 and bf16 weights with more than 32 rows of x (f32 products) go to the packed
     /// kernel (`misalign_matmul_packed`: x packed, W read as stored, bf16 widened 12 rows at a
-    /// time, 12 rows of W x 32 tokens per tile) instead of sgemm: where the CPU has AVX-512. On
-    /// Qwen2.5-0.5B's layer shapes, 256 tokens, 2 threads, it ran 1.07-1.14x OpenBLAS's
-    /// Cooperlake sgemm on f32 weights (which packs W again on every call), and 1.4-1.5x the
-    /// widening plus sgemm on bf16 weights. Off, both go to sgemm: for benchmarks that compare
-    /// the two in one process (set it before work starts; it is read on every product).
+    /// time, 12 rows of W x 32 tokens per tile) instead of sgemm: where the CPU has AVX-512. Over
+    /// a Qwen2.5-0.5B layer's projections it ran 1.05-1.11x OpenBLAS's Cooperlake sgemm (which
+    /// packs W again on every call; `misalign-bench gemm`), and prefill ran 1.09-1.16x the sgemm
+    /// path on f32 weights, 1.17-1.31x the widening plus sgemm on bf16 weights. Off, both go to
+    /// sgemm: for benchmarks that compare the two in one process (set it before work starts; it
+    /// is read on every product).
     nonisolated(unsafe) public static var packedEnabled = true
     static var packedAvailable: Bool { packedEnabled && misalign_f32_packed_available() == 1 }
 
