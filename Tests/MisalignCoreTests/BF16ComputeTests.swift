@@ -32,19 +32,10 @@ import CMisalignKernels
         return (y, y0)
     }
 
+    /// productError against the rounded x.
     func worstError(y: [Float], y0: [Float]?, x: [Float], ldx: Int, w: [Float], m: Int, inDim: Int, out: Int, ldy: Int) -> Double {
         let xr = Precision.bf16ToF32(Precision.f32ToBF16(x))
-        var worst = 0.0
-        for r in 0..<m { for o in 0..<out {
-            var s = 0.0, mag = 0.0
-            for k in 0..<inDim {
-                let p = Double(xr[r * ldx + k]) * Double(w[o * inDim + k])
-                s += p; mag += abs(p)
-            }
-            if let y0 { s += Double(y0[r * ldy + o]); mag += abs(Double(y0[r * ldy + o])) }
-            worst = max(worst, abs(Double(y[r * ldy + o]) - s) / max(mag, 1e-30))
-        } }
-        return worst
+        return productError(y: y, y0: y0, x: xr, ldx: ldx, w: w, m: m, inDim: inDim, out: out, ldy: ldy)
     }
 
     /// Token counts around the 32-token blocks and the 256-token packing chunks, output rows

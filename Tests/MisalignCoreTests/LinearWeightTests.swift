@@ -11,13 +11,8 @@ import CMisalignKernels
         var rng = SplitMix64(seed: 77)
         let out = 150, inDim = 67 // odd sizes exercise the vector tails; 150 > one 64-row block
         let wValues = rng.floats(out * inDim)
-        var writer = SafeTensorsWriter()
-        writer.add("w", floats: wValues, shape: [out, inDim], dtype: dtype)
-        let dir = Fixtures.temporaryDirectory()
+        let (file, dir) = try temporaryWeights([("w", wValues, [out, inDim])], dtype: dtype)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("w.safetensors")
-        try writer.write(to: url)
-        let file = try SafeTensorsFile(url: url)
         let w = try LinearWeight(tensor: try file.tensor(named: "w"))
         let stored = try file.tensor(named: "w").floats() // the values after rounding to dtype
         let scratch = FloatBuffer(shape: [w.scratchCount])
@@ -91,13 +86,9 @@ import CMisalignKernels
     func groupGivesEachProductItsOwnBits(dtype: DType) throws {
         var rng = SplitMix64(seed: 78)
         let inDim = 96, outs = [700, 96, 131] // 88,992 weights in all: past the one-thread limit
-        var writer = SafeTensorsWriter()
-        for (i, out) in outs.enumerated() { writer.add("w\(i)", floats: rng.floats(out * inDim), shape: [out, inDim], dtype: dtype) }
-        let dir = Fixtures.temporaryDirectory()
+        let (file, dir) = try temporaryWeights(outs.enumerated().map { ("w\($0.offset)", rng.floats($0.element * inDim), [$0.element, inDim]) },
+                                               dtype: dtype)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("w.safetensors")
-        try writer.write(to: url)
-        let file = try SafeTensorsFile(url: url)
         let weights = try outs.indices.map { try LinearWeight(tensor: try file.tensor(named: "w\($0)")) }
         let scratch = FloatBuffer(shape: [weights.map(\.scratchCount).max()!])
         let precisions: [ComputePrecision] = dtype == .bf16 ? [.f32, .bf16] : [.f32]

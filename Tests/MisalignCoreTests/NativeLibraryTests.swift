@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import CCurl
+import CMisalignKernels
 @testable import MisalignCore
 
 /// The system-library targets link and their typed wrappers work.
@@ -31,5 +32,15 @@ import CCurl
 
     @Test func kernelDispatchReportsAnISA() {
         #expect(!KernelInfo.isa.isEmpty)
+    }
+
+    /// The benchmarks' FMA-peak probe: a plausible rate where the CPU has vector FMAs (every
+    /// x86-64-v3 or v4 machine), 0 for no threads. The value itself is the benchmarks' business:
+    /// under a parallel test run the cores are shared.
+    @Test func fmaPeakProbeGivesAPlausibleRate() {
+        #expect(misalign_fma_peak_gflops(0, 0.01) == 0)
+        guard KernelInfo.isa.contains("v3") || KernelInfo.isa.contains("v4") else { return }
+        let rate = misalign_fma_peak_gflops(1, 0.02)
+        #expect(rate > 1 && rate < 10_000, "\(rate) GFLOP/s")
     }
 }

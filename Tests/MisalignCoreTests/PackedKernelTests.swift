@@ -8,8 +8,7 @@ import CMisalignKernels
 /// bits against itself on other thread counts, in a group, and with bf16 weights.
 @Suite(.enabled(if: misalign_f32_packed_available() == 1, "this CPU has no AVX-512; products past 32 rows go to sgemm"))
 struct PackedKernelTests {
-    /// Runs the kernel on random y (row stride out + 5; x's is inDim + 3) and returns y and the
-    /// y it started from.
+    /// Runs the kernel on f32 weights from y0 (row stride out + 5; x's is inDim + 3) and returns y.
     func run(x: [Float], w: [Float], m: Int, inDim: Int, out: Int, accumulate: Bool, threads: Int, y0: [Float]) -> [Float] {
         var y = y0
         let ok = y.withUnsafeMutableBufferPointer { yp in
@@ -19,23 +18,6 @@ struct PackedKernelTests {
         }
         #expect(ok == 1)
         return y
-    }
-
-    /// Worst error of y against sum_k x W (+ y0), relative to sum_k |x W| (+ |y0|): the scale
-    /// f32 summation error grows with.
-    func worstError(y: [Float], y0: [Float]?, x: [Float], w: [Float], m: Int, inDim: Int, out: Int) -> Double {
-        let ldx = inDim + 3, ldy = out + 5
-        var worst = 0.0
-        for r in 0..<m { for o in 0..<out {
-            var s = 0.0, mag = 0.0
-            for k in 0..<inDim {
-                let p = Double(x[r * ldx + k]) * Double(w[o * inDim + k])
-                s += p; mag += abs(p)
-            }
-            if let y0 { s += Double(y0[r * ldy + o]); mag += abs(Double(y0[r * ldy + o])) }
-            worst = max(worst, abs(Double(y[r * ldy + o]) - s) / max(mag, 1e-30))
-        } }
-        return worst
     }
 
     /// Token counts around the 16-token transposes, the 32-token blocks and the 256-token
@@ -51,7 +33,7 @@ struct PackedKernelTests {
             for (accumulate, threads) in [(false, 1), (true, 2), (false, 3)] {
                 let y0 = rng.floats(m * (out + 5))
                 let y = run(x: x, w: w, m: m, inDim: inDim, out: out, accumulate: accumulate, threads: threads, y0: y0)
-                let err = worstError(y: y, y0: accumulate ? y0 : nil, x: x, w: w, m: m, inDim: inDim, out: out)
+                let err = productError(y: y, y0: accumulate ? y0 : nil, x: x, ldx: inDim + 3, w: w, m: m, inDim: inDim, out: out, ldy: out + 5)
                 #expect(err < 1e-6, "m=\(m) in=\(inDim) out=\(out) accumulate=\(accumulate) threads=\(threads): \(err)")
                 for r in 0..<m { for o in out..<(out + 5) where y[r * (out + 5) + o] != y0[r * (out + 5) + o] {
                     Issue.record("m=\(m) in=\(inDim) out=\(out): y[\(r), \(o)] past out was written")
@@ -132,14 +114,8 @@ struct PackedKernelTests {
         }
         // Through LinearWeight, from a bf16 safetensors file.
         let out = 50, inDim = 70, m = 40
-        let values = rng.floats(out * inDim)
-        var writer = SafeTensorsWriter()
-        writer.add("w", floats: values, shape: [out, inDim], dtype: .bf16)
-        let dir = Fixtures.temporaryDirectory()
+        let (file, dir) = try temporaryWeights([("w", rng.floats(out * inDim), [out, inDim])], dtype: .bf16)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("w.safetensors")
-        try writer.write(to: url)
-        let file = try SafeTensorsFile(url: url)
         let w = try LinearWeight(tensor: try file.tensor(named: "w"))
         let widened = FloatBuffer(try file.tensor(named: "w").floats())
         let x = rng.floats(m * inDim)

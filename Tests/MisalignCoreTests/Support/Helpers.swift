@@ -39,3 +39,30 @@ extension SplitMix64 {
     mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
     mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
 }
+
+/// Worst error of y ([m, ldy]) against the float64 product x W^T (+ y0), x [m, ldx], W [out, inDim],
+/// relative to each entry's sum of |products| (+ |y0|): the scale f32 summation error grows with.
+func productError(y: [Float], y0: [Float]?, x: [Float], ldx: Int, w: [Float], m: Int, inDim: Int, out: Int, ldy: Int) -> Double {
+    var worst = 0.0
+    for r in 0..<m { for o in 0..<out {
+        var s = 0.0, mag = 0.0
+        for k in 0..<inDim {
+            let p = Double(x[r * ldx + k]) * Double(w[o * inDim + k])
+            s += p; mag += abs(p)
+        }
+        if let y0 { s += Double(y0[r * ldy + o]); mag += abs(Double(y0[r * ldy + o])) }
+        worst = max(worst, abs(Double(y[r * ldy + o]) - s) / max(mag, 1e-30))
+    } }
+    return worst
+}
+
+/// Writes `tensors` (name, values, shape), stored as `dtype`, to w.safetensors in a fresh
+/// temporary folder and opens it. The caller removes `dir` when done.
+func temporaryWeights(_ tensors: [(name: String, values: [Float], shape: [Int])], dtype: DType) throws -> (file: SafeTensorsFile, dir: URL) {
+    var writer = SafeTensorsWriter()
+    for t in tensors { writer.add(t.name, floats: t.values, shape: t.shape, dtype: dtype) }
+    let dir = Fixtures.temporaryDirectory()
+    let url = dir.appendingPathComponent("w.safetensors")
+    try writer.write(to: url)
+    return (try SafeTensorsFile(url: url), dir)
+}
