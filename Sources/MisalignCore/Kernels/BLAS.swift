@@ -1,6 +1,7 @@
 import CBLAS
 
-/// The one way this package multiplies matrices: `cblas_sgemm` from OpenBLAS, row-major.
+/// General matrix products: `cblas_sgemm` from OpenBLAS, row-major. (The weights' products of
+/// the model go through `LinearWeight`, which picks its own kernels first.)
 ///
 /// Sizes are Swift `Int`s, checked once here and converted to BLAS's 32-bit ints, so no caller
 /// repeats the conversions or can pass a size that silently wraps.
