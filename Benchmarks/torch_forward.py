@@ -29,9 +29,10 @@ vocab = model.config.vocab_size
 g = torch.Generator().manual_seed(0)
 ids = torch.randint(0, vocab, (1, a.prompt), generator=g)
 
-model(ids[:, :16])  # warm-up
+# The protocol misalign-bench times its own prefill with: one full warm-up, then the best of 3.
+model(ids, use_cache=True, logits_to_keep=1)
 best = float("inf")
-for _ in range(2):
+for _ in range(3):
     t0 = time.perf_counter()
     model(ids, use_cache=True, logits_to_keep=1)
     best = min(best, time.perf_counter() - t0)
