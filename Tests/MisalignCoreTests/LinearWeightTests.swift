@@ -16,7 +16,7 @@ import CMisalignKernels
         let w = try LinearWeight(tensor: try file.tensor(named: "w"))
         let stored = try file.tensor(named: "w").floats() // the values after rounding to dtype
         let scratch = FloatBuffer(shape: [w.scratchCount])
-        for m in [1, 3, 8, 9, 20, 32, 33, 70] {
+        for m in [1, 3, 8, 9, 20, 32, 33, 70, 100] { // 100: the packed kernel for f32 and bf16
             let ldx = inDim + 5, ldy = out + 3
             let x = rng.floats(m * ldx)
             for (accumulate, blockRows) in [(false, nil), (true, nil), (false, 64 as Int?)] {
@@ -80,7 +80,8 @@ import CMisalignKernels
 
     /// A group of products sharing x (`LinearWeight.apply(group:)`: a layer's q, k, v) gives
     /// each product the bits `apply` gives it alone, on every path: the direct kernels (1-32
-    /// rows), the packed f32 kernel or sgemm (33, 70), the bf16 dot kernels (bf16 compute, both sides of 32 rows), f16's
+    /// rows; 33 and 70 where the packed kernel is at hand), the packed kernel (28 and 100 rows of
+    /// f32, 100 of bf16) or sgemm (past 32 without it), the bf16 dot kernels (bf16 compute, both sides of 32 rows), f16's
     /// one-by-one fallback; with accumulation; and with 1-5 threads on the C entry points.
     @Test(arguments: [DType.f32, .bf16, .f16])
     func groupGivesEachProductItsOwnBits(dtype: DType) throws {
@@ -93,7 +94,7 @@ import CMisalignKernels
         let scratch = FloatBuffer(shape: [weights.map(\.scratchCount).max()!])
         let precisions: [ComputePrecision] = dtype == .bf16 ? [.f32, .bf16] : [.f32]
         for precision in precisions {
-            for m in [1, 3, 5, 20, 32, 33, 70] {
+            for m in [1, 3, 5, 20, 28, 32, 33, 70, 100] {
                 let ldx = inDim + 2
                 let x = rng.floats(m * ldx)
                 let start = outs.map { rng.floats(m * $0) }
@@ -117,7 +118,7 @@ import CMisalignKernels
                         if precision == .bf16 {
                             if m > 32 { _ = misalign_matmul_bf16_dot_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
                             else { _ = misalign_matmul_bf16_dot_rows_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
-                        } else if m > 32 && LinearWeight.packedAvailable {
+                        } else if LinearWeight.packedAvailable && LinearWeight.packedFits(rows: m, dtype: dtype) {
                             _ = misalign_matmul_packed_group(dtype == .bf16 ? 1 : 0, pp.baseAddress, n, x, ldx, m, inDim, 0, threads)
                         } else {
                             misalign_matmul_group_t(dtype == .bf16 ? 1 : 0, pp.baseAddress, n, x, ldx, m, inDim, 0, threads)

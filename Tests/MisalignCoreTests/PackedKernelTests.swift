@@ -70,9 +70,12 @@ struct PackedKernelTests {
         }
     }
 
-    /// Where `LinearWeight.apply` sends f32 weights: past 32 rows to this kernel, and its result
-    /// is sgemm's to f32 rounding (the same sums in another order).
-    @Test func linearWeightUsesItPast32Rows() throws {
+    /// Where `LinearWeight.apply` sends f32 weights: to this kernel from 25 rows where x fills
+    /// its 32-token blocks to 3/4 (not at 33-47 or 65-71 rows, the direct kernel's), and its
+    /// result is sgemm's to f32 rounding (the same sums in another order).
+    @Test func linearWeightUsesItWhereXFillsItsBlocks() throws {
+        #expect((1...130).filter { LinearWeight.packedFits(rows: $0, dtype: .f32) } == Array(25...32) + Array(48...64) + Array(72...130))
+        #expect((1...130).filter { LinearWeight.packedFits(rows: $0, dtype: .bf16) } == Array(72...130))
         var rng = SplitMix64(seed: 43)
         let out = 200, inDim = 300, m = 90
         let wv = rng.floats(out * inDim)
@@ -92,7 +95,7 @@ struct PackedKernelTests {
 
     /// bf16 weights are widened exactly, 12 rows x 512 values at a time: the result is, bit for
     /// bit, the f32 kernel's on the widened weights (across the 512-value passes, on 1-3
-    /// threads, with accumulation), and `LinearWeight.apply` on bf16 storage past 32 rows is it.
+    /// threads, with accumulation), and `LinearWeight.apply` on bf16 storage at 100 rows is it.
     @Test func bf16WeightsGiveTheWidenedF32Bits() throws {
         var rng = SplitMix64(seed: 44)
         for (m, inDim, out) in [(40, 1030, 37), (300, 600, 11), (33, 16, 13)] {
@@ -113,7 +116,7 @@ struct PackedKernelTests {
             }
         }
         // Through LinearWeight, from a bf16 safetensors file.
-        let out = 50, inDim = 70, m = 40
+        let out = 50, inDim = 70, m = 100
         let (file, dir) = try temporaryWeights([("w", rng.floats(out * inDim), [out, inDim])], dtype: .bf16)
         defer { try? FileManager.default.removeItem(at: dir) }
         let w = try LinearWeight(tensor: try file.tensor(named: "w"))

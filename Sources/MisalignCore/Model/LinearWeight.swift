@@ -7,9 +7,10 @@ import CMisalignKernels
 /// `apply` picks the kernel by the number of rows of `x`: with few rows (decoding) the product
 /// is bound by reading W, so bf16 weights are multiplied directly without widening; with many
 /// rows (prefill, training) f32 and bf16 weights go to our packed kernel where the CPU has
-/// AVX-512 (bf16 widened exactly, 12 rows at a time). Elsewhere, and for f16, W is widened to
-/// f32 a block of rows at a time and multiplied by `sgemm`, whose compute then dominates the
-/// conversion.
+/// AVX-512 (bf16 widened exactly, 12 rows at a time), or stay on the direct kernels where x
+/// would leave the packed kernel's blocks half empty (`packedFits`). Elsewhere, and for f16, W
+/// is widened to f32 a block of rows at a time and multiplied by `sgemm`, whose compute then
+/// dominates the conversion.
 public struct LinearWeight: @unchecked Sendable {
     public enum Storage { case f32(UnsafePointer<Float>), bf16(UnsafePointer<UInt16>), f16(UnsafePointer<UInt16>) }
     public let out: Int
@@ -75,8 +76,8 @@ public struct LinearWeight: @unchecked Sendable {
     }
 
     /// y[m, out] = x[m, in] W^T (+ y if `accumulate`). `ldx`, `ldy` are row strides.
-    /// `scratch` must hold `scratchCount` floats. `blockRows` asks for sgemm on widened blocks of
-    /// that many rows of a bf16/f16 W past 32 rows of x, instead of the packed kernel.
+    /// `scratch` must hold `scratchCount` floats. `blockRows` asks for sgemm (on widened blocks of
+    /// that many rows of a bf16/f16 W) past 32 rows of x, instead of our own kernels.
     /// With `precision: .bf16` and bf16 storage, x is rounded to bf16 first (`ComputePrecision`).
     public func apply(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
                       accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>, blockRows: Int? = nil,
@@ -134,9 +135,10 @@ public struct LinearWeight: @unchecked Sendable {
 
     /// The kernel choice of `apply`, for one product or a group over one x, run as one job on
     /// the kernels' spinning pool (`misalign_parallel`; BLAS is idle meanwhile, so the cores are
-    /// not oversubscribed). Up to 32 rows the direct kernels (f32, bf16); past 32 rows, f32
-    /// products of f32 or bf16 weights on the packed kernel where the CPU has AVX-512 (and
-    /// `packing`); bf16 products of bf16 weights on the dot kernels: 32 tokens across the lanes
+    /// not oversubscribed). Up to 32 rows the direct kernels (f32, bf16); where the CPU has
+    /// AVX-512 (and `packing`), f32 products of f32 or bf16 weights at any number of rows, on the
+    /// packed kernel where `packedFits`, else on the direct ones; bf16 products of bf16
+    /// weights on the dot kernels: 32 tokens across the lanes
     /// from 33 rows (twice sgemm's rate), lanes along k up to 32 (`misalign-bench matmul`, one
     /// thread, 4864 x 896: 1.7x the f32-widening kernel at 1 row, 1.2-1.6x at 6-32). False, with
     /// nothing done, where none of them applies: sgemm's row counts without AVX-512, f16, weights
@@ -147,9 +149,13 @@ public struct LinearWeight: @unchecked Sendable {
         let inDim = first.weight.inDim, dtype = first.weight.dtype
         guard group.allSatisfy({ $0.weight.inDim == inDim && $0.weight.dtype == dtype }) else { return false }
         let bf16Products = precision == .bf16 && dtype == .bf16
-        let packed = (dtype == .f32 || (dtype == .bf16 && !bf16Products)) && m > directRows && packing && packedAvailable
+        // With the packed kernel at hand, f32 products of f32 and bf16 weights never go to
+        // sgemm: the packed kernel where x fills its blocks (`packedFits`), the direct one
+        // otherwise, at any number of rows.
+        let ownKernels = packing && packedAvailable
+        let packed = (dtype == .f32 || (dtype == .bf16 && !bf16Products)) && ownKernels && packedFits(rows: m, dtype: dtype)
         switch dtype {
-        case .f32 where m <= directRows || packed, .bf16 where m <= directRowsBF16 || bf16Products || packed: break
+        case .f32 where m <= directRows || ownKernels, .bf16 where m <= directRowsBF16 || bf16Products || ownKernels: break
         default: return false
         }
         let threads = threads(forElements: group.reduce(0) { $0 + $1.weight.out } * inDim)
@@ -171,21 +177,34 @@ public struct LinearWeight: @unchecked Sendable {
         }
     }
 
-    /// Whether f32 and bf16 weights with more than 32 rows of x (f32 products) go to the packed
-    /// kernel (`misalign_matmul_packed`: x packed, W read as stored, bf16 widened 12 rows at a
-    /// time, 12 rows of W x 32 tokens per tile) instead of sgemm: where the CPU has AVX-512. Over
-    /// a Qwen2.5-0.5B layer's projections it ran 1.05-1.11x OpenBLAS's Cooperlake sgemm (which
-    /// packs W again on every call; `misalign-bench gemm`), and prefill ran 1.09-1.16x the sgemm
-    /// path on f32 weights, 1.17-1.31x the widening plus sgemm on bf16 weights. Off, both go to
-    /// sgemm: for benchmarks that compare the two in one process (set it before work starts; it
-    /// is read on every product).
+    /// Whether f32 products of f32 and bf16 weights past 32 rows of x run on our kernels instead
+    /// of sgemm, where the CPU has AVX-512: the packed kernel (`misalign_matmul_packed`: x packed,
+    /// W read as stored, bf16 widened 12 rows at a time, 12 rows of W x 32 tokens per tile) where
+    /// `packedFits`, the direct kernels otherwise. Over a Qwen2.5-0.5B layer's projections the
+    /// packed kernel ran 1.05-1.11x OpenBLAS's Cooperlake sgemm (which packs W again on every
+    /// call; `misalign-bench gemm`), and prefill of 256 tokens ran 1.09-1.16x the sgemm path on
+    /// f32 weights, 1.17-1.31x the widening plus sgemm on bf16 weights. Off, both go to sgemm past
+    /// 32 rows: for benchmarks that compare the two in one process (set it before work starts;
+    /// it is read on every product).
     nonisolated(unsafe) public static var packedEnabled = true
     static var packedAvailable: Bool { packedEnabled && misalign_f32_packed_available() == 1 }
 
+    /// Whether `m` rows of x go to the packed kernel (where the CPU has it) rather than the
+    /// direct one: from 25 rows for f32 weights and 65 for bf16 (whose direct kernel reads half
+    /// the bytes and kept up longer), and only where x fills the kernel's 32-token blocks to 3/4
+    /// at least: x is padded to whole blocks, so 33 rows use 52% of the lanes. C harness, two
+    /// threads, Qwen2.5-0.5B's projections, packed against direct: f32 0.86-0.95x at 24 rows,
+    /// 1.06-1.34x at 28-32, 0.67-0.95x at 33-48, 1.11-1.33x at 64; bf16 0.62-0.87x up to 48 rows,
+    /// 0.87-1.2x at 64, 0.93-1.18x at 96.
+    static func packedFits(rows m: Int, dtype: DType) -> Bool {
+        guard m >= (dtype == .bf16 ? 65 : 25) else { return false }
+        return 4 * m >= 3 * ((m + 31) / 32 * 32)
+    }
+
     /// The packed product of this weight alone (`applyWide`'s fast path); false, with nothing
-    /// done, where `apply` would not use it (f16, 32 rows or fewer, no AVX-512).
+    /// done, where `apply` would not use it (f16, too few rows or blocks half empty, no AVX-512).
     func runPacked(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) -> Bool {
-        guard m > Self.directRows, Self.packedAvailable, dtype == .f32 || dtype == .bf16 else { return false }
+        guard dtype == .f32 || dtype == .bf16, Self.packedFits(rows: m, dtype: dtype), Self.packedAvailable else { return false }
         return misalign_matmul_packed(dtype == .bf16 ? 1 : 0, y, ldy, x, ldx, rawPointer, m, inDim, out, accumulate ? 1 : 0,
                                       Self.threads(forElements: out * inDim)) == 1
     }
