@@ -107,9 +107,10 @@ import CMisalignKernels
         #expect(nan.allSatisfy { $0.isNaN })
     }
 
-    /// Every path of `LinearWeight.apply` with `.bf16` (the direct kernel up to 32 rows, the dot
-    /// kernel above, or rounded x through the f32 kernels where the CPU lacks AVX512_BF16) equals
-    /// the product of the rounded x; f32 weights ignore the setting.
+    /// Every path of `LinearWeight.apply` with `.bf16` (the kernel with the lanes along k at 1,
+    /// 4, 20 and 33 rows, the one with 32 tokens across the lanes at 100 (`dotFits`), or rounded
+    /// x through the f32 kernels where the CPU lacks AVX512_BF16) equals the product of the
+    /// rounded x; f32 weights ignore the setting.
     @Test func linearWeightAppliesRoundedInputsOnEveryPath() throws {
         var rng = SplitMix64(seed: 8)
         let out = 150, inDim = 96
@@ -145,8 +146,9 @@ import CMisalignKernels
     }
 
     /// The bf16 model with bf16 products against transformers: closer to the float32 run than
-    /// PyTorch's bfloat16 run is, for prompts of 7 and 13 tokens (direct kernels) and 45 (the
-    /// dot kernel where the CPU has it).
+    /// PyTorch's bfloat16 run is, for prompts of 7, 13 and 45 tokens (the kernel with the lanes
+    /// along k: 45 rows would fill the other one's 32-token blocks to 70%; that one is checked
+    /// through `LinearWeight` at 100 rows above, and against float64 on its own).
     @Test(arguments: ["prompt0", "prompt1", "ids45"])
     func modelIsCloserToFloat32ThanPyTorchBF16(prompt: String) throws {
         let reference = try SafeTensorsFile(url: Fixtures.url("model/reference.safetensors"))

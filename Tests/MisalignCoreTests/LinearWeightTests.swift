@@ -81,7 +81,7 @@ import CMisalignKernels
     /// A group of products sharing x (`LinearWeight.apply(group:)`: a layer's q, k, v) gives
     /// each product the bits `apply` gives it alone, on every path: the direct kernels (1-32
     /// rows; 33 and 70 where the packed kernel is at hand), the packed kernel (28 and 100 rows of
-    /// f32, 100 of bf16) or sgemm (past 32 without it), the bf16 dot kernels (bf16 compute, both sides of 32 rows), f16's
+    /// f32, 100 of bf16) or sgemm (past 32 without it), the bf16 dot kernels (bf16 compute, both sides of their rule), f16's
     /// one-by-one fallback; with accumulation; and with 1-5 threads on the C entry points.
     @Test(arguments: [DType.f32, .bf16, .f16])
     func groupGivesEachProductItsOwnBits(dtype: DType) throws {
@@ -116,7 +116,7 @@ import CMisalignKernels
                     let n = products.count
                     products.withUnsafeMutableBufferPointer { pp in
                         if precision == .bf16 {
-                            if m > 32 { _ = misalign_matmul_bf16_dot_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
+                            if LinearWeight.dotFits(rows: m) { _ = misalign_matmul_bf16_dot_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
                             else { _ = misalign_matmul_bf16_dot_rows_group(pp.baseAddress, n, x, ldx, m, inDim, 0, threads) }
                         } else if LinearWeight.packedAvailable && LinearWeight.packedFits(rows: m, dtype: dtype) {
                             _ = misalign_matmul_packed_group(dtype == .bf16 ? 1 : 0, pp.baseAddress, n, x, ldx, m, inDim, 0, threads)

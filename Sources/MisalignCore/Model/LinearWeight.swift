@@ -138,9 +138,9 @@ public struct LinearWeight: @unchecked Sendable {
     /// not oversubscribed). Up to 32 rows the direct kernels (f32, bf16); where the CPU has
     /// AVX-512 (and `packing`), f32 products of f32 or bf16 weights at any number of rows, on the
     /// packed kernel where `packedFits`, else on the direct ones; bf16 products of bf16
-    /// weights on the dot kernels: 32 tokens across the lanes
-    /// from 33 rows (twice sgemm's rate), lanes along k up to 32 (`misalign-bench matmul`, one
-    /// thread, 4864 x 896: 1.7x the f32-widening kernel at 1 row, 1.2-1.6x at 6-32). False, with
+    /// weights on the dot kernels: 32 tokens across the lanes where `dotFits` (twice sgemm's
+    /// rate), lanes along k otherwise (`misalign-bench matmul`, one thread, 4864 x 896: 1.7x the
+    /// f32-widening kernel at 1 row, 1.2-1.6x at 6-32). False, with
     /// nothing done, where none of them applies: sgemm's row counts without AVX-512, f16, weights
     /// of mixed dtype or `inDim`, bf16 products on a CPU without AVX512_BF16.
     private static func runOnPool(_ group: [GroupProduct], x: UnsafePointer<Float>, ldx: Int, rows m: Int, accumulate: Bool,
@@ -168,7 +168,7 @@ public struct LinearWeight: @unchecked Sendable {
                 return misalign_matmul_packed_group(dtype == .bf16 ? 1 : 0, base, count, x, ldx, m, inDim, acc, threads) == 1
             }
             if bf16Products {
-                return m > directRowsBF16
+                return dotFits(rows: m)
                     ? misalign_matmul_bf16_dot_group(base, count, x, ldx, m, inDim, acc, threads) == 1
                     : misalign_matmul_bf16_dot_rows_group(base, count, x, ldx, m, inDim, acc, threads) == 1
             }
@@ -197,9 +197,18 @@ public struct LinearWeight: @unchecked Sendable {
     /// 1.06-1.34x at 28-32, 0.67-0.95x at 33-48, 1.11-1.33x at 64; bf16 0.62-0.87x up to 48 rows,
     /// 0.87-1.2x at 64, 0.93-1.18x at 96.
     static func packedFits(rows m: Int, dtype: DType) -> Bool {
-        guard m >= (dtype == .bf16 ? 65 : 25) else { return false }
-        return 4 * m >= 3 * ((m + 31) / 32 * 32)
+        m >= (dtype == .bf16 ? 65 : 25) && fillsBlocks(m)
     }
+
+    /// Whether bf16 products of `m` rows go to the dot kernel with 32 tokens across the lanes
+    /// rather than the one with the lanes along k: the same rule as the packed kernel's for f32
+    /// weights, for the same reason. C harness, two threads, Qwen2.5-0.5B's projections, the
+    /// first against the second: 0.85-1.2x at 24 rows, 1.12-1.39x at 32, 0.59-1.0x at 33-40,
+    /// 0.83-1.16x at 48, 1.09-1.49x at 64.
+    static func dotFits(rows m: Int) -> Bool { m >= 25 && fillsBlocks(m) }
+
+    /// Whether `m` rows fill the 32-row blocks they are padded to by 3/4 at least.
+    static func fillsBlocks(_ m: Int) -> Bool { 4 * m >= 3 * ((m + 31) / 32 * 32) }
 
     /// The packed product of this weight alone (`applyWide`'s fast path); false, with nothing
     /// done, where `apply` would not use it (f16, too few rows or blocks half empty, no AVX-512).
