@@ -145,6 +145,28 @@ import CMisalignKernels
         }
     }
 
+    /// An odd inner size at row counts the 32-token dot kernel would take (28, 100): that kernel
+    /// needs k in pairs, so 28 rows go to the kernel with the lanes along k and 100 to rounded x
+    /// through the f32 kernels; both equal the product of the rounded x.
+    @Test func oddInnerSizeTakesAnotherPath() throws {
+        var rng = SplitMix64(seed: 9)
+        let out = 40, inDim = 37
+        let (file, dir) = try temporaryWeights([("w", rng.floats(out * inDim), [out, inDim])], dtype: .bf16)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let w = try LinearWeight(tensor: try file.tensor(named: "w"))
+        let stored = try file.tensor(named: "w").floats()
+        let scratch = FloatBuffer(shape: [w.scratchCount])
+        for m in [28, 100] {
+            let x = rng.floats(m * inDim)
+            var y = [Float](repeating: .nan, count: m * out)
+            y.withUnsafeMutableBufferPointer {
+                w.apply(x: x, ldx: inDim, rows: m, y: $0.baseAddress!, ldy: out, scratch: scratch.pointer, precision: .bf16)
+            }
+            let err = worstError(y: y, y0: nil, x: x, ldx: inDim, w: stored, m: m, inDim: inDim, out: out, ldy: out)
+            #expect(err < 1e-6, "m=\(m): \(err)")
+        }
+    }
+
     /// The bf16 model with bf16 products against transformers: closer to the float32 run than
     /// PyTorch's bfloat16 run is, for prompts of 7, 13 and 45 tokens (the kernel with the lanes
     /// along k: 45 rows would fill the other one's 32-token blocks to 70%; that one is checked

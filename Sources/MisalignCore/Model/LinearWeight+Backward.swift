@@ -13,9 +13,9 @@ extension LinearWeight {
         return trainingBlockRows * inDim
     }
 
-    /// y[m, out] (+)= x[m, in] W^T, as `apply`: f32 and bf16 weights past 32 rows on the packed
-    /// kernel where the CPU has AVX-512 (unless `blockRows` asks for the widened blocks), else
-    /// sgemm, widening bf16/f16 W in `trainingBlockRows` blocks.
+    /// y[m, out] (+)= x[m, in] W^T: f32 and bf16 weights on the packed kernel where the CPU has
+    /// AVX-512 and the rows fill its blocks (`packedFits`; unless `blockRows` asks for the
+    /// widened blocks), else sgemm, widening bf16/f16 W in `trainingBlockRows` blocks.
     public func applyWide(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
                           accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>, blockRows: Int? = nil) {
         if blockRows == nil, runPacked(x: x, ldx: ldx, rows: m, y: y, ldy: ldy, accumulate: accumulate) { return }

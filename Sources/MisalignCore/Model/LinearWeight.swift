@@ -168,7 +168,7 @@ public struct LinearWeight: @unchecked Sendable {
                 return misalign_matmul_packed_group(dtype == .bf16 ? 1 : 0, base, count, x, ldx, m, inDim, acc, threads) == 1
             }
             if bf16Products {
-                return dotFits(rows: m)
+                return dotFits(rows: m) && inDim % 2 == 0 // that kernel takes k in pairs
                     ? misalign_matmul_bf16_dot_group(base, count, x, ldx, m, inDim, acc, threads) == 1
                     : misalign_matmul_bf16_dot_rows_group(base, count, x, ldx, m, inDim, acc, threads) == 1
             }
