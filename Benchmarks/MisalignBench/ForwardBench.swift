@@ -61,11 +61,12 @@ func runForwardBenchmark(_ args: [String]) throws {
         let ids = (0..<prompt).map { _ in Int32(rng.below(c.vocabSize)) }
 
         // Prefill: logits for the last position only, as generation needs.
-        let prefill = !wanted("prefill") ? .infinity : try bestTime(repeats: 3) {
+        func prefillOnce() throws {
             let cache = KVCache(config: c)
             let s = cache.addSequence(capacity: prompt)
             _ = try model.forward([ForwardInput(sequence: s, tokens: ids)], cache: cache)
         }
+        let prefill = !wanted("prefill") ? .infinity : try bestTime(repeats: 3, prefillOnce)
         let linearParams = c.parameterCount - c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2)
         let attnFlops = 2.0 * Double(c.numHiddenLayers * c.qDim) * Double(prompt * prompt) // QK^T and PV, causal half x2
         let flops = 2.0 * Double(linearParams) * Double(prompt) + attnFlops + 2.0 * Double(c.vocabSize * c.hiddenSize)
@@ -77,11 +78,7 @@ func runForwardBenchmark(_ args: [String]) throws {
            misalign_f32_packed_available() == 1 {
             LinearWeight.packedEnabled = false
             defer { LinearWeight.packedEnabled = true }
-            viaSgemm = try bestTime(repeats: 3) {
-                let cache = KVCache(config: c)
-                let s = cache.addSequence(capacity: prompt)
-                _ = try model.forward([ForwardInput(sequence: s, tokens: ids)], cache: cache)
-            }
+            viaSgemm = try bestTime(repeats: 3, prefillOnce)
         }
 
         // Decode: one token per sample per step after a 32-token prompt.

@@ -136,12 +136,8 @@ int misalign_matmul_bf16_dot_group(const misalign_product *products, size_t coun
             uint32_t *dst = xp + (tk / 32) * in2 * 32 + tk % 32;
             for (size_t k = 0; k < in2; k++) dst[k * 32] = words[k];
         }
-        // Each product's y from row t0 on.
         misalign_product chunk[count ? count : 1];
-        for (size_t p = 0; p < count; p++) {
-            chunk[p] = products[p];
-            chunk[p].y = products[p].y + t0 * products[p].ldy;
-        }
+        misalign_products_from_row(chunk, products, count, t0);
         struct dot_group g = {{0, 0, 0, xp, tokens, blocks, in2, 0, accumulate}, chunk, count};
         misalign_parallel(threads, dot_task, &g); // one thread: runs on the caller
     }

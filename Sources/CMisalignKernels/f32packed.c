@@ -202,12 +202,8 @@ int misalign_matmul_packed_group(int is_bf16, const misalign_product *products, 
         size_t blocks = (tokens + 31) / 32;
         struct pack_job pj = {x + t0 * ldx, ldx, xp, tokens, blocks * 2, in};
         misalign_parallel(threads, pack_task, &pj);
-        // Each product's y from row t0 on.
         misalign_product chunk[count ? count : 1];
-        for (size_t p = 0; p < count; p++) {
-            chunk[p] = products[p];
-            chunk[p].y = products[p].y + t0 * products[p].ldy;
-        }
+        misalign_products_from_row(chunk, products, count, t0);
         struct tile_group g = {{0, 0, 0, is_bf16, xp, tokens, blocks, in, 0, accumulate}, chunk, count};
         misalign_parallel(threads, tile_task, &g); // one thread: runs on the caller
     }

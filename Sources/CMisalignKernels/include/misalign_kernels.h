@@ -151,6 +151,15 @@ typedef struct {
     size_t ldy;
 } misalign_product;
 
+/// The products of a group for a later run of x's rows: dst[p] is src[p] with y moved down
+/// `row` rows (the kernels that take x 256 tokens at a time).
+static inline void misalign_products_from_row(misalign_product *dst, const misalign_product *src, size_t count, size_t row) {
+    for (size_t p = 0; p < count; p++) {
+        dst[p] = src[p];
+        dst[p].y = src[p].y + row * src[p].ldy;
+    }
+}
+
 /// Called for the rows [o0, o1) of one product of a group that fall in a task's share.
 typedef void (*misalign_rows_fn)(void *ctx, const misalign_product *product, size_t o0, size_t o1);
 

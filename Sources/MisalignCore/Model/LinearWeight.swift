@@ -210,12 +210,12 @@ public struct LinearWeight: @unchecked Sendable {
     /// Whether `m` rows fill the 32-row blocks they are padded to by 3/4 at least.
     static func fillsBlocks(_ m: Int) -> Bool { 4 * m >= 3 * ((m + 31) / 32 * 32) }
 
-    /// The packed product of this weight alone (`applyWide`'s fast path); false, with nothing
-    /// done, where `apply` would not use it (f16, too few rows or blocks half empty, no AVX-512).
+    /// The packed product of this weight alone (`applyWide`'s fast path), through `apply`'s
+    /// kernel choice; false, with nothing done, where that would not pick it (f16, too few rows
+    /// or blocks under 3/4 full, no AVX-512).
     func runPacked(x: UnsafePointer<Float>, ldx: Int, rows m: Int, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool) -> Bool {
         guard dtype == .f32 || dtype == .bf16, Self.packedFits(rows: m, dtype: dtype), Self.packedAvailable else { return false }
-        return misalign_matmul_packed(dtype == .bf16 ? 1 : 0, y, ldy, x, ldx, rawPointer, m, inDim, out, accumulate ? 1 : 0,
-                                      Self.threads(forElements: out * inDim)) == 1
+        return Self.runOnPool([GroupProduct(weight: self, y: y, ldy: ldy)], x: x, ldx: ldx, rows: m, accumulate: accumulate, precision: .f32)
     }
 
     /// Threads for a direct product over a W of `elements` entries: from 65,536 (with the
