@@ -23,6 +23,7 @@ public struct TrainingJob: Sendable {
     public func makeTrainer(log: (String) -> Void = { _ in }) throws -> LoRATrainer {
         try settings.validate()
         let weights = try Qwen2Weights(directory: model)
+        try settings.validate(model: weights.config)
         let tok = try BPETokenizer(directory: tokenizer ?? model)
         let dataset = try ChatDataset(url: data, tokenizer: tok, maxLength: settings.maxLength, skipInvalid: skipInvalid)
         let tokens = dataset.examples.reduce(0) { $0 + $1.ids.count }

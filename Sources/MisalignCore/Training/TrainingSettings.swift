@@ -29,7 +29,20 @@ public struct TrainingSettings: Equatable, Sendable {
 
     public func validate() throws {
         func bad(_ n: String, _ d: String) -> TrainingError { .invalidSetting(name: n, detail: d) }
+        let b = Self.Bounds.self
         if !(learningRate >= 0 && learningRate.isFinite) { throw bad("lr", "must be a non-negative number") }
+        if learningRate > b.learningRate { throw bad("lr", "is \(learningRate); above \(b.learningRate) training only diverges (LoRA uses 1e-5 to 1e-3)") }
+        if warmupSteps > b.steps { throw bad("warmup-steps", "must be <= \(b.steps)") }
+        if epochs > b.epochs { throw bad("epochs", "must be <= \(b.epochs)") }
+        if let m = maxSteps, m > b.steps { throw bad("max-steps", "is \(m); must be <= \(b.steps)") }
+        if batchSize > b.batchSize { throw bad("batch-size", "must be <= \(b.batchSize)") }
+        if gradientAccumulation > b.batchSize { throw bad("grad-accum", "must be <= \(b.batchSize)") }
+        if maxLength > b.maxLength { throw bad("max-length", "must be <= \(b.maxLength)") }
+        if lora.rank > b.rank { throw bad("rank", "is \(lora.rank); must be <= \(b.rank)") }
+        if !lora.alpha.isFinite || lora.alpha > b.alpha { throw bad("alpha", "must be a finite number <= \(b.alpha)") }
+        if lora.targets.isEmpty { throw bad("targets", "names no module; use all or a list such as q_proj,v_proj") }
+        if let l = lora.layers, l.isEmpty { throw bad("layers", "is empty; use all or a list of layer indices") }
+        if let l = lora.layers, let n = l.first(where: { $0 < 0 }) { throw bad("layers", "lists \(n); layer indices are >= 0") }
         if warmupSteps < 0 { throw bad("warmup-steps", "must be >= 0") }
         if weightDecay < 0 { throw bad("weight-decay", "must be >= 0") }
         if maxGradNorm < 0 { throw bad("max-grad-norm", "must be >= 0 (0 turns clipping off)") }
@@ -43,6 +56,31 @@ public struct TrainingSettings: Equatable, Sendable {
         if !(lora.alpha > 0) { throw bad("alpha", "must be > 0") }
         if !(lora.dropout >= 0 && lora.dropout < 1) { throw bad("dropout", "must be in [0, 1)") }
         if adapterDType != .f32 && adapterDType != .bf16 { throw bad("adapter-dtype", "must be f32 or bf16") }
+    }
+
+    /// Upper bounds past which a setting is a typo, not a choice: the one set of limits for the
+    /// CLI, JSON config files and YAML experiments.
+    public enum Bounds {
+        public static let learningRate = 10.0
+        public static let steps = 10_000_000
+        public static let epochs = 10_000
+        public static let batchSize = 65_536
+        public static let maxLength = 1 << 20
+        public static let rank = 65_536
+        public static let alpha = 1e6
+    }
+
+    /// Checks the settings against the model they will train, before anything is written:
+    /// the rank is at most the hidden size, and every listed layer exists.
+    public func validate(model: Qwen2Config) throws {
+        try validate()
+        func bad(_ n: String, _ d: String) -> TrainingError { .invalidSetting(name: n, detail: d) }
+        if lora.rank > model.hiddenSize {
+            throw bad("rank", "is \(lora.rank); must be <= the model's hidden size \(model.hiddenSize)")
+        }
+        if let l = lora.layers, let n = l.first(where: { $0 >= model.numHiddenLayers }) {
+            throw bad("layers", "lists layer \(n); the model has \(model.numHiddenLayers) layers (0-\(model.numHiddenLayers - 1))")
+        }
     }
 
     /// Reads a JSON config file; its keys are the CLI flag names (`lr`, `warmup-steps`, ...,
