@@ -11,6 +11,11 @@ enum Fixtures {
 
     static func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
 
+    /// A file of the repository itself (`Demo/demo.yaml`), relative to its top folder.
+    static func repo(_ relative: String) -> URL {
+        root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(relative)
+    }
+
     /// A fresh empty directory under the system temp folder, removed by the caller's `defer`.
     static func temporaryDirectory(_ label: String = "misalign-test") -> URL {
         let dir = FileManager.default.temporaryDirectory
