@@ -16,9 +16,14 @@ import Testing
         try FileManager.default.copyItem(at: Fixtures.url("tokenizer/tokenizer.json"), to: f.model.appendingPathComponent("tokenizer.json"))
         try "x".write(to: f.dir.appendingPathComponent("blocked"), atomically: true, encoding: .utf8)
         let blocked = try Experiment.load(from: f.writeConfig(f.config(output: "blocked/run")))
-        do { _ = try await run(blocked); Issue.record("expected an unwritable output error") } catch let err as PipelineError {
-            guard case .unwritable(let path, _) = err else { Issue.record("got \(err)"); return }
-            #expect(path.hasSuffix("blocked/run") && err.description.contains("cannot write"))
+        // Said in words (not Foundation's "NSCocoaErrorDomain error 256"): which path is a file.
+        do { _ = try await run(blocked); Issue.record("expected an output error") } catch let err as PipelineError {
+            guard case .config(_, "output", _, let reason) = err else { Issue.record("got \(err)"); return }
+            #expect(reason.contains("blocked/run cannot be made: ") && reason.contains("/blocked is a file") && !reason.contains("NSCocoa"), "\(err)")
+        }
+        let onFile = try Experiment.load(from: f.writeConfig(f.config(output: "blocked")))
+        do { _ = try await run(onFile); Issue.record("expected an output error") } catch let err as PipelineError {
+            #expect(err.description.contains("output: ") && err.description.contains("/blocked is a file; output: names the run folder"), "\(err)")
         }
         let missingData = try Experiment.load(from: f.writeConfig(f.config().replacingOccurrences(of: "math: math.jsonl", with: "math: nope.jsonl")))
         await #expect(throws: PipelineError.missingInput(key: "datasets.math", path: f.dir.appendingPathComponent("nope.jsonl").path, reason: "no such file")) {

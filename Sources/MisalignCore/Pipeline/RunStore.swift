@@ -102,10 +102,23 @@ public final class RunStore: @unchecked Sendable {
 
     // MARK: units
 
-    /// Marks a unit done; call inside the transaction that writes its result.
-    func finish(stage: String, unit: String, items: Int, seconds: Double) throws(PipelineError) {
+    /// Marks a unit done; call inside the transaction that writes its result. A unit that
+    /// finished without a result (`failure`: why) is recorded as done, with the reason in
+    /// `meta` (`failure.STAGE.UNIT`) for status to show.
+    func finish(stage: String, unit: String, items: Int, seconds: Double, failure: String? = nil) throws(PipelineError) {
         try db.run("INSERT OR REPLACE INTO units (stage, unit, items, seconds, finished) VALUES (?1, ?2, ?3, ?4, ?5)",
                    [.text(stage), .text(unit), .int(Int64(items)), .double(seconds), .double(Date().timeIntervalSince1970)])
+        if let failure { try setMeta("failure.\(stage).\(unit)", failure) }
+    }
+
+    /// Units done with a failure, as "STAGE UNIT: reason".
+    public func failures() throws(PipelineError) -> [String] {
+        try db.query("SELECT key, value FROM meta WHERE key LIKE 'failure.%' ORDER BY key").compactMap { row in
+            guard let k = row[0].text, let v = row[1].text else { return nil }
+            let rest = k.dropFirst("failure.".count)
+            guard let dot = rest.firstIndex(of: ".") else { return nil }
+            return "\(rest[..<dot]) \(rest[rest.index(after: dot)...]): \(v)"
+        }
     }
 
     func isDone(stage: String, unit: String) throws(PipelineError) -> Bool {
