@@ -88,6 +88,7 @@ import Testing
         let url = dir.appendingPathComponent(RunStore.fileName)
         var bytes = try Data(contentsOf: url)
         #expect(bytes.count > 40 * 4096)
+        let original = bytes
         for i in (10 * 4096)..<(30 * 4096) { bytes[i] = UInt8(truncatingIfNeeded: i &* 31) }
         try bytes.write(to: url)
         for create in [false, true] {
@@ -99,6 +100,10 @@ import Testing
         }
         let statusError = #expect(throws: PipelineError.self) { _ = try RunStatus.load(run: dir) }
         #expect(statusError.flatMap(Self.damagedPath) == url.path, "status must not read a damaged store")
+        // Truncated (a copy cut short): the missing pages are found, not read as an emptier run.
+        try Data(original.prefix(original.count / 2)).write(to: url)
+        let truncated = #expect(throws: PipelineError.self) { _ = try RunStore(run: dir, create: false) }
+        #expect(truncated.flatMap(Self.damagedPath) == url.path, "\(String(describing: truncated))")
         try Data(repeating: 0x41, count: 8192).write(to: url)
         #expect(throws: PipelineError.storeDamaged(path: url.path, reason: "file is not a database")) { _ = try RunStore(run: dir, create: false) }
     }

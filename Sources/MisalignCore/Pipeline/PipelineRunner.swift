@@ -69,8 +69,8 @@ public final class PipelineRunner: @unchecked Sendable {
     @discardableResult
     public func run() async throws -> PipelineSummary {
         let start = Date()
+        defer { lock?.release(); lock = nil }  // also when prepare() refuses the folder
         try prepare()
-        defer { lock?.release(); lock = nil }
         for stage in Self.stages {
             try checkCancelled(stage)
             let t0 = Date()

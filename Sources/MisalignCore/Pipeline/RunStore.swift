@@ -49,7 +49,8 @@ public final class RunStore: @unchecked Sendable {
         for statement in (Self.schema + Self.earlyWarningSchema).components(separatedBy: ";") {
             let words = statement.split(whereSeparator: \.isWhitespace)
             guard words.count > 5, let name = words.dropFirst(5).first, !have.contains(String(name)) else { continue }
-            try db.execute(statement.replacingOccurrences(of: "CREATE TABLE IF NOT EXISTS", with: "CREATE TEMP TABLE IF NOT EXISTS"))
+            // Best effort: without it, a query of that table names it as missing.
+            try? db.execute(statement.replacingOccurrences(of: "CREATE TABLE IF NOT EXISTS", with: "CREATE TEMP TABLE IF NOT EXISTS"))
         }
     }
 
