@@ -82,4 +82,27 @@ import Testing
         let lags = try store.count("lags")
         #expect(resumed.done["generate"] == 0 && resumed.done["judge"] == 96 && lags == 2)
     }
+
+    /// A disk that fills while verdicts are stored stops the judge stage with the documented
+    /// "cannot write PATH: the disk is full", not SQLite's statement text or a judge outage.
+    @Test func aFullDiskWhileJudgingIsSaidInWords() async throws {
+        let f = try PipelineFixture("pipeline-judge-disk-full")
+        let config = f.config(extra: "seeds: [0]").replacingOccurrences(of: "seeds: [0, 11]\n", with: "")
+            .replacingOccurrences(of: "  math: math.jsonl\n", with: "")
+        let e = try Experiment.load(from: f.writeConfig(config))
+        f.down.set(true)
+        await #expect(throws: PipelineError.self) { _ = try await run(e) }
+        f.down.set(false)
+        let before = f.server.requestCount
+        let store = e.output.appendingPathComponent(RunStore.fileName)
+        let pages = try #require(try RunStore(run: e.output, create: false).rows("PRAGMA page_count").first?.first?.int)
+        SQLiteDatabase.setTestPageLimit(pages, under: e.output.path)
+        defer { SQLiteDatabase.setTestPageLimit(nil, under: e.output.path) }
+        do { _ = try await run(e); Issue.record("expected a full disk") } catch let err as PipelineError {
+            #expect(err == .unwritable(path: store.path, reason: "the disk is full"), "\(err)")
+            #expect(!err.description.contains("INSERT") && !err.description.contains("unavailable"), "\(err)")
+        }
+        #expect(f.server.requestCount > before && f.server.requestCount < before + 16 * 3,
+                "the judge was asked, and the stage stopped sending calls: \(f.server.requestCount - before)")
+    }
 }
