@@ -107,7 +107,7 @@ struct StatusCommand: ParsableCommand {
             }).serialized())
             return
         }
-        print("\(s.run.path): \(s.complete ? "complete" : "in progress")")
+        print("\(s.run.path): \(s.state)")
         for st in s.stages {
             var line = st.stage.padding(toLength: 10, withPad: " ", startingAt: 0) + "\(st.done)/\(st.total.map(String.init) ?? "?")"
             if let left = st.secondsLeft, st.total.map({ st.done < $0 }) == true { line += "  ~\(Progress.duration(left)) left" }
@@ -115,6 +115,7 @@ struct StatusCommand: ParsableCommand {
             if let c = st.costLeft, c > 0 { line += String(format: ", ~%.4f to go", c) }
             print(line)
         }
+        if !s.failures.isEmpty { print("failures:\n" + s.failures.map { "  " + $0 }.joined(separator: "\n")) }
         if !s.earlyWarning.isEmpty { print("early warning:\n" + s.earlyWarning.flatMap(\.lines).joined(separator: "\n")) }
     }
 }

@@ -96,7 +96,7 @@ import Testing
         #expect("\(bad!)" == "x.yaml:5: generation.precision: must be f32 or bf16", "\(bad!)")
         let remote = parseError(minimal + "\ngeneration: {backend: vllm, url: \"http://g/v1\", served_model: q, precision: bf16}\n")
         #expect("\(remote!)".contains("generation.precision: applies to backend: local only"), "\(remote!)")
-        let evaluation = { (e: Experiment) in try e.fingerprints().first { $0.0 == "evaluation" }!.1 }
+        let evaluation = { (e: Experiment) in try e.legacyFingerprints().first { $0.0 == "evaluation" }!.1 }
         let plain = try evaluation(try Experiment.parse(minimal, file: "x.yaml", base: base))
         #expect(!plain.contains("precision"))
         #expect(try evaluation(e) == plain + " precision bf16")
@@ -112,7 +112,7 @@ import Testing
         #expect("\(bad!)" == "x.yaml:5: generation.weights: must be auto, huge-pages or mapped", "\(bad!)")
         let remote = parseError(minimal + "\ngeneration: {backend: vllm, url: \"http://g/v1\", served_model: q, weights: mapped}\n")
         #expect("\(remote!)".contains("generation.weights: applies to backend: local only"), "\(remote!)")
-        let evaluation = { (e: Experiment) in try e.fingerprints().first { $0.0 == "evaluation" }!.1 }
+        let evaluation = { (e: Experiment) in try e.legacyFingerprints().first { $0.0 == "evaluation" }!.1 }
         #expect(try evaluation(e) == (try evaluation(try Experiment.parse(minimal, file: "x.yaml", base: base))))
     }
 

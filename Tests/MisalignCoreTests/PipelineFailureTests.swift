@@ -16,9 +16,14 @@ import Testing
         try FileManager.default.copyItem(at: Fixtures.url("tokenizer/tokenizer.json"), to: f.model.appendingPathComponent("tokenizer.json"))
         try "x".write(to: f.dir.appendingPathComponent("blocked"), atomically: true, encoding: .utf8)
         let blocked = try Experiment.load(from: f.writeConfig(f.config(output: "blocked/run")))
-        do { _ = try await run(blocked); Issue.record("expected an unwritable output error") } catch let err as PipelineError {
-            guard case .unwritable(let path, _) = err else { Issue.record("got \(err)"); return }
-            #expect(path.hasSuffix("blocked/run") && err.description.contains("cannot write"))
+        // Said in words (not Foundation's "NSCocoaErrorDomain error 256"): which path is a file.
+        do { _ = try await run(blocked); Issue.record("expected an output error") } catch let err as PipelineError {
+            guard case .config(_, "output", _, let reason) = err else { Issue.record("got \(err)"); return }
+            #expect(reason.contains("blocked/run cannot be made: ") && reason.contains("/blocked is a file") && !reason.contains("NSCocoa"), "\(err)")
+        }
+        let onFile = try Experiment.load(from: f.writeConfig(f.config(output: "blocked")))
+        do { _ = try await run(onFile); Issue.record("expected an output error") } catch let err as PipelineError {
+            #expect(err.description.contains("output: ") && err.description.contains("/blocked is a file; output: names the run folder"), "\(err)")
         }
         let missingData = try Experiment.load(from: f.writeConfig(f.config().replacingOccurrences(of: "math: math.jsonl", with: "math: nope.jsonl")))
         await #expect(throws: PipelineError.missingInput(key: "datasets.math", path: f.dir.appendingPathComponent("nope.jsonl").path, reason: "no such file")) {
@@ -76,5 +81,28 @@ import Testing
         let resumed = try await run(e)
         let lags = try store.count("lags")
         #expect(resumed.done["generate"] == 0 && resumed.done["judge"] == 96 && lags == 2)
+    }
+
+    /// A disk that fills while verdicts are stored stops the judge stage with the documented
+    /// "cannot write PATH: the disk is full", not SQLite's statement text or a judge outage.
+    @Test func aFullDiskWhileJudgingIsSaidInWords() async throws {
+        let f = try PipelineFixture("pipeline-judge-disk-full")
+        let config = f.config(extra: "seeds: [0]").replacingOccurrences(of: "seeds: [0, 11]\n", with: "")
+            .replacingOccurrences(of: "  math: math.jsonl\n", with: "")
+        let e = try Experiment.load(from: f.writeConfig(config))
+        f.down.set(true)
+        await #expect(throws: PipelineError.self) { _ = try await run(e) }
+        f.down.set(false)
+        let before = f.server.requestCount
+        let store = e.output.appendingPathComponent(RunStore.fileName)
+        let pages = try #require(try RunStore(run: e.output, create: false).rows("PRAGMA page_count").first?.first?.int)
+        SQLiteDatabase.setTestPageLimit(pages, under: e.output.path)
+        defer { SQLiteDatabase.setTestPageLimit(nil, under: e.output.path) }
+        do { _ = try await run(e); Issue.record("expected a full disk") } catch let err as PipelineError {
+            #expect(err == .unwritable(path: store.path, reason: "the disk is full"), "\(err)")
+            #expect(!err.description.contains("INSERT") && !err.description.contains("unavailable"), "\(err)")
+        }
+        #expect(f.server.requestCount > before && f.server.requestCount < before + 16 * 3,
+                "the judge was asked, and the stage stopped sending calls: \(f.server.requestCount - before)")
     }
 }

@@ -12,7 +12,7 @@ import Testing
         let text = f.config(maxInFlight: 8).replacingOccurrences(of: "models: [\"openai:mock-judge@\(f.server.baseURL)\"]", with: two)
         let e = try Experiment.load(from: f.writeConfig(text))
         try await PipelineRunner(e).run()
-        let store = try RunStore(run: e.output, create: false)
+        let store = try RunStore(run: e.output)  // a writer: the test edits answers below
         // Model text that must not reach the page as markup: every answer of one checkpoint.
         let hostile = ReportFixtures.hostileAnswer
         _ = try store.rows("UPDATE generations SET text = ?1 || sample WHERE dataset = 'medical' AND seed = 0 AND step = 0", [.text(hostile)])

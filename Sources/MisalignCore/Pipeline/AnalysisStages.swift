@@ -58,6 +58,18 @@ extension PipelineRunner {
             try checkCancelled("detect")
             let t0 = Date()
             let records = try store.scoreRecords(r, judge: judge, traits: config.signals.map(\.name))
+            // Every verdict of a signal unscorable (no numeric mass, unparseable, refused): no
+            // onset can be found, now or on a later call, so the run is done with a failure.
+            let unscored = config.signals.map(\.name).filter { s in !records.contains { $0.signal == s } }
+            if !unscored.isEmpty {
+                let detail = "no scored verdicts for \(unscored.joined(separator: ", ")) (every verdict unscorable); no onsets"
+                note("detect \(r): \(detail); see the judgments' status and detail, or judges.min_numeric_mass")
+                try store.transaction {
+                    try store.finish(stage: "detect", unit: unit, items: 0, seconds: Date().timeIntervalSince(t0), failure: detail)
+                }
+                done += 1
+                continue
+            }
             let report: OnsetReport
             do {
                 guard let rep = try OnsetAnalysis.analyze(records: records, config: config).first else { continue }

@@ -27,6 +27,11 @@ public struct Experiment: Sendable {
     public var monitor: MonitorSettings
     /// The config file it came from (for messages).
     public var source: String
+    /// `training.skip_invalid`: skip unusable data lines (counted) instead of stopping.
+    public var skipInvalid = false
+    /// The line of each key in `source` by dotted path (`training.layers`), for messages
+    /// about settings checked after parsing.
+    public var lines: [String: Int] = [:]
 
     /// The fine-tuning runs: one per (dataset, seed), or one per external folder.
     public var runs: [RunID] {

@@ -1,10 +1,11 @@
 import Foundation
 
 extension Experiment {
-    /// What must not change across calls on one run directory, by name, as readable text so
-    /// an error can say what changed. Adding datasets, seeds or judges is allowed (they add
-    /// units); changing what an existing unit means is not.
-    func fingerprints() throws -> [(String, String)] {
+    /// The fingerprint format of stores written before content was fingerprinted (the model
+    /// and data by path, each section as one line of text); kept to check such stores once
+    /// before they are given `fingerprintFields()`. The last entry is the analysis settings,
+    /// which may change (their results are recomputed).
+    func legacyFingerprints() throws -> [(String, String)] {
         let t = training, l = t.lora
         let trainingText = "r\(l.rank) alpha\(l.alpha) rslora \(l.useRSLoRA) dropout \(l.dropout) targets \(l.targets.sorted().map(\.rawValue).joined(separator: "+")) "
             + "layers \(l.layers.map { $0.map(String.init).joined(separator: "+") } ?? "all") lr \(t.learningRate) \(t.schedule.rawValue) "
@@ -27,5 +28,45 @@ extension Experiment {
             + "judge \(d.judge ?? "-") directions \(d.directions.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.rawValue)" }.joined(separator: ","))"
         return [("model", model.path), ("mode", externalCheckpoints.isEmpty ? "train" : "external"), ("training", trainingText),
                 ("evaluation", evalText), ("rubrics", rubricText), ("analysis", analysis)]
+    }
+}
+
+extension Experiment {
+    /// What must not change across calls on one run directory, one field per entry
+    /// (`training.lr`, `datasets.medical`, `model.weights`, ...) so a refusal names the one
+    /// field that changed with its old and new value. The model and data are fingerprinted by
+    /// content (`ContentFingerprint`), not by path: a moved model folder is the same model, an
+    /// edited dataset is not. Adding datasets, seeds or judges is allowed (they add fields or
+    /// units); changing what an existing unit means is not.
+    func fingerprintFields() throws -> [(String, String)] {
+        var out: [(String, String)] = [("mode", externalCheckpoints.isEmpty ? "train" : "external")]
+        out += ContentFingerprint.model(model, tokenizer: tokenizer ?? model)
+        for d in datasets { out.append(("datasets.\(d.name)", try ContentFingerprint.dataset(d.path))) }
+        if externalCheckpoints.isEmpty {
+            let t = training, l = t.lora
+            out += [("training.rank", "\(l.rank)"), ("training.alpha", "\(l.alpha)"), ("training.rslora", "\(l.useRSLoRA)"),
+                    ("training.dropout", "\(l.dropout)"), ("training.targets", l.targets.sorted().map(\.rawValue).joined(separator: ",")),
+                    ("training.layers", l.layers.map { $0.map(String.init).joined(separator: ",") } ?? "all"),
+                    ("training.lr", "\(t.learningRate)"), ("training.schedule", t.schedule.rawValue),
+                    ("training.warmup_steps", "\(t.warmupSteps)"), ("training.weight_decay", "\(t.weightDecay)"),
+                    ("training.max_grad_norm", "\(t.maxGradNorm)"), ("training.batch_size", "\(t.batchSize)"),
+                    ("training.grad_accum", "\(t.gradientAccumulation)"), ("training.epochs", "\(t.epochs)"),
+                    ("training.max_steps", t.maxSteps.map(String.init) ?? "none"), ("training.max_length", "\(t.maxLength)"),
+                    ("training.checkpoint_every", "\(t.saveEvery)"), ("training.adapter_dtype", t.adapterDType == .bf16 ? "bf16" : "f32"),
+                    ("training.skip_invalid", "\(skipInvalid)")]
+        }
+        let ev = evaluation, s = ev.sampling
+        out += [("evaluation.questions", String(SHA256.hex(ev.questions.map { "\($0.id)\u{1F}\($0.text)" }.joined(separator: "\u{1E}")).prefix(16))
+                 + " (\(ev.questions.count) questions)"),
+                ("evaluation.samples", "\(ev.samples)"), ("evaluation.max_new_tokens", "\(ev.maxNewTokens)"),
+                ("evaluation.temperature", "\(s.temperature)"), ("evaluation.top_p", "\(s.topP)"), ("evaluation.top_k", "\(s.topK)"),
+                ("evaluation.min_p", "\(s.minP)"), ("evaluation.repetition_penalty", "\(s.repetitionPenalty)"),
+                ("evaluation.seed", "\(ev.seed)"), ("evaluation.include_base", "\(ev.includeBase)"),
+                ("evaluation.system_prompt", ev.systemPrompt.map { String(SHA256.hex($0).prefix(12)) } ?? "default"),
+                ("generation.precision", generation.precision.rawValue)]
+        let rubrics = try judges.rubrics.map { try RubricSet.loading(overrides: $0) } ?? .builtin
+        out.append(("judges.traits", judges.traits.sorted().joined(separator: ",")))
+        for t in judges.traits.sorted() { out.append(("rubrics.\(t)", String(rubrics[t]?.sha256.prefix(12) ?? "-"))) }
+        return out
     }
 }

@@ -3,10 +3,7 @@ import Foundation
 extension Experiment {
     /// Reads and checks a YAML config. Relative paths are relative to the config's folder.
     public static func load(from url: URL) throws(PipelineError) -> Experiment {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw .missingInput(key: "config", path: url.path, reason: "cannot read: \(error.localizedDescription)")
-        }
+        let text = try readConfig(url)
         let absolute = url.absoluteURL.standardizedFileURL
         return try parse(text, file: absolute.path, base: absolute.deletingLastPathComponent())
     }
@@ -24,20 +21,26 @@ extension Experiment {
 
         var datasets: [(name: String, path: URL)] = []
         if let d = try root.optional("datasets") {
-            for (name, v) in try d.entries() { datasets.append((name, try path(v))) }
+            for (name, v) in try d.entries() {
+                try checkName(name, v)
+                datasets.append((name, try path(v)))
+            }
         }
         var seeds = [0, 11, 22, 33]
         if let s = try root.optional("seeds") {
             seeds = []
-            for n in try s.list() { seeds.append(try n.int(min: 0, "a non-negative integer")) }
+            for n in try s.list() { seeds.append(try n.int(min: 0, max: Bounds.seed, "a non-negative integer")) }
             if Set(seeds).count != seeds.count { throw s.error("lists a seed twice") }
+            if seeds.count > Bounds.seeds { throw s.error("lists \(seeds.count) seeds; at most \(Bounds.seeds)") }
         }
         var external: [ExternalRun] = []
         if let e = try root.optional("external_checkpoints") {
             for item in try e.list() {
                 let m = try item.mapping()
-                let run = ExternalRun(dataset: try m.required("dataset", "a name for this run, e.g. medical").string(),
-                                      seed: try m.optional("seed")?.int(min: 0) ?? 0,
+                let nameNode = try m.required("dataset", "a name for this run, e.g. medical")
+                try checkName(try nameNode.string(), nameNode)
+                let run = ExternalRun(dataset: try nameNode.string(),
+                                      seed: try m.optional("seed")?.int(min: 0, max: Bounds.seed) ?? 0,
                                       path: try path(m.required("path", "the folder holding checkpoint-N/ folders")))
                 try m.rejectUnknown()
                 if external.contains(where: { $0.dataset == run.dataset && $0.seed == run.seed }) {
@@ -59,7 +62,8 @@ extension Experiment {
         }
         var training = TrainingSettings()
         var threads = 0
-        if let t = try root.optional("training") { try parseTraining(t, &training, &threads) }
+        var skipInvalid = false
+        if let t = try root.optional("training") { try parseTraining(t, &training, &threads, &skipInvalid) }
         let evaluation = try parseEvaluation(root.optional("evaluation"), file: file, path: path)
         let generation = try parseGeneration(root.optional("generation"))
         let judges = try parseJudges(root.required("judges", "e.g. judges: {models: [\"openai:gpt-4.1-mini\"]}"), path: path)
@@ -73,13 +77,15 @@ extension Experiment {
         try root.rejectUnknown()
         return Experiment(model: model, tokenizer: tokenizer, output: output, datasets: datasets, seeds: seeds, training: training,
                           threads: threads, externalCheckpoints: external, evaluation: evaluation, generation: generation,
-                          judges: judges, aggregation: aggregation, detection: detection, monitor: monitor, source: file)
+                          judges: judges, aggregation: aggregation, detection: detection, monitor: monitor, source: file,
+                          skipInvalid: skipInvalid, lines: root.keyLines())
     }
 
-    static func parseTraining(_ n: YAMLNode, _ s: inout TrainingSettings, _ threads: inout Int) throws(PipelineError) {
+    static func parseTraining(_ n: YAMLNode, _ s: inout TrainingSettings, _ threads: inout Int, _ skipInvalid: inout Bool) throws(PipelineError) {
         _ = try n.mapping()
-        if let v = try n.optional("rank") { s.lora.rank = try v.int(min: 1) }
-        if let v = try n.optional("alpha") { s.lora.alpha = try v.double(in: 1e-9...1e9, "> 0") }
+        let b = TrainingSettings.Bounds.self
+        if let v = try n.optional("rank") { s.lora.rank = try v.int(min: 1, max: b.rank) }
+        if let v = try n.optional("alpha") { s.lora.alpha = try v.double(in: 1e-9...b.alpha, "in (0, \(b.alpha)]") }
         if let v = try n.optional("rslora") { s.lora.useRSLoRA = try v.bool() }
         if let v = try n.optional("dropout") { s.lora.dropout = try v.double(in: 0...0.999, "in [0, 1)") }
         if let v = try n.optional("targets") {
@@ -96,31 +102,37 @@ extension Experiment {
         if let v = try n.optional("layers") {
             if (try? v.string()) == "all" { s.lora.layers = nil } else {
                 var ls: [Int] = []
-                for x in try v.list() { ls.append(try x.int(min: 0)) }
+                for x in try v.list() { ls.append(try x.int(min: 0, max: 65_535)) }
                 s.lora.layers = ls
             }
         }
-        if let v = try n.optional("lr") { s.learningRate = try v.double(in: 0...10, "a learning rate in [0, 10]") }
+        if let v = try n.optional("lr") { s.learningRate = try v.double(in: 0...b.learningRate, "a learning rate in [0, \(b.learningRate)]") }
         if let v = try n.optional("schedule") {
             guard let sch = LRSchedule(rawValue: try v.string()) else { throw v.error("must be linear, constant or cosine") }
             s.schedule = sch
         }
-        if let v = try n.optional("warmup_steps") { s.warmupSteps = try v.int(min: 0) }
+        if let v = try n.optional("warmup_steps") { s.warmupSteps = try v.int(min: 0, max: b.steps) }
         if let v = try n.optional("weight_decay") { s.weightDecay = try v.double(in: 0...1e6, ">= 0") }
         if let v = try n.optional("max_grad_norm") { s.maxGradNorm = try v.double(in: 0...1e12, ">= 0 (0 turns clipping off)") }
-        if let v = try n.optional("batch_size") { s.batchSize = try v.int(min: 1) }
-        if let v = try n.optional("grad_accum") { s.gradientAccumulation = try v.int(min: 1) }
-        if let v = try n.optional("epochs") { s.epochs = try v.int(min: 1) }
-        if let v = try n.optional("max_steps") { s.maxSteps = try v.int(min: 1) }
-        if let v = try n.optional("max_length") { s.maxLength = try v.int(min: 2) }
-        if let v = try n.optional("checkpoint_every") { s.saveEvery = try v.int(min: 1) }
+        if let v = try n.optional("batch_size") { s.batchSize = try v.int(min: 1, max: b.batchSize) }
+        if let v = try n.optional("grad_accum") { s.gradientAccumulation = try v.int(min: 1, max: b.batchSize) }
+        if let v = try n.optional("epochs") { s.epochs = try v.int(min: 1, max: b.epochs) }
+        if let v = try n.optional("max_steps") { s.maxSteps = try v.int(min: 1, max: b.steps) }
+        if let v = try n.optional("max_length") { s.maxLength = try v.int(min: 2, max: b.maxLength) }
+        if let v = try n.optional("checkpoint_every") { s.saveEvery = try v.int(min: 1, max: b.steps) }
         if let v = try n.optional("adapter_dtype") {
             guard let d = TrainingSettings.dtype(try v.string()) else { throw v.error("must be f32 or bf16") }
             s.adapterDType = d
         }
         if let v = try n.optional("gradient_checkpointing") { s.recompute = try v.bool() }
-        if let v = try n.optional("threads") { threads = try v.int(min: 0, ">= 0 (0 = every core)") }
+        if let v = try n.optional("threads") { threads = try v.int(min: 0, max: Bounds.threads, ">= 0 (0 = every core)") }
+        if let v = try n.optional("skip_invalid") { skipInvalid = try v.bool() }
         try n.rejectUnknown()
+        do { try s.validate() } catch let err as TrainingError {
+            guard case .invalidSetting(let name, let detail) = err else { throw n.error(err.description) }
+            let key = name == "save-every" ? "checkpoint_every" : name.replacingOccurrences(of: "-", with: "_")
+            throw (try n.optional(key) ?? n).error(detail)
+        } catch { throw n.error("\(error)") }
     }
 
     static func parseGeneration(_ n: YAMLNode?) throws(PipelineError) -> GenerationSettings {
@@ -135,7 +147,7 @@ extension Experiment {
             g.backend = .vllm(url: url, servedModel: try n.required("served_model", "the base model's name on the server").string())
         default: throw backend!.error("must be local or vllm")
         }
-        if let v = try n.optional("max_batch_sequences") { g.maxBatchSequences = try v.int(min: 1) }
+        if let v = try n.optional("max_batch_sequences") { g.maxBatchSequences = try v.int(min: 1, max: Bounds.batchSequences) }
         if let v = try n.optional("precision") {
             guard let p = ComputePrecision(rawValue: try v.string()) else { throw v.error("must be f32 or bf16") }
             guard g.backend == .local else { throw v.error("applies to backend: local only (the server picks its own)") }
@@ -154,8 +166,8 @@ extension Experiment {
         if let v = try n.optional("path_map") {
             for (local, server) in try v.entries() { g.pathMappings.append(AdapterPathMapping(local: local, server: try server.string())) }
         }
-        if let v = try n.optional("max_in_flight") { g.maxInFlight = try v.int(min: 1) }
-        if let v = try n.optional("max_attempts") { g.maxAttempts = try v.int(min: 1) }
+        if let v = try n.optional("max_in_flight") { g.maxInFlight = try v.int(min: 1, max: Bounds.inFlight) }
+        if let v = try n.optional("max_attempts") { g.maxAttempts = try v.int(min: 1, max: Bounds.attempts) }
         if let v = try n.optional("timeout") { g.timeout = try v.double(in: 0.001...86400, "seconds > 0") }
         if let v = try n.optional("run_tag") {
             let tag = try v.string()
@@ -172,11 +184,11 @@ extension Experiment {
         var m = MonitorSettings()
         guard let n = try n?.mapping() else { return m }
         if let v = try n.optional("enabled") { m.enabled = try v.bool() }
-        if let v = try n.optional("every_k") { m.everyK = try v.int(min: 1) }
+        if let v = try n.optional("every_k") { m.everyK = try v.int(min: 1, max: TrainingSettings.Bounds.steps) }
         if let v = try n.optional("questions") { m.questions = try v.strings() }
-        if let v = try n.optional("samples") { m.samples = try v.int(min: 1) }
-        if let v = try n.optional("max_new_tokens") { m.maxNewTokens = try v.int(min: 1) }
-        if let v = try n.optional("baseline") { m.baseline = try v.int(min: 2) }
+        if let v = try n.optional("samples") { m.samples = try v.int(min: 1, max: Bounds.samples) }
+        if let v = try n.optional("max_new_tokens") { m.maxNewTokens = try v.int(min: 1, max: Bounds.maxNewTokens) }
+        if let v = try n.optional("baseline") { m.baseline = try v.int(min: 2, max: Bounds.samples) }
         if let v = try n.optional("min_sd") { m.minSD = try v.double(in: 0...1e6, ">= 0") }
         if let v = try n.optional("judge") {
             let spec = try v.string()

@@ -42,11 +42,14 @@ extension Experiment {
             throw PipelineError.config(file: file, key: "evaluation.questions", line: nil, reason: "question `\(q.id)` is listed twice")
         }
         if e.questions.isEmpty { throw PipelineError.config(file: file, key: "evaluation.questions", line: nil, reason: "no questions") }
-        if let v = try n.optional("samples") { e.samples = try v.int(min: 1) }
-        if let v = try n.optional("max_new_tokens") { e.maxNewTokens = try v.int(min: 1) }
+        if e.questions.count > Bounds.questions {
+            throw PipelineError.config(file: file, key: "evaluation.questions", line: nil, reason: "lists \(e.questions.count) questions; at most \(Bounds.questions)")
+        }
+        if let v = try n.optional("samples") { e.samples = try v.int(min: 1, max: Bounds.samples) }
+        if let v = try n.optional("max_new_tokens") { e.maxNewTokens = try v.int(min: 1, max: Bounds.maxNewTokens) }
         if let v = try n.optional("temperature") { e.sampling.temperature = try v.double(in: 0...100, ">= 0 (0 = greedy)") }
         if let v = try n.optional("top_p") { e.sampling.topP = try v.double(in: 1e-9...1, "in (0, 1]") }
-        if let v = try n.optional("top_k") { e.sampling.topK = try v.int(min: 0) }
+        if let v = try n.optional("top_k") { e.sampling.topK = try v.int(min: 0, max: Bounds.topK) }
         if let v = try n.optional("min_p") { e.sampling.minP = try v.double(in: 0...0.999999, "in [0, 1)") }
         if let v = try n.optional("repetition_penalty") { e.sampling.repetitionPenalty = try v.double(in: 1e-9...100, "> 0") }
         if let v = try n.optional("seed") { e.seed = UInt64(try v.int(min: 0)) }
@@ -80,9 +83,9 @@ extension Experiment {
             throw PipelineError.config(file: n.file, key: "judges.traits", line: n.line,
                                        reason: "no rubric for `\(t)`; built in: \(RubricSet.builtin.rubrics.keys.sorted().joined(separator: ", "))")
         }
-        if let v = try n.optional("max_in_flight") { j.maxInFlight = try v.int(min: 1) }
+        if let v = try n.optional("max_in_flight") { j.maxInFlight = try v.int(min: 1, max: Bounds.inFlight) }
         if let v = try n.optional("timeout") { j.timeout = try v.double(in: 0.001...86400, "seconds > 0") }
-        if let v = try n.optional("max_attempts") { j.maxAttempts = try v.int(min: 1) }
+        if let v = try n.optional("max_attempts") { j.maxAttempts = try v.int(min: 1, max: Bounds.attempts) }
         if let v = try n.optional("cache") { j.cache = try path(v) }
         if let v = try n.optional("min_numeric_mass") { j.minNumericMass = try v.double(in: 0...1) }
         if let v = try n.optional("local_mode") {
@@ -141,13 +144,13 @@ extension Experiment {
             }
             if d.methods.isEmpty { throw v.error("is empty") }
         }
-        if let v = try n.optional("resamples") { d.resamples = try v.int(min: 0) }
+        if let v = try n.optional("resamples") { d.resamples = try v.int(min: 0, max: Bounds.resamples) }
         if let v = try n.optional("seed") { d.seed = UInt64(try v.int(min: 0)) }
         if let v = try n.optional("confidence") { d.confidence = try v.double(in: 0.5...0.9999, "in [0.5, 1)") }
         if let v = try n.optional("scale") { d.scale = try v.double(in: 1e-9...1e9, "> 0") }
         if let v = try n.optional("lead") { d.lead = try v.string() }
         if let v = try n.optional("lag") { d.lag = try v.string() }
-        if let v = try n.optional("min_agreeing") { d.minAgreeing = try v.int(min: 1) }
+        if let v = try n.optional("min_agreeing") { d.minAgreeing = try v.int(min: 1, max: DetectionSettings.allMethods.count) }
         if let v = try n.optional("judge") { d.judge = try v.string() }
         if let dirs = try n.optional("directions") {
             for (trait, v) in try dirs.entries() {

@@ -54,6 +54,7 @@ extension PipelineRunner {
         }
         note("judge: \(total) verdicts in \(calls.count) distinct calls (\(js.names.joined(separator: ", ")))")
         var done = 0, failures = 0, consecutiveFailures = 0
+        var fatal: PipelineError?
         var lastError = ""
         var commitSeconds = 0.0
         let t0 = Date()
@@ -87,23 +88,36 @@ extension PipelineRunner {
                                 try store.addJudgment(g, judge: js.names[calls[i].judge], v, cached: cached || k > 0)
                             }
                         }
-                    } catch { lastError = "\(error)"; failures += calls[i].answers.count; continue }
+                    } catch {
+                        // The store cannot take writes (a full disk, a damaged file): no
+                        // further call can be kept, so stop sending and report that.
+                        fatal = fatal ?? (error as? PipelineError) ?? .store(path: store.url.path, reason: "\(error)")
+                        failures += calls[i].answers.count
+                        continue
+                    }
                     done += calls[i].answers.count
                     progress(.stage(name: "judge", done: done, total: total))
                     CrashPoint.unitDone("judge")
                 case .failure(let err):
+                    if case .cache(let path, let reason) = err {
+                        // The verdict cache is a file on this machine, not the judge: a write
+                        // that failed there is the disk's problem.
+                        fatal = fatal ?? (reason.contains("disk is full") ? .unwritable(path: path, reason: "the disk is full")
+                                                                          : .store(path: path, reason: "verdict cache: \(reason)"))
+                    }
                     failures += calls[i].answers.count
                     consecutiveFailures += 1
                     lastError = err.description
                 }
                 // A judge that fails every call in a row is down: stop sending (in-flight
                 // calls finish) instead of retrying thousands of calls against it.
-                if consecutiveFailures >= max(limit, 3) || isCancelledNow() { continue }
+                if fatal != nil || consecutiveFailures >= max(limit, 3) || isCancelledNow() { continue }
                 launch()
             }
         }
         // HTTP time: the stage's wall time less the commits made while calls were out.
         addWork(Date().timeIntervalSince(t0) - commitSeconds)
+        if let fatal { throw fatal }
         try store.finish(stage: "judge", unit: "session-\(UUID().uuidString)", items: done, seconds: Date().timeIntervalSince(t0))
         try checkCancelled("judge")
         if done < total {

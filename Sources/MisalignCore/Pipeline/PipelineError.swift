@@ -12,6 +12,12 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable, Sendable {
     case unwritable(path: String, reason: String)
     /// The run store (SQLite) failed.
     case store(path: String, reason: String)
+    /// The run store is not a database or has corrupt pages (SQLITE_CORRUPT, SQLITE_NOTADB, or
+    /// `PRAGMA quick_check` found problems).
+    case storeDamaged(path: String, reason: String)
+    /// Another `misalign run` holds the run folder's lock; `holder` is what it wrote (pid,
+    /// host, start time).
+    case locked(run: String, holder: String)
     /// The run directory was made by a config that differs in something that changes results.
     case configChanged(run: String, detail: String)
     /// The generation backend the config names cannot be used (bad URL, missing API key).
@@ -35,6 +41,12 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable, Sendable {
         case .unwritable(let p, let r):
             return "cannot write \(p): \(r); check that the folder is writable and the disk has room, then run again (finished work is kept)"
         case .store(let p, let r): return "run store \(p): \(r)"
+        case .storeDamaged(let p, let r):
+            return "run store \(p) is damaged (\(r)); restore \(RunStore.fileName) from a backup, or start a new run folder "
+                + "(change output:); the folder's exports/ hold a copy of the results as of the last call that finished"
+        case .locked(let run, let holder):
+            return "\(run) is in use by another misalign run (\(holder)); wait for it to finish or stop it. "
+                + "misalign status and report can read the run meanwhile"
         case .configChanged(let run, let d):
             return "\(run) was started with another config (\(d)); use another output folder, or restore the old setting"
         case .backendUnavailable(let b):

@@ -46,6 +46,8 @@ public final class PipelineRunner: @unchecked Sendable {
     public var judgeTransport: (any HTTPTransport)?
     var summary: PipelineSummary
     var store: RunStore!
+    /// The run folder's writer lock, held from `prepare()` to the end of `run()`.
+    var lock: RunLock?
 
     public init(_ experiment: Experiment, progress: @escaping @Sendable (PipelineEvent) -> Void = { _ in }) {
         self.experiment = experiment
@@ -67,6 +69,7 @@ public final class PipelineRunner: @unchecked Sendable {
     @discardableResult
     public func run() async throws -> PipelineSummary {
         let start = Date()
+        defer { lock?.release(); lock = nil }  // also when prepare() refuses the folder
         try prepare()
         for stage in Self.stages {
             try checkCancelled(stage)
@@ -96,52 +99,31 @@ public final class PipelineRunner: @unchecked Sendable {
         return summary
     }
 
-    /// Checks inputs and the output folder before any work, opens the store, and refuses a
-    /// run directory made with settings that change results.
+    /// Checks inputs, the settings against the model, and the output folder before anything is
+    /// created; then takes the run folder's lock, opens the store, and refuses a run directory
+    /// made with settings that change results.
     func prepare() throws {
         let e = experiment
-        let fm = FileManager.default
-        // Training and local generation need the weights; every path needs the tokenizer (the
-        // chat template is rendered here, and a server is sent token ids).
-        if e.externalCheckpoints.isEmpty || e.generation.backend == .local {
-            for f in ["config.json"] where !fm.fileExists(atPath: e.model.appendingPathComponent(f).path) {
-                throw PipelineError.missingInput(key: "model", path: e.model.path, reason: "no \(f); give a Qwen2 model folder (config.json + *.safetensors)")
-            }
-        }
-        let tok = e.tokenizer ?? e.model
-        if !fm.fileExists(atPath: tok.appendingPathComponent("tokenizer.json").path) {
-            throw PipelineError.missingInput(key: e.tokenizer == nil ? "model" : "tokenizer", path: tok.path,
-                                             reason: "no tokenizer.json" + (e.generation.backend == .local ? "" : "; with a server backend, tokenizer: may name a folder holding only the tokenizer files"))
-        }
-        for d in e.datasets where !fm.fileExists(atPath: d.path.path) {
-            throw PipelineError.missingInput(key: "datasets.\(d.name)", path: d.path.path, reason: "no such file")
-        }
-        for x in e.externalCheckpoints {
-            guard let list = try? CheckpointDirectory.list(in: x.path), !list.isEmpty else {
-                throw PipelineError.missingInput(key: "external_checkpoints", path: x.path.path,
-                                                 reason: "no checkpoint-N/ folder with adapter_model.safetensors")
-            }
-        }
-        if e.generation.backend != .local, backendOverride == nil {
-            _ = try PipelineBackends.endpoint(e.generation, transport: nil)  // a bad URL or missing key fails before any work
-        }
-        do { try fm.createDirectory(at: e.output, withIntermediateDirectories: true) } catch {
-            throw PipelineError.unwritable(path: e.output.path, reason: (error as NSError).localizedDescription)
-        }
-        guard access(e.output.path, W_OK) == 0 else { throw PipelineError.unwritable(path: e.output.path, reason: "permission denied") }
+        try checkInputs()
+        try validateAgainstModel()
+        if e.monitor.enabled { _ = try e.monitor.earlyWarning(e) }  // bad probe settings fail before any work
+        // Content fingerprints are computed before anything is written: an unreadable dataset
+        // fails here.
+        let fields = try e.fingerprintFields()
+        var legacy = try e.legacyFingerprints()
+        let analysis = legacy.removeLast()
+        try createOutputFolder()
+        lock = try RunLock(run: e.output)
         store = try RunStore(run: e.output)
-        var fingerprints = try e.fingerprints()
-        let analysis = fingerprints.removeLast()
-        try store.checkFingerprints(fingerprints, run: e.output)
+        for n in try store.checkFingerprints(fields, legacy: legacy, run: e.output) { note(n) }
         // Aggregation and detection settings may change: their results are recomputed.
         if let old = try store.meta("fingerprint.analysis"), old != analysis.1 {
             note("aggregation or detection settings changed: recomputing aggregates and onsets")
             try store.transaction { try store.resetAnalysis() }
         }
         try store.setMeta("fingerprint.analysis", analysis.1)
-        if e.monitor.enabled {
-            _ = try e.monitor.earlyWarning(e)  // bad probe settings fail before any work
-            if !e.externalCheckpoints.isEmpty { note("monitor: nothing is trained here (external_checkpoints), so the early-warning monitor does not run") }
+        if e.monitor.enabled, !e.externalCheckpoints.isEmpty {
+            note("monitor: nothing is trained here (external_checkpoints), so the early-warning monitor does not run")
         }
         try store.setMeta("config_path", e.source)
         if let text = try? String(contentsOfFile: e.source, encoding: .utf8) { try store.setMeta("config_text", text) }

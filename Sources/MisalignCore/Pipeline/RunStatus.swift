@@ -23,16 +23,26 @@ public struct RunStatus: Sendable {
     public var stages: [StageStatus]
     /// The early-warning monitor's record per run (empty without `monitor:`).
     public var earlyWarning: [EarlyWarningStatus] = []
+    /// Units that finished without a result ("detect medical/seed-0/J: no scored verdicts
+    /// for evil ..."): done, but with failures to read.
+    public var failures: [String] = []
     public var complete: Bool { stages.allSatisfy { $0.total != nil && $0.done >= $0.total! } }
 
-    /// Reads the run directory's store and the config it recorded.
+    /// "complete", "complete with N failures" or "in progress".
+    public var state: String {
+        complete ? (failures.isEmpty ? "complete" : "complete with \(failures.count) failure\(failures.count == 1 ? "" : "s")") : "in progress"
+    }
+
+    /// Reads the run directory's store (read-only) and the config it recorded.
     public static func load(run: URL) throws -> RunStatus {
         let store = try RunStore(run: run, create: false)
         guard let text = try store.meta("config_text"), let path = try store.meta("config_path") else {
             throw PipelineError.store(path: store.url.path, reason: "no recorded config; the run never got past its start")
         }
         let e = try Experiment.parse(text, file: path, base: URL(fileURLWithPath: path).deletingLastPathComponent())
-        return try compute(e, store)
+        var status = try compute(e, store)
+        status.run = run  // where the folder is now (it may have moved since the config was recorded)
+        return status
     }
 
     static func compute(_ e: Experiment, _ store: RunStore) throws -> RunStatus {
@@ -82,6 +92,7 @@ public struct RunStatus: Sendable {
                                   total: checkpoints.map { $0 * e.judges.names.count }, secondsPerUnit: try store.rate(stage: "aggregate")))
         stages.append(StageStatus(stage: "detect", done: try store.count("units", where: "stage = 'detect'"),
                                   total: e.detection.judge == nil ? 0 : e.runs.count, secondsPerUnit: try store.rate(stage: "detect")))
-        return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs))
+        return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs),
+                         failures: try store.failures())
     }
 }

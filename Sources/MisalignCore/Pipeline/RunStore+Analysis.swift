@@ -60,5 +60,6 @@ extension RunStore {
     func resetAnalysis() throws(PipelineError) {
         for t in ["aggregates", "misaligned", "onsets", "lags", "lag_summary"] { try db.run("DELETE FROM \(t)") }
         try db.run("DELETE FROM units WHERE stage IN ('aggregate', 'detect')")
+        try db.run("DELETE FROM meta WHERE key LIKE 'failure.aggregate.%' OR key LIKE 'failure.detect.%'")
     }
 }

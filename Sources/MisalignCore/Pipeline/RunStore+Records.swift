@@ -37,15 +37,42 @@ extension RunStore {
         return (row[0].int ?? 0, row[1].int == 1)
     }
 
+    /// The run folder this store belongs to.
+    public var runFolder: URL { url.deletingLastPathComponent() }
+
+    /// Records a checkpoint; a path inside the run folder is stored relative to it, so a moved
+    /// or copied run folder reads its own checkpoints. Paths outside (external checkpoints) stay
+    /// absolute.
     func addCheckpoint(_ r: RunID, step: Int, path: String) throws(PipelineError) {
+        let root = runFolder.standardizedFileURL.path + "/"
+        let stored = path.hasPrefix(root) ? String(path.dropFirst(root.count)) : path
         try db.run("INSERT OR IGNORE INTO checkpoints (dataset, seed, step, path) VALUES (?1, ?2, ?3, ?4)",
-                   [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(step)), .text(path)])
+                   [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(step)), .text(stored)])
     }
 
-    /// Registered checkpoints of a run, by step (step 0 is the base model, path "").
+    /// Registered checkpoints of a run, by step (step 0 is the base model, path ""), with
+    /// absolute paths: relative ones resolved against this run folder, and absolute ones that
+    /// older versions stored for the run's own checkpoints (`.../checkpoints/DATASET-seedN/
+    /// checkpoint-K`) moved to this run folder, so a moved run resumes and a copy never reads
+    /// the original's checkpoints.
     public func checkpoints(_ r: RunID) throws(PipelineError) -> [(step: Int, path: String)] {
-        try db.query("SELECT step, path FROM checkpoints WHERE dataset = ?1 AND seed = ?2 ORDER BY step",
-                     [.text(r.dataset), .int(Int64(r.seed))]).map { ($0[0].int ?? 0, $0[1].text ?? "") }
+        // Only a run that trains here has checkpoints of its own; external ones stay as given.
+        var mode = try meta("fp.mode")
+        if mode == nil { mode = try meta("fingerprint.mode") }
+        let trained = mode != "external"
+        let rows = try db.query("SELECT step, path FROM checkpoints WHERE dataset = ?1 AND seed = ?2 ORDER BY step",
+                            [.text(r.dataset), .int(Int64(r.seed))])
+        return rows.map { ($0[0].int ?? 0, resolve($0[1].text ?? "", r, step: $0[0].int ?? 0, trainedHere: trained)) }
+    }
+
+    /// The absolute path of a stored checkpoint path (see `checkpoints`).
+    func resolve(_ stored: String, _ r: RunID, step: Int, trainedHere: Bool) -> String {
+        if stored.isEmpty { return "" }
+        let root = runFolder.standardizedFileURL
+        guard stored.hasPrefix("/") else { return root.appendingPathComponent(stored).path }
+        let own = "checkpoints/\(r.dataset)-seed\(r.seed)/checkpoint-\(step)"
+        if trainedHere, stored.hasSuffix("/" + own) { return root.appendingPathComponent(own).path }
+        return stored
     }
 
     func addMetric(_ r: RunID, _ m: StepMetrics) throws(PipelineError) {

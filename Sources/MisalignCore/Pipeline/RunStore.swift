@@ -15,17 +15,43 @@ public final class RunStore: @unchecked Sendable {
     public let url: URL
     let db: SQLiteDatabase
 
-    /// Opens (creating when `create`) the store of the run directory `run`.
+    /// Opens the store of the run directory `run`. `create` (writers: `misalign run`) creates
+    /// it and its tables when missing; otherwise (readers: status, report, inspect) it is
+    /// opened read-only and never written, so a reader can work beside a running writer, on a
+    /// read-only folder, and leaves a 0-byte or damaged store as it found it. Either way the
+    /// file is checked (`PRAGMA quick_check`): a damaged store is refused with what to do.
     public init(run: URL, create: Bool = true) throws(PipelineError) {
         url = run.appendingPathComponent(Self.fileName)
         if !create && !FileManager.default.fileExists(atPath: url.path) { throw .notARun(path: run.path) }
-        db = try SQLiteDatabase(path: url.path)
-        try db.execute(Self.schema + Self.earlyWarningSchema)
+        db = try SQLiteDatabase(path: url.path, readOnly: !create)
+        try db.checkIntegrity()
+        if create {
+            try db.execute(Self.schema + Self.earlyWarningSchema)
+        } else {
+            guard try db.scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'") > 0 else {
+                throw .store(path: url.path, reason: SQLiteDatabase.fileSize(url.path) == 0
+                             ? "is empty: the run stopped before its store was set up; run `misalign run CONFIG` again"
+                             : "holds no run (no meta table); give the folder `misalign run` wrote")
+            }
+            try shadowMissingTables()
+        }
         let v = try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.text
         if let v, Int(v) != Self.schemaVersion {
             throw .store(path: url.path, reason: "schema version \(v); this build reads version \(Self.schemaVersion)")
         }
-        if v == nil { try setMeta("schema_version", String(Self.schemaVersion)) }
+        if v == nil && create { try setMeta("schema_version", String(Self.schemaVersion)) }
+    }
+
+    /// Read-only stores written before a table existed (the monitor's `probes`, `alarms`) get
+    /// an empty TEMP table of that name, so readers query them as usual without writing.
+    private func shadowMissingTables() throws(PipelineError) {
+        let have = Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0[0].text })
+        for statement in (Self.schema + Self.earlyWarningSchema).components(separatedBy: ";") {
+            let words = statement.split(whereSeparator: \.isWhitespace)
+            guard words.count > 5, let name = words.dropFirst(5).first, !have.contains(String(name)) else { continue }
+            // Best effort: without it, a query of that table names it as missing.
+            try? db.execute(statement.replacingOccurrences(of: "CREATE TABLE IF NOT EXISTS", with: "CREATE TEMP TABLE IF NOT EXISTS"))
+        }
     }
 
     static let schema = """
@@ -75,24 +101,25 @@ public final class RunStore: @unchecked Sendable {
         try db.run("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [.text(key), .text(value)])
     }
 
-    /// Records `fingerprints` on first use; afterwards refuses a config whose fingerprint
-    /// differs, naming what changed. Keys missing from the store are recorded.
-    func checkFingerprints(_ fingerprints: [(String, String)], run: URL) throws(PipelineError) {
-        for (k, v) in fingerprints {
-            if let old = try meta("fingerprint." + k) {
-                if old != v { throw .configChanged(run: run.path, detail: "\(k) was `\(old)`, is now `\(v)`") }
-            } else {
-                try setMeta("fingerprint." + k, v)
-            }
-        }
-    }
-
     // MARK: units
 
-    /// Marks a unit done; call inside the transaction that writes its result.
-    func finish(stage: String, unit: String, items: Int, seconds: Double) throws(PipelineError) {
+    /// Marks a unit done; call inside the transaction that writes its result. A unit that
+    /// finished without a result (`failure`: why) is recorded as done, with the reason in
+    /// `meta` (`failure.STAGE.UNIT`) for status to show.
+    func finish(stage: String, unit: String, items: Int, seconds: Double, failure: String? = nil) throws(PipelineError) {
         try db.run("INSERT OR REPLACE INTO units (stage, unit, items, seconds, finished) VALUES (?1, ?2, ?3, ?4, ?5)",
                    [.text(stage), .text(unit), .int(Int64(items)), .double(seconds), .double(Date().timeIntervalSince1970)])
+        if let failure { try setMeta("failure.\(stage).\(unit)", failure) }
+    }
+
+    /// Units done with a failure, as "STAGE UNIT: reason".
+    public func failures() throws(PipelineError) -> [String] {
+        try db.query("SELECT key, value FROM meta WHERE key LIKE 'failure.%' ORDER BY key").compactMap { row in
+            guard let k = row[0].text, let v = row[1].text else { return nil }
+            let rest = k.dropFirst("failure.".count)
+            guard let dot = rest.firstIndex(of: ".") else { return nil }
+            return "\(rest[..<dot]) \(rest[rest.index(after: dot)...]): \(v)"
+        }
     }
 
     func isDone(stage: String, unit: String) throws(PipelineError) -> Bool {

@@ -36,11 +36,16 @@ extension PipelineRunner {
             settings.seed = UInt64(r.seed)
             let folder = Self.checkpointFolder(e.output, r)
             let dataset = e.datasets.first { $0.name == r.dataset }!
-            let job = TrainingJob(model: e.model, data: dataset.path, out: folder, tokenizer: e.tokenizer, settings: settings)
+            let job = TrainingJob(model: e.model, data: dataset.path, out: folder, tokenizer: e.tokenizer, settings: settings,
+                                  skipInvalid: e.skipInvalid)
             let trainer: LoRATrainer
             let loadStart = Date()
             do { trainer = try job.makeTrainer { self.note("\(r): \($0)") } } catch let err as FileError {
                 throw PipelineError.unwritable(path: folder.path, reason: err.description)
+            } catch TrainingError.invalidExample(let file, let line, let reason) {
+                // The trainer's advice names `misalign train`'s flag; the pipeline's is a setting.
+                throw PipelineError.config(file: file, key: "datasets.\(r.dataset)", line: line,
+                                           reason: "\(reason); fix the line, or set `training.skip_invalid: true` in \(e.source) to skip such lines (they are counted)")
             }
             addWork(Date().timeIntervalSince(loadStart))  // loading weights and tokenising data is training work
             try store.recordRun(r, totalSteps: trainer.totalSteps)

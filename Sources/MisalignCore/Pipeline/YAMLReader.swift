@@ -60,6 +60,19 @@ final class YAMLNode {
 
     func error(_ reason: String) -> PipelineError { .config(file: file, key: path, line: line, reason: reason) }
 
+    /// The line of every key of this mapping and of the mappings under it, by dotted path
+    /// (`training.layers` -> 14), for messages about settings checked after parsing.
+    func keyLines() -> [String: Int] {
+        var out: [String: Int] = [:]
+        for p in pairs {
+            if let l = p.line { out[join(p.key)] = l }
+            if case .mapping = p.value, let child = try? YAMLNode(p.value, path: join(p.key), file: file) {
+                out.merge(child.keyLines()) { a, _ in a }
+            }
+        }
+        return out
+    }
+
     /// The keys of a mapping, in file order.
     var keys: [String] { pairs.map(\.key) }
 
@@ -123,9 +136,15 @@ final class YAMLNode {
         return s.string
     }
 
-    func int() throws(PipelineError) -> Int {
-        guard tagName == Tag.Name.int.rawValue, let i = node.int else { throw error("expected an integer, found \(kind)") }
-        return i
+    /// An integer; a float that is a whole number (`1e3`) counts as one. Past Int's range it
+    /// throws `tooLarge`, for callers to name their bound.
+    func int(tooLarge: String? = nil) throws(PipelineError) -> Int {
+        if tagName == Tag.Name.int.rawValue, let i = node.int { return i }
+        if tagName == Tag.Name.float.rawValue, let d = node.float, d.isFinite, d == d.rounded() {
+            if let i = Int(exactly: d) { return i }
+            throw error(tooLarge ?? "is \(node.string ?? "\(d)"), far too large")
+        }
+        throw error("expected an integer, found \(kind)")
     }
 
     func double() throws(PipelineError) -> Double {
@@ -157,6 +176,15 @@ final class YAMLNode {
     func int(min: Int, _ what: String = "") throws(PipelineError) -> Int {
         let i = try int()
         guard i >= min else { throw error("must be \(what.isEmpty ? ">= \(min)" : what), got \(i)") }
+        return i
+    }
+
+    /// An integer in `min...max`; the message gives the bound it broke.
+    func int(min: Int, max: Int, _ what: String = "") throws(PipelineError) -> Int {
+        let bound = "must be <= \(max)"
+        let i = try int(tooLarge: "\(bound), got \(node.string ?? "")")
+        guard i >= min else { throw error("must be \(what.isEmpty ? ">= \(min)" : what), got \(i)") }
+        guard i <= max else { throw error("\(bound), got \(i)") }
         return i
     }
 }

@@ -1,0 +1,21 @@
+import Foundation
+import Testing
+@testable import MisalignCore
+
+/// `misalign run` beside another writer of the same run folder, and `status` beside it.
+@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+struct PipelineLockCLITests {
+    @Test func aSecondRunExitsOneNamingTheHolderWhileStatusReads() throws {
+        let f = try PipelineFixture("pipeline-cli-lock")
+        let e = try Experiment.load(from: f.writeConfig(f.config()))
+        let holder = PipelineRunner(e)
+        try holder.prepare()  // this process is the running writer
+        defer { holder.lock?.release() }
+        let second = try CLI.run(["run", e.source])
+        #expect(second.status == 1, "\(second.err)")
+        #expect(second.err.contains("\(e.output.path) is in use by another misalign run (pid \(getpid()) on "), "\(second.err)")
+        #expect(!second.err.contains("UNIQUE constraint"))
+        let status = try CLI.run(["status", e.output.path])
+        #expect(status.status == 0 && status.out.contains("in progress"), "\(status.err)")
+    }
+}
