@@ -101,11 +101,12 @@ public final class LoRATrainer: Trainer {
                 lossSum += try model.accumulateGradients(b, normalizer: items)
             }
             let loss = lossSum / Double(max(items, 1))
-            guard loss.isFinite else { throw rejectCurrentWeights { .nonFinite(step: step + 1, what: "loss", lastCheckpoint: $0) } }
+            guard loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "loss", lastCheckpoint: rejectCurrentWeights().last) }
             let norm = clipGradientNorm(p.grads.pointer, count: p.count, maxNorm: settings.maxGradNorm)
-            guard norm.isFinite else { throw rejectCurrentWeights { .nonFinite(step: step + 1, what: "gradient norm", lastCheckpoint: $0) } }
+            guard norm.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "gradient norm", lastCheckpoint: rejectCurrentWeights().last) }
             if let what = divergence.check(loss: loss, gradNorm: norm) {
-                throw rejectCurrentWeights { .diverged(step: step + 1, what: what, lastCheckpoint: $0) }
+                let (last, note) = rejectCurrentWeights()
+                throw TrainingError.diverged(step: step + 1, what: what + note, lastCheckpoint: last)
             }
             let lr = settings.schedule.lr(base: settings.learningRate, step: step, total: totalSteps, warmup: settings.warmupSteps)
             optimizer.update(params: p.values.pointer, grads: p.grads.pointer, count: p.count, lr: lr)
@@ -126,20 +127,20 @@ public final class LoRATrainer: Trainer {
         return TrainingOutcome(steps: step, stoppedEarly: false, lastCheckpoint: lastCheckpoint)
     }
 
-    /// The error for weights found bad by the loss or gradient they give. A checkpoint written
-    /// from these very weights (after step `step`, by this process or the one resumed from) is
-    /// renamed `checkpoint-<step>.diverged`, so that it is neither the latest nor resumed from;
-    /// the error names the newest checkpoint left.
-    func rejectCurrentWeights(_ error: (Int?) -> TrainingError) -> TrainingError {
-        if let store, let ck = lastCheckpoint, ck.step == step {
-            do {
-                try store.setAside(ck, suffix: ".diverged")
-                lastCheckpoint = try CheckpointDirectory.list(in: store.run).last { $0.step < ck.step }
-            } catch let failure {
-                return TrainingError.invalidCheckpoint(path: ck.directory.path, detail: "\(error(ck.step)); and setting this checkpoint aside failed (\(failure)): delete it before resuming")
-            }
+    /// For weights found bad by the loss or gradient they give: a checkpoint written from these
+    /// very weights (after step `step`, by this process or the one resumed from) is renamed
+    /// `checkpoint-<step>.diverged`, so that it is neither the latest nor resumed from. Returns
+    /// the newest checkpoint left and a note saying what was set aside.
+    func rejectCurrentWeights() -> (last: Int?, note: String) {
+        guard let store, let ck = lastCheckpoint, ck.step == step else { return (lastCheckpoint?.step, "") }
+        let name = ck.directory.lastPathComponent
+        do {
+            try store.setAside(ck, suffix: ".diverged")
+            lastCheckpoint = try CheckpointDirectory.list(in: store.run).last { $0.step < ck.step }
+            return (lastCheckpoint?.step, "; \(name), saved from these weights, was renamed \(name).diverged")
+        } catch {
+            return (ck.step, "; \(name) holds these weights but could not be set aside (\(error)): delete it before resuming")
         }
-        return error(lastCheckpoint?.step)
     }
 
     /// Writes `checkpoint-<step>` now (no-op without a run directory).
