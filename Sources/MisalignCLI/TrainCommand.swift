@@ -54,7 +54,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "rsLoRA scaling alpha/sqrt(r) (default on).") var rslora: Bool?
     @Option(parsing: .unconditional, help: "LoRA dropout on the adapter input (default 0).") var dropout: Double?
     @Option(help: "Comma-separated modules (q_proj,k_proj,... or q,k,...) or 'all'.") var targets: String?
-    @Option(help: "Comma-separated layer indices or 'all'.") var layers: String?
+    @Option(parsing: .unconditional, help: "Comma-separated layer indices or 'all'.") var layers: String?
     @Option(parsing: .unconditional, help: "Seed for LoRA initialisation and data order.") var seed: UInt64?
     @Option(parsing: .unconditional, help: "Save a checkpoint every N optimizer steps (0 = only at the end).") var saveEvery: Int?
     @Option(parsing: .unconditional, help: "Truncate conversations to this many tokens.") var maxLength: Int?
@@ -74,7 +74,7 @@ struct TrainCommand: ParsableCommand {
             if let lr { s.learningRate = lr }
             if let warmupSteps { s.warmupSteps = warmupSteps }
             if let schedule {
-                guard let v = LRSchedule(rawValue: schedule) else { throw CLIError("--schedule must be linear, constant or cosine") }
+                guard let v = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be linear, constant or cosine") }
                 s.schedule = v
             }
             if let weightDecay { s.weightDecay = weightDecay }
@@ -98,7 +98,7 @@ struct TrainCommand: ParsableCommand {
                 s.explicitLoRA.insert(.layers)
                 if layers == "all" { s.lora.layers = nil } else {
                     s.lora.layers = try layers.split(separator: ",").map {
-                        guard let i = Int($0.trimmingCharacters(in: .whitespaces)) else { throw CLIError("--layers: '\($0)' is not a layer index") }
+                        guard let i = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--layers: '\($0)' is not a layer index") }
                         return i
                     }
                 }
@@ -107,7 +107,7 @@ struct TrainCommand: ParsableCommand {
             if let saveEvery { s.saveEvery = saveEvery }
             if let maxLength { s.maxLength = maxLength }
             if let adapterDtype {
-                guard let d = TrainingSettings.dtype(adapterDtype) else { throw CLIError("--adapter-dtype must be f32 or bf16") }
+                guard let d = TrainingSettings.dtype(adapterDtype) else { throw ValidationError("--adapter-dtype must be f32 or bf16") }
                 s.adapterDType = d
             }
             if keepOptimizerStates { s.keepAllOptimizerStates = true }

@@ -41,6 +41,10 @@ struct TrainCLIValidationTests {
             (["--rank", "100"], ["setting rank: is 100", "hidden size 64"]),
             (["--layers", "0,7"], ["setting layers", "layer 7", "2 layers"]),
             (["--threads", "-1"], ["--threads is -1"]),
+            (["--layers", "-1"], ["setting layers", "lists -1"]),
+            (["--layers", "x"], ["--layers: 'x' is not a layer index"]),
+            (["--schedule", "steep"], ["--schedule must be linear"]),
+            (["--adapter-dtype", "f16"], ["--adapter-dtype must be f32 or bf16"]),
         ]
         for (extra, words) in cases {
             let r = try CLI.run(args + extra)
