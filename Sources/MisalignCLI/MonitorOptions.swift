@@ -6,17 +6,17 @@ import MisalignCore
 struct MonitorOptions: ParsableArguments {
     @Option(help: "Judge for the early-warning probe (openai:MODEL[@URL], anthropic:MODEL[@URL], local:DIR); turns the monitor on.")
     var monitorJudge: String?
-    @Option(help: "Probe every K optimizer steps.")
+    @Option(parsing: .unconditional, help: "Probe every K optimizer steps.")
     var monitorEvery: Int = 2
-    @Option(help: "Probe questions (alternating hallucination, general and evil sets).")
+    @Option(parsing: .unconditional, help: "Probe questions (alternating hallucination, general and evil sets).")
     var monitorQuestions: Int = 8
-    @Option(help: "Samples per probe question.")
+    @Option(parsing: .unconditional, help: "Samples per probe question.")
     var monitorSamples: Int = 4
-    @Option(help: "Most new tokens per probe answer.")
+    @Option(parsing: .unconditional, help: "Most new tokens per probe answer.")
     var monitorMaxNewTokens: Int = 128
-    @Option(help: "Probes forming the detectors' baseline.")
+    @Option(parsing: .unconditional, help: "Probes forming the detectors' baseline.")
     var monitorBaseline: Int = 5
-    @Option(help: "Floor of the baseline sd, in score points.")
+    @Option(parsing: .unconditional, help: "Floor of the baseline sd, in score points.")
     var monitorMinSd: Double = 1
     @Option(help: "Comma-separated signals whose alarm stops training with --stop-on-alarm.")
     var monitorStopSignals: String = "evil"

@@ -40,30 +40,30 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Run folder for checkpoints and metrics.jsonl.") var out: String
     @Option(help: "JSON file of settings (keys as the flag names).") var config: String?
     @Option(help: "Tokenizer folder (default: the model folder).") var tokenizer: String?
-    @Option(help: "Peak learning rate.") var lr: Double?
-    @Option(help: "Warmup steps.") var warmupSteps: Int?
+    @Option(parsing: .unconditional, help: "Peak learning rate.") var lr: Double?
+    @Option(parsing: .unconditional, help: "Warmup steps.") var warmupSteps: Int?
     @Option(help: "linear, constant or cosine.") var schedule: String?
-    @Option(help: "AdamW decoupled weight decay.") var weightDecay: Double?
-    @Option(help: "Global gradient-norm clip (0 = off).") var maxGradNorm: Double?
-    @Option(help: "Conversations per micro-batch.") var batchSize: Int?
-    @Option(help: "Micro-batches per optimizer step.") var gradAccum: Int?
-    @Option(help: "Epochs.") var epochs: Int?
-    @Option(help: "Stop after this many optimizer steps.") var maxSteps: Int?
-    @Option(help: "LoRA rank.") var rank: Int?
-    @Option(help: "LoRA alpha.") var alpha: Double?
+    @Option(parsing: .unconditional, help: "AdamW decoupled weight decay.") var weightDecay: Double?
+    @Option(parsing: .unconditional, help: "Global gradient-norm clip (0 = off).") var maxGradNorm: Double?
+    @Option(parsing: .unconditional, help: "Conversations per micro-batch.") var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Micro-batches per optimizer step.") var gradAccum: Int?
+    @Option(parsing: .unconditional, help: "Epochs.") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many optimizer steps.") var maxSteps: Int?
+    @Option(parsing: .unconditional, help: "LoRA rank.") var rank: Int?
+    @Option(parsing: .unconditional, help: "LoRA alpha.") var alpha: Double?
     @Flag(inversion: .prefixedNo, help: "rsLoRA scaling alpha/sqrt(r) (default on).") var rslora: Bool?
-    @Option(help: "LoRA dropout on the adapter input (default 0).") var dropout: Double?
+    @Option(parsing: .unconditional, help: "LoRA dropout on the adapter input (default 0).") var dropout: Double?
     @Option(help: "Comma-separated modules (q_proj,k_proj,... or q,k,...) or 'all'.") var targets: String?
-    @Option(help: "Comma-separated layer indices or 'all'.") var layers: String?
-    @Option(help: "Seed for LoRA initialisation and data order.") var seed: UInt64?
-    @Option(help: "Save a checkpoint every N optimizer steps (0 = only at the end).") var saveEvery: Int?
-    @Option(help: "Truncate conversations to this many tokens.") var maxLength: Int?
+    @Option(parsing: .unconditional, help: "Comma-separated layer indices or 'all'.") var layers: String?
+    @Option(parsing: .unconditional, help: "Seed for LoRA initialisation and data order.") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Save a checkpoint every N optimizer steps (0 = only at the end).") var saveEvery: Int?
+    @Option(parsing: .unconditional, help: "Truncate conversations to this many tokens.") var maxLength: Int?
     @Option(help: "Start from this PEFT adapter folder instead of a fresh initialisation.") var initAdapter: String?
     @Option(help: "Adapter dtype in checkpoints: f32 or bf16.") var adapterDtype: String?
     @Flag(help: "Keep the optimizer state in every checkpoint, not only the latest.") var keepOptimizerStates = false
     @Flag(help: "Recompute activations per layer in the backward pass (less memory, ~1/3 more compute).") var gradientCheckpointing = false
     @Flag(help: "Skip invalid data lines (counted) instead of stopping at the first.") var skipInvalid = false
-    @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "BLAS threads (default: all cores).") var threads: Int?
     @OptionGroup var monitoring: MonitorOptions
 
     func run() throws {
@@ -74,7 +74,7 @@ struct TrainCommand: ParsableCommand {
             if let lr { s.learningRate = lr }
             if let warmupSteps { s.warmupSteps = warmupSteps }
             if let schedule {
-                guard let v = LRSchedule(rawValue: schedule) else { throw CLIError("--schedule must be linear, constant or cosine") }
+                guard let v = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be linear, constant or cosine") }
                 s.schedule = v
             }
             if let weightDecay { s.weightDecay = weightDecay }
@@ -83,18 +83,22 @@ struct TrainCommand: ParsableCommand {
             if let gradAccum { s.gradientAccumulation = gradAccum }
             if let epochs { s.epochs = epochs }
             if let maxSteps { s.maxSteps = maxSteps }
-            if let rank { s.lora.rank = rank }
-            if let alpha { s.lora.alpha = alpha }
-            if let rslora { s.lora.useRSLoRA = rslora }
-            if let dropout { s.lora.dropout = dropout }
+            // LoRA settings given here are explicit: with --init-adapter they must agree with the
+            // adapter's adapter_config.json, whose values replace the defaults of the others.
+            if let rank { s.lora.rank = rank; s.explicitLoRA.insert(.rank) }
+            if let alpha { s.lora.alpha = alpha; s.explicitLoRA.insert(.alpha) }
+            if let rslora { s.lora.useRSLoRA = rslora; s.explicitLoRA.insert(.rslora) }
+            if let dropout { s.lora.dropout = dropout; s.explicitLoRA.insert(.dropout) }
             if let targets {
                 s.lora.targets = targets == "all" ? LoRAModule.allCases
                     : try targets.split(separator: ",").map { try TrainingSettings.module(String($0).trimmingCharacters(in: .whitespaces)) }
+                s.explicitLoRA.insert(.targets)
             }
             if let layers {
+                s.explicitLoRA.insert(.layers)
                 if layers == "all" { s.lora.layers = nil } else {
                     s.lora.layers = try layers.split(separator: ",").map {
-                        guard let i = Int($0.trimmingCharacters(in: .whitespaces)) else { throw CLIError("--layers: '\($0)' is not a layer index") }
+                        guard let i = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--layers: '\($0)' is not a layer index") }
                         return i
                     }
                 }
@@ -103,11 +107,13 @@ struct TrainCommand: ParsableCommand {
             if let saveEvery { s.saveEvery = saveEvery }
             if let maxLength { s.maxLength = maxLength }
             if let adapterDtype {
-                guard let d = TrainingSettings.dtype(adapterDtype) else { throw CLIError("--adapter-dtype must be f32 or bf16") }
+                guard let d = TrainingSettings.dtype(adapterDtype) else { throw ValidationError("--adapter-dtype must be f32 or bf16") }
                 s.adapterDType = d
             }
             if keepOptimizerStates { s.keepAllOptimizerStates = true }
             if gradientCheckpointing { s.recompute = true }
+            if let threads, threads < 1 { throw ValidationError("--threads is \(threads); it must be >= 1") }
+            try s.validate()   // flag values out of range are usage errors, reported before any work
             BLAS.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
 
             let job = TrainingJob(model: path(model), data: path(data), out: path(out), tokenizer: tokenizer.map(path),
@@ -130,6 +136,12 @@ struct TrainCommand: ParsableCommand {
             if let monitor { print(monitor.summary()) }
         } catch let e as CLIError {
             throw e
+        } catch let e as ValidationError {
+            throw e
+        } catch let e as TrainingError {
+            // A setting out of range, against the model, or against --init-adapter: a usage error (exit 2).
+            if case .invalidSetting = e { throw ValidationError(e.description) }
+            throw CLIError(e.description)
         } catch {
             throw CLIError("\(error)")
         }

@@ -70,4 +70,44 @@ import Foundation
         #expect(throws: ConfigError.self) { _ = try Qwen2Config.load(from: URL(fileURLWithPath: "/nonexistent/model")) }
         #expect(throws: ConfigError.self) { _ = try Qwen2Config.decode(Data("{oops".utf8)) }
     }
+
+    /// `rope_scaling` (older transformers' key) asking for yarn is refused even beside a
+    /// transformers-5 `rope_parameters` of type default, under either spelling of the type.
+    @Test(arguments: [#"{"type":"yarn","factor":4.0,"original_max_position_embeddings":32768}"#,
+                      #"{"rope_type":"linear","factor":2.0}"#, #""yarn""#])
+    func ropeScalingBesideDefaultRopeParametersIsRefused(scaling: String) throws {
+        let text = """
+        {"model_type":"qwen2","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,
+         "num_key_value_heads":2,"vocab_size":512,"rope_parameters":{"rope_type":"default","rope_theta":25000.0},
+         "rope_scaling":\(scaling)}
+        """
+        #expect {
+            _ = try Qwen2Config.decode(Data(text.utf8), file: "/m/config.json")
+        } throws: { error in
+            "\(error)".hasPrefix("/m/config.json: field \"rope_scaling\"")
+        }
+        // No scaling, or the default type, is fine.
+        for ok in ["null", #"{"rope_type":"default"}"#, "{}"] {
+            let c = try Qwen2Config.decode(Data(text.replacingOccurrences(of: scaling, with: ok).utf8))
+            #expect(c.ropeTheta == 25000)
+        }
+    }
+
+    /// A config.json declaring fewer layers than the weights hold is refused by every loader
+    /// (generate and train load `Qwen2Weights`, inspect `WeightsSummary`), naming both counts.
+    @Test func fewerLayersInTheConfigThanInTheWeights() throws {
+        let dir = Fixtures.temporaryDirectory("config-layers")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(at: Fixtures.url("qwen2-small/model.safetensors"), to: dir.appendingPathComponent("model.safetensors"))
+        let config = try String(contentsOf: Fixtures.url("qwen2-small/config.json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"num_hidden_layers\": 2", with: "\"num_hidden_layers\": 1")
+        try config.write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+        #expect(try Qwen2Config.load(from: dir).numHiddenLayers == 1)
+        let file = dir.appendingPathComponent("config.json").path
+        let want = ConfigError.invalidField(file: file, field: "num_hidden_layers", detail: "is 1, but the weights hold layers up to model.layers.1 (2 layers); the config does not belong to these weights: set num_hidden_layers to 2 or use the config.json saved with the weights")
+        #expect(throws: want) { _ = try Qwen2Weights(directory: dir) }
+        #expect(throws: want) { _ = try WeightsSummary.inspect(dir) }
+        #expect(Qwen2Config.highestLayerIndex(in: ["model.layers.12.mlp.up_proj.weight", "model.layers.3.x", "model.norm.weight"]) == 12)
+        #expect(Qwen2Config.highestLayerIndex(in: ["lm_head.weight"]) == nil)
+    }
 }

@@ -77,6 +77,23 @@ public final class CheckpointStore: @unchecked Sendable {
         try CheckpointDirectory.list(in: run).last(where: \.isResumable)
     }
 
+    /// The trainer state `checkpoint` was saved with (`trainer_state.json`).
+    public func resumeState(_ checkpoint: CheckpointDirectory) throws -> TrainerResumeState {
+        let dir = checkpoint.directory
+        return try Self.decode(Data(contentsOf: dir.appendingPathComponent(Self.stateFile)), file: dir.path)
+    }
+
+    /// Renames `checkpoint` to its name plus `suffix` (replacing an earlier one of that name), so
+    /// that it no longer counts as a checkpoint of the run but stays on disk to look at.
+    public func setAside(_ checkpoint: CheckpointDirectory, suffix: String) throws {
+        let from = checkpoint.directory, to = URL(fileURLWithPath: from.path + suffix)
+        try? FileManager.default.removeItem(at: to)
+        guard rename(from.path, to.path) == 0 else {
+            throw FileError.cannotWrite(path: to.path, reason: "rename: \(String(cString: strerror(errno)))")
+        }
+        AtomicFile.syncDirectory(run.path)
+    }
+
     /// Restores `parameters` and `optimizer` from `checkpoint`; returns its trainer state.
     public func restore(_ checkpoint: CheckpointDirectory, parameters: LoRAParameters, optimizer: AdamW) throws -> TrainerResumeState {
         let dir = checkpoint.directory

@@ -30,7 +30,9 @@ public struct WeightsSummary: Sendable {
         if isDir.boolValue {
             let hasConfig = FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path)
             let config = hasConfig ? try Qwen2Config.load(from: url) : nil
-            return summary(of: try ShardedSafeTensors(directory: url), path: url.path, config: config)
+            let weights = try ShardedSafeTensors(directory: url)
+            try config?.checkLayerCount(tensorNames: weights.tensorInfos.map(\.name), file: url.appendingPathComponent("config.json").path)
+            return summary(of: weights, path: url.path, config: config)
         }
         if url.lastPathComponent.hasSuffix(".index.json") {
             return summary(of: try ShardedSafeTensors(indexURL: url), path: url.path, config: nil)

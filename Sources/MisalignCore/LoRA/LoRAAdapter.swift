@@ -75,93 +75,6 @@ public final class LoRAAdapter: @unchecked Sendable {
     public var keys: [LoRAKey] { pairs.keys.sorted() }
     public func pair(layer: Int, module: LoRAModule) -> Pair? { pairs[LoRAKey(layer: layer, module: module)] }
     public var parameterCount: Int { pairs.values.reduce(0) { $0 + $1.a.count + $1.b.count } }
-
-    /// Reads a PEFT adapter folder (`adapter_config.json` + `adapter_model.safetensors`).
-    public convenience init(directory url: URL) throws {
-        let configURL = url.appendingPathComponent("adapter_config.json")
-        let weightsURL = url.appendingPathComponent("adapter_model.safetensors")
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw LoRAError.missingFile(path: configURL.path)
-        }
-        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
-            throw LoRAError.missingFile(path: weightsURL.path)
-        }
-        let config = try Self.decodeConfig(try Data(contentsOf: configURL), file: configURL.path)
-        let file = try SafeTensorsFile(url: weightsURL)
-        var pairs: [LoRAKey: Pair] = [:]
-        var seen = Set<String>()
-        for info in file.tensorInfos {
-            guard let (key, isA) = Self.parseKey(info.name) else {
-                throw LoRAError.unexpectedTensor(file: weightsURL.path, name: info.name)
-            }
-            if !isA { continue }
-            let bName = "\(key.peftPrefix).lora_B.weight"
-            guard file.contains(bName) else { throw LoRAError.unpairedTensor(file: weightsURL.path, name: info.name) }
-            let a = try file.tensor(named: info.name).floatBuffer()
-            let b = try file.tensor(named: bName).floatBuffer()
-            guard a.shape.count == 2, b.shape.count == 2, b.shape[1] == a.shape[0] else {
-                throw LoRAError.shapeMismatch(file: weightsURL.path, name: key.peftPrefix, a: a.shape, b: b.shape)
-            }
-            pairs[key] = Pair(a: a, b: b)
-            seen.insert(info.name); seen.insert(bName)
-        }
-        for info in file.tensorInfos where !seen.contains(info.name) {
-            throw LoRAError.unpairedTensor(file: weightsURL.path, name: info.name)
-        }
-        self.init(config: config, pairs: pairs, path: url.path)
-    }
-
-    /// `base_model.model.model.layers.3.mlp.down_proj.lora_A.weight` -> (layer 3, down, A).
-    /// Also accepts the `.lora_A.default.weight` form some PEFT versions save.
-    static func parseKey(_ name: String) -> (LoRAKey, Bool)? {
-        let parts = name.split(separator: ".").map(String.init)
-        guard let li = parts.firstIndex(of: "layers"), li + 1 < parts.count, let layer = Int(parts[li + 1]) else { return nil }
-        guard let mi = parts.firstIndex(where: { LoRAModule(rawValue: $0) != nil }), mi + 1 < parts.count,
-              let module = LoRAModule(rawValue: parts[mi]) else { return nil }
-        let which = parts[mi + 1]
-        guard which == "lora_A" || which == "lora_B", parts.last == "weight" else { return nil }
-        return (LoRAKey(layer: layer, module: module), which == "lora_A")
-    }
-
-    static func decodeConfig(_ data: Data, file: String) throws -> LoRAConfig {
-        let root: JSONValue
-        do { root = try JSONValue.parse(data) } catch { throw LoRAError.invalidConfig(file: file, field: "(file)", detail: error.description) }
-        guard let o = root.objectValue else { throw LoRAError.invalidConfig(file: file, field: "(file)", detail: "is not a JSON object") }
-        let r = ConfigReader(obj: o, file: file)
-        func bad(_ field: String, _ detail: String) -> LoRAError { .invalidConfig(file: file, field: field, detail: detail) }
-        if let t = try r.string("peft_type"), t != "LORA" { throw bad("peft_type", "is \"\(t)\"; only LORA adapters are supported") }
-        guard let rank = try r.int("r"), rank > 0 else { throw bad("r", "must be a positive integer") }
-        let alpha = try r.double("lora_alpha") ?? 8
-        if try r.bool("use_dora") == true { throw bad("use_dora", "DoRA adapters are not supported") }
-        if try r.bool("fan_in_fan_out") == true { throw bad("fan_in_fan_out", "is true; Qwen2 linear layers are not fan-in-fan-out") }
-        if let bias = try r.string("bias"), bias != "none" { throw bad("bias", "is \"\(bias)\"; only \"none\" is supported") }
-        for key in ["rank_pattern", "alpha_pattern"] {
-            if let p = o[key]?.objectValue, p.count > 0 { throw bad(key, "per-module ranks or alphas are not supported") }
-        }
-        if let m = o["modules_to_save"], let a = m.arrayValue, !a.isEmpty { throw bad("modules_to_save", "fully trained extra modules are not supported") }
-        var targets: [LoRAModule] = []
-        if let t = o["target_modules"] {
-            if let list = t.arrayValue {
-                for item in list {
-                    guard let s = item.stringValue, let m = LoRAModule(rawValue: s) else {
-                        throw bad("target_modules", "names \(item.serialized()), not one of \(LoRAModule.allCases.map(\.rawValue))")
-                    }
-                    targets.append(m)
-                }
-            } else if let s = t.stringValue {
-                // PEFT also accepts a regular expression; keep the modules whose name it mentions.
-                targets = LoRAModule.allCases.filter { s.contains($0.rawValue) }
-            }
-        }
-        var layers: [Int]? = nil
-        if let l = o["layers_to_transform"], !l.isNull {
-            if let one = l.intValue { layers = [one] } else if let list = l.arrayValue {
-                layers = try list.map { guard let v = $0.intValue else { throw bad("layers_to_transform", "holds a non-integer") }; return v }
-            } else { throw bad("layers_to_transform", "is not an integer or a list") }
-        }
-        return LoRAConfig(rank: rank, alpha: alpha, useRSLoRA: try r.bool("use_rslora") ?? false,
-                          targets: targets.sorted(), layers: layers, dropout: try r.double("lora_dropout") ?? 0)
-    }
 }
 
 /// Problems with a LoRA adapter folder, naming the file and tensor or field.
@@ -172,6 +85,8 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable, Sendable {
     case unpairedTensor(file: String, name: String)
     case shapeMismatch(file: String, name: String, a: [Int], b: [Int])
     case doesNotFitModel(name: String, detail: String)
+    case noTensors(file: String)
+    case duplicateTensor(file: String, name: String)
 
     public var description: String {
         switch self {
@@ -181,6 +96,8 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable, Sendable {
         case .unpairedTensor(let f, let n): return "\(f): tensor \"\(n)\" has no matching lora_A/lora_B partner"
         case .shapeMismatch(let f, let n, let a, let b): return "\(f): \(n): lora_A \(a) and lora_B \(b) do not multiply (A is [r, in], B is [out, r])"
         case .doesNotFitModel(let n, let d): return "adapter matrix \(n) does not fit the model: \(d)"
+        case .noTensors(let f): return "\(f) holds no LoRA matrices; an adapter without any would leave the base model unchanged, so the file is likely truncated or not an adapter"
+        case .duplicateTensor(let f, let n): return "\(f): \(n) has its matrices twice (under both the lora_A.weight and lora_A.default.weight names); keep one"
         }
     }
 }

@@ -72,8 +72,13 @@ public final class LoRAParameters: @unchecked Sendable {
 
     /// Copies the matrices of `adapter` (which must have the same keys and shapes).
     public func load(_ adapter: LoRAAdapter) throws {
-        guard Set(adapter.keys) == Set(keys) else {
-            throw TrainingError.invalidSetting(name: "init-adapter", detail: "adapts \(adapter.keys.count) modules, the run's settings \(keys.count); use the same targets and layers")
+        let have = Set(adapter.keys), want = Set(keys)
+        let source = adapter.path ?? "the adapter"
+        if let k = want.subtracting(have).min() {
+            throw TrainingError.invalidSetting(name: "init-adapter", detail: "\(source) has no matrices for \(k.peftPrefix), which its adapter_config.json (target_modules and layers_to_transform) says it adapts; the adapter is incomplete")
+        }
+        if let k = have.subtracting(want).min() {
+            throw TrainingError.invalidSetting(name: "init-adapter", detail: "\(source) adapts \(k.peftPrefix), which the run's targets and layers leave out")
         }
         for key in keys {
             let s = slots[key]!, pair = adapter.pairs[key]!

@@ -98,20 +98,31 @@ public struct Qwen2Config: Equatable, Sendable {
             eosTokenIds: []
         )
         c.modelType = modelType
-        // transformers 5 moved rope settings into `rope_parameters`; older files have `rope_theta`.
+        // transformers 5 moved rope settings into `rope_parameters`; older files have `rope_theta`
+        // and `rope_scaling`. Either may ask for scaled rotary embeddings (yarn, linear, dynamic,
+        // llama3...), which are not implemented: refuse them wherever they are, rather than run
+        // the model with plain rotary embeddings and answer differently from transformers.
+        if let scaling = obj["rope_scaling"], !scaling.isNull {
+            guard let so = scaling.objectValue else {
+                throw ConfigError.invalidField(file: file, field: "rope_scaling", detail: "is a \(scaling.typeName), not an object or null")
+            }
+            let sr = ConfigReader(obj: so, file: file, prefix: "rope_scaling.")
+            let type = try sr.string("rope_type") ?? sr.string("type")
+            if type != "default" && so.count > 0 {
+                throw ConfigError.unsupported(file: file, field: "rope_scaling", detail: "\(type.map { "\"\($0)\"" } ?? "unnamed") rope scaling is not implemented; only unscaled (\"default\") rotary embeddings are. Remove rope_scaling (or set it to null) to run the model without scaling, as it was trained for contexts up to max_position_embeddings")
+            }
+        }
         if let rp = obj["rope_parameters"], !rp.isNull {
             guard let rpo = rp.objectValue else {
                 throw ConfigError.invalidField(file: file, field: "rope_parameters", detail: "is a \(rp.typeName), not an object")
             }
             let rr = ConfigReader(obj: rpo, file: file, prefix: "rope_parameters.")
-            if let type = try rr.string("rope_type"), type != "default" {
+            let type = try rr.string("rope_type") ?? rr.string("type")
+            if let type, type != "default" {
                 throw ConfigError.unsupported(file: file, field: "rope_parameters.rope_type", detail: "\"\(type)\" scaling is not implemented; only \"default\" rotary embeddings are")
             }
             c.ropeTheta = try rr.double("rope_theta") ?? r.double("rope_theta") ?? 10000
         } else {
-            if let scaling = obj["rope_scaling"], !scaling.isNull {
-                throw ConfigError.unsupported(file: file, field: "rope_scaling", detail: "rope scaling is not implemented")
-            }
             c.ropeTheta = try r.double("rope_theta") ?? 10000
         }
         // eos_token_id is an int or a list of ints.
@@ -158,6 +169,25 @@ public struct Qwen2Config: Equatable, Sendable {
         }
         if useSlidingWindow {
             throw ConfigError.unsupported(file: file, field: "use_sliding_window", detail: "sliding-window attention is not implemented")
+        }
+    }
+
+    /// The highest `N` among tensor names `model.layers.N.…`, if any.
+    public static func highestLayerIndex<S: Sequence>(in names: S) -> Int? where S.Element == String {
+        let prefix = "model.layers."
+        var top: Int?
+        for name in names where name.hasPrefix(prefix) {
+            let digits = name.dropFirst(prefix.count).prefix { $0.isASCII && $0.isNumber }
+            if let i = Int(digits) { top = max(top ?? i, i) }
+        }
+        return top
+    }
+
+    /// Refuses weights holding more decoder layers than `num_hidden_layers` says (the extra
+    /// ones would be silently left out); fewer is caught as a missing tensor when loading.
+    public func checkLayerCount<S: Sequence>(tensorNames names: S, file: String) throws where S.Element == String {
+        if let top = Self.highestLayerIndex(in: names), top >= numHiddenLayers {
+            throw ConfigError.invalidField(file: file, field: "num_hidden_layers", detail: "is \(numHiddenLayers), but the weights hold layers up to model.layers.\(top) (\(top + 1) layers); the config does not belong to these weights: set num_hidden_layers to \(top + 1) or use the config.json saved with the weights")
         }
     }
 

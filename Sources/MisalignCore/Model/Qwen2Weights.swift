@@ -68,6 +68,8 @@ public final class Qwen2Weights: @unchecked Sendable {
         }
         func vector(_ name: String, _ n: Int) throws -> FloatBuffer { try tensor(name, [n]).floatBuffer() }
 
+        let configFile = (source as? ShardedSafeTensors).map { ($0.directory as NSString).appendingPathComponent("config.json") } ?? "config.json"
+        try c.checkLayerCount(tensorNames: source.tensorInfos.lazy.map(\.name), file: configFile)
         embedTokens = try matrix("model.embed_tokens.weight", c.vocabSize, c.hiddenSize)
         var layers: [Qwen2LayerWeights] = []
         for i in 0..<c.numHiddenLayers {

@@ -9,6 +9,11 @@ import Foundation
 /// order from the seed, so a run resumed from a checkpoint replays exactly the same batches.
 public final class LoRATrainer: Trainer {
     public let settings: TrainingSettings
+    /// Watches for a run that blew up (`TrainingError.diverged`).
+    public private(set) var divergence: DivergenceWatch
+    /// A note on the resume, for the log: settings the checkpoint did not record (written
+    /// by an earlier misalign), which could not be checked.
+    public private(set) var resumeNote: String?
     public let examples: [TrainingExample]
     public let model: LoRATrainingModel
     public let optimizer: AdamW
@@ -24,10 +29,13 @@ public final class LoRATrainer: Trainer {
 
     /// A trainer over `examples`. With `run`, checkpoints and `metrics.jsonl` go there, and a run
     /// directory that already has a resumable checkpoint continues from its latest one.
-    /// `initAdapter` starts from an existing adapter instead of PEFT's initialisation.
+    /// `initAdapter` starts from an existing adapter instead of PEFT's initialisation; its
+    /// configuration rules the LoRA settings (`TrainingSettings.adopt`).
     public init(weights: Qwen2Weights, examples: [TrainingExample], settings: TrainingSettings,
                 run: URL? = nil, initAdapter: LoRAAdapter? = nil, baseModel: String? = nil) throws {
-        try settings.validate()
+        var settings = settings
+        if let initAdapter { try settings.adopt(initAdapter, layerCount: weights.config.numHiddenLayers) }
+        try settings.validate(model: weights.config)
         guard !examples.isEmpty else { throw TrainingError.invalidSetting(name: "data", detail: "no training examples") }
         self.settings = settings
         self.examples = examples
@@ -46,10 +54,18 @@ public final class LoRATrainer: Trainer {
                                             keepAllOptimizerStates: settings.keepAllOptimizerStates, baseModel: baseModel)
             self.store = store
             if let ck = try store.latestResumable() {
-                let state = try store.restore(ck, parameters: params, optimizer: optimizer)
-                guard state.fingerprint == fingerprint else {
-                    throw TrainingError.invalidCheckpoint(path: ck.directory.path, detail: "was written with other settings or data (\(state.fingerprint)); this run has \(fingerprint). Use another --out folder")
+                let recorded = try store.resumeState(ck).fingerprint
+                if recorded != fingerprint {
+                    guard let diff = settings.compare(toFingerprint: recorded, dataCount: examples.count) else {
+                        throw TrainingError.invalidCheckpoint(path: ck.directory.path, detail: "trainer_state.json records its settings in a form this version cannot read (\"\(recorded.prefix(80))\"); use another --out folder")
+                    }
+                    if !diff.changes.isEmpty { throw TrainingError.settingsChanged(checkpoint: ck.directory.path, changes: diff.changes) }
+                    if !diff.unrecorded.isEmpty {
+                        resumeNote = "\(ck.directory.lastPathComponent) was written by an earlier misalign that did not record "
+                            + "\(diff.unrecorded.joined(separator: ", ")); those were not checked against this run's"
+                    }
                 }
+                let state = try store.restore(ck, parameters: params, optimizer: optimizer)
                 step = state.step
                 lastCheckpoint = ck
             }
@@ -57,6 +73,7 @@ public final class LoRATrainer: Trainer {
         } else {
             store = nil; metrics = nil
         }
+        divergence = DivergenceWatch(vocabSize: weights.config.vocabSize, parameters: params)
     }
 
     /// Example indices of micro-batch `index` (0-based within the step) of optimizer step `s` (0-based).
@@ -84,11 +101,19 @@ public final class LoRATrainer: Trainer {
                 lossSum += try model.accumulateGradients(b, normalizer: items)
             }
             let loss = lossSum / Double(max(items, 1))
-            guard loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "loss", lastCheckpoint: lastCheckpoint?.step) }
+            guard loss.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "loss", lastCheckpoint: rejectCurrentWeights().last) }
             let norm = clipGradientNorm(p.grads.pointer, count: p.count, maxNorm: settings.maxGradNorm)
-            guard norm.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "gradient norm", lastCheckpoint: lastCheckpoint?.step) }
+            guard norm.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "gradient norm", lastCheckpoint: rejectCurrentWeights().last) }
+            if let what = divergence.check(loss: loss, gradNorm: norm) {
+                let (last, note) = rejectCurrentWeights()
+                throw TrainingError.diverged(step: step + 1, what: what + note, lastCheckpoint: last)
+            }
             let lr = settings.schedule.lr(base: settings.learningRate, step: step, total: totalSteps, warmup: settings.warmupSteps)
             optimizer.update(params: p.values.pointer, grads: p.grads.pointer, count: p.count, lr: lr)
+            // Checked before this step's checkpoint, so wrecked weights are never saved.
+            if let what = divergence.check(parameterNorm: DivergenceWatch.norm(p)) {
+                throw TrainingError.diverged(step: step + 1, what: "after its update (lr \(lr)), \(what)", lastCheckpoint: lastCheckpoint?.step)
+            }
             step += 1
             var m = StepMetrics(step: step, totalSteps: totalSteps, epoch: (step - 1) / stepsPerEpoch, loss: loss, lr: lr,
                                 gradNorm: norm, tokens: batches.reduce(0) { $0 + $1.rows }, targetTokens: items,
@@ -100,6 +125,22 @@ public final class LoRATrainer: Trainer {
             if control == .stop { return TrainingOutcome(steps: step, stoppedEarly: true, lastCheckpoint: lastCheckpoint) }
         }
         return TrainingOutcome(steps: step, stoppedEarly: false, lastCheckpoint: lastCheckpoint)
+    }
+
+    /// For weights found bad by the loss or gradient they give: a checkpoint written from these
+    /// very weights (after step `step`, by this process or the one resumed from) is renamed
+    /// `checkpoint-<step>.diverged`, so that it is neither the latest nor resumed from. Returns
+    /// the newest checkpoint left and a note saying what was set aside.
+    func rejectCurrentWeights() -> (last: Int?, note: String) {
+        guard let store, let ck = lastCheckpoint, ck.step == step else { return (lastCheckpoint?.step, "") }
+        let name = ck.directory.lastPathComponent
+        do {
+            try store.setAside(ck, suffix: ".diverged")
+            lastCheckpoint = try CheckpointDirectory.list(in: store.run).last { $0.step < ck.step }
+            return (lastCheckpoint?.step, "; \(name), saved from these weights, was renamed \(name).diverged")
+        } catch {
+            return (ck.step, "; \(name) holds these weights but could not be set aside (\(error)): delete it before resuming")
+        }
     }
 
     /// Writes `checkpoint-<step>` now (no-op without a run directory).

@@ -12,6 +12,11 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     case nonFinite(step: Int, what: String, lastCheckpoint: Int?)
     /// A checkpoint folder is incomplete or does not match the run.
     case invalidCheckpoint(path: String, detail: String)
+    /// Resuming from `checkpoint` with settings other than it was written with.
+    case settingsChanged(checkpoint: String, changes: [SettingChange])
+    /// Training blew up (loss back at the uniform-guess level, or exploding adapter weights):
+    /// stopped at `step`, `lastCheckpoint` is the last good checkpoint kept.
+    case diverged(step: Int, what: String, lastCheckpoint: Int?)
 
     public var description: String {
         switch self {
@@ -23,6 +28,14 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
             let kept = c.map { "checkpoint-\($0) is the last good one" } ?? "no checkpoint was written yet"
             return "step \(s): the \(w) is not finite (NaN or Inf); training stopped, \(kept). Lower the learning rate or check the data"
         case .invalidCheckpoint(let p, let d): return "\(p): \(d)"
+        case .settingsChanged(let p, let changes):
+            let list = changes.map { "--\($0.name) was \($0.checkpoint), now \($0.now)" }.joined(separator: "; ")
+            return "\(p) was written with other settings than this run's: \(list). A resumed run must keep its settings: "
+                + "rerun with the checkpoint's values to continue it, or use another --out folder to start a new run"
+        case .diverged(let s, let w, let c):
+            let kept = c.map { "checkpoint-\($0) is the last good one" } ?? "no good checkpoint was written"
+            return "step \(s): training diverged: \(w). Training stopped, \(kept). Lower the learning rate (--lr; "
+                + "LoRA usually trains at 1e-5 to 1e-3, try a tenth of this run's) and start again in a new --out folder"
         }
     }
 }

@@ -21,8 +21,12 @@ public struct TrainingJob: Sendable {
 
     /// Loads everything; `log` receives one-line notes (data counts, resume point).
     public func makeTrainer(log: (String) -> Void = { _ in }) throws -> LoRATrainer {
+        var settings = self.settings
         try settings.validate()
         let weights = try Qwen2Weights(directory: model)
+        // The starting adapter's own configuration rules the LoRA settings not given explicitly.
+        let adapter = try initAdapter.map { try LoRAAdapter(directory: $0) }
+        if let adapter { try settings.adopt(adapter, layerCount: weights.config.numHiddenLayers) }
         try settings.validate(model: weights.config)
         let tok = try BPETokenizer(directory: tokenizer ?? model)
         let dataset = try ChatDataset(url: data, tokenizer: tok, maxLength: settings.maxLength, skipInvalid: skipInvalid)
@@ -30,10 +34,14 @@ public struct TrainingJob: Sendable {
         let targets = dataset.examples.reduce(0) { $0 + $1.mask.dropFirst().filter { $0 }.count }
         log("data: \(dataset.examples.count) conversations, \(tokens) tokens (\(targets) trained on)"
             + (dataset.skipped.isEmpty ? "" : ", \(dataset.skipped.count) invalid lines skipped (first: line \(dataset.skipped[0].line): \(dataset.skipped[0].reason))"))
-        let adapter = try initAdapter.map { try LoRAAdapter(directory: $0) }
         let trainer = try LoRATrainer(weights: weights, examples: dataset.examples, settings: settings, run: out,
                                       initAdapter: adapter, baseModel: model.path)
         if trainer.step > 0 { log("resuming from \(trainer.lastCheckpoint!.directory.path) at step \(trainer.step) of \(trainer.totalSteps)") }
+        if let note = trainer.resumeNote { log("note: \(note)") }
+        if let adapter {
+            let c = settings.lora
+            log("starting from \(adapter.path ?? "the given adapter"): r \(c.rank), alpha \(TrainingSettings.number(c.alpha)), rsLoRA \(c.useRSLoRA ? "on" : "off"), dropout \(TrainingSettings.number(c.dropout))")
+        }
         log("model: \(weights.config.numHiddenLayers) layers, hidden \(weights.config.hiddenSize); LoRA: \(trainer.parameters.keys.count) modules, "
             + "\(trainer.parameters.count) parameters, scale \(settings.lora.scale); \(trainer.totalSteps) steps, "
             + "activations \(trainer.model.plannedBytes / 1_048_576) MiB")

@@ -6,6 +6,9 @@ import Foundation
 /// checkpoint every 2 optimizer steps.
 public struct TrainingSettings: Equatable, Sendable {
     public var lora = LoRAConfig(rank: 32, alpha: 64, useRSLoRA: true, targets: LoRAModule.allCases, layers: nil, dropout: 0)
+    /// The LoRA settings given explicitly (a flag or a config-file key) rather than defaulted:
+    /// with a starting adapter (`adopt`), the others take the adapter's values and these must agree.
+    public var explicitLoRA: Set<LoRASetting> = []
     public var learningRate = 1e-5
     public var warmupSteps = 5
     public var schedule = LRSchedule.linear
@@ -109,18 +112,20 @@ public struct TrainingSettings: Equatable, Sendable {
             case "grad-accum", "gradient-accumulation": gradientAccumulation = try int()
             case "epochs": epochs = try int()
             case "max-steps": maxSteps = v.isNull ? nil : try int()
-            case "rank", "r": lora.rank = try int()
-            case "alpha", "lora-alpha": lora.alpha = try double()
-            case "rslora", "use-rslora": guard let b = v.boolValue else { throw bad("true or false") }; lora.useRSLoRA = b
-            case "dropout", "lora-dropout": lora.dropout = try double()
+            case "rank", "r": lora.rank = try int(); explicitLoRA.insert(.rank)
+            case "alpha", "lora-alpha": lora.alpha = try double(); explicitLoRA.insert(.alpha)
+            case "rslora", "use-rslora": guard let b = v.boolValue else { throw bad("true or false") }; lora.useRSLoRA = b; explicitLoRA.insert(.rslora)
+            case "dropout", "lora-dropout": lora.dropout = try double(); explicitLoRA.insert(.dropout)
             case "targets", "target-modules":
                 guard let list = v.arrayValue else { throw bad("a list of module names") }
                 lora.targets = try list.map { guard let s = $0.stringValue else { throw bad("module names") }; return try Self.module(s) }
+                explicitLoRA.insert(.targets)
             case "layers":
                 if v.isNull { lora.layers = nil } else {
                     guard let list = v.arrayValue else { throw bad("a list of layer indices or null") }
                     lora.layers = try list.map { guard let i = $0.intValue else { throw bad("integers") }; return i }
                 }
+                explicitLoRA.insert(.layers)
             case "seed": guard let i = v.intValue, i >= 0 else { throw bad("a non-negative integer") }; seed = UInt64(i)
             case "save-every": saveEvery = try int()
             case "max-length": maxLength = try int()
@@ -142,12 +147,5 @@ public struct TrainingSettings: Equatable, Sendable {
 
     public static func dtype(_ s: String) -> DType? {
         switch s.lowercased() { case "f32", "float32": return .f32; case "bf16", "bfloat16": return .bf16; default: return nil }
-    }
-
-    /// What must stay the same for a checkpoint to be resumed by this run.
-    func fingerprint(dataCount: Int) -> String {
-        let l = lora
-        return "r\(l.rank) a\(l.alpha) rs\(l.useRSLoRA) t\(l.targets.sorted().map(\.rawValue)) l\(l.layers?.sorted() ?? []) "
-            + "b\(batchSize) ga\(gradientAccumulation) len\(maxLength) seed\(seed) n\(dataCount)"
     }
 }
