@@ -156,6 +156,7 @@ struct JudgeCommand: ParsableCommand {
             : try VerdictCache(path: URL(fileURLWithPath: cache ?? outURL.deletingLastPathComponent().appendingPathComponent("judge-cache.sqlite").path))
         let runner = JudgeRunner(judges: built, rubrics: chosen, cache: cacheStore, maxInFlight: maxInFlight,
                                  pricing: pricing, secrets: factory.secrets)
+        for n in try runner.identityNotes() { output.note(n) }
         if batch {
             guard let cacheStore else { throw ValidationError("--batch stores its results in the cache; drop --no-cache") }
             let items = records.flatMap { a in chosen.map { JudgeItem(rubric: $0, question: a.question, answer: a.answer) } }
