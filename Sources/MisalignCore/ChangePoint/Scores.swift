@@ -20,11 +20,8 @@ public struct ScoreRecord: Equatable, Sendable {
     /// `question_id` may be a string or an integer.
     public static func parseJSONL(_ text: String) throws(ChangePointError) -> [ScoreRecord] {
         var out: [ScoreRecord] = []
-        var lineNo = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNo += 1
+        for (lineNo, line) in JSONLines.lines(text) {
             let t = line.trimmingCharacters(in: .whitespaces)
-            if t.isEmpty { continue }
             let v: JSONValue
             do { v = try JSONValue.parse(String(t)) } catch {
                 throw .invalidInput(field: "line \(lineNo)", reason: "not valid JSON: \(error)")

@@ -221,8 +221,8 @@ public final class JudgeRunner: Sendable {
     static func readPartial(_ url: URL) throws(JudgeError) -> [String: JudgeRow] {
         guard let data = FileManager.default.contents(atPath: url.path) else { return [:] }
         var out: [String: JudgeRow] = [:]
-        for line in data.split(separator: UInt8(ascii: "\n")) {
-            guard let v = try? JSONValue.parse(Data(line)), let row = try? JudgeRow(json: v), row.verdict.status != .error else { continue }
+        for (_, line) in JSONLines.lines(data).lines {
+            guard let v = try? JSONValue.parse(line), let row = try? JudgeRow(json: v), row.verdict.status != .error else { continue }
             out[JSONValue.array([.string(row.answerID), .string(row.trait), .string(row.judge)]).serialized()] = row
         }
         return out

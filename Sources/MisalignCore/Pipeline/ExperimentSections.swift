@@ -30,9 +30,9 @@ extension Experiment {
             do { text = try String(contentsOf: url, encoding: .utf8) } catch {
                 throw PipelineError.missingInput(key: f.path, path: url.path, reason: "cannot read: \(error.localizedDescription)")
             }
-            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            for (number, line) in JSONLines.lines(text) {
                 guard let v = try? JSONValue.parse(String(line)), let id = v["id"]?.stringValue, let t = v["text"]?.stringValue else {
-                    throw PipelineError.config(file: url.path, key: "questions_file", line: i + 1, reason: "expected {\"id\": ..., \"text\": ...}")
+                    throw PipelineError.config(file: url.path, key: "questions_file", line: number, reason: "expected {\"id\": ..., \"text\": ...}")
                 }
                 e.questions.append(EvaluationQuestion(id: id, set: "file", text: t))
             }
