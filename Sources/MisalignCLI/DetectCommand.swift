@@ -10,7 +10,7 @@ struct DetectCommand: ParsableCommand {
         discussion: """
         Two modes.
 
-        --scores FILE: JSON Lines, one judged answer per line, e.g. {"signal":"evil","step":40,"question_id":"q3","sample":0,"score":12}, optionally with "dataset" and "seed" (one analysis per dataset and seed). Evil and hallucination go wrong upward, coherence downward. Every onset rule runs on the mean curve; the consensus is their median (a majority of rules must find an onset); intervals come from a cluster bootstrap over questions (--resamples, --seed, --confidence). The lag is onset(evil) - onset(hallucination) in optimizer steps.
+        --scores FILE: JSON Lines, one judged answer per line, e.g. {"signal":"evil","step":40,"question_id":"q3","sample":0,"score":12}, optionally with "dataset" and "seed" (one analysis per dataset and seed). Every signal in the file is analysed, whichever they are; coherence and aligned go wrong downward, every other signal upward (--signal-direction NAME=up|down overrides). Scores must lie within 0 to --scale, steps be 0 or more. Every onset rule runs on the mean curve; the consensus is their median (a majority of rules must find an onset); intervals come from a cluster bootstrap over questions (--resamples, --seed, --confidence). The lag is onset(evil) - onset(hallucination) in optimizer steps.
 
         --series FILE: one series (a JSON array, or one number per line) and one --method. With --json, breakpoints follow ruptures' convention: the end of every segment, the last equal to the series length; an onset rule gives [onset, n], or [n] when there is none.
 
@@ -92,14 +92,31 @@ struct DetectCommand: ParsableCommand {
     var seed: UInt64 = 0x5EED
     @Option(help: "Confidence level of the percentile intervals.")
     var confidence: Double = 0.95
-    @Option(help: "Top of the judge score scale (thresholds and floors scale with it).")
+    @Option(help: "Top of the judge score scale (thresholds and floors scale with it); scores outside 0 to it are refused.")
     var scale: Double = 100
+    @Option(name: .customLong("signal-direction"), help: "With --scores: NAME=up|down, the direction in which signal NAME goes wrong (repeatable; default: coherence and aligned down, others up).")
+    var signalDirections: [String] = []
 
     func validate() throws {
         if (scores == nil) == (series == nil) { throw ValidationError("give exactly one of --scores FILE or --series FILE") }
         if series != nil && method == nil { throw ValidationError("--series needs --method") }
         if CostModel(rawValue: cost) == nil { throw ValidationError("--cost must be l2, l1 or normal") }
         if Direction(rawValue: direction) == nil { throw ValidationError("--direction must be up or down") }
+        if !(scale > 0 && scale.isFinite) { throw ValidationError("--scale must be a positive number") }
+        _ = try parsedSignalDirections()
+    }
+
+    /// `--signal-direction NAME=up|down`, by signal.
+    func parsedSignalDirections() throws -> [String: Direction] {
+        var out: [String: Direction] = [:]
+        for d in signalDirections {
+            let parts = d.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, let dir = Direction(rawValue: parts[1]) else {
+                throw ValidationError("--signal-direction \(d): expected NAME=up or NAME=down, e.g. coherence=down")
+            }
+            out[parts[0]] = dir
+        }
+        return out
     }
 
     func run() throws {
@@ -221,7 +238,13 @@ struct DetectCommand: ParsableCommand {
     // MARK: - scores mode
 
     func runScores(_ path: String) throws {
-        let recs = try ScoreRecord.parseJSONL(String(contentsOfFile: path, encoding: .utf8))
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw CLIError("cannot read \(path): \(error.localizedDescription)")
+        }
+        let recs = try ScoreRecord.parseJSONL(text, file: path, scale: scale)
+        // Whatever signals the file holds: none is required.
+        let signals = SignalSpec.present(in: recs, directions: try parsedSignalDirections())
         var rules = OnsetConfig.defaultRules(scale: scale)
         if let m = method {
             let wanted = m.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -230,7 +253,7 @@ struct DetectCommand: ParsableCommand {
             }
             rules = rules.filter { wanted.contains($0.name) }
         }
-        let config = OnsetConfig(rules: rules, resamples: resamples, seed: seed, confidence: confidence)
+        let config = OnsetConfig(rules: rules, signals: signals, resamples: resamples, seed: seed, confidence: confidence)
         let bar = ProgressBar(label: "bootstrap resamples", total: resamples, mode: resamples > 0 ? output.progressMode : .silent)
         let reports = try OnsetAnalysis.analyze(records: recs, config: config) { done, total in bar.update(done, total: total) }
         bar.finish()
@@ -250,7 +273,9 @@ struct DetectCommand: ParsableCommand {
                 line += s.interval.map { "[\(fmt($0.low)), \(fmt($0.high))]" + ($0.definedFraction < 1 ? String(format: " (onset in %.0f%%)", $0.definedFraction * 100) : "") } ?? "-"
                 print(line)
             }
-            var lag = "lag (\(config.lagSignal) - \(config.leadSignal)): " + (r.lagSteps.map { "\(fmt($0)) steps" } ?? "undefined (an onset is missing)")
+            let pair = [config.lagSignal, config.leadSignal].allSatisfy { s in signals.contains { $0.name == s } }
+            var lag = "lag (\(config.lagSignal) - \(config.leadSignal)): "
+                + (r.lagSteps.map { "\(fmt($0)) steps" } ?? (pair ? "undefined (an onset is missing)" : "needs both signals in the scores"))
             if let iv = r.lagInterval { lag += ", \(pct)% CI [\(fmt(iv.low)), \(fmt(iv.high))]" }
             if let p = r.probabilityLagPositive { lag += String(format: ", P(lag > 0) = %.3f", p) }
             print(lag + "\n")
