@@ -78,9 +78,15 @@ public enum JudgeIdentity {
 
 extension JudgeSpec {
     /// `kind:model[@URL]` with the URL in its canonical spelling
-    /// (`JudgeIdentity.canonicalURL`): the name a run store keeps this judge's verdicts under.
+    /// (`JudgeIdentity.canonicalURL`; a `local:` folder without trailing slashes): the name a
+    /// run store keeps this judge's verdicts under.
     public var canonicalName: String {
-        guard kind != .local else { return "local:\(model)" }
+        guard kind != .local else {
+            // `models/judge/` and `models/judge` are one folder (the weights' fingerprint agrees).
+            var path = model
+            while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+            return "local:\(path)"
+        }
         return "\(kind.rawValue):\(model)" + (baseURL.map { "@" + JudgeIdentity.canonicalURL($0) } ?? "")
     }
 
