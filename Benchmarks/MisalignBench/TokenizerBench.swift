@@ -7,19 +7,14 @@ import MisalignCore
 /// thread, next to HF `tokenizers` (Rust, through python3) encoding the same documents in the
 /// same run; both sides' ids are compared, so the benchmark is also a large correctness check.
 func runTokenizerBenchmark(_ args: [String]) throws {
-    var dir = "Tests/Fixtures/tokenizer"
+    // Options only (main strips the benchmark names and checks every option first).
+    let dir = option(args, "--tokenizer") ?? "Tests/Fixtures/tokenizer"
     var megabytes = 6.0
-    var runHF = true
-    var i = 0
-    while i < args.count {
-        switch args[i] {
-        case "--tokenizer": i += 1; dir = args[i]
-        case "--mb": i += 1; megabytes = Double(args[i]) ?? megabytes
-        case "--no-hf": runHF = false
-        default: throw BenchError("unknown argument \(args[i]); usage: tokenizer [--tokenizer DIR] [--mb N] [--no-hf]")
-        }
-        i += 1
+    if let m = option(args, "--mb") {
+        guard let v = Double(m), v > 0 else { throw BenchError("--mb \(m): expected a positive number of megabytes") }
+        megabytes = v
     }
+    let runHF = !args.contains("--no-hf")
     let url = URL(fileURLWithPath: dir)
 
     // Load time: parse + build, best of 3 (the first run also pays for reading from disk).

@@ -1,34 +1,94 @@
 import Foundation
 import MisalignCore
 
-// Release-mode benchmarks. `misalign-bench` runs all of them; `misalign-bench NAME ...` runs
-// the named ones. Each prints a table with its ratio to the machine's measured ceiling or to
-// the reference tool measured in the same run.
-let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)] = [
-    ("gemm", "sgemm GFLOP/s on Qwen2.5-0.5B layer shapes vs the BLAS peak", runGemmBenchmark),
-    ("safetensors", "open a 1 GB bf16 safetensors file and touch one tensor", runSafeTensorsBenchmark),
-    ("matmul", "decode-time x W^T with 1-32 rows: direct f32/bf16 kernels vs sgemm, 1 thread", runMatmulBenchmark),
-    ("forward", "Qwen2.5-0.5B-shaped prefill and decode vs the sgemm ceiling, memory bandwidth and PyTorch", runForwardBenchmark),
-    ("residency", "single-sample decoding from mapped weights vs weights read into huge pages, steps alternating", runResidencyBenchmark),
-    ("write-synthetic", "write a random Qwen2 folder: --shape tiny|0.5b|7b --out DIR (not a benchmark)", runWriteSynthetic),
-    ("convert", "bf16/f16 <-> f32 conversion throughput", runConvertBenchmark),
-    ("tokenizer", "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time", runTokenizerBenchmark),
-    ("changepoint", "PELT on 100k points and the bootstrap onset analysis vs ruptures", runChangePointBenchmark),
-    ("train", "LoRA training step on a 0.5B-shaped model, batch 2 x 256, vs PyTorch+PEFT", runTrainBenchmark),
-    ("judge", "10,000 judge verdicts over libcurl, 64 in flight, against the local mock server; cached rerun", runJudgeBenchmark),
+// Release-mode benchmarks. `misalign-bench` runs all of them; `misalign-bench NAME ... [--options]`
+// runs the named ones. Each prints a table with its ratio to the machine's measured ceiling or
+// to the reference tool measured in the same run.
+//
+// Every benchmark declares its options (`values` take an argument, `flags` do not); the command
+// line is checked against the selected benchmarks' options before anything runs, and each
+// benchmark is handed only the options, never the benchmark names.
+struct Benchmark {
+    var name: String
+    var summary: String
+    var values: [String] = []
+    var flags: [String] = []
+    var run: ([String]) throws -> Void
+}
+
+let benchmarks: [Benchmark] = [
+    Benchmark(name: "gemm", summary: "sgemm GFLOP/s on Qwen2.5-0.5B layer shapes vs the BLAS peak", values: ["--tokens"], run: runGemmBenchmark),
+    Benchmark(name: "safetensors", summary: "open a 1 GB bf16 safetensors file and touch one tensor", run: runSafeTensorsBenchmark),
+    Benchmark(name: "matmul", summary: "decode-time x W^T with 1-32 rows: direct f32/bf16 kernels vs sgemm, 1 thread",
+              values: ["--out", "--in"], flags: ["--huge"], run: runMatmulBenchmark),
+    Benchmark(name: "forward", summary: "Qwen2.5-0.5B-shaped prefill and decode vs the sgemm ceiling, memory bandwidth and PyTorch",
+              values: ["--prompt", "--steps", "--only", "--residency", "--precision", "--lora", "--model", "--dtype"], flags: ["--no-torch"],
+              run: runForwardBenchmark),
+    Benchmark(name: "residency", summary: "single-sample decoding from mapped weights vs weights read into huge pages, steps alternating",
+              values: ["--steps", "--precision", "--model", "--dtype"], run: runResidencyBenchmark),
+    Benchmark(name: "write-synthetic", summary: "write a random Qwen2 folder: --shape tiny|0.5b|7b --out DIR (not a benchmark)",
+              values: ["--shape", "--dtype", "--seed", "--out"], run: runWriteSynthetic),
+    Benchmark(name: "convert", summary: "bf16/f16 <-> f32 conversion throughput", run: runConvertBenchmark),
+    Benchmark(name: "tokenizer", summary: "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time",
+              values: ["--tokenizer", "--mb"], flags: ["--no-hf"], run: runTokenizerBenchmark),
+    Benchmark(name: "changepoint", summary: "PELT on 100k points and the bootstrap onset analysis vs ruptures",
+              values: ["--n", "--ruptures-n", "--resamples"], flags: ["--no-ruptures"], run: runChangePointBenchmark),
+    Benchmark(name: "train", summary: "LoRA training step on a 0.5B-shaped model, batch 2 x 256, vs PyTorch+PEFT",
+              values: ["--shape", "--dtype", "--batch", "--tokens", "--steps", "--layers", "--model-dir"], flags: ["--no-torch", "--recompute", "--sgemm"],
+              run: runTrainBenchmark),
+    Benchmark(name: "judge", summary: "10,000 judge verdicts over libcurl, 64 in flight, against the local mock server; cached rerun",
+              values: ["--verdicts", "--in-flight"], run: runJudgeBenchmark),
 ]
+
+/// The benchmarks named on the command line (all but write-synthetic when none is) and the
+/// options for them, or why the command line is wrong.
+@MainActor func parseCommandLine(_ args: [String]) -> Result<(selected: [Benchmark], options: [String]), BenchError> {
+    var names: [String] = [], options: [String] = []
+    var i = 0
+    while i < args.count {
+        let a = args[i]
+        if a.hasPrefix("-") {
+            options.append(a)
+            // A value option takes the next word, which is then never read as a benchmark name.
+            if benchmarks.contains(where: { $0.values.contains(a) }) {
+                guard i + 1 < args.count else { return .failure(BenchError("\(a) needs a value")) }
+                options.append(args[i + 1]); i += 1
+            }
+        } else {
+            guard benchmarks.contains(where: { $0.name == a }) else {
+                return .failure(BenchError("unknown benchmark \(a); choose from \(benchmarks.map(\.name).joined(separator: ", "))"))
+            }
+            names.append(a)
+        }
+        i += 1
+    }
+    let selected = names.isEmpty ? benchmarks.filter { $0.name != "write-synthetic" } : benchmarks.filter { names.contains($0.name) }
+    for o in options where o.hasPrefix("-") {
+        guard selected.contains(where: { $0.values.contains(o) || $0.flags.contains(o) }) else {
+            let accepted = selected.map { b in "\(b.name): \((b.values + b.flags).joined(separator: " ").isEmpty ? "none" : (b.values + b.flags).joined(separator: " "))" }
+            return .failure(BenchError("unknown option \(o) for \(selected.map(\.name).joined(separator: ", ")); options: \(accepted.joined(separator: "; "))"))
+        }
+    }
+    return .success((selected, options))
+}
 
 let args = Array(CommandLine.arguments.dropFirst())
 if args.contains("--help") || args.contains("-h") {
     print("usage: misalign-bench [NAME ...] [--options]\n")
-    for b in benchmarks { print("  \(b.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(b.summary)") }
+    for b in benchmarks {
+        print("  \(b.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(b.summary)")
+        let opts = b.values.map { "\($0) X" } + b.flags
+        if !opts.isEmpty { print("  \("".padding(toLength: 16, withPad: " ", startingAt: 0)) options: \(opts.joined(separator: " "))") }
+    }
     exit(0)
 }
-let names = args.filter { !$0.hasPrefix("-") }
-let selected = names.isEmpty ? benchmarks.filter { $0.name != "write-synthetic" } : benchmarks.filter { names.contains($0.name) }
-if selected.isEmpty { print("unknown benchmark: \(names.joined(separator: " "))"); exit(2) }
+let parsed: (selected: [Benchmark], options: [String])
+switch parseCommandLine(args) {
+case .success(let p): parsed = p
+case .failure(let e): FileHandle.standardError.write(Data("misalign-bench: \(e)\n".utf8)); exit(2)
+}
 print("OpenBLAS core: \(BLAS.coreName), BLAS threads: \(BLAS.threads), kernels: \(KernelInfo.isa)")
-for b in selected {
+for b in parsed.selected {
     print("\n== \(b.name): \(b.summary)")
-    do { try b.run(args) } catch { print("benchmark \(b.name) failed: \(error)"); exit(1) }
+    do { try b.run(parsed.options) } catch { print("benchmark \(b.name) failed: \(error)"); exit(1) }
 }

@@ -10,7 +10,7 @@ struct DetectCommand: ParsableCommand {
         discussion: """
         Two modes.
 
-        --scores FILE: JSON Lines, one judged answer per line, e.g. {"signal":"evil","step":40,"question_id":"q3","sample":0,"score":12}, optionally with "dataset" and "seed" (one analysis per dataset and seed). Evil and hallucination go wrong upward, coherence downward. Every onset rule runs on the mean curve; the consensus is their median (a majority of rules must find an onset); intervals come from a cluster bootstrap over questions (--resamples, --seed, --confidence). The lag is onset(evil) - onset(hallucination) in optimizer steps.
+        --scores FILE: JSON Lines, one judged answer per line, e.g. {"signal":"evil","step":40,"question_id":"q3","sample":0,"score":12}, optionally with "dataset" and "seed" (one analysis per dataset and seed). Every signal in the file is analysed, whichever they are; coherence and aligned go wrong downward, every other signal upward (--signal-direction NAME=up|down overrides). Scores must lie within 0 to --scale, steps be 0 or more. Every onset rule runs on the mean curve; the consensus is their median (a majority of rules must find an onset); intervals come from a cluster bootstrap over questions (--resamples, --seed, --confidence). The lag is onset(evil) - onset(hallucination) in optimizer steps.
 
         --series FILE: one series (a JSON array, or one number per line) and one --method. With --json, breakpoints follow ruptures' convention: the end of every segment, the last equal to the series length; an onset rule gives [onset, n], or [n] when there is none.
 
@@ -92,14 +92,18 @@ struct DetectCommand: ParsableCommand {
     var seed: UInt64 = 0x5EED
     @Option(help: "Confidence level of the percentile intervals.")
     var confidence: Double = 0.95
-    @Option(help: "Top of the judge score scale (thresholds and floors scale with it).")
+    @Option(help: "Top of the judge score scale (thresholds and floors scale with it); scores outside 0 to it are refused.")
     var scale: Double = 100
+    @Option(name: .customLong("signal-direction"), help: "With --scores: NAME=up|down, the direction in which signal NAME goes wrong (repeatable; default: coherence and aligned down, others up).")
+    var signalDirections: [String] = []
 
     func validate() throws {
         if (scores == nil) == (series == nil) { throw ValidationError("give exactly one of --scores FILE or --series FILE") }
         if series != nil && method == nil { throw ValidationError("--series needs --method") }
         if CostModel(rawValue: cost) == nil { throw ValidationError("--cost must be l2, l1 or normal") }
         if Direction(rawValue: direction) == nil { throw ValidationError("--direction must be up or down") }
+        if !(scale > 0 && scale.isFinite) { throw ValidationError("--scale must be a positive number") }
+        _ = try parsedSignalDirections()
     }
 
     func run() throws {
@@ -177,8 +181,8 @@ struct DetectCommand: ParsableCommand {
             print("\(m) (\(model.rawValue)\(seg.penalty.map { String(format: ", pen %.4g", $0) } ?? "")) on \(name), n = \(x.count)")
             if let r = seg.noChangeReason { print("no change point: \(r.rawValue)") }
             print("breakpoints: \(seg.breakpoints)")
-            print(pad("segment", 14) + pad("mean", 12) + "cost")
-            for s in seg.segments { print(pad("\(s.start)..<\(s.end)", 14) + pad(String(format: "%.4g", s.mean), 12) + String(format: "%.4g", s.cost)) }
+            print(detectPad("segment", 14) + detectPad("mean", 12) + "cost")
+            for s in seg.segments { print(detectPad("\(s.start)..<\(s.end)", 14) + detectPad(String(format: "%.4g", s.mean), 12) + String(format: "%.4g", s.cost)) }
         case "cusum", "bocpd", "threshold", "zscore", "ma-rise":
             let rule: any OnsetRule
             switch m {
@@ -212,63 +216,13 @@ struct DetectCommand: ParsableCommand {
             return
         }
         print("PELT (\(model.rawValue)) penalty sweep on \(name), n = \(x.count), BIC penalty \(String(format: "%.4g", bic))")
-        print(pad("pen", 12) + pad("changes", 9) + pad("cost", 12) + "breakpoints")
+        print(detectPad("pen", 12) + detectPad("changes", 9) + detectPad("cost", 12) + "breakpoints")
         for r in rows {
-            print(pad(String(format: "%.4g", r.penalty), 12) + pad("\(r.changePoints)", 9) + pad(String(format: "%.4g", r.totalCost), 12) + "\(r.breakpoints)")
-        }
-    }
-
-    // MARK: - scores mode
-
-    func runScores(_ path: String) throws {
-        let recs = try ScoreRecord.parseJSONL(String(contentsOfFile: path, encoding: .utf8))
-        var rules = OnsetConfig.defaultRules(scale: scale)
-        if let m = method {
-            let wanted = m.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            for w in wanted where !rules.contains(where: { $0.name == w }) {
-                throw ValidationError("unknown onset method '\(w)'; use \(rules.map(\.name).joined(separator: ","))")
-            }
-            rules = rules.filter { wanted.contains($0.name) }
-        }
-        let config = OnsetConfig(rules: rules, resamples: resamples, seed: seed, confidence: confidence)
-        let bar = ProgressBar(label: "bootstrap resamples", total: resamples, mode: resamples > 0 ? output.progressMode : .silent)
-        let reports = try OnsetAnalysis.analyze(records: recs, config: config) { done, total in bar.update(done, total: total) }
-        bar.finish()
-        if json { print(OnsetJSON.reports(reports, datasets: reports.count > 1 ? compareDatasets(reports) : nil).serialized()); return }
-        let pct = Int((confidence * 100).rounded())
-        for r in reports {
-            let label = [r.dataset, r.seed.map { "seed \($0)" }].compactMap { $0 }.joined(separator: ", ")
-            print("== \(label.isEmpty ? "run" : label): onsets in optimizer steps (#checkpoint index), \(r.resamples) bootstrap resamples over questions")
-            var header = pad("signal", 15) + pad("dir", 5)
-            for rule in rules { header += pad(rule.name, 11) }
-            print(header + pad("consensus", 11) + pad("spread", 11) + "\(pct)% CI")
-            for s in r.signals {
-                var line = pad(s.signal, 15) + pad(s.direction.rawValue, 5)
-                for m in s.methods { line += pad(m.step.map { "\($0) (#\(m.index!))" } ?? "-", 11) }
-                line += pad(s.consensusStep.map { fmt($0) } ?? "none", 11)
-                line += pad(s.spread.map { "\($0.min)-\($0.max)" } ?? "-", 11)
-                line += s.interval.map { "[\(fmt($0.low)), \(fmt($0.high))]" + ($0.definedFraction < 1 ? String(format: " (onset in %.0f%%)", $0.definedFraction * 100) : "") } ?? "-"
-                print(line)
-            }
-            var lag = "lag (\(config.lagSignal) - \(config.leadSignal)): " + (r.lagSteps.map { "\(fmt($0)) steps" } ?? "undefined (an onset is missing)")
-            if let iv = r.lagInterval { lag += ", \(pct)% CI [\(fmt(iv.low)), \(fmt(iv.high))]" }
-            if let p = r.probabilityLagPositive { lag += String(format: ", P(lag > 0) = %.3f", p) }
-            print(lag + "\n")
-        }
-        if reports.count > 1 {
-            print("== across runs")
-            print(pad("dataset", 14) + pad("runs", 6) + pad("hallucination", 15) + pad("evil", 8) + pad("median lag", 12) + pad("+/-", 7) + pad("sign p", 9) + "mean P(lag>0)")
-            for row in compareDatasets(reports) {
-                print(pad(row.dataset, 14) + pad("\(row.runs)", 6)
-                      + pad(row.medianOnsets["hallucination"].map(fmt) ?? "-", 15) + pad(row.medianOnsets["evil"].map(fmt) ?? "-", 8)
-                      + pad(row.seeds.medianLag.map(fmt) ?? "-", 12) + pad("\(row.seeds.positive)/\(row.seeds.negative)", 7)
-                      + pad(row.seeds.signTestP.map { String(format: "%.3g", $0) } ?? "-", 9)
-                      + (row.meanProbabilityLagPositive.map { String(format: "%.3f", $0) } ?? "-"))
-                print("  lags by seed: " + row.seeds.lags.map { "\($0.seed.map(String.init) ?? "-"): \($0.lag.map(fmt) ?? "none")" }.joined(separator: ", "))
-            }
+            print(detectPad(String(format: "%.4g", r.penalty), 12) + detectPad("\(r.changePoints)", 9) + detectPad(String(format: "%.4g", r.totalCost), 12) + "\(r.breakpoints)")
         }
     }
 }
 
-private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
-private func fmt(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
+/// Left-aligned column text for the tables of `detect`.
+func detectPad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+func detectFormat(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }

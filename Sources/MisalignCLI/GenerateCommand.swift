@@ -145,7 +145,7 @@ struct GenerateCommand: ParsableCommand {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError("cannot read \(path): \(error.localizedDescription)") }
         let root: JSONValue
-        do { root = try JSONValue.parse(data) } catch { throw CLIError("\(path): not valid JSON (\(error))") }
+        do { root = try JSONValue.parse(JSONLines.droppingBOM(data)) } catch { throw CLIError("\(path): not valid JSON (\(error))") }
         guard let list = root["messages"]?.arrayValue ?? root.arrayValue else {
             throw CLIError("\(path): expected {\"messages\": [...]} or a JSON array of messages")
         }

@@ -80,7 +80,7 @@ struct JudgeCommand: ParsableCommand {
     @Option(help: "Tokens-per-minute budget per API endpoint.")
     var tpm: Double?
 
-    @Option(help: "Seconds allowed per request.")
+    @Option(help: "Seconds allowed per request; also the longest Retry-After wait honoured (at most 60 s; a server asking for longer fails the verdict, to be retried by a rerun).")
     var timeout: Double = 60
 
     @Option(name: .customLong("max-attempts"), help: "Attempts per request, the first included.")
@@ -135,6 +135,9 @@ struct JudgeCommand: ParsableCommand {
         default: throw ValidationError("--local-mode must be expectation or greedy")
         }
         factory.minNumericMass = minMass
+        // Made before the judges so their clients can say when they wait on a rate limit.
+        let bar = ProgressBar(label: "judged", total: records.count * chosen.count * judges.count, mode: output.progressMode)
+        factory.notice = { bar.note($0) }
         var built: [any Judge] = []
         for text in judges {
             var spec = try JudgeSpec(parsing: text)
@@ -156,6 +159,7 @@ struct JudgeCommand: ParsableCommand {
             : try VerdictCache(path: URL(fileURLWithPath: cache ?? outURL.deletingLastPathComponent().appendingPathComponent("judge-cache.sqlite").path))
         let runner = JudgeRunner(judges: built, rubrics: chosen, cache: cacheStore, maxInFlight: maxInFlight,
                                  pricing: pricing, secrets: factory.secrets)
+        for n in try runner.identityNotes() { output.note(n) }
         if batch {
             guard let cacheStore else { throw ValidationError("--batch stores its results in the cache; drop --no-cache") }
             let items = records.flatMap { a in chosen.map { JudgeItem(rubric: $0, question: a.question, answer: a.answer) } }
@@ -167,7 +171,6 @@ struct JudgeCommand: ParsableCommand {
                 output.note("batch \(outcome.batchID ?? "-") for \(judge.id): \(outcome.submitted) submitted, \(outcome.cached) cached, \(outcome.failed) left for live calls")
             }
         }
-        let bar = ProgressBar(label: "judged", total: records.count * chosen.count * built.count, mode: output.progressMode)
         let summary = try runBlocking { () async throws(JudgeError) -> JudgeRunner.Summary in
             try await runner.run(answers: records, output: outURL) { p in
                 bar.update(p.done, total: p.total, detail: "cached \(p.cached), errors \(p.errors)")

@@ -37,6 +37,13 @@ struct IncompleteError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
+/// Stopped by Ctrl-C after letting work in flight commit (commands that catch SIGINT
+/// themselves, such as `misalign run`); exit status 130, like the default handler's.
+struct InterruptedError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
 /// The exit statuses every command uses; scripts may rely on them (Docs/CLI.md).
 enum ExitStatus {
     /// Success.
@@ -55,6 +62,7 @@ enum ExitStatus {
     /// "you called it wrong" whichever layer noticed.
     static func code(for error: Error) -> Int32 {
         if error is IncompleteError { return incomplete }
+        if error is InterruptedError { return interrupted }
         if error is CLIError { return failure }
         let code = Misalign.exitCode(for: error)
         if code == .validationFailure { return usage }

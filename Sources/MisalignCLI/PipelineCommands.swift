@@ -55,6 +55,9 @@ struct RunCommand: ParsableCommand {
             sig.setEventHandler { runner.cancel() }
             sig.resume()
             summary = try runner.runSync()
+        } catch PipelineError.cancelled(let stage) {
+            // Ctrl-C: what was committed is kept; 130 as Docs/CLI.md promises, not 1.
+            throw InterruptedError("interrupted during \(stage); finished work is kept, run the same command to continue")
         } catch { throw CLIError("\(error)") }
         let stages = PipelineRunner.stages
         if json {

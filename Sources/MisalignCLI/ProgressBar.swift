@@ -16,6 +16,9 @@ final class ProgressBar: @unchecked Sendable {
     private var finished = false
     /// `done` of the last plain line written (lines mode), so `finish` does not repeat it.
     private var printedDone = -1
+    /// The bar is on screen (bar mode), with this detail.
+    private var drawn = false
+    private var lastDetail = ""
 
     /// `lineInterval`: seconds between plain log lines (non-terminal mode).
     init(label: String, total: Int, mode: Mode, lineInterval: Double = 10) {
@@ -42,10 +45,26 @@ final class ProgressBar: @unchecked Sendable {
         case .bar:
             Console.writeError("\r\u{1B}[K" + meter.bar(now: t, detail: detail))
             Interrupt.lineOpen = true
+            drawn = true
+            lastDetail = detail
         case .lines:
             Console.writeError(meter.line(now: t, detail: detail) + "\n")
             printedDone = done
         case .silent: break
+        }
+    }
+
+    /// A line of news (a wait on a rate limit...) above the bar, which is redrawn below it;
+    /// a plain line in lines mode; nothing when silent.
+    func note(_ text: String) {
+        guard mode != .silent else { return }
+        lock.lock(); defer { lock.unlock() }
+        switch mode {
+        case .bar:
+            let redraw = drawn && !finished ? meter.bar(now: Self.now(), detail: lastDetail) : ""
+            Console.writeError("\r\u{1B}[K" + text + "\n" + redraw)
+        case .lines, .silent:
+            Console.writeError(text + "\n")
         }
     }
 

@@ -56,8 +56,9 @@ struct TokenizeCommand: ParsableCommand {
         let out = FileHandle.standardOutput
         // Raw bytes, not readLine(): readLine silently repairs invalid UTF-8, which would
         // tokenize something other than what the user wrote.
-        func handle(_ line: ArraySlice<UInt8>) throws {
+        func handle(_ raw: ArraySlice<UInt8>) throws {
             lineNumber += 1
+            let line = lineNumber == 1 ? JSONLines.droppingBOM(raw) : raw  // a byte order mark opening the input
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
             do {
                 let result = try processor.process(utf8: line, lineNumber: lineNumber)

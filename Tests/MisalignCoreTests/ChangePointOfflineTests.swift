@@ -106,10 +106,10 @@ import Foundation
         let good = #"{"signal":"evil","step":2,"question_id":7,"sample":0,"score":12.5,"dataset":"medical","seed":1}"#
         let recs = try ScoreRecord.parseJSONL(good + "\n\n")
         #expect(recs == [ScoreRecord(signal: "evil", step: 2, questionID: "7", sample: 0, score: 12.5, dataset: "medical", seed: 1)])
-        #expect(throws: ChangePointError.invalidInput(field: "line 2: score", reason: "missing")) {
+        #expect(throws: ChangePointError.invalidInput(field: "line 2: score", reason: "missing (expected a number)")) {
             try ScoreRecord.parseJSONL(good + "\n" + #"{"signal":"evil","step":2,"question_id":"a","sample":1}"#)
         }
-        #expect(throws: ChangePointError.invalidInput(field: "line 1: step", reason: "has type string")) {
+        #expect(throws: ChangePointError.invalidInput(field: "line 1: step", reason: "is a string (\"2\"), expected an integer (optimizer step)")) {
             try ScoreRecord.parseJSONL(#"{"signal":"evil","step":"2","question_id":"a","sample":1,"score":1}"#)
         }
     }

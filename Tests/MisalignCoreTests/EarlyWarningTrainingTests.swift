@@ -108,7 +108,7 @@ struct TinyRun {
     }
 }
 
-@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+@Suite
 struct EarlyWarningCLITests {
     @Test func trainStopsAtTheAlarmAndSaysHowMuchWarningItGot() throws {
         let run = try TinyRun(); defer { try? FileManager.default.removeItem(at: run.dir) }

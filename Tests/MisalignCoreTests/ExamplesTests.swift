@@ -4,7 +4,7 @@ import Testing
 
 /// Runs each program in `Examples/` on tiny inputs, so the examples cannot rot: they must
 /// build (CI builds every target) and still do what their header comments say.
-@Suite(.enabled(if: CLI.binary != nil, "the executables are not built (run `make test`)"))
+@Suite
 struct ExamplesTests {
     /// Runs an example binary (built next to `misalign`) with `args` and a clean environment,
     /// waiting on a Dispatch thread rather than a Swift concurrency one (see `offPool`).

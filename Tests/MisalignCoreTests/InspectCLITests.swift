@@ -4,19 +4,35 @@ import Foundation
 
 /// The `misalign` binary, run as a user would (built by `make test` before the tests run).
 enum CLI {
-    static let binary: URL? = {
-        // The test bundle sits in the same build folder as the executables.
+    /// The built executables' folder: the test bundle sits in the same build folder. `swift test`
+    /// builds every product first; a run that skipped them (`--skip-build` after building only
+    /// the tests) must fail with what to do, never skip the CLI suites silently.
+    static func executable(_ name: String = "misalign") throws -> URL {
         let candidates = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-            .map { $0.appendingPathComponent("misalign") }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }()
+            .map { $0.appendingPathComponent(name) }
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw NotBuilt(name: name, looked: candidates.map(\.path))
+        }
+        return found
+    }
+
+    /// The `misalign` executable; throws `NotBuilt` (failing the calling test) when absent.
+    static var binary: URL { get throws { try executable() } }
+
+    struct NotBuilt: Error, CustomStringConvertible {
+        let name: String
+        let looked: [String]
+        var description: String {
+            "the \(name) executable is not built (looked at \(looked.joined(separator: ", "))): run `make test`, or `swift build --build-tests` before `swift test --skip-build`"
+        }
+    }
 
     /// Runs `executable` (the CLI, or another program built beside it, such as an example) with
     /// `args`; `environment` replaces the inherited one when given.
     static func run(_ args: [String], stdin: String? = nil, executable: String = "misalign",
                     environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
-        p.executableURL = binary!.deletingLastPathComponent().appendingPathComponent(executable)
+        p.executableURL = try Self.executable(executable)
         p.arguments = args
         if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe(), input = Pipe()
@@ -33,7 +49,7 @@ enum CLI {
     }
 }
 
-@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+@Suite
 struct InspectCLITests {
     @Test func listsAShardedModelFolder() throws {
         let r = try CLI.run(["inspect", Fixtures.url("qwen2-small-bf16-sharded").path])

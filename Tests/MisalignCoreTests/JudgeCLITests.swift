@@ -3,7 +3,7 @@ import Foundation
 @testable import MisalignCore
 
 /// `misalign judge` run as a user would, against the in-process mock server.
-@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built"))
+@Suite
 struct JudgeCLITests {
     /// Runs the CLI with exactly `env` as its environment (no inherited proxies or keys).
     func run(_ args: [String], env: [String: String]) throws -> (status: Int32, out: String, err: String) {

@@ -27,7 +27,8 @@ import Foundation
             n == 1 ? .respond(status: 429, headers: [("Retry-After", "7")], body: Data("{\"error\":\"slow down\"}".utf8)) : okResponse()
         }
         let clock = RecordingJudgeClock()
-        let v = try await openAIJudge(server, clock: clock).judge(item())
+        // A 10 s request timeout: a wait is honoured up to the timeout (and 60 s).
+        let v = try await openAIJudge(server, clock: clock, timeout: 10).judge(item())
         #expect(v.status == .ok && v.score == 75 && v.attempts == 2)
         #expect(server.requestCount == 2)
         #expect(clock.sleeps == [7])

@@ -83,7 +83,7 @@ import Testing
     }
 }
 
-@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+@Suite
 struct PipelineMonitorKillTests {
     @Test func killedRunsResumeToTheSameAlarmsWithoutJudgingAProbeTwice() async throws {
         let f = try PipelineFixture("pipeline-monitor-kill")

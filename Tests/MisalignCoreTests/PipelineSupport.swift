@@ -120,7 +120,7 @@ final class DownFlag: @unchecked Sendable {
 /// Runs the `misalign` binary with extra environment; reports a death by signal.
 func runMisalign(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, signaled: Bool, out: String, err: String) {
     let p = Process()
-    p.executableURL = CLI.binary!
+    p.executableURL = try CLI.binary
     p.arguments = args
     var e = ProcessInfo.processInfo.environment
     for (k, v) in env { e[k] = v }

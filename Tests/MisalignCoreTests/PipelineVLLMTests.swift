@@ -97,7 +97,7 @@ import Testing
     }
 }
 
-@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+@Suite
 struct PipelineVLLMKillTests {
     @Test func killedRunsNeverAskTheServerTwiceForAStoredAnswer() throws {
         let f = try PipelineFixture("pipeline-vllm-kill")

@@ -202,7 +202,7 @@ final class FailSwitch: @unchecked Sendable {
     }
 }
 
-@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+@Suite
 struct RemoteGenerateCLITests {
     @Test func generateDelegatesToTheServer() throws {
         let dir = Fixtures.temporaryDirectory("remote-cli"); defer { try? FileManager.default.removeItem(at: dir) }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import MisalignCore
 
-@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+@Suite
 struct ReportCLITests {
     @Test func simulateThenRenderTheSavedInputAsMarkdown() throws {
         let dir = Fixtures.temporaryDirectory()

@@ -81,7 +81,7 @@ import Testing
         #expect(!page.contains("Simulated data."))
         #expect(MarkdownReport.render(input).contains("| medical | 0 |"))
 
-        if CLI.binary != nil {
+        do {
             let r = try CLI.run(["report", e.output.path, "--note", "a <note>"])
             #expect(r.status == 0, "\(r.err)")
             let url = e.output.appendingPathComponent("report.html")

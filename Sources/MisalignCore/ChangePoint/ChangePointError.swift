@@ -13,6 +13,10 @@ public enum ChangePointError: Error, Equatable, CustomStringConvertible, Sendabl
     /// Steps must be strictly increasing so onsets can be reported in optimizer steps.
     case unsortedSteps(series: String, index: Int, previous: Int, step: Int)
     case duplicateStep(series: String, step: Int)
+    /// Per-answer scores with fewer checkpoints than an onset rule needs (its baseline plus
+    /// confirmation): leave the rule out, or score more checkpoints. `fitting` lists the rules
+    /// of the analysis that work with `checkpoints`.
+    case tooFewCheckpoints(signal: String, checkpoints: Int, needed: Int, method: String, fitting: [String])
     /// A parameter outside its domain (negative penalty, zero jump, ...).
     case invalidParameter(name: String, value: String, reason: String)
     /// The input file or record could not be understood.
@@ -30,6 +34,9 @@ public enum ChangePointError: Error, Equatable, CustomStringConvertible, Sendabl
             return "series '\(s)': step \(st) at position \(i) comes after step \(p); sort the checkpoints by step"
         case .duplicateStep(let s, let st):
             return "series '\(s)': step \(st) appears twice; average duplicate checkpoints or drop one"
+        case .tooFewCheckpoints(let s, let c, let n, let m, let fitting):
+            let keep = fitting.isEmpty ? "no rule works with \(c) checkpoints" : "the rules that work with \(c) checkpoints: --method \(fitting.joined(separator: ","))"
+            return "signal '\(s)': \(c) checkpoints, but onset rule \(m) needs at least \(n); leave it out with --method (detection.methods in a run config; \(keep)) or score more checkpoints (save them more often)"
         case .invalidParameter(let n, let v, let r):
             return "parameter \(n)=\(v): \(r)"
         case .invalidInput(let f, let r):

@@ -7,6 +7,15 @@ public struct SignalSpec: Equatable, Sendable {
     public init(_ name: String, _ direction: Direction) { self.name = name; self.direction = direction }
     /// The study's three judges: evil and hallucination rise, coherence falls.
     public static let standard = [SignalSpec("evil", .up), SignalSpec("hallucination", .up), SignalSpec("coherence", .down)]
+
+    /// Every signal in `records`, the standard ones first in their order, then the others by
+    /// name. Coherence and aligned go wrong downward, every other signal upward, unless
+    /// `directions` says otherwise. No signal is required: a file of evil scores alone is analysed.
+    public static func present(in records: [ScoreRecord], directions: [String: Direction] = [:]) -> [SignalSpec] {
+        let names = Set(records.map(\.signal))
+        let order = standard.map(\.name).filter(names.contains) + names.subtracting(standard.map(\.name)).sorted()
+        return order.map { SignalSpec($0, directions[$0] ?? (["coherence", "aligned"].contains($0) ? .down : .up)) }
+    }
 }
 
 /// What to run: the onset rules whose median is the consensus, which signals, and which pair
@@ -143,6 +152,20 @@ public enum OnsetAnalysis {
         return a - b
     }
 
+    /// The names of `rules` that accept a curve of `checkpoints` points.
+    static func fitting(_ rules: [any OnsetRule], checkpoints: Int) -> [String] {
+        let probe = (0..<checkpoints).map(Double.init)
+        return rules.filter { rule in
+            do throws(ChangePointError) {
+                _ = try rule.onset(probe, direction: .up, series: "probe")
+                return true
+            } catch {
+                if case .tooShort = error { return false }
+                return true
+            }
+        }.map(\.name)
+    }
+
     /// Full analysis from per-answer scores: one report per (dataset, seed) group, each with a
     /// cluster bootstrap over questions (`Bootstrap.run`). `progress`, when given, counts
     /// resamples over all groups (`done` of `groups x resamples`).
@@ -169,7 +192,11 @@ public enum OnsetAnalysis {
             let before = gi * max(0, config.resamples)
             var groupProgress: Bootstrap.Progress? = nil
             if let progress { groupProgress = { done, _ in progress(before + done, total) } }
-            var rep = try Bootstrap.run(tables: tables, config: config, progress: groupProgress)
+            var rep: OnsetReport
+            do throws(ChangePointError) { rep = try Bootstrap.run(tables: tables, config: config, progress: groupProgress) } catch {
+                guard case .tooShort(let series, let count, let needed, let method) = error else { throw error }
+                throw .tooFewCheckpoints(signal: series, checkpoints: count, needed: needed, method: method, fitting: fitting(config.rules, checkpoints: count))
+            }
             rep.dataset = g.dataset; rep.seed = g.seed
             out.append(rep)
         }

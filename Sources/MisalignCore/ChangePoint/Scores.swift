@@ -16,39 +16,63 @@ public struct ScoreRecord: Equatable, Sendable {
         self.sample = sample; self.score = score; self.dataset = dataset; self.seed = seed
     }
 
-    /// Parses JSON Lines; blank lines are skipped. Errors name the line and field.
-    /// `question_id` may be a string or an integer.
-    public static func parseJSONL(_ text: String) throws(ChangePointError) -> [ScoreRecord] {
+    /// Parses JSON Lines (`JSONLines`: a byte order mark and blank lines are skipped). Errors
+    /// name `file` (when given), the line and the field, and say what was expected.
+    /// `question_id` may be a string or an integer; `step` and `sample` are integers of 0 or
+    /// more; `score` a finite number, within `0...scale` when `scale` is given.
+    public static func parseJSONL(_ text: String, file: String? = nil, scale: Double? = nil) throws(ChangePointError) -> [ScoreRecord] {
         var out: [ScoreRecord] = []
-        var lineNo = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNo += 1
+        let prefix = file.map { "\($0) " } ?? ""
+        for (lineNo, line) in JSONLines.lines(text) {
+            let at = "\(prefix)line \(lineNo)"
             let t = line.trimmingCharacters(in: .whitespaces)
-            if t.isEmpty { continue }
             let v: JSONValue
             do { v = try JSONValue.parse(String(t)) } catch {
-                throw .invalidInput(field: "line \(lineNo)", reason: "not valid JSON: \(error)")
+                throw .invalidInput(field: at, reason: "not valid JSON: \(error)")
             }
-            func need<T>(_ key: String, _ f: (JSONValue) -> T?) throws(ChangePointError) -> T {
-                guard let raw = v[key] else { throw .invalidInput(field: "line \(lineNo): \(key)", reason: "missing") }
-                guard let x = f(raw) else { throw .invalidInput(field: "line \(lineNo): \(key)", reason: "has type \(raw.typeName)") }
+            guard v.objectValue != nil else {
+                throw .invalidInput(field: at, reason: "is a JSON \(v.typeName), expected an object {\"signal\", \"step\", \"question_id\", \"sample\", \"score\"}")
+            }
+            func need<T>(_ key: String, _ expected: String, _ f: (JSONValue) -> T?) throws(ChangePointError) -> T {
+                guard let raw = v[key] else { throw .invalidInput(field: "\(at): \(key)", reason: "missing (expected \(expected))") }
+                guard let x = f(raw) else { throw .invalidInput(field: "\(at): \(key)", reason: "is \(Self.describe(raw)), expected \(expected)") }
                 return x
             }
-            let q: String = try need("question_id") { $0.stringValue ?? $0.intValue.map(String.init) }
-            let score: Double = try need("score") { $0.doubleValue }
-            guard score.isFinite else { throw .invalidInput(field: "line \(lineNo): score", reason: "is not finite") }
-            out.append(ScoreRecord(
-                signal: try need("signal") { $0.stringValue },
-                step: try need("step") { $0.intValue },
-                questionID: q,
-                sample: try need("sample") { $0.intValue },
-                score: score,
-                dataset: v["dataset"]?.stringValue,
-                seed: v["seed"]?.intValue))
+            func optional<T>(_ key: String, _ expected: String, _ f: (JSONValue) -> T?) throws(ChangePointError) -> T? {
+                guard let raw = v[key], raw != .null else { return nil }
+                return try need(key, expected, f)
+            }
+            let signal: String = try need("signal", "a string such as \"evil\"") { $0.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
+            let step: Int = try need("step", "an integer (optimizer step)") { $0.intValue }
+            guard step >= 0 else { throw .invalidInput(field: "\(at): step", reason: "is \(step); steps are optimizer steps, 0 or more") }
+            let q: String = try need("question_id", "a string or an integer") { $0.stringValue ?? $0.intValue.map(String.init) }
+            let sample: Int = try need("sample", "an integer (answer index)") { $0.intValue }
+            let score: Double = try need("score", "a number") { $0.doubleValue }
+            guard score.isFinite else { throw .invalidInput(field: "\(at): score", reason: "is not finite") }
+            if let scale, !(0...scale).contains(score) {
+                throw .invalidInput(field: "\(at): score", reason: "is \(Self.number(score)), outside the judge scale 0-\(Self.number(scale)); fix the record, or set the scale's top with --scale")
+            }
+            out.append(ScoreRecord(signal: signal, step: step, questionID: q, sample: sample, score: score,
+                                   dataset: try optional("dataset", "a string") { $0.stringValue },
+                                   seed: try optional("seed", "an integer") { $0.intValue }))
         }
-        if out.isEmpty { throw .invalidInput(field: "scores", reason: "no records") }
+        if out.isEmpty { throw .invalidInput(field: file ?? "scores", reason: "no records (one JSON object per line)") }
         return out
     }
+
+    /// `a string ("x")`, `a number (1.5)`, `null`...: what a field held, for an error.
+    static func describe(_ v: JSONValue) -> String {
+        switch v {
+        case .string(let s): return "a string (\"\(s.prefix(40))\")"
+        case .int, .double: return "a number (\(v.serialized()))"
+        case .bool(let b): return "a boolean (\(b))"
+        case .null: return "null"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    static func number(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x) }
 }
 
 /// Per-question sums and counts of one signal at each checkpoint: everything a cluster

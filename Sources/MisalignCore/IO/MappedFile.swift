@@ -152,12 +152,16 @@ public enum FileError: Error, CustomStringConvertible, Equatable, Sendable {
     case cannotOpen(path: String, reason: String)
     case cannotWrite(path: String, reason: String)
     case notFound(path: String, what: String)
+    /// An output path that is a folder, block device or socket: only regular files are
+    /// replaced, and character devices and FIFOs written through.
+    case notARegularFile(path: String, kind: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let p, let r): return "cannot open \(p): \(r)"
         case .cannotWrite(let p, let r): return "cannot write \(p): \(r); check that the folder exists, is writable and the disk is not full"
         case .notFound(let p, let w): return "\(w) not found at \(p)"
+        case .notARegularFile(let p, let k): return "cannot write \(p): it is \(k), not a file; name a file to write (a character device such as /dev/stdout or a named pipe is written through)"
         }
     }
 }

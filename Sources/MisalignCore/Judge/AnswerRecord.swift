@@ -10,7 +10,7 @@ public struct AnswerRecord: Sendable, Equatable {
         self.id = id; self.questionID = questionID; self.question = question; self.answer = answer
     }
 
-    /// Reads a JSONL answers file. Blank lines are skipped; errors name the file and line.
+    /// Reads a JSONL answers file (`JSONLines`: a byte order mark and blank lines are skipped); errors name the file and line.
     /// Ids must be unique (they key the output rows and resumption).
     public static func read(_ url: URL) throws(JudgeError) -> [AnswerRecord] {
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -18,11 +18,10 @@ public struct AnswerRecord: Sendable, Equatable {
         }
         var out: [AnswerRecord] = []
         var seen = Set<String>()
-        for (i, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            let where_ = "\(url.path):\(i + 1)"
-            if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
+        for (number, line) in JSONLines.lines(data).lines {
+            let where_ = "\(url.path):\(number)"
             let v: JSONValue
-            do { v = try JSONValue.parse(Data(line)) } catch { throw .invalidInput("\(where_): \(error.description)") }
+            do { v = try JSONValue.parse(line) } catch { throw .invalidInput("\(where_): \(error.description)") }
             func field(_ k: String) throws(JudgeError) -> String {
                 if let s = v[k]?.stringValue { return s }
                 if let n = v[k]?.intValue { return String(n) } // numeric ids are common

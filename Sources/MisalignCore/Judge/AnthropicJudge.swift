@@ -30,7 +30,7 @@ public struct AnthropicJudge: Judge {
     public var id: String { "anthropic:\(config.model)" }
 
     public var cacheIdentity: String {
-        "anthropic|\(config.model)|\(config.baseURL)|max_tokens=\(config.maxTokens)|samples=\(config.samples)|temperature=\(config.samples > 1 ? 1 : 0)"
+        "anthropic|\(config.model)|\(JudgeIdentity.canonicalURL(config.baseURL))|max_tokens=\(config.maxTokens)|samples=\(config.samples)|temperature=\(config.samples > 1 ? 1 : 0)"
     }
 
     var url: String {

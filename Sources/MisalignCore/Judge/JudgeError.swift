@@ -28,6 +28,9 @@ public enum JudgeError: Error, Equatable, Sendable, CustomStringConvertible {
     case cache(path: String, reason: String)
     /// The local model judge failed (loading, tokenizing, forward).
     case localModel(reason: String)
+    /// The server (HTTP `status`, usually 429 or 503) asked to wait `seconds` before another
+    /// request (`Retry-After`), longer than the `cap` this run waits.
+    case retryAfterTooLong(url: String, status: Int, seconds: Double, cap: Double)
     /// Retries ran out; `last` is the final failure.
     indirect case retriesExhausted(attempts: Int, last: JudgeError)
 
@@ -63,8 +66,19 @@ public enum JudgeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidInput(let m): return m
         case .cache(let path, let reason): return "verdict cache \(path): \(reason)"
         case .localModel(let reason): return "local judge: \(reason)"
+        case .retryAfterTooLong(let url, let status, let s, let cap):
+            return "HTTP \(status) from \(url) asks to wait \(Self.seconds(s)) before the next request (Retry-After), longer than the \(Self.seconds(cap)) this run waits (the smaller of 60 s and --timeout); "
+                + "the API's quota is used up for now: rerun later (finished verdicts are kept), or lower --max-in-flight / --rpm"
         case .retriesExhausted(let n, let last): return "gave up after \(n) attempts: \(last)"
         }
+    }
+}
+
+extension JudgeError {
+    /// `42 s`, or `27.8 h` for a long wait.
+    static func seconds(_ s: Double) -> String {
+        if s >= 7200 { return String(format: "%.1f h", s / 3600) }
+        return s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
     }
 }
 

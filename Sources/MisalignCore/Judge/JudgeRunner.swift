@@ -150,7 +150,7 @@ public final class JudgeRunner: Sendable {
                     do throws(JudgeError) {
                         if let cache, let hit = try cache.get(key) { return (task, row(hit, cached: true)) }
                         let v = try await judge.judge(item)
-                        try cache?.put(key, v)
+                        try cache?.put(key, v, identity: judge.cacheIdentity)
                         return (task, row(v, cached: false))
                     } catch {
                         let failed = Verdict(judge: judge.id, trait: rubric.name, score: nil, status: .error,
@@ -194,6 +194,22 @@ public final class JudgeRunner: Sendable {
         return Summary(rows: rows, usage: usage)
     }
 
+    /// One line per judge whose verdicts the cache holds only under other settings (another
+    /// server, model parameters...): none of them will be reused, and the line says exactly
+    /// what differs, so a changed URL is not mistaken for a cache that does not work.
+    public func identityNotes() throws(JudgeError) -> [String] {
+        guard let cache else { return [] }
+        var notes: [String] = []
+        for judge in judges {
+            let stored = try cache.identities(judge: judge.id)
+            guard !stored.contains(where: { $0.identity == judge.cacheIdentity }), let other = stored.first else { continue }
+            let what = JudgeIdentity.changes(from: other.identity, to: judge.cacheIdentity).joined(separator: ", ")
+            notes.append("judge \(judge.id): the cache holds \(other.count) verdicts of this judge with other settings (\(what)); "
+                         + "they are not reused, since another server or settings may score differently (use the old settings to reuse them)")
+        }
+        return notes
+    }
+
     static func attempts(_ e: JudgeError) -> Int {
         if case .retriesExhausted(let n, _) = e { return n }
         if case .circuitOpen = e { return 0 }
@@ -205,8 +221,8 @@ public final class JudgeRunner: Sendable {
     static func readPartial(_ url: URL) throws(JudgeError) -> [String: JudgeRow] {
         guard let data = FileManager.default.contents(atPath: url.path) else { return [:] }
         var out: [String: JudgeRow] = [:]
-        for line in data.split(separator: UInt8(ascii: "\n")) {
-            guard let v = try? JSONValue.parse(Data(line)), let row = try? JudgeRow(json: v), row.verdict.status != .error else { continue }
+        for (_, line) in JSONLines.lines(data).lines {
+            guard let v = try? JSONValue.parse(line), let row = try? JudgeRow(json: v), row.verdict.status != .error else { continue }
             out[JSONValue.array([.string(row.answerID), .string(row.trait), .string(row.judge)]).serialized()] = row
         }
         return out

@@ -44,6 +44,8 @@ public final class JudgeFactory {
     public var localMode: LocalJudge.Mode = .expectation
     /// Minimum numeric probability mass for `openai:` and `local:` judges.
     public var minNumericMass: Double = 0.25
+    /// Told when a request waits on a server's `Retry-After` or backs off (a line to show).
+    public var notice: (@Sendable (String) -> Void)?
     /// Every key handed to a judge, for scrubbing output.
     public private(set) var secrets: [String] = []
 
@@ -65,7 +67,7 @@ public final class JudgeFactory {
 
     private func client(base: String, key: String?) -> ReliableClient {
         if let c = clients[base] { return c }
-        let c = ReliableClient(transport: transport, policy: policy, limits: limits, secrets: key.map { [$0] } ?? [])
+        let c = ReliableClient(transport: transport, policy: policy, limits: limits, secrets: key.map { [$0] } ?? [], notice: notice)
         clients[base] = c
         return c
     }

@@ -49,7 +49,7 @@ public struct OpenAIJudge: Judge {
     var apiKeyForBatch: String? { apiKey }
 
     public var cacheIdentity: String {
-        "openai|\(config.model)|\(config.baseURL)|\(config.azureAPIVersion ?? "")|max_tokens=\(config.maxTokens)|logprobs=\(config.logprobs)|top=\(config.topLogprobs)|min_mass=\(config.minNumericMass)|temperature=0"
+        "openai|\(config.model)|\(JudgeIdentity.canonicalURL(config.baseURL))|\(config.azureAPIVersion ?? "")|max_tokens=\(config.maxTokens)|logprobs=\(config.logprobs)|top=\(config.topLogprobs)|min_mass=\(config.minNumericMass)|temperature=0"
     }
 
     var url: String {

@@ -11,15 +11,24 @@ public final class ReliableClient: Sendable {
     /// Strings scrubbed from every error and stored body (the API keys in use).
     let secrets: [String]
     private let requestCounter = Counter()
+    /// Told, in a line, whenever a retry waits a second or more and why (a server's
+    /// `Retry-After`, or backoff after an error), at most once per `noticeInterval` seconds
+    /// of the clock: a long pause is never silent.
+    let notice: (@Sendable (String) -> Void)?
+    let noticeInterval: Double
+    private let lastNotice = LastNotice()
 
     public init(transport: any HTTPTransport, policy: RetryPolicy = RetryPolicy(), limits: RateLimits = RateLimits(),
-                circuit: AuthCircuit = AuthCircuit(), clock: any JudgeClock = SystemJudgeClock(), secrets: [String] = []) {
+                circuit: AuthCircuit = AuthCircuit(), clock: any JudgeClock = SystemJudgeClock(), secrets: [String] = [],
+                notice: (@Sendable (String) -> Void)? = nil, noticeInterval: Double = 10) {
         self.transport = transport
         self.policy = policy
         self.clock = clock
         self.limiter = RateLimiter(limits, clock: clock)
         self.circuit = circuit
         self.secrets = secrets
+        self.notice = notice
+        self.noticeInterval = noticeInterval
     }
 
     /// HTTP requests actually sent (every attempt counts).
@@ -41,12 +50,14 @@ public final class ReliableClient: Sendable {
             requestCounter.add()
             let outcome: Result<T, JudgeError>
             var hint: Double? = nil
+            var status = 0
             do {
                 let response = try await transport.send(request)
                 if (200..<300).contains(response.status) {
                     outcome = Result { () throws(JudgeError) -> T in try decode(response) }
                 } else {
                     hint = RetryPolicy.serverHint(headers: response.headers)
+                    status = response.status
                     outcome = .failure(.http(url: request.url, status: response.status, body: excerpt(response.body)))
                 }
             } catch {
@@ -65,8 +76,18 @@ public final class ReliableClient: Sendable {
                     throw error
                 }
                 guard error.isRetryable else { throw error }
+                let cap = policy.retryAfterCap(timeout: request.timeout)
+                if let hint, hint > cap {
+                    throw .retryAfterTooLong(url: request.url, status: status, seconds: hint, cap: cap)
+                }
                 guard attempt < policy.maxAttempts else { throw .retriesExhausted(attempts: attempt, last: error) }
-                await clock.sleep(seconds: policy.delay(afterAttempt: attempt, serverHint: hint, random: Double.random(in: 0..<1)))
+                let wait = policy.delay(afterAttempt: attempt, serverHint: hint, random: Double.random(in: 0..<1))
+                if wait >= 1, let notice, lastNotice.due(now: clock.now(), interval: noticeInterval) {
+                    let why = hint != nil ? "the server asked to wait \(JudgeError.seconds(wait)) (Retry-After)"
+                        : "backing off \(JudgeError.seconds(wait.rounded()))"
+                    notice("\(status > 0 ? "HTTP \(status)" : "no answer") from \(request.url): \(why); retrying then (attempt \(attempt + 1) of \(policy.maxAttempts))")
+                }
+                await clock.sleep(seconds: wait)
             }
         }
     }
@@ -83,6 +104,19 @@ public final class ReliableClient: Sendable {
         case .malformedResponse(let url, let reason): return .malformedResponse(url: url, reason: redact(reason, secrets: secrets))
         default: return error
         }
+    }
+}
+
+/// When the last wait notice went out (`ReliableClient.notice`), so 64 workers hit by one 429
+/// make one line, not 64.
+final class LastNotice: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last = -Double.infinity
+    func due(now: Double, interval: Double) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard now - last >= interval else { return false }
+        last = now
+        return true
     }
 }
 

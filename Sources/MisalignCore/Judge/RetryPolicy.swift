@@ -11,10 +11,12 @@ public struct RetryPolicy: Sendable, Equatable {
     /// Fraction of the delay drawn at random and subtracted ("jitter"), so that many workers
     /// hit by the same 429 do not all come back in the same instant.
     public var jitter: Double
-    /// A server's `Retry-After` is honoured up to this many seconds.
+    /// A server's `Retry-After` is honoured up to this many seconds (and never longer than
+    /// the request's own timeout: `retryAfterCap`); a server asking for longer ends the
+    /// request with `JudgeError.retryAfterTooLong` instead of a silent, hours-long wait.
     public var maxRetryAfter: Double
 
-    public init(maxAttempts: Int = 6, baseDelay: Double = 0.5, maxDelay: Double = 60, jitter: Double = 0.5, maxRetryAfter: Double = 600) {
+    public init(maxAttempts: Int = 6, baseDelay: Double = 0.5, maxDelay: Double = 60, jitter: Double = 0.5, maxRetryAfter: Double = 60) {
         self.maxAttempts = maxAttempts; self.baseDelay = baseDelay; self.maxDelay = maxDelay
         self.jitter = jitter; self.maxRetryAfter = maxRetryAfter
     }
@@ -25,6 +27,13 @@ public struct RetryPolicy: Sendable, Equatable {
         if let hint = serverHint { return min(max(0, hint), maxRetryAfter) }
         let exp = min(maxDelay, baseDelay * pow(2, Double(max(0, attempt - 1))))
         return exp * (1 - jitter * random)
+    }
+
+    /// The longest server-requested wait honoured for a request allowed `timeout` seconds:
+    /// `maxRetryAfter`, or the timeout when that is shorter (`--timeout` bounds a rate-limit
+    /// pause as it bounds the request).
+    public func retryAfterCap(timeout: Double) -> Double {
+        timeout > 0 ? min(maxRetryAfter, timeout) : maxRetryAfter
     }
 
     /// The server's requested wait from `retry-after-ms` (OpenAI, milliseconds) or

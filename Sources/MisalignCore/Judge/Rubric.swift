@@ -111,7 +111,7 @@ public struct RubricSet: Sendable {
         }
         for f in files.sorted() where f.hasSuffix(".rubric") {
             let path = directory.appendingPathComponent(f).path
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: JSONLines.droppingBOM(data), encoding: .utf8) else {
                 throw .invalidInput("\(path): unreadable or not UTF-8")
             }
             let r = try Rubric.parse(text, file: path)

@@ -40,6 +40,10 @@ public final class VerdictCache: @unchecked Sendable {
                     created REAL NOT NULL
                 )
                 """)
+            // The judge's cache identity beside its verdicts (added after the first release:
+            // older files gain the column, their rows stay NULL), so a changed judge can be told
+            // what changed instead of silently paying for every verdict again.
+            if try !columns().contains("identity") { try exec("ALTER TABLE verdicts ADD COLUMN identity TEXT") }
         } catch {
             sqlite3_close(db)
             throw error
@@ -73,18 +77,47 @@ public final class VerdictCache: @unchecked Sendable {
         return try Verdict(json: json)
     }
 
-    /// Stores `verdict` under `key`. Refuses `.error` verdicts: those must be retried.
-    public func put(_ key: String, _ verdict: Verdict) throws(JudgeError) {
+    /// Stores `verdict` under `key`, with the judge's `cacheIdentity` when given. Refuses
+    /// `.error` verdicts: those must be retried.
+    public func put(_ key: String, _ verdict: Verdict, identity: String? = nil) throws(JudgeError) {
         guard verdict.status != .error else { return }
         lock.lock(); defer { lock.unlock() }
-        let stmt = try prepare("INSERT OR REPLACE INTO verdicts (key, judge, trait, verdict, created) VALUES (?1, ?2, ?3, ?4, ?5)")
+        let stmt = try prepare("INSERT OR REPLACE INTO verdicts (key, judge, trait, verdict, created, identity) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         defer { sqlite3_finalize(stmt) }
         misalign_sqlite3_bind_text(stmt, 1, key, -1)
         misalign_sqlite3_bind_text(stmt, 2, verdict.judge, -1)
         misalign_sqlite3_bind_text(stmt, 3, verdict.trait, -1)
         misalign_sqlite3_bind_text(stmt, 4, verdict.json().serialized(), -1)
         sqlite3_bind_double(stmt, 5, Date().timeIntervalSince1970)
+        if let identity { misalign_sqlite3_bind_text(stmt, 6, identity, -1) } else { sqlite3_bind_null(stmt, 6) }
         guard sqlite3_step(stmt) == SQLITE_DONE else { throw failure("write") }
+    }
+
+    /// Cache identities stored for judge `id` (`Judge.id`, e.g. `openai:gpt-4.1-mini`) and how
+    /// many verdicts each holds, most first. Rows written before identities were kept are left out.
+    public func identities(judge id: String) throws(JudgeError) -> [(identity: String, count: Int)] {
+        lock.lock(); defer { lock.unlock() }
+        let stmt = try prepare("SELECT identity, COUNT(*) FROM verdicts WHERE judge = ?1 AND identity IS NOT NULL GROUP BY identity ORDER BY COUNT(*) DESC, identity")
+        defer { sqlite3_finalize(stmt) }
+        misalign_sqlite3_bind_text(stmt, 1, id, -1)
+        var out: [(String, Int)] = []
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW, let text = sqlite3_column_text(stmt, 0) else { throw failure("read") }
+            out.append((String(cString: text), Int(sqlite3_column_int64(stmt, 1))))
+        }
+        return out
+    }
+
+    private func columns() throws(JudgeError) -> Set<String> {
+        let stmt = try prepare("PRAGMA table_info(verdicts)")
+        defer { sqlite3_finalize(stmt) }
+        var out = Set<String>()
+        while sqlite3_step(stmt) == SQLITE_ROW {
+            if let name = sqlite3_column_text(stmt, 1) { out.insert(String(cString: name)) }
+        }
+        return out
     }
 
     /// Number of stored verdicts.

@@ -30,9 +30,9 @@ extension Experiment {
             do { text = try String(contentsOf: url, encoding: .utf8) } catch {
                 throw PipelineError.missingInput(key: f.path, path: url.path, reason: "cannot read: \(error.localizedDescription)")
             }
-            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            for (number, line) in JSONLines.lines(text) {
                 guard let v = try? JSONValue.parse(String(line)), let id = v["id"]?.stringValue, let t = v["text"]?.stringValue else {
-                    throw PipelineError.config(file: url.path, key: "questions_file", line: i + 1, reason: "expected {\"id\": ..., \"text\": ...}")
+                    throw PipelineError.config(file: url.path, key: "questions_file", line: number, reason: "expected {\"id\": ..., \"text\": ...}")
                 }
                 e.questions.append(EvaluationQuestion(id: id, set: "file", text: t))
             }
@@ -63,12 +63,13 @@ extension Experiment {
         _ = try n.mapping()
         let models = try n.required("models", "a list of judges: openai:MODEL[@URL], anthropic:MODEL[@URL] or local:DIR")
         var specs: [JudgeSpec] = []
-        let names = try models.strings()
-        for name in names {
+        for name in try models.strings() {
             do { specs.append(try JudgeSpec(parsing: name)) } catch { throw models.error(error.description) }
         }
+        // Stored verdicts are keyed by the canonical name: respelling a URL is the same judge.
+        let names = specs.map(\.canonicalName)
         if names.isEmpty { throw models.error("is empty") }
-        if Set(names).count != names.count { throw models.error("lists a judge twice") }
+        if Set(names).count != names.count { throw models.error("lists a judge twice (URLs are compared in canonical form: \(names.joined(separator: ", ")))") }
         var j = JudgeSettings(judges: specs, names: names)
         if let v = try n.optional("traits") {
             j.traits = try v.strings()
@@ -96,8 +97,9 @@ extension Experiment {
             }
         }
         if let p = try n.optional("pricing") {
-            for (judge, v) in try p.entries() {
-                guard names.contains(judge) else { throw v.error("`\(judge)` is not one of judges.models") }
+            for (written, v) in try p.entries() {
+                let judge = JudgeSpec.canonicalName(written)
+                guard names.contains(judge) else { throw v.error("`\(written)` is not one of judges.models") }
                 let input = try v.required("input_per_million", "price per million input tokens").double(in: 0...1e6, ">= 0")
                 let output = try v.required("output_per_million", "price per million output tokens").double(in: 0...1e6, ">= 0")
                 try v.rejectUnknown()
@@ -151,7 +153,7 @@ extension Experiment {
         if let v = try n.optional("lead") { d.lead = try v.string() }
         if let v = try n.optional("lag") { d.lag = try v.string() }
         if let v = try n.optional("min_agreeing") { d.minAgreeing = try v.int(min: 1, max: DetectionSettings.allMethods.count) }
-        if let v = try n.optional("judge") { d.judge = try v.string() }
+        if let v = try n.optional("judge") { d.judge = JudgeSpec.canonicalName(try v.string()) }
         if let dirs = try n.optional("directions") {
             for (trait, v) in try dirs.entries() {
                 guard let dir = Direction(rawValue: try v.string()) else { throw v.error("must be up or down") }

@@ -31,6 +31,7 @@ extension PipelineRunner {
                                    policy: RetryPolicy(maxAttempts: js.maxAttempts), timeout: js.timeout)
         factory.localMode = js.localMode
         factory.minNumericMass = js.minNumericMass
+        factory.notice = { [self] in note("judge: \($0)") }
         var judges: [any Judge] = []
         for spec in js.judges {
             do { judges.append(try factory.make(spec)) } catch {

@@ -117,8 +117,9 @@ public final class PipelineRunner: @unchecked Sendable {
         store = try RunStore(run: e.output)
         for n in try store.checkFingerprints(fields, legacy: legacy, run: e.output) { note(n) }
         // Aggregation and detection settings may change: their results are recomputed.
+        for n in try reconcileJudges() { note(n) }
         if let old = try store.meta("fingerprint.analysis"), old != analysis.1 {
-            note("aggregation or detection settings changed: recomputing aggregates and onsets")
+            note("\(Self.analysisChange(from: old, to: analysis.1)): recomputing aggregates and onsets")
             try store.transaction { try store.resetAnalysis() }
         }
         try store.setMeta("fingerprint.analysis", analysis.1)

@@ -29,12 +29,11 @@ public struct ChatDataset: Sendable {
         }
         file = url.path
         var examples: [TrainingExample] = [], skipped: [(Int, String)] = []
-        var lineNo = 0
-        for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNo += 1
-            if raw.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }  // blank lines are not examples
+        // A byte order mark at the start is dropped and blank lines are not examples.
+        let (lines, lineCount) = JSONLines.lines(data)
+        for (lineNo, raw) in lines {
             do {
-                let messages = try Self.parse(Data(raw))
+                let messages = try Self.parse(raw)
                 let enc: ChatEncoding
                 do { enc = try tokenizer.applyChatTemplate(messages, systemPrompt: systemPrompt) } catch {
                     throw Invalid(reason: "cannot apply the chat template: \(error)")
@@ -50,7 +49,7 @@ public struct ChatDataset: Sendable {
             }
         }
         guard !examples.isEmpty else {
-            throw TrainingError.noExamples(file: url.path, detail: "\(lineNo) lines, \(skipped.count) skipped as invalid")
+            throw TrainingError.noExamples(file: url.path, detail: "\(lineCount) lines, \(skipped.count) skipped as invalid")
         }
         self.examples = examples
         self.skipped = skipped
