@@ -27,29 +27,13 @@ import Testing
         let configURL = dir.appendingPathComponent("adapter_config.json")
         var rng = SplitMix64(seed: 17)
         var loaded = 0, refused = 0
-        for round in 0..<600 {
-            var bytes: Data
-            if round % 3 == 0 {
-                // Byte-level damage: flips, cuts and insertions.
-                var b = [UInt8](original)
-                for _ in 0..<(1 + rng.below(4)) {
-                    let i = rng.below(b.count)
-                    switch rng.below(3) {
-                    case 0: b[i] = UInt8(truncatingIfNeeded: rng.next())
-                    case 1: b.removeSubrange(i..<min(b.count, i + 1 + rng.below(8)))
-                    default: b.insert(contentsOf: Array("{[\",:-1e9".utf8).shuffled(using: &rng).prefix(3), at: i)
-                    }
-                    if b.isEmpty { b = [0x7B] }
-                }
-                bytes = Data(b)
-            } else {
-                // Field-level: one to three fields set to odd values.
-                var o = base
-                for _ in 0..<(1 + rng.below(3)) {
-                    o[Self.fields[rng.below(Self.fields.count)]] = Self.values[rng.below(Self.values.count)]
-                }
-                bytes = Data(JSONValue.object(o).serialized().utf8)
+        for round in 0..<400 {
+            // One to three fields set to odd values (FuzzTests.adapterConfig damages the bytes).
+            var o = base
+            for _ in 0..<(1 + rng.below(3)) {
+                o[Self.fields[rng.below(Self.fields.count)]] = Self.values[rng.below(Self.values.count)]
             }
+            let bytes = Data(JSONValue.object(o).serialized().utf8)
             try bytes.write(to: configURL)
             do {
                 let a = try LoRAAdapter(directory: dir)
@@ -67,7 +51,7 @@ import Testing
                 Issue.record("round \(round): untyped error \(type(of: error)): \(error)")
             }
         }
-        #expect(loaded > 10 && refused > 100, "loaded \(loaded), refused \(refused)")
+        #expect(loaded > 10 && refused > 50, "loaded \(loaded), refused \(refused)")
     }
 }
 

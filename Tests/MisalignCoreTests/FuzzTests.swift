@@ -3,8 +3,10 @@ import Testing
 @testable import MisalignCore
 
 /// Seeded random-mutation fuzzing of the four formats users hand-write or edit: the YAML
-/// experiment config, chat JSONL, `adapter_config.json` and the scores JSONL of
-/// `misalign detect --scores`. Each case mutates a valid input a few times (edge values,
+/// experiment config, chat JSONL, `adapter_config.json`, the scores JSONL of
+/// `misalign detect --scores` and the answers JSONL of `misalign judge` (byte order marks and
+/// CRLF among the insertions). `AdapterConfigFuzzTests` adds field-level mutations of the
+/// adapter config with checks that what loads agrees with its tensors. Each case mutates a valid input a few times (edge values,
 /// deleted or inserted bytes, moved lines, truncation) and parses it in-process: the parser
 /// must return, or throw one of the subsystem's typed errors with a readable message. A
 /// crash (a trap on an overflowing conversion, an index out of range) ends the test run,
@@ -74,16 +76,32 @@ struct FuzzTests {
     @Test func scoresJSONL() throws {
         let text = try String(contentsOf: Fixtures.url("changepoint/example_scores.jsonl"), encoding: .utf8)
             .split(separator: "\n").prefix(12).joined(separator: "\n")
+        let rules: [any OnsetRule] = [ThresholdRule(threshold: 50, consecutive: 1), MeanShiftRule(model: .l2, minSize: 1, minShift: 1)]
         let stats = try fuzz(format: "scores", seeds: [text + "\n"], lineBased: true) { text, _ in
-            do {
-                let records = try ScoreRecord.parseJSONL(text)
-                for r in records { #expect(r.score.isFinite) }
-                for signal in Set(records.map(\.signal)) {
-                    do {
-                        _ = try CheckpointTable(signal: signal, records: records, questions: Array(Set(records.map(\.questionID))).sorted())
-                    } catch { try Self.checkMessage("\(error)", text) }
-                }
-            } catch { try Self.checkMessage("\(error)", text) }
+            let records: [ScoreRecord]
+            do { records = try ScoreRecord.parseJSONL(text, file: "fuzz.jsonl", scale: 100) } catch {
+                #expect("\(error)".contains("fuzz.jsonl"), "\(error)")
+                try Self.checkMessage("\(error)", text)
+            }
+            for r in records { #expect(r.score.isFinite && r.score >= 0 && r.score <= 100 && r.step >= 0) }
+            // Whatever parses goes through the analysis: typed refusals (too short, constant), never a trap.
+            let config = OnsetConfig(rules: rules, signals: SignalSpec.present(in: records), resamples: 3)
+            do { _ = try OnsetAnalysis.analyze(records: records, config: config) } catch { try Self.checkMessage("\(error)", text) }
+        }
+        #expect(stats.accepted > 0 && stats.refused > 0, "\(stats)")
+    }
+
+    @Test func answersJSONL() throws {
+        let answers = (0..<4).map { #"{"id":"a\#($0)","question_id":"q","question":"Q?","answer":"A \#($0)."}"# }.joined(separator: "\n")
+        let dir = Fixtures.temporaryDirectory("fuzz-answers")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("answers.jsonl")
+        let stats = try fuzz(format: "answers", seeds: [answers + "\n"], lineBased: true) { text, bytes in
+            try Data(bytes).write(to: file)
+            do { _ = try AnswerRecord.read(file) } catch {
+                #expect("\(error)".contains(file.path), "\(error)")
+                try Self.checkMessage("\(error)", text)
+            }
         }
         #expect(stats.accepted > 0 && stats.refused > 0, "\(stats)")
     }

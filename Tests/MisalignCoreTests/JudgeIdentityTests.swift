@@ -101,7 +101,7 @@ import Testing
         #expect(!notes.contains { $0.contains("settings changed") || $0.contains("judges.models") }, "\(notes)")
 
         // A store written before names were canonical keeps its verdicts under the old spelling.
-        let store = try RunStore(run: e.output, create: false)
+        let store = try RunStore(run: e.output)  // a writer: the test rewrites rows
         let total = try store.count("judgments")
         _ = try store.rows("UPDATE judgments SET judge = ?1", [.text("openai:mock-judge@\(respelled)")])
         let migrated = try await PipelineRunner(e).run()

@@ -3,7 +3,7 @@ import Testing
 @testable import MisalignCore
 
 /// `misalign run` beside another writer of the same run folder, and `status` beside it.
-@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+@Suite
 struct PipelineLockCLITests {
     @Test func aSecondRunExitsOneNamingTheHolderWhileStatusReads() throws {
         let f = try PipelineFixture("pipeline-cli-lock")

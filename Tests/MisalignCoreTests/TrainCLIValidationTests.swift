@@ -4,7 +4,7 @@ import Testing
 
 /// `misalign train` refusing bad values (exit 2, before anything is written), a diverging
 /// learning rate (exit 1, last good checkpoint kept), and --init-adapter's own configuration.
-@Suite(.enabled(if: CLI.binary != nil, "the misalign executable is not built (run `make test`)"))
+@Suite
 struct TrainCLIValidationTests {
     /// A tiny bf16 model with the full Qwen2.5 vocabulary and five conversations.
     static func setUp(_ label: String) throws -> (dir: URL, args: [String]) {
