@@ -169,4 +169,23 @@ import Testing
         try w.addCheckpoint(RunID(dataset: "x", seed: 0), step: 4, path: "/data/other/checkpoints/x-seed0/checkpoint-4")
         #expect(try w.checkpoints(RunID(dataset: "x", seed: 0)).map(\.path) == ["/data/other/checkpoints/x-seed0/checkpoint-4"])
     }
+
+    /// A checkpoint the trainer set aside as wrecked (`checkpoint-N.diverged`, after a resumed
+    /// run found its weights diverged) leaves the store; the others stay.
+    @Test func setAsideCheckpointsLeaveTheStore() throws {
+        let run = Fixtures.temporaryDirectory("pipeline-diverged")
+        defer { try? FileManager.default.removeItem(at: run) }
+        let r = RunID(dataset: "medical", seed: 0)
+        let folder = PipelineRunner.checkpointFolder(run, r)
+        for step in [2, 4] {
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent("checkpoint-\(step)"), withIntermediateDirectories: true)
+        }
+        let store = try RunStore(run: run)
+        try store.addCheckpoint(r, step: 0, path: "")
+        for step in [2, 4] { try store.addCheckpoint(r, step: step, path: folder.appendingPathComponent("checkpoint-\(step)").path) }
+        #expect(try store.forgetSetAsideCheckpoints(r).isEmpty)
+        try FileManager.default.moveItem(at: folder.appendingPathComponent("checkpoint-4"), to: folder.appendingPathComponent("checkpoint-4.diverged"))
+        #expect(try store.forgetSetAsideCheckpoints(r) == [4])
+        #expect(try store.checkpoints(r).map(\.step) == [0, 2])
+    }
 }

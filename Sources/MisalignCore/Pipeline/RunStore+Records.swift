@@ -50,6 +50,20 @@ extension RunStore {
                    [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(step)), .text(stored)])
     }
 
+    /// Forgets checkpoints whose folder the trainer set aside as `checkpoint-<step>.diverged`
+    /// (saved from weights it then found wrecked), so no later stage reads a missing folder.
+    /// Returns the steps forgotten.
+    @discardableResult
+    func forgetSetAsideCheckpoints(_ r: RunID) throws(PipelineError) -> [Int] {
+        let fm = FileManager.default
+        let gone = try checkpoints(r).filter { !$0.path.isEmpty && !fm.fileExists(atPath: $0.path) && fm.fileExists(atPath: $0.path + ".diverged") }
+        for c in gone {
+            try db.run("DELETE FROM checkpoints WHERE dataset = ?1 AND seed = ?2 AND step = ?3",
+                       [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(c.step))])
+        }
+        return gone.map(\.step)
+    }
+
     /// Registered checkpoints of a run, by step (step 0 is the base model, path ""), with
     /// absolute paths: relative ones resolved against this run folder, and absolute ones that
     /// older versions stored for the run's own checkpoints (`.../checkpoints/DATASET-seedN/

@@ -93,6 +93,12 @@ extension PipelineRunner {
                 return control
             } } catch let err as EarlyWarningError {
                 throw PipelineError.stage(stage: "train", unit: "\(r)", reason: err.description)
+            } catch let err as TrainingError {
+                // A checkpoint registered before the trainer found its weights wrecked (and set
+                // it aside) must not stay in the store for generation to read.
+                if case .diverged = err { try store.forgetSetAsideCheckpoints(r) }
+                if case .nonFinite = err { try store.forgetSetAsideCheckpoints(r) }
+                throw err
             }
             try registerNew()
             if let stopReason { throw stopReason }

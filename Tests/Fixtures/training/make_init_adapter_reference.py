@@ -25,6 +25,8 @@ import os
 import torch
 from safetensors.torch import save_file
 
+from make_training_reference import micro_batch  # padding and HF-style labels, as for the other fixture
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.dirname(HERE)
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -56,14 +58,7 @@ def main():
         start = int(torch.randint(1, T - 1, (1,), generator=g))
         mask = (torch.arange(T) >= start).to(torch.int64)
         seqs.append((ids, mask))
-    T = max(len(s) for s, _ in seqs)
-    ids = torch.zeros(len(seqs), T, dtype=torch.int64)
-    att = torch.zeros(len(seqs), T, dtype=torch.int64)
-    lab = torch.full((len(seqs), T), -100, dtype=torch.int64)
-    for i, (s, m) in enumerate(seqs):
-        ids[i, :len(s)] = s
-        att[i, :len(s)] = 1
-        lab[i, :len(s)] = torch.where(m.bool(), s, torch.tensor(-100))
+    ids, att, lab = micro_batch(seqs)
     n_items = int(lab[..., 1:].ne(-100).sum())
 
     params = {n.replace(".default", ""): p for n, p in pm.named_parameters() if p.requires_grad}
