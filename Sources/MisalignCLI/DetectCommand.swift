@@ -44,11 +44,11 @@ struct DetectCommand: ParsableCommand {
     var cost: String = "l2"
     @Option(help: "Penalty per change point, or 'bic' (default for pelt; binseg/bottomup use it when --n-bkps is absent).")
     var pen: String?
-    @Option(name: .customLong("n-bkps"), help: "Fixed number of change points (binseg, bottomup, dynp).")
+    @Option(name: .customLong("n-bkps"), parsing: .unconditional, help: "Fixed number of change points (binseg, bottomup, dynp).")
     var nBkps: Int?
-    @Option(name: .customLong("min-size"), help: "Minimum segment length.")
+    @Option(name: .customLong("min-size"), parsing: .unconditional, help: "Minimum segment length.")
     var minSize: Int = 2
-    @Option(help: "Breakpoints only at multiples of this (segment offsets for binseg, as in ruptures).")
+    @Option(parsing: .unconditional, help: "Breakpoints only at multiples of this (segment offsets for binseg, as in ruptures).")
     var jump: Int = 1
     @Flag(help: "With pelt: run a log-spaced penalty sweep (BIC/100 to BIC*100) and print how the segmentation changes.")
     var sweep = false
@@ -56,43 +56,43 @@ struct DetectCommand: ParsableCommand {
     // Onset rule parameters.
     @Option(help: "Direction in which the series goes wrong: up or down.")
     var direction: String = "up"
-    @Option(help: "threshold: level to cross.")
+    @Option(parsing: .unconditional, help: "threshold: level to cross.")
     var threshold: Double = 50
-    @Option(help: "threshold, zscore: consecutive checkpoints required.")
+    @Option(parsing: .unconditional, help: "threshold, zscore: consecutive checkpoints required.")
     var consecutive: Int = 2
-    @Option(help: "zscore, cusum, bocpd: baseline checkpoints at the start.")
+    @Option(parsing: .unconditional, help: "zscore, cusum, bocpd: baseline checkpoints at the start.")
     var baseline: Int = 10
-    @Option(help: "zscore: standard deviations above the baseline mean.")
+    @Option(parsing: .unconditional, help: "zscore: standard deviations above the baseline mean.")
     var z: Double = 3
-    @Option(name: .customLong("min-sd"), help: "zscore, cusum, bocpd: floor on the baseline sd.")
+    @Option(name: .customLong("min-sd"), parsing: .unconditional, help: "zscore, cusum, bocpd: floor on the baseline sd.")
     var minSD: Double = 0
-    @Option(help: "ma-rise: moving-average width.")
+    @Option(parsing: .unconditional, help: "ma-rise: moving-average width.")
     var width: Int = 3
-    @Option(help: "ma-rise: consecutive rises required.")
+    @Option(parsing: .unconditional, help: "ma-rise: consecutive rises required.")
     var patience: Int = 2
-    @Option(name: .customLong("min-rise"), help: "ma-rise: total rise required over the patience window.")
+    @Option(name: .customLong("min-rise"), parsing: .unconditional, help: "ma-rise: total rise required over the patience window.")
     var minRise: Double = 0
-    @Option(help: "cusum: drift k in sd units.")
+    @Option(parsing: .unconditional, help: "cusum: drift k in sd units.")
     var drift: Double = 0.5
-    @Option(help: "cusum: alarm threshold h in sd units.")
+    @Option(parsing: .unconditional, help: "cusum: alarm threshold h in sd units.")
     var h: Double = 5
-    @Option(help: "bocpd: expected run length lambda (hazard 1/lambda).")
+    @Option(parsing: .unconditional, help: "bocpd: expected run length lambda (hazard 1/lambda).")
     var hazard: Double = 100
-    @Option(help: "bocpd: a run at most this long counts as a change.")
+    @Option(parsing: .unconditional, help: "bocpd: a run at most this long counts as a change.")
     var window: Int = 10
-    @Option(name: .customLong("alarm-prob"), help: "bocpd: posterior probability of a short run needed for an alarm.")
+    @Option(name: .customLong("alarm-prob"), parsing: .unconditional, help: "bocpd: posterior probability of a short run needed for an alarm.")
     var alarmProb: Double = 0.8
-    @Option(help: "bocpd: consecutive updates the alarm condition must hold.")
+    @Option(parsing: .unconditional, help: "bocpd: consecutive updates the alarm condition must hold.")
     var confirm: Int = 3
 
     // Scores mode.
-    @Option(help: "Bootstrap resamples over questions (0: point estimates only).")
+    @Option(parsing: .unconditional, help: "Bootstrap resamples over questions (0: point estimates only).")
     var resamples: Int = 2000
-    @Option(help: "Bootstrap seed (SplitMix64).")
+    @Option(parsing: .unconditional, help: "Bootstrap seed (SplitMix64).")
     var seed: UInt64 = 0x5EED
-    @Option(help: "Confidence level of the percentile intervals.")
+    @Option(parsing: .unconditional, help: "Confidence level of the percentile intervals.")
     var confidence: Double = 0.95
-    @Option(help: "Top of the judge score scale (thresholds and floors scale with it); scores outside 0 to it are refused.")
+    @Option(parsing: .unconditional, help: "Top of the judge score scale (thresholds and floors scale with it); scores outside 0 to it are refused.")
     var scale: Double = 100
     @Option(name: .customLong("signal-direction"), help: "With --scores: NAME=up|down, the direction in which signal NAME goes wrong (repeatable; default: coherence and aligned down, others up).")
     var signalDirections: [String] = []
@@ -103,6 +103,9 @@ struct DetectCommand: ParsableCommand {
         if CostModel(rawValue: cost) == nil { throw ValidationError("--cost must be l2, l1 or normal") }
         if Direction(rawValue: direction) == nil { throw ValidationError("--direction must be up or down") }
         if !(scale > 0 && scale.isFinite) { throw ValidationError("--scale must be a positive number") }
+        let b = Experiment.Bounds.self
+        if !(0...b.resamples).contains(resamples) { throw ValidationError("--resamples is \(resamples); it must be in 0...\(b.resamples)") }
+        if !(confidence > 0 && confidence < 1) { throw ValidationError("--confidence is \(confidence); it must be in (0, 1), e.g. 0.95") }
         _ = try parsedSignalDirections()
     }
 

@@ -44,21 +44,21 @@ struct GenerateCommand: ParsableCommand {
     var system: String?
     @Flag(help: "Send --prompt without the chat template.")
     var raw = false
-    @Option(help: "Sampling temperature; 0 = greedy.")
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 = greedy.")
     var temperature: Double = 1
-    @Option(help: "Top-k (0 = off).")
+    @Option(parsing: .unconditional, help: "Top-k (0 = off).")
     var topK: Int = 0
-    @Option(help: "Top-p (nucleus) probability.")
+    @Option(parsing: .unconditional, help: "Top-p (nucleus) probability.")
     var topP: Double = 1
-    @Option(help: "Min-p (0 = off).")
+    @Option(parsing: .unconditional, help: "Min-p (0 = off).")
     var minP: Double = 0
-    @Option(help: "Repetition penalty (1 = off).")
+    @Option(parsing: .unconditional, help: "Repetition penalty (1 = off).")
     var repetitionPenalty: Double = 1
-    @Option(help: "Most new tokens per sample.")
+    @Option(parsing: .unconditional, help: "Most new tokens per sample.")
     var maxNewTokens: Int = 256
-    @Option(help: "Samples to draw.")
+    @Option(parsing: .unconditional, help: "Samples to draw.")
     var samples: Int = 1
-    @Option(help: "Run seed.")
+    @Option(parsing: .unconditional, help: "Run seed.")
     var seed: UInt64 = 0
     @Option(help: "Extra stop string (repeatable).")
     var stop: [String] = []
@@ -78,8 +78,12 @@ struct GenerateCommand: ParsableCommand {
         }
         if (prompt == nil) == (messagesFile == nil) { throw ValidationError("give exactly one of --prompt and --messages-file") }
         if raw && prompt == nil { throw ValidationError("--raw goes with --prompt") }
-        if samples < 1 { throw ValidationError("--samples must be at least 1") }
-        if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
+        let bounds = Experiment.Bounds.self
+        if !(1...bounds.samples).contains(samples) { throw ValidationError("--samples is \(samples); it must be in 1...\(bounds.samples)") }
+        if !(1...bounds.maxNewTokens).contains(maxNewTokens) {
+            throw ValidationError("--max-new-tokens is \(maxNewTokens); it must be in 1...\(bounds.maxNewTokens)")
+        }
+        if topK > Experiment.Bounds.topK { throw ValidationError("--top-k is \(topK); it must be at most \(bounds.topK)") }
         do {
             try SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
                                    repetitionPenalty: repetitionPenalty).validate()

@@ -71,19 +71,19 @@ struct JudgeCommand: ParsableCommand {
     @Option(help: "Directory of NAME.rubric files overriding or adding rubrics.")
     var rubrics: String?
 
-    @Option(name: .customLong("max-in-flight"), help: "Requests in flight per API endpoint, and verdicts in progress overall.")
+    @Option(name: .customLong("max-in-flight"), parsing: .unconditional, help: "Requests in flight per API endpoint, and verdicts in progress overall.")
     var maxInFlight: Int = 64
 
-    @Option(help: "Requests-per-minute budget per API endpoint.")
+    @Option(parsing: .unconditional, help: "Requests-per-minute budget per API endpoint.")
     var rpm: Double?
 
-    @Option(help: "Tokens-per-minute budget per API endpoint.")
+    @Option(parsing: .unconditional, help: "Tokens-per-minute budget per API endpoint.")
     var tpm: Double?
 
-    @Option(help: "Seconds allowed per request; also the longest Retry-After wait honoured (at most 60 s; a server asking for longer fails the verdict, to be retried by a rerun).")
+    @Option(parsing: .unconditional, help: "Seconds allowed per request; also the longest Retry-After wait honoured (at most 60 s; a server asking for longer fails the verdict, to be retried by a rerun).")
     var timeout: Double = 60
 
-    @Option(name: .customLong("max-attempts"), help: "Attempts per request, the first included.")
+    @Option(name: .customLong("max-attempts"), parsing: .unconditional, help: "Attempts per request, the first included.")
     var maxAttempts: Int = 6
 
     @Option(name: .customLong("openai-key-env"), help: "Environment variable holding the OpenAI-compatible API key.")
@@ -101,16 +101,28 @@ struct JudgeCommand: ParsableCommand {
     @Option(name: .customLong("local-mode"), help: "local: judges: expectation (likelihood of every answer 0-100) or greedy (decode up to 8 tokens and parse).")
     var localMode = "expectation"
 
-    @Option(name: .customLong("min-mass"), help: "openai: and local: judges: below this probability on numeric answers a verdict is no_numeric_mass.")
+    @Option(name: .customLong("min-mass"), parsing: .unconditional, help: "openai: and local: judges: below this probability on numeric answers a verdict is no_numeric_mass.")
     var minMass: Double = 0.25
 
     @Flag(help: "Send openai: judges' uncached requests through the OpenAI Batch API first (cheaper, slower; needs the cache), then judge whatever the batch did not.")
     var batch = false
 
-    @Option(name: .customLong("batch-poll"), help: "Seconds between batch status polls.")
+    @Option(name: .customLong("batch-poll"), parsing: .unconditional, help: "Seconds between batch status polls.")
     var batchPoll: Double = 60
 
     @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        let b = Experiment.Bounds.self
+        if !(1...b.inFlight).contains(maxInFlight) { throw ValidationError("--max-in-flight is \(maxInFlight); it must be in 1...\(b.inFlight)") }
+        if !(1...b.attempts).contains(maxAttempts) { throw ValidationError("--max-attempts is \(maxAttempts); it must be in 1...\(b.attempts)") }
+        if !(timeout > 0 && timeout <= 86_400) { throw ValidationError("--timeout is \(timeout); it must be a number of seconds in (0, 86400]") }
+        if !(minMass >= 0 && minMass <= 1) { throw ValidationError("--min-mass is \(minMass); it must be a probability in [0, 1]") }
+        if !(batchPoll > 0 && batchPoll <= 86_400) { throw ValidationError("--batch-poll is \(batchPoll); it must be seconds in (0, 86400]") }
+        for (name, v) in [("--rpm", rpm), ("--tpm", tpm)] {
+            if let v, !(v > 0 && v.isFinite) { throw ValidationError("\(name) is \(v); it must be a positive budget per minute") }
+        }
+    }
 
     func run() throws {
         guard !traits.isEmpty else { throw ValidationError("give at least one --trait") }

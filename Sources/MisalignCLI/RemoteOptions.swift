@@ -14,11 +14,11 @@ struct RemoteOptions: ParsableArguments {
     var adapterPathMap: [String] = []
     @Option(help: "Environment variable holding the server's API key (none by default).")
     var apiKeyEnv: String?
-    @Option(help: "Requests in flight to the server.")
+    @Option(parsing: .unconditional, help: "Requests in flight to the server.")
     var serverMaxInFlight: Int = 32
-    @Option(help: "Attempts per server request, the first included (backoff between them).")
+    @Option(parsing: .unconditional, help: "Attempts per server request, the first included (backoff between them).")
     var serverMaxAttempts: Int = 6
-    @Option(help: "Seconds allowed per server request.")
+    @Option(parsing: .unconditional, help: "Seconds allowed per server request.")
     var serverTimeout: Double = 600
 
     func backend(tokenizer: (any Tokenizer)?) throws -> VLLMGenerationBackend {

@@ -48,7 +48,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "A note shown in the overview (repeatable), e.g. what in the run is a stand-in.")
     var note: [String] = []
 
-    @Option(help: "With --simulate: bootstrap resamples for onsets and bands.")
+    @Option(parsing: .unconditional, help: "With --simulate: bootstrap resamples for onsets and bands.")
     var resamples: Int = 500
 
     @OptionGroup var output: OutputOptions
