@@ -96,8 +96,10 @@ extension PipelineRunner {
             } catch let err as TrainingError {
                 // A checkpoint registered before the trainer found its weights wrecked (and set
                 // it aside) must not stay in the store for generation to read.
-                if case .diverged = err { try store.forgetSetAsideCheckpoints(r) }
-                if case .nonFinite = err { try store.forgetSetAsideCheckpoints(r) }
+                switch err {
+                case .diverged, .nonFinite: try store.forgetSetAsideCheckpoints(r)
+                default: break
+                }
                 throw err
             }
             try registerNew()
