@@ -104,6 +104,12 @@ struct JudgeCommand: ParsableCommand {
     @Option(name: .customLong("min-mass"), parsing: .unconditional, help: "openai: and local: judges: below this probability on numeric answers a verdict is no_numeric_mass.")
     var minMass: Double = 0.25
 
+    @Option(help: "openai: judges: how the server's tokenizer spells numbers: auto (OpenAI and Azure hosts: whole; elsewhere a lone first digit is read on digit by digit), whole (one token per number 0-100) or digits (continue every first digit 1-10; needs vLLM's continue_final_message).")
+    var numbers = "auto"
+
+    @Option(name: .customLong("judge-seed"), parsing: .unconditional, help: "openai: judges: the request's seed (the study: 0), for providers' best-effort determinism.")
+    var judgeSeed: Int?
+
     @Flag(help: "Send openai: judges' uncached requests through the OpenAI Batch API first (cheaper, slower; needs the cache), then judge whatever the batch did not.")
     var batch = false
 
@@ -118,6 +124,7 @@ struct JudgeCommand: ParsableCommand {
         if !(1...b.attempts).contains(maxAttempts) { throw ValidationError("--max-attempts is \(maxAttempts); it must be in 1...\(b.attempts)") }
         if !(timeout > 0 && timeout <= 86_400) { throw ValidationError("--timeout is \(timeout); it must be a number of seconds in (0, 86400]") }
         if !(minMass >= 0 && minMass <= 1) { throw ValidationError("--min-mass is \(minMass); it must be a probability in [0, 1]") }
+        if NumberTokens(rawValue: numbers) == nil { throw ValidationError("--numbers must be auto, whole or digits") }
         if !(batchPoll > 0 && batchPoll <= 86_400) { throw ValidationError("--batch-poll is \(batchPoll); it must be seconds in (0, 86400]") }
         for (name, v) in [("--rpm", rpm), ("--tpm", tpm)] {
             if let v, !(v > 0 && v.isFinite) { throw ValidationError("\(name) is \(v); it must be a positive budget per minute") }
@@ -147,6 +154,9 @@ struct JudgeCommand: ParsableCommand {
         default: throw ValidationError("--local-mode must be expectation or greedy")
         }
         factory.minNumericMass = minMass
+        guard let n = NumberTokens(rawValue: numbers) else { throw ValidationError("--numbers must be auto, whole or digits") }
+        factory.numbers = n
+        factory.seed = judgeSeed
         // Made before the judges so their clients can say when they wait on a rate limit.
         let bar = ProgressBar(label: "judged", total: records.count * chosen.count * judges.count, mode: output.progressMode)
         factory.notice = { bar.note($0) }

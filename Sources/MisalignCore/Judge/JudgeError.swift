@@ -31,6 +31,9 @@ public enum JudgeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The server (HTTP `status`, usually 429 or 503) asked to wait `seconds` before another
     /// request (`Retry-After`), longer than the `cap` this run waits.
     case retryAfterTooLong(url: String, status: Int, seconds: Double, cap: Double)
+    /// The judge's first token was a lone digit (its server splits numbers into digits), and
+    /// the continuation that reads the rest of the number failed for good.
+    case numbersSplit(url: String, model: String, reason: String)
     /// Retries ran out; `last` is the final failure.
     indirect case retriesExhausted(attempts: Int, last: JudgeError)
 
@@ -69,6 +72,10 @@ public enum JudgeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .retryAfterTooLong(let url, let status, let s, let cap):
             return "HTTP \(status) from \(url) asks to wait \(Self.seconds(s)) before the next request (Retry-After), longer than the \(Self.seconds(cap)) this run waits (the smaller of 60 s and --timeout); "
                 + "the API's quota is used up for now: rerun later (finished verdicts are kept), or lower --max-in-flight / --rpm"
+        case .numbersSplit(let url, let model, let reason):
+            return "judge \(model) at \(url) answered a lone first digit (its tokenizer splits numbers into digits, so \"8\" may be the start of \"85\"), "
+                + "and the request continuing its answer to read the whole number failed (\(reason)); serve the judge with vLLM "
+                + "(it accepts continue_final_message), use a local: judge, or, if this server's tokenizer has one token per number 0-100, set judges.numbers: whole (--numbers whole)"
         case .retriesExhausted(let n, let last): return "gave up after \(n) attempts: \(last)"
         }
     }

@@ -44,6 +44,10 @@ public final class JudgeFactory {
     public var localMode: LocalJudge.Mode = .expectation
     /// Minimum numeric probability mass for `openai:` and `local:` judges.
     public var minNumericMass: Double = 0.25
+    /// How `openai:` judges' servers spell numbers (`NumberTokens`).
+    public var numbers: NumberTokens = .auto
+    /// `openai:` judges' request seed (nil: none sent).
+    public var seed: Int?
     /// Told when a request waits on a server's `Retry-After` or backs off (a line to show).
     public var notice: (@Sendable (String) -> Void)?
     /// Every key handed to a judge, for scrubbing output.
@@ -77,7 +81,7 @@ public final class JudgeFactory {
         case .openai:
             let k = try key(for: spec)
             let base = spec.baseURL ?? "https://api.openai.com/v1"
-            return OpenAIJudge(config: .init(model: spec.model, baseURL: base, minNumericMass: minNumericMass, timeout: timeout),
+            return OpenAIJudge(config: .init(model: spec.model, baseURL: base, minNumericMass: minNumericMass, timeout: timeout, numbers: numbers, seed: seed),
                                apiKey: k, client: client(base: base, key: k))
         case .anthropic:
             let k = try key(for: spec)

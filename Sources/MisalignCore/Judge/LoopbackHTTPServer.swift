@@ -54,10 +54,18 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     private var connections: Set<Int32> = []
     /// Keep the request log (off for the benchmark, where it would only grow).
     public let recordRequests: Bool
+    /// How the stand-in's `POST /tokenize` (vLLM's endpoint, which `openai:` judges ask how
+    /// the server spells "85") answers: each number one token, each digit one token, or not at
+    /// all (the handler gets the request). Answered here, outside `requestCount` and
+    /// `requests`, so tests count chat requests only.
+    public enum Tokenizer: Sendable { case wholeNumbers, digits, none }
+    public let tokenizer: Tokenizer
+    private var tokenizes = 0
 
-    public init(recordRequests: Bool = true, handler: @escaping Handler) throws(JudgeError) {
+    public init(recordRequests: Bool = true, tokenizer: Tokenizer = .wholeNumbers, handler: @escaping Handler) throws(JudgeError) {
         self.handler = handler
         self.recordRequests = recordRequests
+        self.tokenizer = tokenizer
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw .connection(url: "127.0.0.1", reason: "socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
@@ -88,6 +96,8 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
 
     /// Requests received so far (every attempt counts).
     public var requestCount: Int { lock.lock(); defer { lock.unlock() }; return count }
+    /// `POST /tokenize` requests answered by the stand-in itself.
+    public var tokenizeCount: Int { lock.lock(); defer { lock.unlock() }; return tokenizes }
     /// Requests whose handler is running or whose response is being sent.
     public var inFlight: Int { lock.lock(); defer { lock.unlock() }; return active }
     /// The requests received, in arrival order (empty when `recordRequests` is off).
@@ -167,6 +177,11 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             let request = Request(method: String(requestLine[0]), target: String(requestLine[1]), headers: headers,
                                   body: Data(buffer[bodyStart..<(bodyStart + length)]))
             buffer.removeFirst(bodyStart + length)
+            if tokenizer != .none, request.method == "POST", request.path == "/tokenize" {
+                lock.lock(); tokenizes += 1; lock.unlock()
+                if !sendAll(fd, Self.tokenizeResponse(request, tokenizer)) { return }
+                continue
+            }
             lock.lock()
             count += 1
             let number = count
@@ -186,6 +201,23 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
                 return
             }
         }
+    }
+
+    /// vLLM's `/tokenize` answer for the request's `prompt`: a run of digits is one token
+    /// (`wholeNumbers`) or one per digit (`digits`); every other character is one token.
+    static func tokenizeResponse(_ request: Request, _ tokenizer: Tokenizer) -> Data {
+        let prompt = request.json?["prompt"]?.stringValue ?? ""
+        var tokens: [JSONValue] = []
+        var inNumber = false
+        for ch in prompt {
+            let digit = ch.isASCII && ch.isNumber
+            if digit && inNumber && tokenizer == .wholeNumbers { continue }
+            inNumber = digit
+            tokens.append(.int(Int64(ch.unicodeScalars.first!.value)))
+        }
+        let body = Data(JSONValue.object(JSONObject([("count", .int(Int64(tokens.count))), ("max_model_len", .int(32768)),
+                                                     ("tokens", .array(tokens))])).serialized().utf8)
+        return head(status: 200, headers: [], length: body.count) + body
     }
 
     /// `recv` into `chunk`, again when a signal interrupts it. A signal (SIGCHLD from a child

@@ -58,8 +58,42 @@ extension MockJudgeServer {
         if request.path.hasSuffix("/messages") {
             return .respond(status: 200, headers: [], body: anthropicBody(text: "\(s)"))
         }
+        // A server whose tokenizer has whole numbers: asked to go on after one, it stops.
+        if request.json?["continue_final_message"]?.boolValue == true {
+            return .respond(status: 200, headers: [], body: openAIBody(content: "", top: [("<|im_end|>", log(0.9)), ("\n", log(0.1))]))
+        }
         let lo = max(0, s - 1), hi = min(100, s + 1)
         let top: [(String, Double)] = [("\(s)", log(0.6)), ("\(lo == s ? hi : lo)", log(0.2)), ("\(hi == s ? lo : hi)", log(0.1)), ("The", log(0.05))]
         return .respond(status: 200, headers: [], body: openAIBody(content: "\(s)", top: top))
+    }
+}
+
+extension MockJudgeServer {
+    /// A judge whose tokenizer splits numbers into digits (Qwen's, behind vLLM): `scores`
+    /// gives, for a user prompt, the probability of each score 0-100. The first token's top
+    /// list holds each first digit's probability; a request continuing the answer from a
+    /// prefix (`continue_final_message`) gets the next digit's distribution given the prefix,
+    /// with `<|im_end|>` for "the number ends here". A server that does not continue answers
+    /// (`continues: false`) rejects such requests with 400, as OpenAI's API does.
+    public static func digitSplitting(continues: Bool = true, scores: @escaping @Sendable (String) -> [Int: Double]) -> Handler {
+        return { request, _ in
+            let dist = scores(request.prompt)
+            let messages = request.json?["messages"]?.arrayValue ?? []
+            let isContinuation = request.json?["continue_final_message"]?.boolValue == true
+            if isContinuation && !continues {
+                return .respond(status: 400, headers: [], body: Data(#"{"error":{"message":"Unrecognized request argument supplied: continue_final_message"}}"#.utf8))
+            }
+            let prefix = isContinuation ? (messages.last?["content"]?.stringValue ?? "") : ""
+            var next: [String: Double] = [:]
+            for (n, p) in dist where p > 0 {
+                let text = String(n)
+                guard text.hasPrefix(prefix) else { continue }
+                let rest = text.dropFirst(prefix.count)
+                next[rest.first.map { String($0) } ?? "<|im_end|>", default: 0] += p
+            }
+            let total = next.values.reduce(0, +)
+            let top = next.sorted { $0.value > $1.value }.prefix(20).map { ($0.key, log($0.value / max(total, 1e-300))) }
+            return .respond(status: 200, headers: [], body: openAIBody(content: top.first?.0 ?? "", top: Array(top)))
+        }
     }
 }

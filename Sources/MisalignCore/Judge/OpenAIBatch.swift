@@ -73,6 +73,9 @@ public struct OpenAIBatch: Sendable {
                 guard v["response"]?["status_code"]?.intValue == 200, let body = v["response"]?["body"] else { failed += 1; continue }
                 let response = HTTPResponse(status: 200, body: Data(body.serialized().utf8))
                 guard let parsed = try? OpenAIJudge.parse(response, url: judge.config.baseURL + "/batches/\(batchID)") else { failed += 1; continue }
+                // A lone first digit needs continuations the batch cannot make: the live run
+                // that follows judges it digit by digit.
+                if parsed.refusal?.isEmpty != false, let top = parsed.top, !top.isEmpty, judge.needsDigits(top) { failed += 1; continue }
                 try cache.put(key, judge.verdict(from: parsed, item: item, attempts: 1, latency: clock.now() - started), identity: judge.cacheIdentity)
                 cached += 1
             }

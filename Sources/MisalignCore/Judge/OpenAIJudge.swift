@@ -24,19 +24,30 @@ public struct OpenAIJudge: Judge {
         public var minNumericMass: Double
         public var timeout: Double
         public var connectTimeout: Double
+        /// How the server's tokenizer spells numbers (`NumberTokens`): `auto` reads digit by
+        /// digit off OpenAI's and Azure's hosts when the first token is a lone digit.
+        public var numbers: NumberTokens
+        /// Digit scheme: first digits holding less than this share of the numeric mass are
+        /// not continued (dropped, the rest renormalised).
+        public var expandMin: Double
+        /// Sent as the request's `seed` (OpenAI's best-effort determinism; the study used 0).
+        public var seed: Int?
 
         public init(model: String, baseURL: String = "https://api.openai.com/v1", azureAPIVersion: String? = nil,
                     maxTokens: Int = 1, logprobs: Bool = true, topLogprobs: Int = 20, minNumericMass: Double = 0.25,
-                    timeout: Double = 60, connectTimeout: Double = 10) {
+                    timeout: Double = 60, connectTimeout: Double = 10, numbers: NumberTokens = .auto, expandMin: Double = 0.01, seed: Int? = nil) {
             self.model = model; self.baseURL = baseURL; self.azureAPIVersion = azureAPIVersion
             self.maxTokens = maxTokens; self.logprobs = logprobs; self.topLogprobs = topLogprobs
             self.minNumericMass = minNumericMass; self.timeout = timeout; self.connectTimeout = connectTimeout
+            self.numbers = numbers; self.expandMin = expandMin; self.seed = seed
         }
     }
 
     public let config: Config
     public let client: ReliableClient
     private let apiKey: String?
+    /// `auto`: what the server said of its tokenizer (asked once).
+    let numberProbe = NumberProbe()
 
     /// `apiKey` nil sends no authorization (local servers).
     public init(config: Config, apiKey: String?, client: ReliableClient) {
@@ -50,6 +61,8 @@ public struct OpenAIJudge: Judge {
 
     public var cacheIdentity: String {
         "openai|\(config.model)|\(JudgeIdentity.canonicalURL(config.baseURL))|\(config.azureAPIVersion ?? "")|max_tokens=\(config.maxTokens)|logprobs=\(config.logprobs)|top=\(config.topLogprobs)|min_mass=\(config.minNumericMass)|temperature=0"
+            // Verdicts read digit by digit differ from one-token ones: never share a cache key.
+            + (readsDigits ? "|numbers=digits|expand_min=\(config.expandMin)" : "") + (config.seed.map { "|seed=\($0)" } ?? "")
     }
 
     var url: String {
@@ -58,16 +71,25 @@ public struct OpenAIJudge: Judge {
         return "\(base)/chat/completions"
     }
 
-    func request(prompt: String) -> HTTPRequest {
+    /// The chat-completions request for `prompt`. With `start`, the judge's answer is
+    /// continued from that text (vLLM's `continue_final_message`: the digit scheme).
+    func request(prompt: String, start: String? = nil) -> HTTPRequest {
+        var messages: [JSONValue] = [.object(JSONObject([("role", .string("user")), ("content", .string(prompt))]))]
+        if let start { messages.append(.object(JSONObject([("role", .string("assistant")), ("content", .string(start))]))) }
         var body: [(String, JSONValue)] = [
             ("model", .string(config.model)),
-            ("messages", .array([.object(JSONObject([("role", .string("user")), ("content", .string(prompt))]))])),
+            ("messages", .array(messages)),
             ("max_tokens", .int(Int64(config.maxTokens))),
             ("temperature", .int(0)),
         ]
+        if let seed = config.seed { body.append(("seed", .int(Int64(seed)))) }
         if config.logprobs {
             body.append(("logprobs", .bool(true)))
             body.append(("top_logprobs", .int(Int64(config.topLogprobs))))
+        }
+        if start != nil {
+            body.append(("add_generation_prompt", .bool(false)))
+            body.append(("continue_final_message", .bool(true)))
         }
         var headers = [("Content-Type", "application/json")]
         if let apiKey {
@@ -84,6 +106,8 @@ public struct OpenAIJudge: Judge {
         var top: [(token: String, logprob: Double)]?
         var inputTokens: Int
         var outputTokens: Int
+        /// `length` when the answer was cut at `max_tokens`.
+        var finishReason: String? = nil
     }
 
     static func parse(_ response: HTTPResponse, url: String) throws(JudgeError) -> Parsed {
@@ -105,7 +129,8 @@ public struct OpenAIJudge: Judge {
         }
         return Parsed(content: content, refusal: refusal, top: top,
                       inputTokens: v["usage"]?["prompt_tokens"]?.intValue ?? 0,
-                      outputTokens: v["usage"]?["completion_tokens"]?.intValue ?? 0)
+                      outputTokens: v["usage"]?["completion_tokens"]?.intValue ?? 0,
+                      finishReason: choice["finish_reason"]?.stringValue)
     }
 
     public func judge(_ item: JudgeItem) async throws(JudgeError) -> Verdict {
@@ -116,6 +141,10 @@ public struct OpenAIJudge: Judge {
         let (p, attempts) = try await client.perform(req, estimatedTokens: prompt.utf8.count / 3 + config.maxTokens,
                                                      tokensUsed: { $0.inputTokens + $0.outputTokens },
                                                      decode: { (r) throws(JudgeError) -> Parsed in try Self.parse(r, url: url) })
+        if p.refusal?.isEmpty != false, let top = p.top, !top.isEmpty, needsDigits(top),
+           config.numbers == .digits ? true : await serverSplitsNumbers() {
+            return try await digitVerdict(first: p, top: top, item: item, prompt: prompt, attempts: attempts, start: start)
+        }
         return verdict(from: p, item: item, attempts: attempts, latency: Date().timeIntervalSince(start))
     }
 
@@ -139,6 +168,12 @@ public struct OpenAIJudge: Judge {
         } else {
             let (score, status, detail) = ScoreParsing.parseText(p.content, rubric: item.rubric)
             v.score = score; v.status = status; v.detail = "no logprobs; " + detail
+            // "8" cut at max_tokens may be the start of "85": not a score.
+            let t = p.content.trimmingCharacters(in: .whitespacesAndNewlines)
+            if readsDigits, score != nil, p.finishReason == "length", !t.isEmpty, t.last!.isNumber, (Int(t.suffix(3).filter(\.isNumber)) ?? 0) <= 10 {
+                v.score = nil; v.status = .unparseable
+                v.detail = "no logprobs; the answer \"\(t.prefix(8))\" was cut at max_tokens (\(config.maxTokens)) and may be the start of a longer number; raise max_tokens"
+            }
         }
         return v
     }
