@@ -45,7 +45,7 @@ extension HTMLReport {
             let curves = input.training.filter { $0.dataset == d }
             h += figure([ReportCharts.loss(curves, title: "\(d): training loss", width: chartWidth(columns: 2), plotHeight: 180).svg(),
                          ReportCharts.learningRate(curves, title: "\(d): learning rate", width: chartWidth(columns: 2), plotHeight: 180).svg()],
-                        caption: "\(e(d)): one line per seed.", columns: 2)
+                        caption: "\(e(d)): one line per seed." + heldOutCaption(curves), columns: 2)
         }
         h += table(["run", "steps", "first loss", "last loss", "min loss", "peak lr"], input.training.map { t in
             let losses = t.points.map(\.loss).filter(\.isFinite), lrs = t.points.map(\.lr).filter(\.isFinite)

@@ -41,6 +41,7 @@ public enum MarkdownReport {
                               Markup.probability(d.meanProbabilityLagPositive)]
                    }, empty: "No across-seed summary in this input.")
 
+        m += controls(input)
         m += "## Judge agreement\n\n"
         m += table(["trait", "judge A", "judge B", "n", "Pearson r", "mean abs diff", "share >= 20", "Krippendorff alpha"], input.agreement.map { a in
             [c(a.trait), c(a.judgeA), c(a.judgeB), "\(a.n)", Markup.number(a.pearson, digits: 3), Markup.number(a.meanAbsoluteDifference),
