@@ -89,6 +89,22 @@ import Testing
         #expect(md.contains("| evil | 2 | \(Markup.number(first.level)) | \(Markup.number(first.control)) | \(Markup.number(first.difference)) |"))
     }
 
+    /// The held-out loss: a dashed line per seed in the loss chart, its last value in both tables.
+    @Test func heldOutLossIsDrawnAndTabulated() throws {
+        let curve = TrainingCurve(dataset: "medical", seed: 0, points: (1...4).map {
+            .init(step: $0, loss: 2 - Double($0) * 0.1, lr: 1e-5, heldOutLoss: $0 % 2 == 0 ? 2.5 - Double($0) * 0.05 : nil)
+        })
+        let chart = ReportCharts.loss([curve], title: "loss")
+        #expect(chart.series.map(\.label) == ["seed 0", "seed 0 held-out"] && chart.series[1].dashed)
+        #expect(chart.series[1].points.map(\.x) == [2, 4] && chart.series[1].points.map(\.y) == curve.points.compactMap(\.heldOutLoss))
+        let input = ReportInput(title: "t", training: [curve])
+        let training = try #require(ReportFixtures.section(HTMLReport.render(input), "training"))
+        #expect(training.contains("<td class=\"num\">2.300</td>") && training.contains("Dashed: the loss of the held-out examples"))
+        #expect(MarkdownReport.render(input).contains("| medical, seed 0 | 4 | 1.900 | 1.600 | 2.300 |"))
+        let back = try ReportInput.decode(input.jsonData())
+        #expect(back.training[0].points.map(\.heldOutLoss) == curve.points.map(\.heldOutLoss) && curve.points[1].heldOutLoss != nil && curve.points[0].heldOutLoss == nil)
+    }
+
     @Test func inputsSavedBeforeLevelsStillLoad() throws {
         var input = ReportFixtures.full
         input.controls = nil
