@@ -136,4 +136,26 @@ import Testing
         // A run without a holdout keeps its fingerprint (no holdout entry), so older checkpoints resume as before.
         #expect(!TrainerTests.settings().fingerprint(dataCount: 10).contains("holdout"))
     }
+
+    /// `misalign train --holdout`: bounds are usage errors before any work; a run logs the split
+    /// and writes the held-out loss into every checkpoint step's metrics line.
+    @Test func trainCommandHoldsOut() throws {
+        let (dir, args) = try TrainCLIValidationTests.setUp("train-cli-holdout")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let run = dir.appendingPathComponent("run")
+        for (extra, words) in [(["--holdout", "1.5"], "setting holdout: is 1.5; must be in [0, 1)"),
+                               (["--holdout", "-0.1"], "setting holdout: is -0.1"),
+                               (["--holdout-every", "0"], "setting holdout-every: must be >= 1")] {
+            let r = try CLI.run(args + extra)
+            #expect(r.status == 2 && r.err.contains(words), "\(extra): \(r.status) \(r.err)")
+            #expect(!FileManager.default.fileExists(atPath: run.path))
+        }
+        let tooMuch = try CLI.run(args + ["--holdout", "0.9"])
+        #expect(tooMuch.status != 0 && tooMuch.err.contains("0.9 of 5 examples holds out 5, leaving none to train on"), "\(tooMuch.err)")
+        let ok = try CLI.run(args + ["--holdout", "0.4", "--save-every", "1", "--rank", "2", "--targets", "q,v"])
+        #expect(ok.status == 0, "\(ok.err)")
+        #expect(ok.err.contains("holdout 0.4: 2 conversations held out (seed 0), 3 trained on"), "\(ok.err)")
+        let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2 && lines.allSatisfy { (try? JSONValue.parse(String($0)))?["heldout_loss"]?.doubleValue?.isFinite == true })
+    }
 }
