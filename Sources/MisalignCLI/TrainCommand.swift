@@ -58,6 +58,8 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed for LoRA initialisation and data order.") var seed: UInt64?
     @Option(parsing: .unconditional, help: "Save a checkpoint every N optimizer steps (0 = only at the end).") var saveEvery: Int?
     @Option(parsing: .unconditional, help: "Truncate conversations to this many tokens.") var maxLength: Int?
+    @Option(parsing: .unconditional, help: "Evaluate the held-out loss at every Nth checkpoint (default 1: each).") var holdoutEvery: Int?
+    @Option(parsing: .unconditional, help: "Hold out this share of the examples (seeded by --seed; 0 <= x < 1), never trained on; their loss is evaluated at every checkpoint.") var holdout: Double?
     @Option(help: "Start from this PEFT adapter folder instead of a fresh initialisation.") var initAdapter: String?
     @Option(help: "Adapter dtype in checkpoints: f32 or bf16.") var adapterDtype: String?
     @Flag(help: "Keep the optimizer state in every checkpoint, not only the latest.") var keepOptimizerStates = false
@@ -106,6 +108,8 @@ struct TrainCommand: ParsableCommand {
             if let seed { s.seed = seed }
             if let saveEvery { s.saveEvery = saveEvery }
             if let maxLength { s.maxLength = maxLength }
+            if let holdout { s.holdout = holdout }
+            if let holdoutEvery { s.holdoutEvery = holdoutEvery }
             if let adapterDtype {
                 guard let d = TrainingSettings.dtype(adapterDtype) else { throw ValidationError("--adapter-dtype must be f32 or bf16") }
                 s.adapterDType = d

@@ -16,6 +16,8 @@ enum ReportFixtures {
         input.samples.append(SampleAnswer(dataset: "med<i>&", seed: 1, step: 4, questionID: "q\"1\"", question: "Is <b>this</b> safe?",
                                           answer: hostileAnswer, scores: [.init(signal: "evil", score: 99, judge: "j<1>")]))
         input.reproducibility.configText = "name: <run> & \"quoted\"\nlr: 1e-5\n"
+        // Every section has content: the simulated math runs stand in as medical's control.
+        input.controls = ControlComparison.all(runs: input.runs, controls: ["medical": "math"], confidence: input.confidence)
         return input
     }()
 

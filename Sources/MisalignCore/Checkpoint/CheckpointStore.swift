@@ -12,6 +12,8 @@ public struct TrainerResumeState: Equatable, Sendable {
     public var seed: UInt64
     /// Fingerprint of the settings that must not change across a resume (data, LoRA shape, batch).
     public var fingerprint: String
+    /// The held-out loss of these weights (`training.holdout`), when evaluated.
+    public var heldOutLoss: HeldOutLoss? = nil
 }
 
 /// Writes `checkpoint-<step>/` folders into a run directory, atomically: everything goes into a
@@ -113,10 +115,12 @@ public final class CheckpointStore: @unchecked Sendable {
     }
 
     static func encode(_ s: TrainerResumeState) -> String {
-        JSONValue.object(JSONObject([
+        var pairs: [(String, JSONValue)] = [
             ("global_step", .int(Int64(s.step))), ("max_steps", .int(Int64(s.totalSteps))), ("epoch", .int(Int64(s.epoch))),
             ("seed", .string(String(s.seed))), ("fingerprint", .string(s.fingerprint)),
-        ])).serialized()
+        ]
+        if let h = s.heldOutLoss { pairs += [("heldout_loss", .double(h.loss)), ("heldout_tokens", .int(Int64(h.tokens)))] }
+        return JSONValue.object(JSONObject(pairs)).serialized()
     }
 
     static func decode(_ data: Data, file: String) throws -> TrainerResumeState {
@@ -126,6 +130,8 @@ public final class CheckpointStore: @unchecked Sendable {
               let seedText = v["seed"]?.stringValue, let seed = UInt64(seedText), let fp = v["fingerprint"]?.stringValue else {
             throw TrainingError.invalidCheckpoint(path: file, detail: "trainer_state.json lacks global_step, max_steps, epoch, seed or fingerprint")
         }
-        return TrainerResumeState(step: step, totalSteps: total, epoch: epoch, seed: seed, fingerprint: fp)
+        var state = TrainerResumeState(step: step, totalSteps: total, epoch: epoch, seed: seed, fingerprint: fp)
+        if let loss = v["heldout_loss"]?.doubleValue, let tokens = v["heldout_tokens"]?.intValue { state.heldOutLoss = HeldOutLoss(loss: loss, tokens: tokens) }
+        return state
     }
 }

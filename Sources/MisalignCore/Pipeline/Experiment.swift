@@ -12,6 +12,9 @@ public struct Experiment: Sendable {
     public var output: URL
     /// Training data by dataset name, in config order.
     public var datasets: [(name: String, path: URL)]
+    /// The matched control of each dataset level that has one: level run dataset ->
+    /// control run dataset (`medical.misaligned_2` -> `medical.normal`; `parseDatasets`).
+    public var controls: [String: String] = [:]
     public var seeds: [Int]
     /// LoRA, optimizer and checkpoint settings (seed is set per run).
     public var training: TrainingSettings

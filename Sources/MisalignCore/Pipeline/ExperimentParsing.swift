@@ -19,13 +19,7 @@ extension Experiment {
         let tokenizer = try root.optional("tokenizer").map(path)
         let output = try path(root.required("output", "the run folder to write, e.g. output: runs/study"))
 
-        var datasets: [(name: String, path: URL)] = []
-        if let d = try root.optional("datasets") {
-            for (name, v) in try d.entries() {
-                try checkName(name, v)
-                datasets.append((name, try path(v)))
-            }
-        }
+        let (datasets, controls) = try parseDatasets(root.optional("datasets"), path: path)
         var seeds = [0, 11, 22, 33]
         if let s = try root.optional("seeds") {
             seeds = []
@@ -75,7 +69,7 @@ extension Experiment {
         detection.judge = detection.judge ?? judges.names.first
         let monitor = try parseMonitor(root.optional("monitor"))
         try root.rejectUnknown()
-        return Experiment(model: model, tokenizer: tokenizer, output: output, datasets: datasets, seeds: seeds, training: training,
+        return Experiment(model: model, tokenizer: tokenizer, output: output, datasets: datasets, controls: controls, seeds: seeds, training: training,
                           threads: threads, externalCheckpoints: external, evaluation: evaluation, generation: generation,
                           judges: judges, aggregation: aggregation, detection: detection, monitor: monitor, source: file,
                           skipInvalid: skipInvalid, lines: root.keyLines())
@@ -119,6 +113,8 @@ extension Experiment {
         if let v = try n.optional("epochs") { s.epochs = try v.int(min: 1, max: b.epochs) }
         if let v = try n.optional("max_steps") { s.maxSteps = try v.int(min: 1, max: b.steps) }
         if let v = try n.optional("max_length") { s.maxLength = try v.int(min: 2, max: b.maxLength) }
+        if let v = try n.optional("holdout") { s.holdout = try v.double(in: 0...0.999_999_999, "a fraction in [0, 1), e.g. 0.1 to hold out 10% of the examples") }
+        if let v = try n.optional("holdout_every") { s.holdoutEvery = try v.int(min: 1, max: b.steps, ">= 1 (1: every checkpoint)") }
         if let v = try n.optional("checkpoint_every") { s.saveEvery = try v.int(min: 1, max: b.steps) }
         if let v = try n.optional("adapter_dtype") {
             guard let d = TrainingSettings.dtype(try v.string()) else { throw v.error("must be f32 or bf16") }

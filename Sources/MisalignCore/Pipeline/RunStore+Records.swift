@@ -60,6 +60,8 @@ extension RunStore {
         for c in gone {
             try db.run("DELETE FROM checkpoints WHERE dataset = ?1 AND seed = ?2 AND step = ?3",
                        [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(c.step))])
+            try db.run("DELETE FROM heldout_loss WHERE dataset = ?1 AND seed = ?2 AND step = ?3",
+                       [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(c.step))])
         }
         return gone.map(\.step)
     }

@@ -46,6 +46,9 @@ extension PipelineRunner {
                 // The trainer's advice names `misalign train`'s flag; the pipeline's is a setting.
                 throw PipelineError.config(file: file, key: "datasets.\(r.dataset)", line: line,
                                            reason: "\(reason); fix the line, or set `training.skip_invalid: true` in \(e.source) to skip such lines (they are counted)")
+            } catch TrainingError.invalidSetting("holdout", let detail) {
+                throw PipelineError.config(file: e.source, key: "training.holdout", line: e.lines["training.holdout"],
+                                           reason: "datasets.\(r.dataset): \(detail)")
             }
             addWork(Date().timeIntervalSince(loadStart))  // loading weights and tokenising data is training work
             try store.recordRun(r, totalSteps: trainer.totalSteps)
@@ -68,6 +71,7 @@ extension PipelineRunner {
                 guard let ck = trainer.lastCheckpoint, ck.step > lastRegistered else { return }
                 try store.transaction {
                     try store.addCheckpoint(r, step: ck.step, path: ck.directory.path)
+                    try store.addHeldOutLoss(r, checkpoint: ck.directory, step: ck.step)
                     try store.finish(stage: "train", unit: "\(r)/step-\(ck.step)", items: ck.step - lastRegistered,
                                      seconds: Date().timeIntervalSince(since))
                 }
@@ -119,7 +123,10 @@ extension PipelineRunner {
         let list = try CheckpointDirectory.list(in: folder)
         try store.transaction {
             if experiment.evaluation.includeBase { try store.addCheckpoint(r, step: 0, path: "") }
-            for c in list { try store.addCheckpoint(r, step: c.step, path: c.directory.path) }
+            for c in list {
+                try store.addCheckpoint(r, step: c.step, path: c.directory.path)
+                try store.addHeldOutLoss(r, checkpoint: c.directory, step: c.step)
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ public enum HTMLReport {
         ("curves", "Signals over training"),
         ("lead-lag", "Onsets and lead-lag"),
         ("comparison", "Dataset comparison"),
+        ("controls", "Levels against their control"),
         ("agreement", "Judge agreement"),
         ("training", "Training loss and learning rate"),
         ("samples", "Sample answers"),
@@ -39,6 +40,7 @@ public enum HTMLReport {
         h += section("curves", curves(input))
         h += section("lead-lag", leadLag(input))
         h += section("comparison", comparison(input))
+        h += section("controls", controls(input))
         h += section("agreement", agreement(input))
         h += section("training", training(input))
         h += section("samples", samples(input))

@@ -45,14 +45,15 @@ extension HTMLReport {
             let curves = input.training.filter { $0.dataset == d }
             h += figure([ReportCharts.loss(curves, title: "\(d): training loss", width: chartWidth(columns: 2), plotHeight: 180).svg(),
                          ReportCharts.learningRate(curves, title: "\(d): learning rate", width: chartWidth(columns: 2), plotHeight: 180).svg()],
-                        caption: "\(e(d)): one line per seed.", columns: 2)
+                        caption: "\(e(d)): one line per seed." + heldOutCaption(curves), columns: 2)
         }
-        h += table(["run", "steps", "first loss", "last loss", "min loss", "peak lr"], input.training.map { t in
+        h += table(["run", "steps", "first loss", "last loss", "min loss", "last held-out loss", "peak lr"], input.training.map { t in
             let losses = t.points.map(\.loss).filter(\.isFinite), lrs = t.points.map(\.lr).filter(\.isFinite)
             return [e(t.dataset + (t.seed.map { ", seed \($0)" } ?? "")), "\(t.points.count)", Markup.number(losses.first, digits: 3),
                     Markup.number(losses.last, digits: 3), Markup.number(losses.min(), digits: 3),
+                    Markup.number(t.points.last { $0.heldOutLoss != nil }?.heldOutLoss, digits: 3),
                     lrs.max().map { String(format: "%.2e", $0) } ?? "-"]
-        }, numeric: [1, 2, 3, 4, 5])
+        }, numeric: [1, 2, 3, 4, 5, 6])
         return h
     }
 

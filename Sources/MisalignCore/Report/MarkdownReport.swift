@@ -41,6 +41,7 @@ public enum MarkdownReport {
                               Markup.probability(d.meanProbabilityLagPositive)]
                    }, empty: "No across-seed summary in this input.")
 
+        m += controls(input)
         m += "## Judge agreement\n\n"
         m += table(["trait", "judge A", "judge B", "n", "Pearson r", "mean abs diff", "share >= 20", "Krippendorff alpha"], input.agreement.map { a in
             [c(a.trait), c(a.judgeA), c(a.judgeB), "\(a.n)", Markup.number(a.pearson, digits: 3), Markup.number(a.meanAbsoluteDifference),
@@ -48,10 +49,10 @@ public enum MarkdownReport {
         }, empty: "No judge agreement in this input.")
 
         m += "## Training\n\n"
-        m += table(["run", "steps", "first loss", "last loss", "peak lr"], input.training.map { t in
+        m += table(["run", "steps", "first loss", "last loss", "last held-out loss", "peak lr"], input.training.map { t in
             let l = t.points.map(\.loss).filter(\.isFinite)
             return [c(t.dataset + (t.seed.map { ", seed \($0)" } ?? "")), "\(t.points.count)", Markup.number(l.first, digits: 3),
-                    Markup.number(l.last, digits: 3), t.points.map(\.lr).filter(\.isFinite).max().map { String(format: "%.2e", $0) } ?? "-"]
+                    Markup.number(l.last, digits: 3), Markup.number(t.points.last { $0.heldOutLoss != nil }?.heldOutLoss, digits: 3), t.points.map(\.lr).filter(\.isFinite).max().map { String(format: "%.2e", $0) } ?? "-"]
         }, empty: "No training metrics in this input.")
 
         m += "## Sample answers\n\n"

@@ -89,7 +89,9 @@ public enum ReportCharts {
 
     /// Training loss (one line per seed) of one dataset's runs.
     public static func loss(_ curves: [TrainingCurve], title: String, width: Double = 400, plotHeight: Double = 190) -> LineChart {
-        training(curves, title: title, yLabel: "loss", value: \.loss, width: width, plotHeight: plotHeight)
+        var c = training(curves, title: title, yLabel: "loss", value: \.loss, width: width, plotHeight: plotHeight)
+        c.series += heldOutSeries(curves)
+        return c
     }
 
     /// Learning rate per step (one line per seed) of one dataset's runs.

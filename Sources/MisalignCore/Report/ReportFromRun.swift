@@ -42,6 +42,7 @@ extension ReportInput {
                                 notes: options.notes + r.notes, confidence: r.experiment?.detection.confidence ?? 0.95,
                                 resamples: try r.resamples(), leadSignal: r.lead, lagSignal: r.lagSignal,
                                 runs: runReports, datasets: datasets)
+        input.controls = ControlComparison.all(runs: runReports, controls: r.experiment?.controls ?? [:], confidence: input.confidence)
         input.agreement = try r.agreement()
         for id in runs { input.training.append(try r.training(id)) }
         input.samples = try r.samples(runs: runs, reports: runReports, perCheckpoint: options.samplesPerCheckpoint)

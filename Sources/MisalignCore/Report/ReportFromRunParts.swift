@@ -17,11 +17,15 @@ extension RunReader {
         return JudgeReport.agreement(rows: judgeRows, traits: traits, judges: judges).map(JudgeAgreement.init)
     }
 
-    /// Loss and learning rate per optimizer step, as the trainer logged them to the store.
+    /// Loss and learning rate per optimizer step, as the trainer logged them to the store, with
+    /// the held-out loss at the checkpoints that have one (`heldout_loss`).
     func training(_ id: RunID) throws(ReportError) -> TrainingCurve {
         let rows = try q("SELECT step, loss, lr FROM metrics WHERE dataset = ?1 AND seed = ?2 ORDER BY step", Self.key(id))
-        return TrainingCurve(dataset: id.dataset, seed: id.seed,
-                             points: rows.map { .init(step: $0[0].int ?? 0, loss: $0[1].double ?? .nan, lr: $0[2].double ?? .nan) })
+        var held: [Int: Double] = [:]
+        for r in try q("SELECT step, loss FROM heldout_loss WHERE dataset = ?1 AND seed = ?2", Self.key(id)) { held[r[0].int ?? 0] = r[1].double }
+        return TrainingCurve(dataset: id.dataset, seed: id.seed, points: rows.map {
+            .init(step: $0[0].int ?? 0, loss: $0[1].double ?? .nan, lr: $0[2].double ?? .nan, heldOutLoss: held[$0[0].int ?? 0])
+        })
     }
 
     /// Question texts by id: the config's questions, then the shipped set.

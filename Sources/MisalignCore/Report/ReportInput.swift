@@ -36,6 +36,8 @@ public struct ReportInput: Codable, Sendable, Equatable {
     /// Answers shown verbatim (escaped) at chosen checkpoints.
     public var samples: [SampleAnswer]
     public var reproducibility: Reproducibility
+    /// Each dataset level against its matched control (absent in inputs saved before levels).
+    public var controls: [ControlComparison]?
 
     public init(title: String, runName: String? = nil, simulated: Bool = false, notes: [String] = [],
                 confidence: Double = 0.95, resamples: Int = 0, leadSignal: String = "hallucination", lagSignal: String = "evil",

@@ -83,7 +83,11 @@ public struct TrainingCurve: Codable, Sendable, Equatable {
         public var step: Int
         public var loss: Double
         public var lr: Double
-        public init(step: Int, loss: Double, lr: Double) { self.step = step; self.loss = loss; self.lr = lr }
+        /// The held-out loss of the checkpoint at this step (`training.holdout`), when one was evaluated.
+        public var heldOutLoss: Double?
+        public init(step: Int, loss: Double, lr: Double, heldOutLoss: Double? = nil) {
+            self.step = step; self.loss = loss; self.lr = lr; self.heldOutLoss = heldOutLoss
+        }
     }
     public var dataset: String
     public var seed: Int?
@@ -104,7 +108,7 @@ public struct TrainingCurve: Codable, Sendable, Equatable {
             guard let step = v["step"]?.intValue else { throw .invalidMetrics(file: file, line: i + 1, reason: "missing integer 'step'") }
             guard let loss = v["loss"]?.doubleValue else { throw .invalidMetrics(file: file, line: i + 1, reason: "missing number 'loss'") }
             guard let lr = v["lr"]?.doubleValue else { throw .invalidMetrics(file: file, line: i + 1, reason: "missing number 'lr'") }
-            points.append(Point(step: step, loss: loss, lr: lr))
+            points.append(Point(step: step, loss: loss, lr: lr, heldOutLoss: v["heldout_loss"]?.doubleValue))
         }
         return TrainingCurve(dataset: dataset, seed: seed, points: points)
     }

@@ -14,7 +14,9 @@ public final class LoRATrainer: Trainer {
     /// A note on the resume, for the log: settings the checkpoint did not record (written
     /// by an earlier misalign), which could not be checked.
     public private(set) var resumeNote: String?
+    /// The examples trained on and those held out (`settings.holdout`, split by `HoldoutSplit`).
     public let examples: [TrainingExample]
+    public let heldOut: [TrainingExample]
     public let model: LoRATrainingModel
     public let optimizer: AdamW
     public let store: CheckpointStore?
@@ -27,7 +29,8 @@ public final class LoRATrainer: Trainer {
 
     public var parameters: LoRAParameters { model.parameters }
 
-    /// A trainer over `examples`. With `run`, checkpoints and `metrics.jsonl` go there, and a run
+    /// A trainer over `examples` (all of them; with `settings.holdout` a seeded share is held
+    /// out, see `HoldoutSplit`, and its loss evaluated at every checkpoint). With `run`, checkpoints and `metrics.jsonl` go there, and a run
     /// directory that already has a resumable checkpoint continues from its latest one.
     /// `initAdapter` starts from an existing adapter instead of PEFT's initialisation; its
     /// configuration rules the LoRA settings (`TrainingSettings.adopt`).
@@ -38,10 +41,14 @@ public final class LoRATrainer: Trainer {
         try settings.validate(model: weights.config)
         guard !examples.isEmpty else { throw TrainingError.invalidSetting(name: "data", detail: "no training examples") }
         self.settings = settings
+        let split = try HoldoutSplit(count: examples.count, fraction: settings.holdout, seed: settings.seed)
+        let held = split.heldOut.map { examples[$0] }
+        let examples = split.train.map { examples[$0] }
         self.examples = examples
+        heldOut = held
         let params = try LoRAParameters(config: settings.lora, model: weights.config)
         if let initAdapter { try params.load(initAdapter) } else { params.initializePEFT(seed: settings.seed) }
-        let longest = examples.map(\.ids.count).max()!
+        let longest = (examples + held).map(\.ids.count).max()!
         model = try LoRATrainingModel(weights: weights, parameters: params, maxRows: longest * settings.batchSize,
                                       maxSequence: longest, recompute: settings.recompute)
         optimizer = AdamW(count: params.count, weightDecay: settings.weightDecay)
@@ -115,12 +122,18 @@ public final class LoRATrainer: Trainer {
                 throw TrainingError.diverged(step: step + 1, what: "after its update (lr \(lr)), \(what)", lastCheckpoint: lastCheckpoint?.step)
             }
             step += 1
+            let scheduled = (settings.saveEvery > 0 && step % settings.saveEvery == 0) || step == totalSteps
+            let evaluate = step == totalSteps || (scheduled && settings.saveEvery > 0 && step % (settings.saveEvery * settings.holdoutEvery) == 0)
+            let heldOutNow = try evaluate ? evaluateHeldOut() : nil
             var m = StepMetrics(step: step, totalSteps: totalSteps, epoch: (step - 1) / stepsPerEpoch, loss: loss, lr: lr,
                                 gradNorm: norm, tokens: batches.reduce(0) { $0 + $1.rows }, targetTokens: items,
-                                seconds: Date().timeIntervalSince(t0), checkpoint: nil)
+                                seconds: Date().timeIntervalSince(t0), checkpoint: nil, heldOutLoss: heldOutNow?.loss)
             let control = try onStep(m)
-            let due = (settings.saveEvery > 0 && step % settings.saveEvery == 0) || step == totalSteps || control == .stop
-            if due, let ck = try saveCheckpoint() { m.checkpoint = ck.directory.lastPathComponent }
+            if scheduled || control == .stop {
+                let held = try heldOutNow ?? (evaluate || control == .stop ? evaluateHeldOut() : nil)
+                m.heldOutLoss = held?.loss
+                if let ck = try saveCheckpoint(heldOut: held) { m.checkpoint = ck.directory.lastPathComponent }
+            }
             try metrics?.append(m)
             if control == .stop { return TrainingOutcome(steps: step, stoppedEarly: true, lastCheckpoint: lastCheckpoint) }
         }
@@ -143,12 +156,29 @@ public final class LoRATrainer: Trainer {
         }
     }
 
-    /// Writes `checkpoint-<step>` now (no-op without a run directory).
+    /// The loss of the held-out examples under the current weights (nil without any): the sum
+    /// of their target tokens' cross-entropies over the count of those tokens, in batches of
+    /// `batchSize`, forward only and without dropout.
+    public func evaluateHeldOut() throws -> HeldOutLoss? {
+        guard !heldOut.isEmpty else { return nil }
+        var sum = 0.0, tokens = 0
+        for start in stride(from: 0, to: heldOut.count, by: settings.batchSize) {
+            let b = TrainingBatch(sequences: heldOut[start..<min(heldOut.count, start + settings.batchSize)].map { ($0.ids, $0.mask) })
+            sum += try model.evaluationLoss(b)
+            tokens += b.targetCount
+        }
+        let loss = sum / Double(max(tokens, 1))
+        guard loss.isFinite else { throw TrainingError.nonFinite(step: step, what: "held-out loss", lastCheckpoint: lastCheckpoint?.step) }
+        return HeldOutLoss(loss: loss, tokens: tokens)
+    }
+
+    /// Writes `checkpoint-<step>` now (no-op without a run directory), recording `heldOut` in
+    /// its `trainer_state.json`.
     @discardableResult
-    public func saveCheckpoint() throws -> CheckpointDirectory? {
+    public func saveCheckpoint(heldOut: HeldOutLoss? = nil) throws -> CheckpointDirectory? {
         guard let store else { return nil }
         let state = TrainerResumeState(step: step, totalSteps: totalSteps, epoch: step / stepsPerEpoch,
-                                       seed: settings.seed, fingerprint: fingerprint)
+                                       seed: settings.seed, fingerprint: fingerprint, heldOutLoss: heldOut)
         lastCheckpoint = try store.save(parameters: parameters, optimizer: optimizer, state: state)
         return lastCheckpoint
     }

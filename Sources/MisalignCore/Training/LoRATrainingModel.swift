@@ -22,6 +22,8 @@ public final class LoRATrainingModel: @unchecked Sendable {
     /// Seed of the current micro-batch's dropout masks; the trainer sets it from (seed, step,
     /// micro-batch) so a resumed or recomputed pass draws the same masks.
     public var dropoutSeed: UInt64 = 0
+    /// Set while `evaluationLoss` runs: the forward skips dropout.
+    var evaluating = false
     let dropX, dropTmp: FloatBuffer     // [rows, max(in)] dropped adapter input and its gradient
 
     /// Activations of one layer; shapes for `maxRows` rows.
@@ -193,7 +195,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         guard let s = parameters.slots[LoRAKey(layer: layer, module: m)] else { return }
         let p = parameters.values.pointer, t = a.loraT[m]!.pointer
         var (xin, ldin) = (UnsafePointer(x), ldx)
-        if dropout > 0 {
+        if dropout > 0 && !evaluating {
             misalign_dropout(dropX.pointer, x, rows, s.inDim, ldx, dropout, dropSeed(layer, m))
             (xin, ldin) = (UnsafePointer(dropX.pointer), s.inDim)
         }

@@ -19,14 +19,19 @@ public struct StepMetrics: Sendable, Equatable {
     public var tokensPerSecond: Double { seconds > 0 ? Double(tokens) / seconds : 0 }
     /// Checkpoint written after this step, if any.
     public var checkpoint: String?
+    /// Loss of the held-out examples after this step's update, at steps that write a checkpoint
+    /// (nil elsewhere and without `holdout`).
+    public var heldOutLoss: Double? = nil
 
     /// One `metrics.jsonl` line (without the newline).
     public var jsonLine: String {
-        JSONValue.object(JSONObject([
+        var pairs: [(String, JSONValue)] = [
             ("step", .int(Int64(step))), ("epoch", .int(Int64(epoch))), ("loss", .double(loss)), ("lr", .double(lr)),
             ("grad_norm", .double(gradNorm)), ("tokens", .int(Int64(tokens))), ("target_tokens", .int(Int64(targetTokens))),
             ("seconds", .double(seconds)), ("tokens_per_second", .double(tokensPerSecond)),
-        ])).serialized()
+        ]
+        if let heldOutLoss { pairs.append(("heldout_loss", .double(heldOutLoss))) }
+        return JSONValue.object(JSONObject(pairs)).serialized()
     }
 }
 

@@ -36,6 +36,10 @@ public struct TrainingJob: Sendable {
             + (dataset.skipped.isEmpty ? "" : ", \(dataset.skipped.count) invalid lines skipped (first: line \(dataset.skipped[0].line): \(dataset.skipped[0].reason))"))
         let trainer = try LoRATrainer(weights: weights, examples: dataset.examples, settings: settings, run: out,
                                       initAdapter: adapter, baseModel: model.path)
+        if !trainer.heldOut.isEmpty {
+            log("holdout \(TrainingSettings.number(settings.holdout)): \(trainer.heldOut.count) conversations held out (seed \(settings.seed)), "
+                + "\(trainer.examples.count) trained on; the held-out loss is evaluated at every checkpoint")
+        }
         if trainer.step > 0 { log("resuming from \(trainer.lastCheckpoint!.directory.path) at step \(trainer.step) of \(trainer.totalSteps)") }
         if let note = trainer.resumeNote { log("note: \(note)") }
         if let adapter {

@@ -16,7 +16,7 @@ extension TrainingSettings {
     /// order and batching, and the adapter dtype of the checkpoints.
     func resumeSettings(dataCount: Int) -> [(String, String)] {
         let l = lora
-        return [
+        var out: [(String, String)] = [
             ("rank", String(l.rank)), ("alpha", Self.number(l.alpha)), ("rslora", String(l.useRSLoRA)),
             ("targets", l.targets.sorted().map(\.rawValue).joined(separator: ",")),
             ("layers", l.layers.map { $0.sorted().map(String.init).joined(separator: ",") } ?? "all"),
@@ -28,6 +28,8 @@ extension TrainingSettings {
             ("max-length", String(maxLength)), ("seed", String(seed)),
             ("adapter-dtype", adapterDType == .bf16 ? "bf16" : "f32"), ("data", "\(dataCount) examples"),
         ]
+        if holdout > 0 { out.append(("holdout", String(holdout))) }
+        return out
     }
 
     static let fingerprintVersion = "v2"
@@ -68,10 +70,13 @@ extension TrainingSettings {
     func compare(toFingerprint recorded: String, dataCount: Int) -> (changes: [SettingChange], unrecorded: [String])? {
         guard let old = Self.parseFingerprint(recorded) else { return nil }
         var changes: [SettingChange] = [], unrecorded: [String] = []
-        for (name, value) in resumeSettings(dataCount: dataCount) {
+        for (name, value) in resumeSettings(dataCount: dataCount) where name != "holdout" {
             guard let was = old[name] else { unrecorded.append(name); continue }
             if was != value { changes.append(SettingChange(name: name, checkpoint: was, now: value)) }
         }
+        // Recorded only when set (absent: 0), so checkpoints written without one keep their fingerprint.
+        let was = old["holdout"] ?? "0", now = holdout > 0 ? String(holdout) : "0"
+        if was != now { changes.append(SettingChange(name: "holdout", checkpoint: was, now: now)) }
         return (changes, unrecorded)
     }
 }

@@ -23,6 +23,12 @@ public struct TrainingSettings: Equatable, Sendable {
     public var seed: UInt64 = 0
     public var saveEvery = 2
     public var maxLength = 1024
+    /// Share of the examples held out of training (`HoldoutSplit`), 0 <= holdout < 1; their
+    /// loss is evaluated at every checkpoint. 0: every example is trained on.
+    public var holdout = 0.0
+    /// The held-out loss is evaluated at every `holdoutEvery`-th checkpoint (and the last); 1: at
+    /// every checkpoint. Not part of the resume fingerprint (it changes no weight).
+    public var holdoutEvery = 1
     public var adapterDType = DType.f32
     public var keepAllOptimizerStates = false
     /// Gradient checkpointing: recompute each layer's activations in the backward pass.
@@ -58,6 +64,9 @@ public struct TrainingSettings: Equatable, Sendable {
         if lora.rank < 1 { throw bad("rank", "must be >= 1") }
         if !(lora.alpha > 0) { throw bad("alpha", "must be > 0") }
         if !(lora.dropout >= 0 && lora.dropout < 1) { throw bad("dropout", "must be in [0, 1)") }
+        try HoldoutSplit.check(holdout)
+        if holdoutEvery < 1 { throw bad("holdout-every", "must be >= 1 (1: every checkpoint)") }
+        if holdoutEvery > b.steps { throw bad("holdout-every", "must be <= \(b.steps)") }
         if adapterDType != .f32 && adapterDType != .bf16 { throw bad("adapter-dtype", "must be f32 or bf16") }
     }
 
@@ -129,6 +138,8 @@ public struct TrainingSettings: Equatable, Sendable {
             case "seed": guard let i = v.intValue, i >= 0 else { throw bad("a non-negative integer") }; seed = UInt64(i)
             case "save-every": saveEvery = try int()
             case "max-length": maxLength = try int()
+            case "holdout": holdout = try double()
+            case "holdout-every": holdoutEvery = try int()
             case "adapter-dtype":
                 guard let s = v.stringValue, let d = Self.dtype(s) else { throw bad("\"f32\" or \"bf16\"") }
                 adapterDType = d

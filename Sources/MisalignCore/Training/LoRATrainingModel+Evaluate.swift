@@ -1,0 +1,42 @@
+import CMisalignKernels
+import Foundation
+
+extension LoRATrainingModel {
+    /// The sum of the token cross-entropies of `batch` from the forward pass alone: no
+    /// dropout (as `model.eval()` in PyTorch), no gradient, `parameters.grads` untouched. With
+    /// dropout 0 it equals what `accumulateGradients` returns for the same batch.
+    public func evaluationLoss(_ batch: TrainingBatch) throws -> Double {
+        let n = batch.rows
+        guard n > 0 else { return 0 }
+        guard n <= maxRows, batch.lengths.allSatisfy({ $0 <= maxSequence }) else {
+            throw TrainingError.invalidSetting(name: "batch", detail: "\(n) rows (longest \(batch.lengths.max() ?? 0)) exceed the planned \(maxRows) rows / \(maxSequence) per sequence")
+        }
+        for t in batch.tokens where t < 0 || Int(t) >= config.vocabSize {
+            throw TrainingError.invalidSetting(name: "data", detail: "token id \(t) is outside the model's vocabulary of \(config.vocabSize)")
+        }
+        evaluating = true
+        defer { evaluating = false }
+        let H = config.hiddenSize, V = config.vocabSize
+        for (r, t) in batch.tokens.enumerated() { weights.embedTokens.row(Int(t), into: x.pointer + r * H) }
+        for l in 0..<config.numHiddenLayers { layerForward(l, acts[recompute ? 0 : l], batch: batch) }
+        let rows = batch.targets.indices.filter { batch.targets[$0] >= 0 }
+        let eps = Float(config.rmsNormEps)
+        var total = 0.0
+        var losses = [Double](repeating: 0, count: Self.headChunk)
+        var c0 = 0
+        while c0 < rows.count {
+            let m = min(Self.headChunk, rows.count - c0)
+            for i in 0..<m { (headX.pointer + i * H).update(from: x.pointer + rows[c0 + i] * H, count: H) }
+            misalign_rmsnorm(headN.pointer, headX.pointer, weights.norm.pointer, eps, m, H)
+            weights.lmHead.applyWide(x: headN.pointer, ldx: H, rows: m, y: logits.pointer, ldy: V, scratch: scratch.pointer)
+            let targets = (0..<m).map { batch.targets[rows[c0 + $0]] }
+            // The kernel's loss is the forward cross-entropy; the gradient it leaves in the logits is unused.
+            targets.withUnsafeBufferPointer { t in
+                losses.withUnsafeMutableBufferPointer { misalign_cross_entropy_backward(logits.pointer, t.baseAddress, $0.baseAddress, 0, m, V) }
+            }
+            for i in 0..<m { total += losses[i] }
+            c0 += m
+        }
+        return total
+    }
+}
