@@ -101,6 +101,15 @@ import Testing
             (StudyThresholdRule(), high, 0), (StudyMovingAverageRule(), rising, 1), (StudyMeanShiftRule(), high, 1),
             (ThresholdRule(threshold: 50, consecutive: 2), high, 0), (MovingAverageRiseRule(width: 3, patience: 2, minRise: 0), rising, 2),
         ]
+        // The baseline rules cannot report inside their baseline: a jump right after it.
+        var jump = [Double](repeating: 0, count: 10) + [Double](repeating: 80, count: 20)
+        for i in 0..<10 { jump[i] = Double(i % 2) }
+        let defaults = try OnsetConfig.rules(preset: .default, methods: ["zscore", "cusum", "bocpd"], scale: 100)
+        for rule in defaults {
+            let got = try rule.onset(jump, direction: .up, series: "s")
+            print("earliest \(rule.name): \(got.map(String.init) ?? "none")")
+            #expect(got == 10, "\(rule.name)")
+        }
         for (rule, x, want) in earliest {
             #expect(try rule.onset(x, direction: .up, series: "s") == want, "\(rule.name)")
         }
