@@ -10,7 +10,7 @@ struct DetectCommand: ParsableCommand {
         discussion: """
         Two modes.
 
-        --scores FILE: JSON Lines, one judged answer per line, e.g. {"signal":"evil","step":40,"question_id":"q3","sample":0,"score":12}, optionally with "dataset" and "seed" (one analysis per dataset and seed). Every signal in the file is analysed, whichever they are; coherence and aligned go wrong downward, every other signal upward (--signal-direction NAME=up|down overrides). Scores must lie within 0 to --scale, steps be 0 or more. Every onset rule runs on the mean curve; the consensus is their median (a majority of rules must find an onset); intervals come from a cluster bootstrap over questions (--resamples, --seed, --confidence). The lag is onset(evil) - onset(hallucination) in optimizer steps.
+        --scores FILE: JSON Lines, one judged answer per line, e.g. {"signal":"evil","step":40,"question_id":"q3","sample":0,"score":12}, optionally with "dataset" and "seed" (one analysis per dataset and seed). Every signal in the file is analysed, whichever they are; coherence and aligned go wrong downward, every other signal upward (--signal-direction NAME=up|down overrides). Scores must lie within 0 to --scale, steps be 0 or more. Every onset rule runs on the mean curve; the consensus is their median (a majority of rules must find an onset); intervals come from a cluster bootstrap over questions (--resamples, --seed, --confidence), stratified when signals were judged on different questions. --preset study runs the reference study's threshold, ma-rise and meanshift with its int(median) consensus; --consensus, --min-agreeing, --baseline, the rule flags and --rule RULE.KEY=VALUE set the rules' parameters (docs: Docs/ChangePoint.md). The lag is onset(evil) - onset(hallucination) in optimizer steps.
 
         --series FILE: one series (a JSON array, or one number per line) and one --method. With --json, breakpoints follow ruptures' convention: the end of every segment, the last equal to the series length; an onset rule gives [onset, n], or [n] when there is none.
 
@@ -20,6 +20,7 @@ struct DetectCommand: ParsableCommand {
         Examples:
           misalign detect --scores judged.jsonl
           misalign detect --scores judged.jsonl --method threshold,cusum --json
+          misalign detect --scores judged.jsonl --preset study --rule threshold.value=40
           misalign detect --series curve.json --method pelt --pen bic --json
           misalign detect --series curve.txt --method dynp --cost normal --n-bkps 2
           misalign detect --series curve.txt --method pelt --sweep
