@@ -96,6 +96,10 @@ import Testing
         defer { second.stop() }
         let two = try Experiment.parse(Self.config(f, second: second, detection: ""), file: "x.yaml", base: f.dir)
         #expect(two.detection.judge == two.judges.names[0] && two.detection.preset == .default && two.detection.consensus == .majority)
+        // With judge: mean, the monitor's probes go to the first judge (mean is no judge to ask).
+        let mean = try Experiment.parse(Self.config(f, second: second, detection: "detection: {judge: mean}\n"), file: "x.yaml", base: f.dir)
+        #expect(mean.detection.judge == "mean")
+        #expect(try PipelineRunner(mean).makeMonitorJudge().id == "openai:mock-judge")
         do {
             _ = try Experiment.parse(f.config(extra: "").replacingOccurrences(of: "  methods: [threshold, meanshift]", with: "  judge: mean\n  methods: [threshold, meanshift]"),
                                      file: "x.yaml", base: f.dir)
