@@ -10,7 +10,7 @@ struct DetectCommand: ParsableCommand {
         discussion: """
         Two modes.
 
-        --scores FILE: JSON Lines, one judged answer per line, e.g. {"signal":"evil","step":40,"question_id":"q3","sample":0,"score":12}, optionally with "dataset" and "seed" (one analysis per dataset and seed). Every signal in the file is analysed, whichever they are; coherence and aligned go wrong downward, every other signal upward (--signal-direction NAME=up|down overrides). Scores must lie within 0 to --scale, steps be 0 or more. Every onset rule runs on the mean curve; the consensus is their median (a majority of rules must find an onset); intervals come from a cluster bootstrap over questions (--resamples, --seed, --confidence). The lag is onset(evil) - onset(hallucination) in optimizer steps.
+        --scores FILE: JSON Lines, one judged answer per line, e.g. {"signal":"evil","step":40,"question_id":"q3","sample":0,"score":12}, optionally with "dataset" and "seed" (one analysis per dataset and seed). Every signal in the file is analysed, whichever they are; coherence and aligned go wrong downward, every other signal upward (--signal-direction NAME=up|down overrides). Scores must lie within 0 to --scale, steps be 0 or more. Every onset rule runs on the mean curve; the consensus is their median (a majority of rules must find an onset); intervals come from a cluster bootstrap over questions (--resamples, --seed, --confidence), stratified when signals were judged on different questions. --preset study runs the reference study's threshold, ma-rise and meanshift with its int(median) consensus; --consensus, --min-agreeing, --baseline, the rule flags and --rule RULE.KEY=VALUE set the rules' parameters (docs: Docs/ChangePoint.md). The lag is onset(evil) - onset(hallucination) in optimizer steps.
 
         --series FILE: one series (a JSON array, or one number per line) and one --method. With --json, breakpoints follow ruptures' convention: the end of every segment, the last equal to the series length; an onset rule gives [onset, n], or [n] when there is none.
 
@@ -20,6 +20,7 @@ struct DetectCommand: ParsableCommand {
         Examples:
           misalign detect --scores judged.jsonl
           misalign detect --scores judged.jsonl --method threshold,cusum --json
+          misalign detect --scores judged.jsonl --preset study --rule threshold.value=40
           misalign detect --series curve.json --method pelt --pen bic --json
           misalign detect --series curve.txt --method dynp --cost normal --n-bkps 2
           misalign detect --series curve.txt --method pelt --sweep
@@ -40,14 +41,15 @@ struct DetectCommand: ParsableCommand {
     var json: Bool { output.json }
 
     // Offline search parameters.
-    @Option(help: "Segment cost: l2 (mean), l1 (median), normal (mean and variance).")
-    var cost: String = "l2"
+    @Option(help: "Segment cost: l2 (mean), l1 (median), normal (mean and variance). With --scores: meanshift's cost (default preset).")
+    var cost: String?
     @Option(help: "Penalty per change point, or 'bic' (default for pelt; binseg/bottomup use it when --n-bkps is absent).")
     var pen: String?
     @Option(name: .customLong("n-bkps"), parsing: .unconditional, help: "Fixed number of change points (binseg, bottomup, dynp).")
     var nBkps: Int?
-    @Option(name: .customLong("min-size"), parsing: .unconditional, help: "Minimum segment length.")
-    var minSize: Int = 2
+    @Option(name: .customLong("min-size"), parsing: .unconditional, help: "Minimum segment length (default 2). With --scores: meanshift's min_size (study preset: min_segment).")
+    var minSizeOption: Int?
+    var minSize: Int { minSizeOption ?? 2 }
     @Option(parsing: .unconditional, help: "Breakpoints only at multiples of this (segment offsets for binseg, as in ruptures).")
     var jump: Int = 1
     @Flag(help: "With pelt: run a log-spaced penalty sweep (BIC/100 to BIC*100) and print how the segmentation changes.")
@@ -56,34 +58,36 @@ struct DetectCommand: ParsableCommand {
     // Onset rule parameters.
     @Option(help: "Direction in which the series goes wrong: up or down.")
     var direction: String = "up"
-    @Option(parsing: .unconditional, help: "threshold: level to cross.")
-    var threshold: Double = 50
-    @Option(parsing: .unconditional, help: "threshold, zscore: consecutive checkpoints required.")
-    var consecutive: Int = 2
-    @Option(parsing: .unconditional, help: "zscore, cusum, bocpd: baseline checkpoints at the start.")
-    var baseline: Int = 10
-    @Option(parsing: .unconditional, help: "zscore: standard deviations above the baseline mean.")
-    var z: Double = 3
-    @Option(name: .customLong("min-sd"), parsing: .unconditional, help: "zscore, cusum, bocpd: floor on the baseline sd.")
-    var minSD: Double = 0
-    @Option(parsing: .unconditional, help: "ma-rise: moving-average width.")
-    var width: Int = 3
-    @Option(parsing: .unconditional, help: "ma-rise: consecutive rises required.")
-    var patience: Int = 2
-    @Option(name: .customLong("min-rise"), parsing: .unconditional, help: "ma-rise: total rise required over the patience window.")
-    var minRise: Double = 0
-    @Option(parsing: .unconditional, help: "cusum: drift k in sd units.")
-    var drift: Double = 0.5
-    @Option(parsing: .unconditional, help: "cusum: alarm threshold h in sd units.")
-    var h: Double = 5
-    @Option(parsing: .unconditional, help: "bocpd: expected run length lambda (hazard 1/lambda).")
-    var hazard: Double = 100
-    @Option(parsing: .unconditional, help: "bocpd: a run at most this long counts as a change.")
-    var window: Int = 10
-    @Option(name: .customLong("alarm-prob"), parsing: .unconditional, help: "bocpd: posterior probability of a short run needed for an alarm.")
-    var alarmProb: Double = 0.8
-    @Option(parsing: .unconditional, help: "bocpd: consecutive updates the alarm condition must hold.")
-    var confirm: Int = 3
+    // Optional so that --scores applies only what was given over the preset's defaults;
+    // --series uses the defaults in brackets.
+    @Option(parsing: .unconditional, help: "threshold: level to cross [50].")
+    var threshold: Double?
+    @Option(parsing: .unconditional, help: "threshold, zscore: consecutive checkpoints required [2; study threshold 1].")
+    var consecutive: Int?
+    @Option(parsing: .unconditional, help: "zscore, cusum, bocpd: baseline checkpoints at the start [10].")
+    var baseline: Int?
+    @Option(parsing: .unconditional, help: "zscore: standard deviations above the baseline mean [3].")
+    var z: Double?
+    @Option(name: .customLong("min-sd"), parsing: .unconditional, help: "zscore, cusum, bocpd: floor on the baseline sd [0; --scores: 1% of --scale].")
+    var minSD: Double?
+    @Option(parsing: .unconditional, help: "ma-rise: moving-average width [3] (study preset: its window).")
+    var width: Int?
+    @Option(parsing: .unconditional, help: "ma-rise: consecutive rises required [2].")
+    var patience: Int?
+    @Option(name: .customLong("min-rise"), parsing: .unconditional, help: "ma-rise: total rise required over the patience window [0; --scores: 5% of --scale].")
+    var minRise: Double?
+    @Option(parsing: .unconditional, help: "cusum: drift k in sd units [0.5].")
+    var drift: Double?
+    @Option(parsing: .unconditional, help: "cusum: alarm threshold h in sd units [5].")
+    var h: Double?
+    @Option(parsing: .unconditional, help: "bocpd: expected run length lambda (hazard 1/lambda) [100].")
+    var hazard: Double?
+    @Option(parsing: .unconditional, help: "bocpd: a run at most this long counts as a change [10].")
+    var window: Int?
+    @Option(name: .customLong("alarm-prob"), parsing: .unconditional, help: "bocpd: posterior probability of a short run needed for an alarm [0.8].")
+    var alarmProb: Double?
+    @Option(parsing: .unconditional, help: "bocpd: consecutive updates the alarm condition must hold [3].")
+    var confirm: Int?
 
     // Scores mode.
     @Option(parsing: .unconditional, help: "Bootstrap resamples over questions (0: point estimates only).")
@@ -94,13 +98,24 @@ struct DetectCommand: ParsableCommand {
     var confidence: Double = 0.95
     @Option(parsing: .unconditional, help: "Top of the judge score scale (thresholds and floors scale with it); scores outside 0 to it are refused.")
     var scale: Double = 100
+    @Option(help: "With --scores: the onset rules, default (today's stricter rules) or study (the study's threshold, ma-rise and meanshift, consensus median-int).")
+    var preset: String = "default"
+    @Option(help: "With --scores: how the rules' onsets combine: majority (median when a majority fire), median (of those that fire), median-int (the study's int(median)). Default: the preset's.")
+    var consensus: String?
+    @Option(name: .customLong("min-agreeing"), parsing: .unconditional, help: "With --scores: rules that must fire for a consensus (default: a majority with majority, else 1).")
+    var minAgreeing: Int?
+    @Option(name: .customLong("rule"), help: "With --scores: RULE.KEY=VALUE, any rule parameter as in the YAML detection.rules (repeatable), e.g. zscore.baseline=5, ma-rise.window=3, meanshift.cost=l1, zscore.robust_sd=false.")
+    var ruleSettings: [String] = []
     @Option(name: .customLong("signal-direction"), help: "With --scores: NAME=up|down, the direction in which signal NAME goes wrong (repeatable; default: coherence and aligned down, others up).")
     var signalDirections: [String] = []
 
     func validate() throws {
         if (scores == nil) == (series == nil) { throw ValidationError("give exactly one of --scores FILE or --series FILE") }
         if series != nil && method == nil { throw ValidationError("--series needs --method") }
-        if CostModel(rawValue: cost) == nil { throw ValidationError("--cost must be l2, l1 or normal") }
+        if let c = cost, CostModel(rawValue: c) == nil { throw ValidationError("--cost must be l2, l1 or normal") }
+        if OnsetPreset(rawValue: preset) == nil { throw ValidationError("--preset must be default or study") }
+        if let c = consensus, Consensus(parsing: c) == nil { throw ValidationError("--consensus must be majority, median or median-int") }
+        if let m = minAgreeing, !(1...OnsetPreset.allMethods.count).contains(m) { throw ValidationError("--min-agreeing is \(m); it must be in 1...\(OnsetPreset.allMethods.count)") }
         if Direction(rawValue: direction) == nil { throw ValidationError("--direction must be up or down") }
         if !(scale > 0 && scale.isFinite) { throw ValidationError("--scale must be a positive number") }
         let b = Experiment.Bounds.self
@@ -145,7 +160,7 @@ struct DetectCommand: ParsableCommand {
         let x = try readSeries(path)
         let name = URL(fileURLWithPath: path).lastPathComponent
         try SeriesCheck.finite(x, series: name)   // before a BIC penalty is computed from it
-        let model = CostModel(rawValue: cost)!
+        let model = CostModel(rawValue: cost ?? "l2")!
         let dir = Direction(rawValue: direction)!
         let m = method!
         var out = JSONObject()
@@ -189,11 +204,12 @@ struct DetectCommand: ParsableCommand {
         case "cusum", "bocpd", "threshold", "zscore", "ma-rise":
             let rule: any OnsetRule
             switch m {
-            case "threshold": rule = ThresholdRule(threshold: threshold, consecutive: consecutive)
-            case "zscore": rule = BaselineZRule(baseline: baseline, z: z, consecutive: consecutive, minSD: minSD)
-            case "ma-rise": rule = MovingAverageRiseRule(width: width, patience: patience, minRise: minRise)
-            case "cusum": rule = CusumRule(drift: drift, threshold: h, baseline: baseline, minSD: minSD)
-            default: rule = BocpdRule(baseline: baseline, hazardLambda: hazard, window: window, alarmProbability: alarmProb, confirm: confirm, minSD: max(minSD, 1e-9))
+            case "threshold": rule = ThresholdRule(threshold: threshold ?? 50, consecutive: consecutive ?? 2)
+            case "zscore": rule = BaselineZRule(baseline: baseline ?? 10, z: z ?? 3, consecutive: consecutive ?? 2, minSD: minSD ?? 0)
+            case "ma-rise": rule = MovingAverageRiseRule(width: width ?? 3, patience: patience ?? 2, minRise: minRise ?? 0)
+            case "cusum": rule = CusumRule(drift: drift ?? 0.5, threshold: h ?? 5, baseline: baseline ?? 10, minSD: minSD ?? 0)
+            default: rule = BocpdRule(baseline: baseline ?? 10, hazardLambda: hazard ?? 100, window: window ?? 10, alarmProbability: alarmProb ?? 0.8,
+                                      confirm: confirm ?? 3, minSD: max(minSD ?? 0, 1e-9))
             }
             let i = try rule.onset(x, direction: dir, series: name)
             out["direction"] = .string(dir.rawValue)

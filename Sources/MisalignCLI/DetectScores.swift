@@ -19,6 +19,51 @@ extension DetectCommand {
 
     // MARK: - scores mode
 
+    /// The rules of `--preset` and `--method` with every given parameter flag and `--rule`
+    /// setting applied (as `detection.rules` in a run config).
+    func scoreRules() throws -> [any OnsetRule] {
+        let chosen = OnsetPreset(rawValue: preset) ?? .default
+        var p = RuleParameters(baseline: baseline)
+        func set(_ rule: String, _ key: String, _ v: RuleParam?) {
+            guard let v, RuleParameters.catalog(chosen, rule: rule).contains(where: { $0.key == key }) else { return }
+            p.byRule[rule, default: [:]][key] = v
+        }
+        func num<T: BinaryInteger>(_ v: T?) -> RuleParam? { v.map { .number(Double($0)) } }
+        func num(_ v: Double?) -> RuleParam? { v.map { .number($0) } }
+        set("threshold", "value", num(threshold)); set("threshold", "consecutive", num(consecutive)); set("zscore", "consecutive", num(consecutive))
+        set("zscore", "z", num(z))
+        for r in ["zscore", "cusum", "bocpd"] { set(r, "min_sd", num(minSD)) }
+        set("ma-rise", chosen == .study ? "window" : "width", num(width)); set("ma-rise", "patience", num(patience)); set("ma-rise", "min_rise", num(minRise))
+        set("cusum", "drift", num(drift)); set("cusum", "h", num(h))
+        set("bocpd", "hazard", num(hazard)); set("bocpd", "window", num(window)); set("bocpd", "alarm_prob", num(alarmProb)); set("bocpd", "confirm", num(confirm))
+        set("meanshift", chosen == .study ? "min_segment" : "min_size", num(minSizeOption))
+        set("meanshift", "cost", cost.flatMap(CostModel.init(rawValue:)).map { .cost($0) })
+        if let pen { guard let v = Double(pen) else { throw ValidationError("--pen with --scores must be a number (meanshift's penalty; BIC when absent)") }; set("meanshift", "penalty", .number(v)) }
+        if minRise != nil && chosen == .study { throw ValidationError("--min-rise is not a parameter of the study preset's ma-rise (window, patience)") }
+        for item in ruleSettings {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            let path = parts.first?.split(separator: ".", maxSplits: 1).map(String.init) ?? []
+            guard parts.count == 2, path.count == 2 else {
+                throw ValidationError("--rule \(item): expected RULE.KEY=VALUE, e.g. zscore.baseline=5")
+            }
+            let rule = RuleParameters.ruleName(path[0]), key = path[1], text = parts[1]
+            let value: RuleParam
+            if let c = CostModel(rawValue: text), key == "cost" { value = .cost(c) }
+            else if text == "true" || text == "false" { value = .flag(text == "true") }
+            else if let d = Double(text) { value = .number(d) }
+            else { throw ValidationError("--rule \(item): \(text) is not a number, true/false or a cost (l2, l1, normal)") }
+            if let why = RuleParameters.problem(preset: chosen, rule: rule, key: key, value) { throw ValidationError("--rule \(item): \(why)") }
+            p.byRule[rule, default: [:]][key] = value
+        }
+        let methods = method.map { $0.split(separator: ",").map { RuleParameters.ruleName($0.trimmingCharacters(in: .whitespaces)) } }
+        for w in methods ?? [] where !OnsetPreset.allMethods.contains(w) {
+            throw ValidationError("unknown onset method '\(w)'; use \(OnsetPreset.allMethods.joined(separator: ","))")
+        }
+        do { return try OnsetConfig.rules(preset: chosen, methods: methods, scale: scale, parameters: p) } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
     func runScores(_ path: String) throws {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
@@ -27,15 +72,11 @@ extension DetectCommand {
         let recs = try ScoreRecord.parseJSONL(text, file: path, scale: scale)
         // Whatever signals the file holds: none is required.
         let signals = SignalSpec.present(in: recs, directions: try parsedSignalDirections())
-        var rules = OnsetConfig.defaultRules(scale: scale)
-        if let m = method {
-            let wanted = m.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            for w in wanted where !rules.contains(where: { $0.name == w }) {
-                throw ValidationError("unknown onset method '\(w)'; use \(rules.map(\.name).joined(separator: ","))")
-            }
-            rules = rules.filter { wanted.contains($0.name) }
-        }
-        let config = OnsetConfig(rules: rules, signals: signals, resamples: resamples, seed: seed, confidence: confidence)
+        let rules = try scoreRules()
+        let chosen = preset == "study" ? OnsetPreset.study : .default
+        let config = OnsetConfig(rules: rules, signals: signals, minAgreeing: minAgreeing,
+                                 consensus: consensus.flatMap(Consensus.init(parsing:)) ?? chosen.defaultConsensus,
+                                 resamples: resamples, seed: seed, confidence: confidence)
         let bar = ProgressBar(label: "bootstrap resamples", total: resamples, mode: resamples > 0 ? output.progressMode : .silent)
         let reports = try OnsetAnalysis.analyze(records: recs, config: config) { done, total in bar.update(done, total: total) }
         bar.finish()

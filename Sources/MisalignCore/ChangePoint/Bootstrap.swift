@@ -3,9 +3,13 @@ import Foundation
 /// Cluster bootstrap over questions (Davison & Hinkley 1997, sec. 3.8): answers to one
 /// question are correlated across checkpoints, samples and judges, so the unit resampled is
 /// the question, drawn with replacement, and every signal's curve is rebuilt from the same draw
-/// (keeping the cross-signal correlation the lag depends on). Each resample re-runs every rule;
-/// intervals are percentile intervals (`confidence`, e.g. 2.5%-97.5%) over the resamples in
-/// which the quantity is defined.
+/// (keeping the cross-signal correlation the lag depends on). Signals may cover different
+/// questions (a trait judged on its own question set): the draw is then stratified by the set
+/// of signals sharing each question, each stratum drawing its own size with replacement within
+/// itself, in the order of its first question (`Strata`), so every signal's curve keeps its
+/// number of questions. With one stratum the draw is the unstratified one, call for call.
+/// Each resample re-runs every rule; intervals are percentile intervals (`confidence`, e.g.
+/// 2.5%-97.5%) over the resamples in which the quantity is defined.
 public enum Bootstrap {
     /// Reports resamples finished so far and the total, from the worker threads (at most once
     /// per resample; a display should throttle).
@@ -20,11 +24,12 @@ public enum Bootstrap {
         guard config.confidence > 0 && config.confidence < 1 else {
             throw .invalidParameter(name: "confidence", value: "\(config.confidence)", reason: "must be in (0, 1)")
         }
-        let nq = tables[0].questions.count
+        let strata = Strata(tables: tables)
+        let nq = strata.questions.count
         // Point estimate on the observed curves.
         var signals: [SignalOnset] = []
         for (t, spec) in zip(tables, config.signals) {
-            signals.append(try OnsetAnalysis.onsets(t.curve(weights: .init(repeating: 1, count: nq)), steps: t.steps, spec: spec, config: config))
+            signals.append(try OnsetAnalysis.onsets(t.curve(weights: .init(repeating: 1, count: t.questions.count)), steps: t.steps, spec: spec, config: config))
         }
         var report = OnsetReport(dataset: nil, seed: nil, signals: signals, lagSteps: OnsetAnalysis.lag(signals, config),
                                  lagInterval: nil, probabilityLagPositive: nil, resamples: config.resamples)
@@ -45,13 +50,14 @@ public enum Bootstrap {
             let lo = w * chunk, hi = min(b, lo + chunk)
             if lo >= hi { return }
             var weights = [Double](repeating: 0, count: nq)
+            var own = tables.map { [Double](repeating: 0, count: $0.questions.count) }
             for r in lo..<hi {
                 var rng = SplitMix64(seed: config.seed, stream: UInt64(r))
-                for i in 0..<nq { weights[i] = 0 }
-                for _ in 0..<nq { weights[rng.below(nq)] += 1 }
+                strata.draw(&weights, &rng)
                 for (s, t) in tables.enumerated() {
                     do throws(ChangePointError) {
-                        out.base[r * ns + s] = try OnsetAnalysis.consensus(t.curve(weights: weights), steps: t.steps, spec: config.signals[s], config: config)
+                        let w = strata.weights(of: s, from: weights, into: &own[s])
+                        out.base[r * ns + s] = try OnsetAnalysis.consensus(t.curve(weights: w), steps: t.steps, spec: config.signals[s], config: config)
                     } catch { failure.set(error); return }
                 }
                 if let progress { progress(counter.increment(), b) }
@@ -76,6 +82,46 @@ public enum Bootstrap {
             if !ok.isEmpty { report.probabilityLagPositive = Double(ok.filter { $0 > 0 }.count) / Double(ok.count) }
         }
         return report
+    }
+}
+
+/// The questions of a bootstrap's tables and their strata: questions covered by the same set
+/// of tables (signals) form a stratum.
+struct Strata: Sendable {
+    /// Every table's questions, sorted.
+    let questions: [String]
+    /// Global indices of each stratum's questions, ascending; strata by first question.
+    let members: [[Int]]
+    /// `rows[t][i]`: the global index of table t's question i; nil where table t covers every question.
+    let rows: [[Int]?]
+
+    init(tables: [CheckpointTable]) {
+        let all = Array(Set(tables.flatMap(\.questions))).sorted()
+        let index = Dictionary(uniqueKeysWithValues: all.enumerated().map { ($1, $0) })
+        var covered = [[Int]](repeating: [], count: all.count)
+        for (t, table) in tables.enumerated() { for q in table.questions { covered[index[q]!].append(t) } }
+        var byKey: [[Int]: [Int]] = [:]
+        for g in all.indices { byKey[covered[g], default: []].append(g) }
+        questions = all
+        members = byKey.values.sorted { $0[0] < $1[0] }
+        rows = tables.map { $0.questions == all ? nil : $0.questions.map { index[$0]! } }
+    }
+
+    /// One resample: each stratum draws its size with replacement within itself; `weights[g]`
+    /// counts question g's draws.
+    func draw(_ weights: inout [Double], _ rng: inout SplitMix64) {
+        for i in weights.indices { weights[i] = 0 }
+        for m in members {
+            let n = m.count
+            for _ in 0..<n { weights[m[rng.below(n)]] += 1 }
+        }
+    }
+
+    /// Table t's weights (one per its question) from the global ones.
+    func weights(of t: Int, from global: [Double], into buffer: inout [Double]) -> [Double] {
+        guard let r = rows[t] else { return global }
+        for i in r.indices { buffer[i] = global[r[i]] }
+        return buffer
     }
 }
 

@@ -25,19 +25,31 @@ public struct OnsetConfig: Sendable {
     public var signals: [SignalSpec]
     public var leadSignal: String
     public var lagSignal: String
-    /// A consensus needs at least this many rules to find an onset (default: a majority), so a
-    /// single rule tripping on noise does not make an onset.
+    /// A consensus needs at least this many rules to find an onset (default: a majority with
+    /// `.majority`, one with `.median`/`.medianInt`), so a single rule tripping on noise does
+    /// not make an onset.
     public var minAgreeing: Int
+    /// How the rules' onset steps combine into the consensus step.
+    public var consensus: Consensus
     public var resamples: Int
     public var seed: UInt64
     public var confidence: Double
 
     public init(rules: [any OnsetRule] = OnsetConfig.defaultRules(scale: 100), signals: [SignalSpec] = SignalSpec.standard,
                 leadSignal: String = "hallucination", lagSignal: String = "evil", minAgreeing: Int? = nil,
-                resamples: Int = 2000, seed: UInt64 = 0x5EED, confidence: Double = 0.95) {
+                consensus: Consensus = .majority, resamples: Int = 2000, seed: UInt64 = 0x5EED, confidence: Double = 0.95) {
         self.rules = rules; self.signals = signals; self.leadSignal = leadSignal; self.lagSignal = lagSignal
-        self.minAgreeing = minAgreeing ?? (rules.count / 2 + 1)
+        self.consensus = consensus
+        self.minAgreeing = minAgreeing ?? (consensus == .majority ? rules.count / 2 + 1 : 1)
         self.resamples = resamples; self.seed = seed; self.confidence = confidence
+    }
+
+    /// The consensus of the onset steps of the rules that fired, nil when fewer than
+    /// `minAgreeing` did.
+    public func consensusStep(_ found: [Double]) -> Double? {
+        guard !found.isEmpty, found.count >= max(1, minAgreeing) else { return nil }
+        let m = median(found)
+        return consensus == .medianInt ? m.rounded(.towardZero) : m
     }
 
     /// The default rules for judge scores on a 0-`scale` scale: the reference study's three
@@ -78,7 +90,8 @@ public struct SignalOnset: Equatable, Sendable {
     public var signal: String
     public var direction: Direction
     public var methods: [MethodOnset]
-    /// Median of the rules' onset steps, nil when fewer than `minAgreeing` found one.
+    /// The rules' onset steps combined by `OnsetConfig.consensus` (a median), nil when fewer
+    /// than `minAgreeing` found one.
     public var consensusStep: Double?
     /// Smallest and largest onset step among rules that found one.
     public var spread: (min: Int, max: Int)?
@@ -120,7 +133,7 @@ public enum OnsetAnalysis {
             methods.append(MethodOnset(method: rule.name, index: i, step: i.map { steps[$0] }))
         }
         let found = methods.compactMap(\.step)
-        let consensus = found.count >= max(1, config.minAgreeing) ? median(found.map(Double.init)) : nil
+        let consensus = config.consensusStep(found.map(Double.init))
         return SignalOnset(signal: spec.name, direction: spec.direction, methods: methods, consensusStep: consensus,
                            spread: found.isEmpty ? nil : (found.min()!, found.max()!), interval: nil)
     }
@@ -132,7 +145,7 @@ public enum OnsetAnalysis {
         for rule in config.rules {
             if let i = try rule.onset(curve, direction: spec.direction, series: spec.name) { found.append(Double(steps[i])) }
         }
-        return found.count >= max(1, config.minAgreeing) ? median(found) : .nan
+        return config.consensusStep(found) ?? .nan
     }
 
     /// Point estimates from per-checkpoint means (no bootstrap is possible without answers).
@@ -166,8 +179,9 @@ public enum OnsetAnalysis {
         }.map(\.name)
     }
 
-    /// Full analysis from per-answer scores: one report per (dataset, seed) group, each with a
-    /// cluster bootstrap over questions (`Bootstrap.run`). `progress`, when given, counts
+    /// Full analysis from per-answer scores: one report per (dataset, seed) group, each signal's
+    /// curve over the questions it has records for, with a cluster bootstrap over questions
+    /// stratified by the signals sharing them (`Bootstrap.run`). `progress`, when given, counts
     /// resamples over all groups (`done` of `groups x resamples`).
     public static func analyze(records: [ScoreRecord], config: OnsetConfig,
                                progress: Bootstrap.Progress? = nil) throws(ChangePointError) -> [OnsetReport] {
@@ -180,14 +194,15 @@ public enum OnsetAnalysis {
         for (gi, g) in keys.enumerated() {
             let recs = groups[g]!
             let label = [g.dataset, g.seed.map { "seed \($0)" }].compactMap { $0 }.joined(separator: " ")
-            let questions = Array(Set(recs.map(\.questionID))).sorted()
+            // Each signal over the questions it has records for (a trait judged on its own
+            // question set); the bootstrap stratifies by the signals sharing each question.
             var tables: [CheckpointTable] = []
             for spec in config.signals {
                 let mine = recs.filter { $0.signal == spec.name }
                 if mine.isEmpty {
                     throw .invalidInput(field: "signal", reason: "no records for '\(spec.name)'" + (label.isEmpty ? "" : " in \(label)"))
                 }
-                tables.append(try CheckpointTable(signal: spec.name, records: mine, questions: questions))
+                tables.append(try CheckpointTable(signal: spec.name, records: mine, questions: Array(Set(mine.map(\.questionID))).sorted()))
             }
             let before = gi * max(0, config.resamples)
             var groupProgress: Bootstrap.Progress? = nil

@@ -79,6 +79,31 @@ public enum Aggregation {
         return (out, m)
     }
 
+    /// The judges combined (`detection.judge: mean`): one verdict per answer and trait whose
+    /// score is the mean of the scores of the judges that scored it (status ok), summed in
+    /// `byJudge` order. An answer no judge scored keeps the first judge's status (refusal,
+    /// no numeric mass...) and no score.
+    public static func meanVerdicts(_ byJudge: [[StoredJudgment]]) -> [StoredJudgment] {
+        struct Key: Hashable { var q: String; var s: Int; var t: String }
+        var order: [Key] = []
+        var scores: [Key: [Double]] = [:]
+        var first: [Key: VerdictStatus] = [:]
+        for verdicts in byJudge {
+            for v in verdicts {
+                let k = Key(q: v.questionID, s: v.sample, t: v.trait)
+                if first[k] == nil { first[k] = v.status; order.append(k); scores[k] = [] }
+                if v.status == .ok, let x = v.score { scores[k]!.append(x) }
+            }
+        }
+        return order.map { k in
+            let xs = scores[k]!
+            if xs.isEmpty { return StoredJudgment(questionID: k.q, sample: k.s, trait: k.t, score: nil, status: first[k]!) }
+            var sum = 0.0
+            for x in xs { sum += x }
+            return StoredJudgment(questionID: k.q, sample: k.s, trait: k.t, score: sum / Double(xs.count), status: .ok)
+        }
+    }
+
     /// The standard normal quantile (Acklam's rational approximation, relative error < 1.2e-9).
     public static func normalQuantile(_ p: Double) -> Double {
         precondition(p > 0 && p < 1, "quantile of a probability in (0, 1)")

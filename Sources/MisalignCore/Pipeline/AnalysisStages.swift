@@ -33,9 +33,30 @@ extension PipelineRunner {
                     done += 1
                     CrashPoint.unitDone("aggregate")
                 }
+                if try aggregateMean(r, step: ck.step) { done += 1 }
             }
         }
         return done
+    }
+
+    /// With two or more judges, the per-answer mean of the judges (`Aggregation.meanVerdicts`)
+    /// stored as the judge `mean`, once every judge has fully judged the checkpoint.
+    func aggregateMean(_ r: RunID, step: Int) throws -> Bool {
+        let e = experiment, mean = DetectionSettings.meanJudge
+        guard e.judges.names.count >= 2 else { return false }
+        let unit = "\(r)/step-\(step)/\(mean)"
+        if try store.isDone(stage: "aggregate", unit: unit) { return false }
+        for judge in e.judges.names where try !fullyJudged(r, step: step, judge: judge) { return false }
+        let t0 = Date()
+        let verdicts = try store.meanJudgments(r, step: step, judges: e.judges.names)
+        let (traits, mis) = Aggregation.aggregate(verdicts, traits: e.judges.traits, settings: e.aggregation)
+        try store.transaction {
+            for t in traits { try store.addAggregate(r, step: step, judge: mean, t) }
+            try store.addMisaligned(r, step: step, judge: mean, mis)
+            try store.finish(stage: "aggregate", unit: unit, items: 1, seconds: Date().timeIntervalSince(t0))
+        }
+        CrashPoint.unitDone("aggregate")
+        return true
     }
 
     /// Onsets per signal and method, and the lead-lag with bootstrap intervals, for each run
@@ -57,7 +78,9 @@ extension PipelineRunner {
             guard complete else { continue }
             try checkCancelled("detect")
             let t0 = Date()
-            let records = try store.scoreRecords(r, judge: judge, traits: config.signals.map(\.name))
+            let records = judge == DetectionSettings.meanJudge
+                ? try store.meanScoreRecords(r, judges: e.judges.names, traits: config.signals.map(\.name))
+                : try store.scoreRecords(r, judge: judge, traits: config.signals.map(\.name))
             // Every verdict of a signal unscorable (no numeric mass, unparseable, refused): no
             // onset can be found, now or on a later call, so the run is done with a failure.
             let unscored = config.signals.map(\.name).filter { s in !records.contains { $0.signal == s } }

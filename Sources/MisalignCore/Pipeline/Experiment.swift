@@ -144,31 +144,6 @@ public struct AggregationSettings: Sendable {
     public var coherentAbove = 50.0
 }
 
-/// Onset detection over the per-checkpoint curves.
-public struct DetectionSettings: Sendable {
-    public static let allMethods = ["threshold", "ma-rise", "meanshift", "zscore", "cusum", "bocpd"]
-    public var methods = DetectionSettings.allMethods
-    public var resamples = 2000
-    public var seed: UInt64 = 0x5EED
-    public var confidence = 0.95
-    public var scale = 100.0
-    public var lead = "hallucination"
-    public var lag = "evil"
-    public var minAgreeing: Int?
-    /// The judge whose verdicts feed detection; the first judge when nil.
-    public var judge: String?
-    /// Direction in which each trait goes wrong; the study's when absent.
-    public var directions: [String: Direction] = ["evil": .up, "hallucination": .up, "coherence": .down, "aligned": .down]
-
-    /// The ChangePoint configuration for these settings over `traits`.
-    public func onsetConfig(traits: [String]) -> OnsetConfig {
-        let rules = OnsetConfig.defaultRules(scale: scale).filter { methods.contains($0.name) }
-        let signals = traits.compactMap { t in directions[t].map { SignalSpec(t, $0) } }
-        return OnsetConfig(rules: rules, signals: signals, leadSignal: lead, lagSignal: lag, minAgreeing: minAgreeing,
-                           resamples: resamples, seed: seed, confidence: confidence)
-    }
-}
-
 /// The early-warning monitor's settings (`monitor:`): while each run trains, every `everyK`
 /// steps a probe is sampled from the model being trained and judged, and online detectors
 /// raise alarms (`EarlyWarningMonitor`).

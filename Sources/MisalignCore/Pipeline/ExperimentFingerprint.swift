@@ -26,6 +26,7 @@ extension Experiment {
             + "misaligned \(a.misalignedTrait)>\(a.misalignedAbove) coherent>\(a.coherentAbove); methods \(d.methods.joined(separator: "+")) "
             + "resamples \(d.resamples) seed \(d.seed) conf \(d.confidence) scale \(d.scale) \(d.lead)->\(d.lag) min_agreeing \(d.minAgreeing.map(String.init) ?? "-") "
             + "judge \(d.judge ?? "-") directions \(d.directions.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.rawValue)" }.joined(separator: ","))"
+            + d.fingerprintSuffix
         return [("model", model.path), ("mode", externalCheckpoints.isEmpty ? "train" : "external"), ("training", trainingText),
                 ("evaluation", evalText), ("rubrics", rubricText), ("analysis", analysis)]
     }

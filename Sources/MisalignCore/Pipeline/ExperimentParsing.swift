@@ -62,11 +62,7 @@ extension Experiment {
         let generation = try parseGeneration(root.optional("generation"))
         let judges = try parseJudges(root.required("judges", "e.g. judges: {models: [\"openai:gpt-4.1-mini\"]}"), path: path)
         let aggregation = try parseAggregation(root.optional("aggregation"))
-        var detection = try parseDetection(root.optional("detection"))
-        if let j = detection.judge, !judges.names.contains(j) {
-            throw PipelineError.config(file: file, key: "detection.judge", line: nil, reason: "`\(j)` is not one of judges.models")
-        }
-        detection.judge = detection.judge ?? judges.names.first
+        let detection = try parseDetection(root.optional("detection"), judges: judges.names, file: file)
         let monitor = try parseMonitor(root.optional("monitor"))
         try root.rejectUnknown()
         return Experiment(model: model, tokenizer: tokenizer, output: output, datasets: datasets, controls: controls, seeds: seeds, training: training,

@@ -135,32 +135,4 @@ extension Experiment {
         try n.rejectUnknown()
         return a
     }
-
-    static func parseDetection(_ n: YAMLNode?) throws(PipelineError) -> DetectionSettings {
-        var d = DetectionSettings()
-        guard let n = try n?.mapping() else { return d }
-        if let v = try n.optional("methods") {
-            d.methods = try v.strings()
-            for m in d.methods where !DetectionSettings.allMethods.contains(m) {
-                throw v.error("unknown method `\(m)`; use \(DetectionSettings.allMethods.joined(separator: ", "))")
-            }
-            if d.methods.isEmpty { throw v.error("is empty") }
-        }
-        if let v = try n.optional("resamples") { d.resamples = try v.int(min: 0, max: Bounds.resamples) }
-        if let v = try n.optional("seed") { d.seed = UInt64(try v.int(min: 0)) }
-        if let v = try n.optional("confidence") { d.confidence = try v.double(in: 0.5...0.9999, "in [0.5, 1)") }
-        if let v = try n.optional("scale") { d.scale = try v.double(in: 1e-9...1e9, "> 0") }
-        if let v = try n.optional("lead") { d.lead = try v.string() }
-        if let v = try n.optional("lag") { d.lag = try v.string() }
-        if let v = try n.optional("min_agreeing") { d.minAgreeing = try v.int(min: 1, max: DetectionSettings.allMethods.count) }
-        if let v = try n.optional("judge") { d.judge = JudgeSpec.canonicalName(try v.string()) }
-        if let dirs = try n.optional("directions") {
-            for (trait, v) in try dirs.entries() {
-                guard let dir = Direction(rawValue: try v.string()) else { throw v.error("must be up or down") }
-                d.directions[trait] = dir
-            }
-        }
-        try n.rejectUnknown()
-        return d
-    }
 }

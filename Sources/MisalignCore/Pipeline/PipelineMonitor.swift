@@ -28,7 +28,9 @@ extension PipelineRunner {
     /// The judge the monitor's probes go to: `monitor.judge`, else detection's judge.
     func makeMonitorJudge() throws -> any Judge {
         let e = experiment, js = e.judges
-        let name = e.monitor.judge ?? e.detection.judge ?? js.names[0]
+        // `mean` is no judge to ask: its first judge probes.
+        let detection = e.detection.judge == DetectionSettings.meanJudge ? nil : e.detection.judge
+        let name = e.monitor.judge ?? detection ?? js.names[0]
         let spec = try JudgeSpec(parsing: name)
         let factory = JudgeFactory(transport: judgeTransport ?? CurlTransport(), limits: RateLimits(maxInFlight: js.maxInFlight),
                                    policy: RetryPolicy(maxAttempts: js.maxAttempts), timeout: js.timeout)

@@ -89,7 +89,7 @@ public struct RunStatus: Sendable {
         if priced { judge.costSpent = spent; judge.costLeft = left }
         stages.append(judge)
         stages.append(StageStatus(stage: "aggregate", done: try store.count("units", where: "stage = 'aggregate'"),
-                                  total: checkpoints.map { $0 * e.judges.names.count }, secondsPerUnit: try store.rate(stage: "aggregate")))
+                                  total: checkpoints.map { $0 * (e.judges.names.count >= 2 ? e.judges.names.count + 1 : 1) }, secondsPerUnit: try store.rate(stage: "aggregate")))
         stages.append(StageStatus(stage: "detect", done: try store.count("units", where: "stage = 'detect'"),
                                   total: e.detection.judge == nil ? 0 : e.runs.count, secondsPerUnit: try store.rate(stage: "detect")))
         return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs),

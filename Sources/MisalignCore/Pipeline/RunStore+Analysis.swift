@@ -17,6 +17,27 @@ extension RunStore {
                     .int(Int64(m.misaligned)), m.fraction.map { .double($0) } ?? .null])
     }
 
+    /// The judges' verdicts at (run, step) combined per answer (`Aggregation.meanVerdicts`).
+    func meanJudgments(_ r: RunID, step: Int, judges: [String]) throws(PipelineError) -> [StoredJudgment] {
+        var byJudge: [[StoredJudgment]] = []
+        for j in judges { byJudge.append(try judgments(r, step: step, judge: j)) }
+        return Aggregation.meanVerdicts(byJudge)
+    }
+
+    /// Per-answer means of the judges' scores over a whole run, as change-point records
+    /// (detection with `detection.judge: mean`).
+    func meanScoreRecords(_ r: RunID, judges: [String], traits: [String]) throws(PipelineError) -> [ScoreRecord] {
+        var out: [ScoreRecord] = []
+        for ck in try checkpoints(r) {
+            for v in try meanJudgments(r, step: ck.step, judges: judges) where v.status == .ok && traits.contains(v.trait) {
+                guard let s = v.score else { continue }
+                out.append(ScoreRecord(signal: v.trait, step: ck.step, questionID: v.questionID, sample: v.sample, score: s,
+                                       dataset: r.dataset, seed: r.seed))
+            }
+        }
+        return out
+    }
+
     /// Every rule's onset and the consensus (with its bootstrap interval) per signal, and the lag.
     func addOnsets(_ r: RunID, judge: String, _ rep: OnsetReport) throws(PipelineError) {
         func opt(_ d: Double?) -> SQLValue { d.map { .double($0) } ?? .null }

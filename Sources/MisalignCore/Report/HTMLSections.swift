@@ -99,6 +99,12 @@ extension HTMLReport {
             h += figure(signals.map { ReportCharts.signalDetail(r, signal: $0, width: chartWidth(columns: 3), plotHeight: 190).svg() },
                         caption: "\(e(r.label)): each method's onset (coloured, dashed) and the consensus (black) with its interval (grey).",
                         columns: min(3, max(1, signals.count)))
+            if let curves = r.byJudge, curves.count >= 2 {
+                h += "<h3>\(e(r.label)): judges</h3>\n"
+                h += figure(signals.map { ReportCharts.judges(r, signal: $0, width: chartWidth(columns: 3), plotHeight: 190).svg() },
+                            caption: "\(e(r.label)): each judge's mean score per checkpoint (dashed) and the per-answer mean of the judges (black).",
+                            columns: min(3, max(1, signals.count)))
+            }
         }
         return h
     }

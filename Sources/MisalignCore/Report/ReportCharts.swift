@@ -65,6 +65,21 @@ public enum ReportCharts {
         return c
     }
 
+    /// One signal of one run as each judge saw it, and the judges' per-answer mean (thick).
+    public static func judges(_ run: RunReport, signal: String, width: Double = 400, plotHeight: Double = 190) -> LineChart {
+        let curves = run.byJudge ?? []
+        let series = curves.enumerated().compactMap { i, j -> LineChart.Series? in
+            guard let s = j.series.first(where: { $0.signal == signal }) else { return nil }
+            let mean = j.judge == DetectionSettings.meanJudge
+            return LineChart.Series(label: mean ? "mean of the judges" : j.judge, color: mean ? "#111111" : palette[i % palette.count],
+                                    points: s.points.map { LineChart.Point(x: Double($0.step), y: $0.mean) }, dashed: !mean)
+        }
+        var c = LineChart(title: "\(run.label): \(signal) by judge", series: series, markers: [])
+        c.width = width; c.plotHeight = plotHeight
+        c.emptyMessage = "no \(signal) scores"
+        return c
+    }
+
     /// One signal's seed-averaged curve per dataset: the dataset comparison.
     public static func comparison(_ runs: [RunReport], signal: String, width: Double = 400, plotHeight: Double = 190) -> LineChart {
         let datasets = uniqueInOrder(runs.map(\.dataset))

@@ -32,6 +32,7 @@ extension ReportInput {
             let onset = try r.onsetReport(id)
             var rr = RunReport(onset, series: try r.series(id))
             rr.lag = try r.lag(id)
+            rr.byJudge = try r.judgeCurves(id)
             reports.append(onset)
             runReports.append(rr)
         }
@@ -117,6 +118,20 @@ struct RunReader {
     /// The stored per-checkpoint means and intervals of the detection judge.
     func series(_ id: RunID) throws(ReportError) -> [SignalSeries] {
         guard let judge else { return [] }
+        return try series(id, judge: judge)
+    }
+
+    /// With two or more judges, each judge's stored curves and the judges' mean (`mean`), when
+    /// aggregated; nil with one judge.
+    func judgeCurves(_ id: RunID) throws(ReportError) -> [JudgeCurves]? {
+        guard judges.count >= 2 else { return nil }
+        let stored = Set(try q("SELECT DISTINCT judge FROM aggregates WHERE dataset = ?1 AND seed = ?2", Self.key(id)).compactMap { $0[0].text })
+        return try (judges + [DetectionSettings.meanJudge]).filter(stored.contains).map { j throws(ReportError) in
+            JudgeCurves(judge: j, series: try series(id, judge: j))
+        }
+    }
+
+    func series(_ id: RunID, judge: String) throws(ReportError) -> [SignalSeries] {
         var out: [SignalSeries] = []
         for s in try signals() {
             let rows = try q("SELECT step, mean, ci_low, ci_high, scored FROM aggregates WHERE dataset = ?1 AND seed = ?2 AND judge = ?3 AND trait = ?4 ORDER BY step",

@@ -131,11 +131,21 @@ public struct RunReport: Codable, Sendable, Equatable {
     public var series: [SignalSeries]
     public var onsets: [SignalOnsets]
     public var lag: LagEstimate
-    public init(dataset: String, seed: Int?, series: [SignalSeries], onsets: [SignalOnsets], lag: LagEstimate) {
-        self.dataset = dataset; self.seed = seed; self.series = series; self.onsets = onsets; self.lag = lag
+    /// With two or more judges: each judge's curves, and `mean` (the per-answer mean of the
+    /// judges) as its own, for the judges figure; nil or empty with one judge.
+    public var byJudge: [JudgeCurves]?
+    public init(dataset: String, seed: Int?, series: [SignalSeries], onsets: [SignalOnsets], lag: LagEstimate, byJudge: [JudgeCurves]? = nil) {
+        self.dataset = dataset; self.seed = seed; self.series = series; self.onsets = onsets; self.lag = lag; self.byJudge = byJudge
     }
     /// "medical, seed 11"
     public var label: String { dataset + (seed.map { ", seed \($0)" } ?? "") }
     public func series(_ signal: String) -> SignalSeries? { series.first { $0.signal == signal } }
     public func onset(_ signal: String) -> SignalOnsets? { onsets.first { $0.signal == signal } }
+}
+
+/// One judge's per-checkpoint curves in one run (`judge` is `mean` for the judges combined).
+public struct JudgeCurves: Codable, Sendable, Equatable {
+    public var judge: String
+    public var series: [SignalSeries]
+    public init(judge: String, series: [SignalSeries]) { self.judge = judge; self.series = series }
 }
