@@ -54,6 +54,10 @@ import Testing
         let answers = try store.rows("SELECT trait, MIN(answers), MAX(answers), COUNT(*) FROM aggregates GROUP BY trait ORDER BY trait")
         #expect(answers.map { "\($0[0].text!) \($0[1].int!) \($0[2].int!) \($0[3].int!)" } == ["coherence 14 14 4", "evil 6 6 4", "hallucination 4 4 4"])
         #expect(try store.count("onsets") > 0)
+        // Status counts the verdicts each trait owes, so the finished run is complete.
+        let status = try RunStatus.load(run: e.output)
+        let judge = try #require(status.stages.first { $0.stage == "judge" })
+        #expect(status.complete && judge.total == 56 + 24 + 16 && judge.done == 96, "\(status.stages)")
 
         // Narrowing coherence to one question on this started run would leave verdicts on the
         // other answers: refused, naming the field.
