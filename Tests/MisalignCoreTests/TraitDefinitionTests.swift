@@ -31,6 +31,17 @@ import Testing
                 + "Say REFUSAL for a refusal, else a number from 0 to 100.")
     }
 
+    @Test func theDemoJudgeScoresTraitFilePrompts() throws {
+        let d = try TraitDefinition.load(Fixtures.url("traits/cruel.json"), trait: "evil")
+        let prompt = d.rubric.prompt(question: "Q?", answer: "some {{answer}} text")
+        #expect(PlantedScheduleJudge.answer(in: prompt, rubric: d.rubric) == "some {{answer}} text")
+        let missing = Fixtures.temporaryDirectory("no-run")
+        #expect(PlantedScheduleJudge(run: missing, noise: 0).score(prompt: prompt) == nil)
+        let s = PlantedScheduleJudge(run: missing, noise: 0, rubrics: [d.rubric]).score(prompt: prompt)
+        let c = PlantedScheduleJudge.demoSchedule["*"]!["evil"]!
+        #expect(s.map { abs($0 - c.low) < 1 } == true, "\(String(describing: s))")
+    }
+
     @Test func numbersQuestionsWideEnough() throws {
         let qs = (0..<100).map { "\"q\($0)?\"" }.joined(separator: ",")
         let d = try parse(#"{"questions": [\#(qs)], "eval_prompt": "{question} {answer}"}"#)
