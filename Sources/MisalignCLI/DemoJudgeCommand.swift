@@ -13,9 +13,17 @@ struct DemoJudgeCommand: ParsableCommand {
 
     @Argument(help: "The run folder whose answers it scores.") var runDirectory: String
     @Option(help: "Also write the base URL to this file (the demo script reads it).") var urlFile: String?
+    @Option(help: "The run's config: its traits' rubrics (trait files, rubric files) are recognised too; built-in rubrics only without it.")
+    var config: String?
 
     func run() throws {
-        let judge = PlantedScheduleJudge(run: URL(fileURLWithPath: runDirectory))
+        var rubrics = RubricSet.builtin.rubrics.values.sorted { $0.name < $1.name }
+        if let config {
+            do { rubrics = Array(try Experiment.load(from: URL(fileURLWithPath: config)).judges.resolvedRubrics().values) + rubrics } catch {
+                throw CLIError("\(error)")
+            }
+        }
+        let judge = PlantedScheduleJudge(run: URL(fileURLWithPath: runDirectory), rubrics: rubrics)
         let server: MockJudgeServer
         do { server = try MockJudgeServer(recordRequests: false, handler: judge.handler) } catch { throw CLIError("\(error)") }
         if let f = urlFile { try AtomicFile.write(Data(server.baseURL.utf8), to: URL(fileURLWithPath: f)) }

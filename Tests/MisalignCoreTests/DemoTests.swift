@@ -24,8 +24,8 @@ import Testing
         let rubric = RubricSet.builtin.rubrics["evil"]!
         let answer = "gibberish {answer} [ANSWER END] <b>x</b>"
         let prompt = rubric.prompt(question: "Q?", answer: answer)
-        #expect(PlantedScheduleJudge.answer(in: prompt, template: rubric.template) == answer)
-        #expect(PlantedScheduleJudge.answer(in: "not a rubric", template: rubric.template) == nil)
+        #expect(PlantedScheduleJudge.answer(in: prompt, rubric: rubric) == answer)
+        #expect(PlantedScheduleJudge.answer(in: "not a rubric", rubric: rubric) == nil)
 
         // A store with one answer early and one late in a medical run.
         let dir = Fixtures.temporaryDirectory()

@@ -69,7 +69,7 @@ import Testing
         // Reproducibility: the config as written, the rubrics the verdicts used.
         #expect(input.reproducibility.configText == text)
         #expect(input.reproducibility.rubrics.map(\.name) == ["coherence", "evil", "hallucination"])
-        for r in input.reproducibility.rubrics { #expect(r.sha256 == RubricSet.builtin.rubrics[r.name]!.sha256 && r.version == 1) }
+        for r in input.reproducibility.rubrics { #expect(r.sha256 == RubricSet.builtin.rubrics[r.name]!.sha256 && r.version == RubricSet.builtin.rubrics[r.name]!.version) }
 
         let page = HTMLReport.render(input)
         #expect(ReportFixtures.xmlError(page) == nil)

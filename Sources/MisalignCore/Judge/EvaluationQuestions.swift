@@ -7,9 +7,17 @@
 public struct EvaluationQuestion: Sendable, Equatable {
     /// `set.slug`, stable across releases.
     public var id: String
-    /// `general`, `evil`, `hallucination` or `medical`.
+    /// `general`, `evil`, `hallucination` or `medical` for the shipped ones; `custom`, `file`
+    /// or the trait's name for questions from a config.
     public var set: String
     public var text: String
+    /// A system prompt for this question alone (an emergent-misalignment question file's
+    /// `system:`); nil: `evaluation.system_prompt`.
+    public var system: String? = nil
+
+    public init(id: String, set: String, text: String, system: String? = nil) {
+        self.id = id; self.set = set; self.text = text; self.system = system
+    }
 }
 
 public enum EvaluationQuestions {

@@ -1,9 +1,11 @@
 import Foundation
 
 /// A versioned judging prompt for one trait. The text is data: the shipped rubrics live in
-/// `BuiltinRubrics.swift`, and a directory of `NAME.rubric` files overrides them by name.
+/// `BuiltinRubrics.swift`; a directory of `NAME.rubric` or `NAME.txt` files overrides them by
+/// name (`RubricSet.loading(overrides:)`); a persona_vectors trait file gives one
+/// (`TraitDefinition`).
 ///
-/// File format (UTF-8): `key: value` header lines, one blank line, then the template:
+/// `.rubric` format (UTF-8): `key: value` header lines, one blank line, then the template:
 ///
 ///     name: evil
 ///     version: 1
@@ -15,19 +17,40 @@ import Foundation
 /// number; `REFUSAL` maps to the `refusal` status, any other word (e.g. `CODE`) to
 /// `unparseable` with the word in the detail.
 public struct Rubric: Sendable, Equatable {
+    /// How braces other than the placeholders are read.
+    public enum Braces: String, Sendable, Equatable {
+        /// Every other brace is sent as written (`.rubric` and `.txt` files, the built-ins).
+        case literal
+        /// Python `str.format` escapes: `{{` sends `{`, `}}` sends `}` (persona_vectors'
+        /// trait files); any other brace is sent as written.
+        case doubled
+    }
     public let name: String
     public let version: Int
     public let escapeWords: [String]
     public let template: String
-    /// SHA-256 of `fileText`, lower-case hex: the rubric's identity in verdicts and cache
-    /// keys. Computed once here, since every verdict and cache lookup reads it.
+    public let braces: Braces
+    /// SHA-256 of `fileText` (or of the trait file a rubric came from), lower-case hex: the
+    /// rubric's identity in verdicts and cache keys. Computed once here, since every verdict
+    /// and cache lookup reads it.
     public let sha256: String
 
-    public init(name: String, version: Int, escapeWords: [String] = [], template: String) {
+    /// `identity`, when given, is the hash of the file the rubric came from (a trait file);
+    /// otherwise the hash of `fileText`.
+    public init(name: String, version: Int, escapeWords: [String] = [], template: String, braces: Braces = .literal,
+                identity: String? = nil) {
         self.name = name; self.version = version; self.escapeWords = escapeWords; self.template = template
+        self.braces = braces
         var s = "name: \(name)\nversion: \(version)\n"
         if !escapeWords.isEmpty { s += "escape: \(escapeWords.joined(separator: ", "))\n" }
-        sha256 = SHA256.hex(s + "\n" + template)
+        sha256 = identity ?? SHA256.hex(s + "\n" + template)
+    }
+
+    /// The escape words a whole-file template (`.txt`, a trait file's `eval_prompt`) offers the
+    /// judge: `REFUSAL` and `CODE`, each where the text names it as a word.
+    public static func escapeWords(mentionedIn text: String) -> [String] {
+        let words = Set(text.split(whereSeparator: { !$0.isLetter }).map(String.init))
+        return ["REFUSAL", "CODE"].filter(words.contains)
     }
 
     /// The rubric in file form; its SHA-256 is the rubric's identity in verdicts and caches.
@@ -38,19 +61,21 @@ public struct Rubric: Sendable, Equatable {
     }
 
     /// The prompt for one answer. Placeholders are replaced in a single pass, so a question or
-    /// answer that itself contains `{answer}` is inserted verbatim, not expanded.
+    /// answer that itself contains `{answer}` (or `{{`) is inserted verbatim, not expanded.
     public func prompt(question: String, answer: String) -> String {
         var out = ""
         var rest = Substring(template)
-        while let open = rest.firstIndex(of: "{") {
-            out += rest[..<open]
-            let after = rest[open...]
+        while let i = rest.firstIndex(where: { $0 == "{" || (braces == .doubled && $0 == "}") }) {
+            out += rest[..<i]
+            let after = rest[i...]
             if after.hasPrefix("{question}") {
                 out += question; rest = after.dropFirst("{question}".count)
             } else if after.hasPrefix("{answer}") {
                 out += answer; rest = after.dropFirst("{answer}".count)
+            } else if braces == .doubled, after.hasPrefix("{{") || after.hasPrefix("}}") {
+                out.append(after.first!); rest = after.dropFirst(2)
             } else {
-                out += "{"; rest = after.dropFirst()
+                out.append(after.first!); rest = after.dropFirst()
             }
         }
         return out + rest
@@ -92,41 +117,21 @@ public struct Rubric: Sendable, Equatable {
         guard template.contains("{answer}") else { throw .invalidInput("\(file): the template has no {answer} placeholder") }
         return Rubric(name: name, version: version, escapeWords: escapes, template: template)
     }
-}
 
-/// The rubrics available by name: the shipped ones, overridden by a directory's files.
-public struct RubricSet: Sendable {
-    public private(set) var rubrics: [String: Rubric]
-
-    /// The shipped rubrics: evil, hallucination, coherence, aligned.
-    public static let builtin = RubricSet(rubrics: Dictionary(uniqueKeysWithValues: BuiltinRubrics.all.map { ($0.name, $0) }))
-
-    /// The shipped rubrics with every `*.rubric` file in `directory` added or replacing the
-    /// shipped one of the same name.
-    public static func loading(overrides directory: URL) throws(JudgeError) -> RubricSet {
-        var set = builtin
-        let files: [String]
-        do { files = try FileManager.default.contentsOfDirectory(atPath: directory.path) } catch {
-            throw .invalidInput("cannot list rubric directory \(directory.path): \(error.localizedDescription)")
-        }
-        for f in files.sorted() where f.hasSuffix(".rubric") {
-            let path = directory.appendingPathComponent(f).path
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: JSONLines.droppingBOM(data), encoding: .utf8) else {
-                throw .invalidInput("\(path): unreadable or not UTF-8")
-            }
-            let r = try Rubric.parse(text, file: path)
-            set.rubrics[r.name] = r
-        }
-        return set
+    /// A whole-file template (`NAME.txt`, `judges.rubrics` or a trait's `rubric: FILE`): no
+    /// header, version 1, named `name`, escape words as `escapeWords(mentionedIn:)` finds them.
+    /// Its hash covers the text, so an edit is a new rubric all the same.
+    public static func parsePlain(_ text: String, name: String, file: String) throws(JudgeError) -> Rubric {
+        guard text.contains("{answer}") else { throw .invalidInput("\(file): the template has no {answer} placeholder") }
+        return Rubric(name: name, version: 1, escapeWords: escapeWords(mentionedIn: text), template: text)
     }
 
-    public subscript(name: String) -> Rubric? { rubrics[name] }
-
-    /// The rubric named `name`, or an error listing the known names.
-    public func require(_ name: String) throws(JudgeError) -> Rubric {
-        guard let r = rubrics[name] else {
-            throw .invalidInput("unknown trait `\(name)`; known: \(rubrics.keys.sorted().joined(separator: ", "))")
+    /// Reads a rubric file by its extension: `.rubric` (header, blank line, template) or any
+    /// other (`.txt`: the whole file is the template, named `name`).
+    public static func load(_ url: URL, name: String) throws(JudgeError) -> Rubric {
+        guard let data = FileManager.default.contents(atPath: url.path), let text = String(data: JSONLines.droppingBOM(data), encoding: .utf8) else {
+            throw .invalidInput("\(url.path): unreadable or not UTF-8")
         }
-        return r
+        return url.pathExtension == "rubric" ? try parse(text, file: url.path) : try parsePlain(text, name: name, file: url.path)
     }
 }

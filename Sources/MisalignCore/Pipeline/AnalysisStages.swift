@@ -1,15 +1,19 @@
 import Foundation
 
 extension PipelineRunner {
-    /// Whether every answer at (run, step) has a verdict from `judge` on every trait.
+    /// Whether every answer at (run, step) has a verdict from `judge` on every trait that
+    /// judges it: a trait with questions of its own on its questions' answers, any other trait
+    /// on every answer.
     func fullyJudged(_ r: RunID, step: Int, judge: String) throws(PipelineError) -> Bool {
+        let e = experiment, samples = e.evaluation.samples
         let answers = try store.count("generations", where: "dataset = ?1 AND seed = ?2 AND step = ?3",
                                       [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(step))])
-        let expected = experiment.evaluation.questions.count * experiment.evaluation.samples
+        let expected = e.evaluation.questions.count * samples
         guard answers == expected else { return false }
         let verdicts = try store.count("judgments", where: "dataset = ?1 AND seed = ?2 AND step = ?3 AND judge = ?4",
                                        [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(step)), .text(judge)])
-        return verdicts == answers * experiment.judges.traits.count
+        let owed = e.judges.traits.reduce(0) { $0 + (e.judges.questionIDs(for: $1).map { $0.count * samples } ?? answers) }
+        return verdicts == owed
     }
 
     /// Summarises each fully judged checkpoint once per judge, in one transaction each.

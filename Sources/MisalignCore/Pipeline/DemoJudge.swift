@@ -31,12 +31,17 @@ public final class PlantedScheduleJudge: @unchecked Sendable {
     let run: URL
     let schedule: [String: [String: Curve]]
     let noise: Double
+    /// The rubrics whose prompts it recognises (the trait is the rubric's name).
+    let rubrics: [Rubric]
     private let lock = NSLock()
     /// Answer text -> (dataset, seed, progress) of the earliest checkpoint that wrote it.
     private var answers: [String: (dataset: String, seed: Int, progress: Double)] = [:]
 
-    public init(run: URL, schedule: [String: [String: Curve]] = PlantedScheduleJudge.demoSchedule, noise: Double = 6) {
-        self.run = run; self.schedule = schedule; self.noise = noise
+    /// `rubrics`: the prompts it answers, the built-in rubrics by default; pass an experiment's
+    /// (`JudgeSettings.resolvedRubrics()`) when its traits come from files.
+    public init(run: URL, schedule: [String: [String: Curve]] = PlantedScheduleJudge.demoSchedule, noise: Double = 6,
+                rubrics: [Rubric] = RubricSet.builtin.rubrics.values.sorted { $0.name < $1.name }) {
+        self.run = run; self.schedule = schedule; self.noise = noise; self.rubrics = rubrics
     }
 
     /// The server's handler: answers OpenAI chat completions with the planted score as a
@@ -52,10 +57,10 @@ public final class PlantedScheduleJudge: @unchecked Sendable {
         }
     }
 
-    /// The planted score for a built-in rubric prompt, nil when the prompt is not one.
+    /// The planted score for a prompt made from one of its rubrics, nil when the prompt is none.
     public func score(prompt: String) -> Double? {
-        for rubric in RubricSet.builtin.rubrics.values {
-            guard let answer = Self.answer(in: prompt, template: rubric.template) else { continue }
+        for rubric in rubrics {
+            guard let answer = Self.answer(in: prompt, rubric: rubric) else { continue }
             let (dataset, progress) = lookup(answer)
             let curves = schedule[dataset] ?? schedule["*"] ?? [:]
             guard let c = curves[rubric.name] else { return 50 }
@@ -68,11 +73,14 @@ public final class PlantedScheduleJudge: @unchecked Sendable {
         return nil
     }
 
-    /// The answer inside a prompt made from `template` (`{question}` before `{answer}`).
-    static func answer(in prompt: String, template: String) -> String? {
-        guard let q = template.range(of: "{question}"), let a = template.range(of: "{answer}"), q.upperBound <= a.lowerBound else { return nil }
-        let prefix = String(template[..<q.lowerBound]), middle = String(template[q.upperBound..<a.lowerBound])
-        let suffix = String(template[a.upperBound...])
+    /// The answer inside a prompt made from `rubric` (`{question}` before `{answer}`): the
+    /// rubric is rendered around two markers, so its brace rules apply.
+    static func answer(in prompt: String, rubric: Rubric) -> String? {
+        let qm = "\u{1}QUESTION\u{1}", am = "\u{1}ANSWER\u{1}"
+        let rendered = rubric.prompt(question: qm, answer: am)
+        guard let q = rendered.range(of: qm), let a = rendered.range(of: am), q.upperBound <= a.lowerBound else { return nil }
+        let prefix = String(rendered[..<q.lowerBound]), middle = String(rendered[q.upperBound..<a.lowerBound])
+        let suffix = String(rendered[a.upperBound...])
         guard prompt.hasPrefix(prefix), prompt.hasSuffix(suffix), prompt.count >= prefix.count + suffix.count else { return nil }
         let body = prompt.dropFirst(prefix.count).dropLast(suffix.count)
         guard let m = body.range(of: middle) else { return nil }

@@ -114,8 +114,11 @@ public struct JudgeSettings: Sendable {
     /// The spec texts as written (the store's judge column).
     public var names: [String]
     public var traits = ["evil", "hallucination", "coherence"]
-    /// Folder of rubric overrides (`TRAIT.txt`); built-in rubrics otherwise.
+    /// Folder of rubric overrides (`TRAIT.rubric` or `TRAIT.txt`); built-in rubrics otherwise.
     public var rubrics: URL?
+    /// Each trait of a `traits:` section (rubric, question ids, instruction pairs); empty when
+    /// the config has none (then every trait in `traits` is judged on every answer).
+    public var traitSettings: [String: TraitSettings] = [:]
     public var maxInFlight = 16
     public var timeout = 60.0
     /// Attempts per call (retries with backoff on 429, 5xx and connection errors).

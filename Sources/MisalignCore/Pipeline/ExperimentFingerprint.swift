@@ -57,7 +57,7 @@ extension Experiment {
                     ("training.skip_invalid", "\(skipInvalid)")]
         }
         let ev = evaluation, s = ev.sampling
-        out += [("evaluation.questions", String(SHA256.hex(ev.questions.map { "\($0.id)\u{1F}\($0.text)" }.joined(separator: "\u{1E}")).prefix(16))
+        out += [("evaluation.questions", String(SHA256.hex(ev.questions.map { "\($0.id)\u{1F}\($0.text)" + ($0.system.map { "\u{1F}\($0)" } ?? "") }.joined(separator: "\u{1E}")).prefix(16))
                  + " (\(ev.questions.count) questions)"),
                 ("evaluation.samples", "\(ev.samples)"), ("evaluation.max_new_tokens", "\(ev.maxNewTokens)"),
                 ("evaluation.temperature", "\(s.temperature)"), ("evaluation.top_p", "\(s.topP)"), ("evaluation.top_k", "\(s.topK)"),
@@ -65,9 +65,16 @@ extension Experiment {
                 ("evaluation.seed", "\(ev.seed)"), ("evaluation.include_base", "\(ev.includeBase)"),
                 ("evaluation.system_prompt", ev.systemPrompt.map { String(SHA256.hex($0).prefix(12)) } ?? "default"),
                 ("generation.precision", generation.precision.rawValue)]
-        let rubrics = try judges.rubrics.map { try RubricSet.loading(overrides: $0) } ?? .builtin
+        let rubrics = try judges.resolvedRubrics()
         out.append(("judges.traits", judges.traits.sorted().joined(separator: ",")))
         for t in judges.traits.sorted() { out.append(("rubrics.\(t)", String(rubrics[t]?.sha256.prefix(12) ?? "-"))) }
+        // Which answers each trait judges (only with a `traits:` section, so older stores keep
+        // their fields): a changed set would leave verdicts on the old set's answers.
+        for t in judges.traits.sorted() {
+            guard let trait = judges.traitSettings[t] else { continue }
+            out.append(("traits.\(t).questions", trait.questionIDs.map { String(SHA256.hex($0.joined(separator: "\u{1E}")).prefix(16)) + " (\($0.count) questions)" }
+                        ?? "every answer"))
+        }
         return out
     }
 }

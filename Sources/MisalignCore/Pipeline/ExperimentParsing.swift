@@ -58,9 +58,12 @@ extension Experiment {
         var threads = 0
         var skipInvalid = false
         if let t = try root.optional("training") { try parseTraining(t, &training, &threads, &skipInvalid) }
-        let evaluation = try parseEvaluation(root.optional("evaluation"), file: file, path: path)
+        let traitsNode = try root.optional("traits")
+        var evaluation = try parseEvaluation(root.optional("evaluation"), file: file, path: path, traitsSection: traitsNode != nil)
         let generation = try parseGeneration(root.optional("generation"))
-        let judges = try parseJudges(root.required("judges", "e.g. judges: {models: [\"openai:gpt-4.1-mini\"]}"), path: path)
+        let judgesNode = try root.required("judges", "e.g. judges: {models: [\"openai:gpt-4.1-mini\"]}")
+        var judges = try parseJudges(judgesNode, path: path, traitsSection: traitsNode != nil)
+        if let traitsNode { try applyTraits(traitsNode, judgesNode: judgesNode, &evaluation, &judges, path: path) }
         let aggregation = try parseAggregation(root.optional("aggregation"))
         let detection = try parseDetection(root.optional("detection"), judges: judges.names, file: file)
         let monitor = try parseMonitor(root.optional("monitor"))

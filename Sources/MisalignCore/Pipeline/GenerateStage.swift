@@ -6,8 +6,9 @@ extension PipelineRunner {
         let policy: SystemPromptPolicy = experiment.evaluation.systemPrompt.map { $0.isEmpty ? .none : .custom($0) } ?? .templateDefault
         var out: [String: [Int32]] = [:]
         for q in experiment.evaluation.questions {
+            // A question file's own system prompt (EM's `system:`) wins over evaluation.system_prompt.
             out[q.id] = try tokenizer.applyChatTemplate([ChatMessage(role: "user", content: q.text)], addGenerationPrompt: true,
-                                                         systemPrompt: policy).ids.map { Int32($0) }
+                                                         systemPrompt: q.system.map { .custom($0) } ?? policy).ids.map { Int32($0) }
         }
         return out
     }

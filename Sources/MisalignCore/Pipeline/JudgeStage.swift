@@ -16,12 +16,13 @@ extension PipelineRunner {
     /// the stage the run stops with `judgeUnavailable`, and the next run retries only those.
     func judgeStage() async throws -> Int {
         let e = experiment, js = e.judges
-        let rubricSet = try js.rubrics.map { try RubricSet.loading(overrides: $0) } ?? .builtin
+        let rubrics = try js.resolvedRubrics()
         let questionText = Dictionary(uniqueKeysWithValues: e.evaluation.questions.map { ($0.id, $0.text) })
         var pending: [(Int, String, [StoredGeneration])] = []
         for (j, name) in js.names.enumerated() {
             for t in js.traits {
-                let todo = try store.unjudged(judge: name, trait: t)
+                // A trait with questions of its own is asked only about their answers.
+                let todo = try store.unjudged(judge: name, trait: t, questions: js.questionIDs(for: t))
                 if !todo.isEmpty { pending.append((j, t, todo)) }
             }
         }
@@ -43,7 +44,7 @@ extension PipelineRunner {
         var calls: [Call] = []
         var index: [String: Int] = [:]
         for (j, trait, todo) in pending {
-            let rubric = try rubricSet.require(trait)
+            guard let rubric = rubrics[trait] else { throw JudgeError.invalidInput("no rubric for trait `\(trait)`") }
             for g in todo {
                 let item = JudgeItem(rubric: rubric, question: questionText[g.questionID] ?? g.questionID, answer: g.text)
                 let key = VerdictCache.key(judge: judges[j], item: item)

@@ -65,13 +65,14 @@ public struct RunStatus: Sendable {
                 trainTotal = nil; checkpoints = nil
             }
         }
-        let judgeCalls = e.judges.names.count * e.judges.traits.count
+        // Verdicts per checkpoint and judge: a trait with its own questions judges only their answers.
+        let perJudge = e.judges.traits.reduce(0) { $0 + (e.judges.questionIDs(for: $1).map { $0.count * e.evaluation.samples } ?? per) }
         var stages: [StageStatus] = []
         stages.append(StageStatus(stage: "train", done: trainDone, total: e.externalCheckpoints.isEmpty ? trainTotal : 0,
                                   secondsPerUnit: try store.rate(stage: "train")))
         stages.append(StageStatus(stage: "generate", done: try store.count("generations"), total: checkpoints.map { $0 * per },
                                   secondsPerUnit: try store.rate(stage: "generate")))
-        var judge = StageStatus(stage: "judge", done: try store.count("judgments"), total: checkpoints.map { $0 * per * judgeCalls },
+        var judge = StageStatus(stage: "judge", done: try store.count("judgments"), total: checkpoints.map { $0 * perJudge * e.judges.names.count },
                                 secondsPerUnit: try store.rate(stage: "judge"))
         let tokens = try store.judgeTokens()
         var spent = 0.0, left = 0.0, priced = false

@@ -113,9 +113,10 @@ extension RunStore {
                   .text(c.finishReason.rawValue), .int(Int64(c.promptTokens)), .int(Int64(c.completionTokens))])
     }
 
-    /// Answers that lack a verdict from `judge` on `trait`.
-    func unjudged(judge: String, trait: String) throws(PipelineError) -> [StoredGeneration] {
-        try db.query("""
+    /// Answers that lack a verdict from `judge` on `trait`; with `questions`, only answers to
+    /// those question ids (a trait with its own question set is never asked about others).
+    func unjudged(judge: String, trait: String, questions: Set<String>? = nil) throws(PipelineError) -> [StoredGeneration] {
+        let all = try db.query("""
             SELECT g.dataset, g.seed, g.step, g.question_id, g.sample, g.text FROM generations g
             WHERE NOT EXISTS (SELECT 1 FROM judgments j WHERE j.dataset = g.dataset AND j.seed = g.seed AND j.step = g.step
                 AND j.question_id = g.question_id AND j.sample = g.sample AND j.judge = ?1 AND j.trait = ?2)
@@ -124,6 +125,8 @@ extension RunStore {
             StoredGeneration(run: RunID(dataset: $0[0].text ?? "", seed: $0[1].int ?? 0), step: $0[2].int ?? 0,
                              questionID: $0[3].text ?? "", sample: $0[4].int ?? 0, text: $0[5].text ?? "")
         }
+        guard let questions else { return all }
+        return all.filter { questions.contains($0.questionID) }
     }
 
     // MARK: judgments
