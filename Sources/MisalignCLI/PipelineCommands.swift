@@ -8,17 +8,32 @@ struct InitCommand: ParsableCommand {
         commandName: "init",
         abstract: "Write a commented example experiment config (YAML) with the study's defaults.",
         discussion: """
+        --preset default writes every section with its defaults, commented. --preset study \
+        writes the reference study's protocol: Qwen2.5-7B-Instruct, rsLoRA r 32, lr 1e-5 over \
+        2 x 8, a checkpoint every 2 steps, a 10% held-out split, persona_vectors' datasets at \
+        three levels with normal as the control, evil and hallucination judged on their trait \
+        files' questions, GPT-4.1-mini pinned and seeded plus a second judge, averaged per \
+        answer, and the study's onset rules (Docs/Reproducing.md compares it element by element).
+
         Examples:
           misalign init                 # writes misalign.yaml here
+          misalign init study.yaml --preset study
           misalign init study.yaml --force
         """)
 
     @Argument(help: "Where to write it.") var path = "misalign.yaml"
+    @Option(help: "default or study.") var preset = "default"
     @Flag(help: "Overwrite an existing file.") var force = false
 
+    func validate() throws {
+        if ConfigPreset(rawValue: preset) == nil { throw ValidationError("--preset must be default or study") }
+    }
+
     func run() throws {
-        do { try Experiment.writeExample(to: URL(fileURLWithPath: path), force: force) } catch { throw CLIError("\(error)") }
-        print("wrote \(path); edit model, datasets and judges, then: misalign run \(path)")
+        let chosen = ConfigPreset(rawValue: preset) ?? .default
+        do { try Experiment.writeExample(to: URL(fileURLWithPath: path), preset: chosen, force: force) } catch { throw CLIError("\(error)") }
+        let edit = chosen == .study ? "model, the dataset and trait file paths, and the second judge's URL" : "model, datasets and judges"
+        print("wrote \(path); edit \(edit), then: misalign run \(path)")
     }
 }
 

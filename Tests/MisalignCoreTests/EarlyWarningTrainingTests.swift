@@ -18,7 +18,9 @@ func risingJudge(rise: [String: Int], step: @escaping @Sendable (MockJudgeServer
     { request, number in
         var h: UInt64 = 0xcbf29ce484222325
         for b in request.prompt.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-        let trait = request.prompt.contains("hallucinat") ? "hallucination" : "evil"
+        // The hallucination rubric's opening words (the evil rubric mentions hallucination too).
+        let opening = String(RubricSet.builtin["hallucination"]!.template.prefix(while: { $0 != "{" }).prefix(80))
+        let trait = request.prompt.hasPrefix(opening) ? "hallucination" : "evil"
         let s = (step(request, number) >= rise[trait]! ? 85 : 5) + Int(h % 3)
         return .respond(status: 200, headers: [], body: MockJudgeServer.openAIBody(content: "\(s)", top: [("\(s)", 0)]))
     }
@@ -81,7 +83,12 @@ struct TinyRun {
         let (outcome, straight) = try await train(run, "straight", server: straightServer, probeStep: probeStep, stop: false)
         #expect(outcome?.steps == 10 && straight.probes.map(\.step) == Array(1...10))
         let cusum = straight.alarms.filter { $0.detector == "cusum" }
-        #expect(cusum.map(\.signal) == ["hallucination", "evil"] && cusum.map(\.step) == [6, 8] && cusum.map(\.changeStep) == [6, 8])
+        #expect(cusum.map(\.signal) == ["hallucination", "evil"] && cusum.map(\.step) == [6, 8])
+        // The change estimate (the last step CUSUM's statistic was zero) is after the 3-probe
+        // baseline and at or before the alarm; exactly where depends on the stand-in's noise,
+        // a hash of the prompt and so of the rubric's text (steps 4 and 7 with the v2 rubrics,
+        // whose noise puts steps 4-5 above the baseline mean by more than the drift).
+        #expect(zip(cusum.map(\.changeStep), [6, 8]).allSatisfy { $0 >= 4 && $0 <= $1 }, "\(cusum.map(\.changeStep))")
         #expect(straight.firstAlarm == ["hallucination": 6, "evil": 8] && straight.warningSteps == 2)
         #expect(straight.summary().contains("hallucination gave 2 steps of warning before evil's alarm"))
         #expect(straightServer.requestCount == 10 * 2 * 2 * 2)

@@ -128,6 +128,11 @@ public struct JudgeSettings: Sendable {
     public var cache: URL?
     public var localMode: LocalJudge.Mode = .expectation
     public var minNumericMass = 0.25
+    /// How `openai:` judges' servers spell numbers (`NumberTokens`: a Qwen judge behind vLLM
+    /// splits "85" into digits and is read digit by digit).
+    public var numbers: NumberTokens = .auto
+    /// `openai:` judges' request seed (the study's GPT-4.1-mini: 0); none sent when nil.
+    public var seed: Int?
 }
 
 /// Per-checkpoint summaries.

@@ -67,6 +67,11 @@ extension Experiment {
         if let v = try n.optional("max_attempts") { j.maxAttempts = try v.int(min: 1, max: Bounds.attempts) }
         if let v = try n.optional("cache") { j.cache = try path(v) }
         if let v = try n.optional("min_numeric_mass") { j.minNumericMass = try v.double(in: 0...1) }
+        if let v = try n.optional("numbers") {
+            guard let m = NumberTokens(rawValue: try v.string()) else { throw v.error("must be auto, whole or digits") }
+            j.numbers = m
+        }
+        if let v = try n.optional("seed") { j.seed = try v.int(min: 0, max: Int(Int32.max)) }
         if let v = try n.optional("local_mode") {
             switch try v.string() {
             case "expectation": j.localMode = .expectation

@@ -32,6 +32,8 @@ extension PipelineRunner {
                                    policy: RetryPolicy(maxAttempts: js.maxAttempts), timeout: js.timeout)
         factory.localMode = js.localMode
         factory.minNumericMass = js.minNumericMass
+        factory.numbers = js.numbers
+        factory.seed = js.seed
         factory.notice = { [self] in note("judge: \($0)") }
         var judges: [any Judge] = []
         for spec in js.judges {

@@ -36,6 +36,8 @@ extension PipelineRunner {
                                    policy: RetryPolicy(maxAttempts: js.maxAttempts), timeout: js.timeout)
         factory.localMode = js.localMode
         factory.minNumericMass = js.minNumericMass
+        factory.numbers = js.numbers
+        factory.seed = js.seed
         do { return try factory.make(spec) } catch {
             throw PipelineError.judgeUnavailable(judge: spec.model, reason: redact(error.description, secrets: factory.secrets), done: 0, remaining: 1)
         }

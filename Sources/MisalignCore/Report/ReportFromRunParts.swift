@@ -90,7 +90,8 @@ extension RunReader {
         }
         if !judges.isEmpty { versions.append(.init(name: "judges", value: judges.joined(separator: ", "))) }
         if let judge { versions.append(.init(name: "detection judge", value: judge)) }
-        let known = (experiment?.judges.rubrics.flatMap { try? RubricSet.loading(overrides: $0) } ?? .builtin).rubrics
+        // The rubrics the config judges with: trait files, rubric files, overrides, built-ins.
+        let known = experiment.flatMap { try? $0.judges.resolvedRubrics() } ?? RubricSet.builtin.rubrics
         let rubrics = try q("SELECT DISTINCT trait, rubric_sha256 FROM judgments ORDER BY trait, rubric_sha256").map { row in
             let name = row[0].text ?? "", sha = row[1].text ?? ""
             let match = known[name].flatMap { $0.sha256 == sha ? $0 : nil } ?? RubricSet.builtin.rubrics[name].flatMap { $0.sha256 == sha ? $0 : nil }

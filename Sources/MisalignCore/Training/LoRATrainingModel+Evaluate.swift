@@ -6,14 +6,8 @@ extension LoRATrainingModel {
     /// dropout (as `model.eval()` in PyTorch), no gradient, `parameters.grads` untouched. With
     /// dropout 0 it equals what `accumulateGradients` returns for the same batch.
     public func evaluationLoss(_ batch: TrainingBatch) throws -> Double {
-        let n = batch.rows
-        guard n > 0 else { return 0 }
-        guard n <= maxRows, batch.lengths.allSatisfy({ $0 <= maxSequence }) else {
-            throw TrainingError.invalidSetting(name: "batch", detail: "\(n) rows (longest \(batch.lengths.max() ?? 0)) exceed the planned \(maxRows) rows / \(maxSequence) per sequence")
-        }
-        for t in batch.tokens where t < 0 || Int(t) >= config.vocabSize {
-            throw TrainingError.invalidSetting(name: "data", detail: "token id \(t) is outside the model's vocabulary of \(config.vocabSize)")
-        }
+        guard batch.rows > 0 else { return 0 }
+        try check(batch)
         evaluating = true
         defer { evaluating = false }
         let H = config.hiddenSize, V = config.vocabSize

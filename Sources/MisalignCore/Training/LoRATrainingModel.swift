@@ -111,6 +111,16 @@ public final class LoRATrainingModel: @unchecked Sendable {
         return floats * 4
     }
 
+    /// A batch fits the planned activations and every token is in the vocabulary.
+    func check(_ batch: TrainingBatch) throws {
+        guard batch.rows <= maxRows, batch.lengths.allSatisfy({ $0 <= maxSequence }) else {
+            throw TrainingError.invalidSetting(name: "batch", detail: "\(batch.rows) rows (longest \(batch.lengths.max() ?? 0)) exceed the planned \(maxRows) rows / \(maxSequence) per sequence")
+        }
+        for t in batch.tokens where t < 0 || Int(t) >= config.vocabSize {
+            throw TrainingError.invalidSetting(name: "data", detail: "token id \(t) is outside the model's vocabulary of \(config.vocabSize)")
+        }
+    }
+
     /// Forward and backward of one micro-batch: adds d(loss)/d(A, B) to `parameters.grads`, where
     /// the loss is the sum of the batch's token cross-entropies divided by `normalizer` (the
     /// target count of the whole optimizer step, as transformers divides by `num_items_in_batch`).
@@ -119,12 +129,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
     public func accumulateGradients(_ batch: TrainingBatch, normalizer: Int) throws -> Double {
         let n = batch.rows
         guard n > 0 else { return 0 }
-        guard n <= maxRows, batch.lengths.allSatisfy({ $0 <= maxSequence }) else {
-            throw TrainingError.invalidSetting(name: "batch", detail: "\(n) rows (longest \(batch.lengths.max() ?? 0)) exceed the planned \(maxRows) rows / \(maxSequence) per sequence")
-        }
-        for t in batch.tokens where t < 0 || Int(t) >= config.vocabSize {
-            throw TrainingError.invalidSetting(name: "data", detail: "token id \(t) is outside the model's vocabulary of \(config.vocabSize)")
-        }
+        try check(batch)
         let H = config.hiddenSize
         for (r, t) in batch.tokens.enumerated() { weights.embedTokens.row(Int(t), into: x.pointer + r * H) }
         for l in 0..<config.numHiddenLayers {
