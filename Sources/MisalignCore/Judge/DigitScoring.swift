@@ -123,8 +123,6 @@ extension OpenAIJudge {
         var root = config.baseURL
         while root.hasSuffix("/") { root.removeLast() }
         if root.hasSuffix("/v1") { root.removeLast(3) }
-        var headers = [("Content-Type", "application/json")]
-        if let apiKey = apiKeyForBatch { headers.append(("Authorization", "Bearer \(apiKey)")) }
         let body = JSONValue.object(JSONObject([("model", .string(config.model)), ("prompt", .string("85")), ("add_special_tokens", .bool(false))]))
         let url = root + "/tokenize"
         let req = HTTPRequest(url: url, headers: headers, body: Data(body.serialized().utf8), connectTimeout: config.connectTimeout, timeout: config.timeout)
@@ -140,6 +138,13 @@ extension OpenAIJudge {
             numberProbe.value = .unavailable
         }
         return numberProbe.value != .whole
+    }
+
+    /// Whether this first-token list is read digit by digit: it could start a longer number,
+    /// and the server splits numbers (`digits`, or `auto` once the server has said so).
+    func continuesDigits(_ top: [(token: String, logprob: Double)]) async -> Bool {
+        guard needsDigits(top) else { return false }
+        return config.numbers == .digits ? true : await serverSplitsNumbers()
     }
 
     /// Whether this judge reads numbers digit by digit when its first token is ambiguous.

@@ -75,8 +75,7 @@ public struct OpenAIBatch: Sendable {
                 guard let parsed = try? OpenAIJudge.parse(response, url: judge.config.baseURL + "/batches/\(batchID)") else { failed += 1; continue }
                 // A lone first digit needs continuations the batch cannot make: the live run
                 // that follows judges it digit by digit.
-                if parsed.refusal?.isEmpty != false, let top = parsed.top, !top.isEmpty, judge.needsDigits(top),
-                   judge.config.numbers == .digits ? true : await judge.serverSplitsNumbers() { failed += 1; continue }
+                if parsed.refusal?.isEmpty != false, let top = parsed.top, !top.isEmpty, await judge.continuesDigits(top) { failed += 1; continue }
                 try cache.put(key, judge.verdict(from: parsed, item: item, attempts: 1, latency: clock.now() - started), identity: judge.cacheIdentity)
                 cached += 1
             }

@@ -71,6 +71,13 @@ public struct OpenAIJudge: Judge {
         return "\(base)/chat/completions"
     }
 
+    /// JSON content type and the key (Azure's `api-key`, else a bearer token), if any.
+    var headers: [(String, String)] {
+        var h = [("Content-Type", "application/json")]
+        if let apiKey { h.append(config.azureAPIVersion == nil ? ("Authorization", "Bearer \(apiKey)") : ("api-key", apiKey)) }
+        return h
+    }
+
     /// The chat-completions request for `prompt`. With `start`, the judge's answer is
     /// continued from that text (vLLM's `continue_final_message`: the digit scheme).
     func request(prompt: String, start: String? = nil) -> HTTPRequest {
@@ -90,10 +97,6 @@ public struct OpenAIJudge: Judge {
         if start != nil {
             body.append(("add_generation_prompt", .bool(false)))
             body.append(("continue_final_message", .bool(true)))
-        }
-        var headers = [("Content-Type", "application/json")]
-        if let apiKey {
-            headers.append(config.azureAPIVersion == nil ? ("Authorization", "Bearer \(apiKey)") : ("api-key", apiKey))
         }
         return HTTPRequest(url: url, headers: headers, body: Data(JSONValue.object(JSONObject(body)).serialized().utf8),
                            connectTimeout: config.connectTimeout, timeout: config.timeout)
@@ -141,8 +144,7 @@ public struct OpenAIJudge: Judge {
         let (p, attempts) = try await client.perform(req, estimatedTokens: prompt.utf8.count / 3 + config.maxTokens,
                                                      tokensUsed: { $0.inputTokens + $0.outputTokens },
                                                      decode: { (r) throws(JudgeError) -> Parsed in try Self.parse(r, url: url) })
-        if p.refusal?.isEmpty != false, let top = p.top, !top.isEmpty, needsDigits(top),
-           config.numbers == .digits ? true : await serverSplitsNumbers() {
+        if p.refusal?.isEmpty != false, let top = p.top, !top.isEmpty, await continuesDigits(top) {
             return try await digitVerdict(first: p, top: top, item: item, prompt: prompt, attempts: attempts, start: start)
         }
         return verdict(from: p, item: item, attempts: attempts, latency: Date().timeIntervalSince(start))
