@@ -38,19 +38,35 @@ let package = Package(
         ),
         // Small C kernels compiled for several x86 levels and dispatched at load time.
         .target(name: "CMisalignKernels", path: "Sources/CMisalignKernels"),
-        .target(
-            name: "MisalignCore",
-            dependencies: ["CBLAS", "CCurl", "CSQLite", "CMisalignKernels", .product(name: "Yams", package: "Yams")],
-            path: "Sources/MisalignCore"
-        ),
+        // The library, one target per layer (Docs/Architecture.md). A target depends only on the
+        // ones below it, so an upward import does not compile. `MisalignCore` re-exports them all.
+        .target(name: "MisalignKernels", dependencies: ["CBLAS", "CMisalignKernels"]),
+        .target(name: "MisalignIO", dependencies: ["MisalignKernels"]),
+        .target(name: "MisalignHTTP", dependencies: ["MisalignIO", "CCurl"]),
+        .target(name: "MisalignTokenizer", dependencies: ["MisalignIO"]),
+        .target(name: "MisalignModel", dependencies: ["MisalignKernels", "MisalignIO", "MisalignTokenizer", "CBLAS", "CMisalignKernels"]),
+        .target(name: "MisalignGeneration", dependencies: ["MisalignModel", "MisalignHTTP", "MisalignTokenizer"]),
+        .target(name: "MisalignJudge", dependencies: ["MisalignModel", "MisalignHTTP", "MisalignTokenizer", "CSQLite"]),
+        .target(name: "MisalignChangePoint", dependencies: ["MisalignIO", "MisalignKernels"]),
+        .target(name: "MisalignPipeline", dependencies: [
+            "MisalignGeneration", "MisalignJudge", "MisalignChangePoint", "CSQLite", .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "MisalignReport", dependencies: ["MisalignPipeline"]),
+        .target(name: "MisalignCore", dependencies: [
+            "MisalignKernels", "MisalignIO", "MisalignHTTP", "MisalignTokenizer", "MisalignModel", "MisalignGeneration",
+            "MisalignJudge", "MisalignChangePoint", "MisalignPipeline", "MisalignReport",
+        ]),
+        // Test and demo scaffolding (mock servers, the crash hook, the demo judge, simulated
+        // studies): used by the tests, the CLI's demo commands, examples and benchmarks, never by the library.
+        .target(name: "MisalignTesting", dependencies: ["MisalignCore"]),
         .executableTarget(
             name: "MisalignCLI",
-            dependencies: ["MisalignCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["MisalignCore", "MisalignTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/MisalignCLI"
         ),
         .executableTarget(
             name: "MisalignBench",
-            dependencies: ["MisalignCore", "CBLAS", "CMisalignKernels"],
+            dependencies: ["MisalignCore", "MisalignTesting", "CBLAS", "CMisalignKernels"],
             path: "Benchmarks/MisalignBench"
         ),
         .executableTarget(
@@ -65,11 +81,11 @@ let package = Package(
         ),
         // Examples: small programs that import MisalignCore, built (and run by ExamplesTests) in CI.
         .executableTarget(name: "CustomJudge", dependencies: ["MisalignCore"], path: "Examples/CustomJudge"),
-        .executableTarget(name: "CustomDetector", dependencies: ["MisalignCore"], path: "Examples/CustomDetector"),
+        .executableTarget(name: "CustomDetector", dependencies: ["MisalignCore", "MisalignTesting"], path: "Examples/CustomDetector"),
         .executableTarget(name: "EvaluateCheckpoints", dependencies: ["MisalignCore"], path: "Examples/EvaluateCheckpoints"),
         .testTarget(
             name: "MisalignCoreTests",
-            dependencies: ["MisalignCore", "CMisalignKernels", "CCurl"],
+            dependencies: ["MisalignCore", "MisalignTesting", "CMisalignKernels", "CCurl", "CSQLite"],
             path: "Tests/MisalignCoreTests"
         ),
     ]

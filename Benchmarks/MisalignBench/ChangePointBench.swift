@@ -1,5 +1,6 @@
 import Foundation
 import MisalignCore
+import MisalignTesting
 
 /// `misalign-bench changepoint [--n 100000] [--ruptures-n 2000] [--no-ruptures] [--resamples 2000]`
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import MisalignCore
+import MisalignTesting
 
 /// `misalign-bench judge [--verdicts 10000] [--in-flight 64]`
 ///

@@ -10,6 +10,7 @@
 //   swift run -c release CustomDetector 7          # another seed
 import Foundation
 import MisalignCore
+import MisalignTesting  // SyntheticStudy: a simulated study to run the detector on
 
 /// The split that maximises Welch's t between the two sides (each at least `minSize` long).
 struct TTestSplit: ChangePointDetector {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MisalignCore
+import MisalignTesting
 
 /// `misalign demo-judge RUN_DIR`: the stand-in judge of `make demo` (hidden). Serves an
 /// OpenAI-compatible endpoint on 127.0.0.1 whose scores are simulated on a planted schedule

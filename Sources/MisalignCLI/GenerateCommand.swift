@@ -113,7 +113,7 @@ struct GenerateCommand: ParsableCommand {
             if remote.server != nil {
                 let backend = try remote.backend(tokenizer: tok)
                 let adapterURL = adapter.map { URL(fileURLWithPath: $0) }
-                completions = try waitForAsync {
+                completions = try runBlocking {
                     let g = if let adapterURL { try await backend.generator(adapter: adapterURL) } else { try await backend.generator(for: nil) }
                     return try await g.generate([request], onToken: onToken)
                 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MisalignCore
+import MisalignTesting
 
 /// `--quiet` and `--json`, shared by the commands that print results. The convention every
 /// command follows: the result goes to stdout (a table, or one JSON document with `--json`);
@@ -100,6 +101,8 @@ extension Misalign {
     /// Parses, runs, and maps any error to one message and one documented exit status.
     static func main() {
         Interrupt.install()
+        // The kill-and-resume tests' crash hook (`MISALIGN_TEST_KILL_AT`; inert when unset).
+        CrashPoint.installFromEnvironment()
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MisalignCore
+import MisalignTesting
 
 /// `misalign report`: renders a run's results as one self-contained HTML page or a Markdown summary.
 struct ReportCommand: ParsableCommand {

@@ -3,7 +3,18 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// Atomic writes replace regular files only: links are followed, devices and FIFOs written
 /// through, never renamed over (`report --output /dev/stdout` as root once replaced the link).

@@ -1,7 +1,18 @@
 import Testing
 import Foundation
 import CMisalignKernels
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// `misalign_attention` against a float64 computation from its definition, on shapes the
 /// model fixtures do not reach: a head size that is not a multiple of 16 (the scalar tails),

@@ -1,7 +1,18 @@
 import Testing
 import Foundation
 import CMisalignKernels
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// The opt-in bf16 compute precision (`ComputePrecision.bf16`): the vdpbf16ps product kernel
 /// against a float64 product of the bf16-rounded inputs, the rounding itself against the

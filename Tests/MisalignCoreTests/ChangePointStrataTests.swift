@@ -1,6 +1,17 @@
 import Foundation
 import Testing
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// Traits judged on their own question sets: each signal's curve is over its own questions and
 /// the cluster bootstrap is stratified by the set of signals sharing each question; with one

@@ -1,6 +1,17 @@
 import Foundation
 import Testing
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// `detect --scores`: any set of signals, errors that name the file and what was expected,
 /// scores outside the scale and negative steps refused, and advice for short series that

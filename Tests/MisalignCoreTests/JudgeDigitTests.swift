@@ -1,6 +1,17 @@
 import Testing
 import Foundation
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// `openai:` judges whose servers split numbers into digits (a Qwen model behind vLLM): the
 /// whole number is read, never its first digit alone.

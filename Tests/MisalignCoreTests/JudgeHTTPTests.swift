@@ -1,6 +1,17 @@
 import Testing
 import Foundation
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// The OpenAI and Anthropic adapters against a real HTTP server on 127.0.0.1 that misbehaves
 /// on command; each case checks the verdict or error, the attempts the server counted, and
@@ -78,8 +89,8 @@ import Foundation
         let server = try MockJudgeServer { _, _ in .stall(seconds: 120) }
         let transport = CurlTransport()
         let url = server.baseURL + "/chat/completions"
-        let task = Task { () -> JudgeError? in
-            do throws(JudgeError) { _ = try await transport.send(HTTPRequest(url: url, timeout: 100)); return nil } catch { return error }
+        let task = Task { () -> HTTPError? in
+            do throws(HTTPError) { _ = try await transport.send(HTTPRequest(url: url, timeout: 100)); return nil } catch { return error }
         }
         while server.requestCount == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
         task.cancel()
@@ -148,7 +159,7 @@ import Foundation
         let big = Data(repeating: UInt8(ascii: "x"), count: 1 << 20)
         let server = try MockJudgeServer { _, _ in .respond(status: 200, headers: [], body: big) }
         let transport = CurlTransport()
-        await #expect(throws: JudgeError.responseTooLarge(url: server.baseURL, limit: 1000)) {
+        await #expect(throws: HTTPError.responseTooLarge(url: server.baseURL, limit: 1000)) {
             _ = try await transport.send(HTTPRequest(method: "GET", url: server.baseURL, maxResponseBytes: 1000))
         }
     }

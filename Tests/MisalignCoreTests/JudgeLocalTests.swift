@@ -1,6 +1,17 @@
 import Testing
 import Foundation
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// The local judge on a tiny random Qwen2 with the real Qwen2.5 tokenizer. Its forked,
 /// batched candidate scoring is checked against scoring each candidate in its own sequence.

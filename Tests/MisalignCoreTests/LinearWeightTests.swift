@@ -1,7 +1,18 @@
 import Testing
 import Foundation
 import CMisalignKernels
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// Every path of `LinearWeight.apply` (direct decode kernel, packed f32 kernel or sgemm, widened blocks) against a
 /// float64 product, for f32, bf16 and f16 storage.

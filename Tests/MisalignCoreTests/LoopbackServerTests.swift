@@ -3,7 +3,18 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// The loopback server behind the mock judge and completion servers, which tests start and stop
 /// by the dozen side by side.

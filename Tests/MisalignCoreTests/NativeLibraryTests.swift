@@ -2,7 +2,18 @@ import Testing
 import Foundation
 import CCurl
 import CMisalignKernels
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// The system-library targets link and their typed wrappers work.
 @Suite struct NativeLibraryTests {

@@ -1,7 +1,18 @@
 import Testing
 import Foundation
 import CMisalignKernels
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// The packed f32 product (`misalign_matmul_packed`, what `LinearWeight.apply` runs for f32 and
 /// bf16 weights past 32 rows of x where the CPU has AVX-512) against a float64 product, and its

@@ -1,6 +1,17 @@
 import Foundation
 import Testing
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// A tiny experiment: a random Qwen2 with the real Qwen2.5 vocabulary, two small chat
 /// datasets, and a local OpenAI-compatible judge whose score is a hash of the prompt (so a

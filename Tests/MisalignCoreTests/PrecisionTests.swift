@@ -1,6 +1,17 @@
 import Testing
 import Foundation
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// bf16/f16 <-> f32 against torch (bf16) and numpy (f16), bit for bit, on every 16-bit pattern
 /// and on ~100k f32 edge, tie and random patterns (Tests/Fixtures/safetensors/make_fixtures.py).

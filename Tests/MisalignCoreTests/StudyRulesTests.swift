@@ -1,6 +1,17 @@
 import Foundation
 import Testing
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// The study's onset rules against `Tests/Fixtures/changepoint/study_rules_cases.json`, written
 /// by `make_study_rules.py` from the study's definitions in numpy: every rule's onset index and

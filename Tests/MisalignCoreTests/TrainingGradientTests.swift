@@ -1,7 +1,18 @@
 import CMisalignKernels
 import Foundation
 import Testing
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// The hand-written backward pass, AdamW, clipping and the schedule against PyTorch + PEFT
 /// (Tests/Fixtures/training/make_training_reference.py on qwen2-small).

@@ -1,6 +1,17 @@
 import Foundation
 import Testing
-@testable import MisalignCore
+import MisalignCore
+@testable import MisalignKernels
+@testable import MisalignIO
+@testable import MisalignHTTP
+@testable import MisalignTokenizer
+@testable import MisalignModel
+@testable import MisalignGeneration
+@testable import MisalignJudge
+@testable import MisalignChangePoint
+@testable import MisalignPipeline
+@testable import MisalignReport
+@testable import MisalignTesting
 
 /// `training.holdout`: the seeded split (against Tests/Fixtures/training/make_holdout_reference.py),
 /// its bounds, the held-out loss (against the PyTorch reference and the trainer's own loss), and

@@ -1,0 +1,115 @@
+import Foundation
+import MisalignIO
+import MisalignKernels
+
+/// The weights of one Qwen2 decoder layer, under their Hugging Face names.
+public struct Qwen2LayerWeights: @unchecked Sendable {
+    public let inputLayernorm: FloatBuffer          // [hidden]
+    public let postAttentionLayernorm: FloatBuffer  // [hidden]
+    public let qProj: LinearWeight, kProj: LinearWeight, vProj: LinearWeight, oProj: LinearWeight
+    public let qBias: FloatBuffer, kBias: FloatBuffer, vBias: FloatBuffer  // [q_dim], [kv_dim], [kv_dim]
+    public let gateProj: LinearWeight, upProj: LinearWeight, downProj: LinearWeight
+
+    /// The projection a LoRA target module name refers to.
+    public func linear(_ module: LoRAModule) -> LinearWeight {
+        switch module {
+        case .q: return qProj
+        case .k: return kProj
+        case .v: return vProj
+        case .o: return oProj
+        case .gate: return gateProj
+        case .up: return upProj
+        case .down: return downProj
+        }
+    }
+}
+
+/// All weights of a Qwen2 model, mapped from safetensors. Matrices stay in the file (bf16 or
+/// f32); norms and biases, a few KB each, are widened to f32 at load.
+public final class Qwen2Weights: @unchecked Sendable {
+    public let config: Qwen2Config
+    public let source: TensorSource
+    public let embedTokens: LinearWeight   // [vocab, hidden]
+    public let layers: [Qwen2LayerWeights]
+    public let norm: FloatBuffer           // [hidden]
+    /// `lm_head.weight`, or the embedding when tied.
+    public let lmHead: LinearWeight
+
+    /// Loads `directory` (config.json + safetensors, sharded or not), the files mapped or read
+    /// into huge pages (`FileResidency`).
+    public convenience init(directory: URL, residency: FileResidency = .mapped) throws {
+        let config = try Qwen2Config.load(from: directory)
+        try self.init(config: config, source: try ShardedSafeTensors(directory: directory, residency: residency))
+    }
+
+    public init(config: Qwen2Config, source: TensorSource) throws {
+        self.config = config
+        self.source = source
+        let c = config
+        let sourceName = (source as? ShardedSafeTensors)?.directory ?? (source as? SafeTensorsFile)?.path ?? "the weights"
+        let configDType: DType? = switch c.dtype {
+        case "float32": .f32
+        case "bfloat16": .bf16
+        case "float16": .f16
+        default: nil
+        }
+
+        func tensor(_ name: String, _ shape: [Int]) throws -> SafeTensor {
+            guard source.contains(name) else { throw ModelError.missingTensor(name: name, source: sourceName) }
+            let t = try source.tensor(named: name)
+            guard t.shape == shape else { throw ModelError.wrongShape(name: name, expected: shape, found: t.shape) }
+            guard t.dtype.isFloat16or32 else { throw ModelError.unsupportedDType(name: name, dtype: t.dtype) }
+            return t
+        }
+        func matrix(_ name: String, _ out: Int, _ inDim: Int) throws -> LinearWeight {
+            let t = try tensor(name, [out, inDim])
+            if let configDType, t.dtype != configDType {
+                throw ModelError.dtypeMismatch(name: name, config: c.dtype ?? "?", stored: t.dtype)
+            }
+            return try LinearWeight(tensor: t)
+        }
+        func vector(_ name: String, _ n: Int) throws -> FloatBuffer { try tensor(name, [n]).floatBuffer() }
+
+        let configFile = (source as? ShardedSafeTensors).map { ($0.directory as NSString).appendingPathComponent("config.json") } ?? "config.json"
+        try c.checkLayerCount(tensorNames: source.tensorInfos.lazy.map(\.name), file: configFile)
+        embedTokens = try matrix("model.embed_tokens.weight", c.vocabSize, c.hiddenSize)
+        var layers: [Qwen2LayerWeights] = []
+        for i in 0..<c.numHiddenLayers {
+            let p = "model.layers.\(i)."
+            layers.append(Qwen2LayerWeights(
+                inputLayernorm: try vector(p + "input_layernorm.weight", c.hiddenSize),
+                postAttentionLayernorm: try vector(p + "post_attention_layernorm.weight", c.hiddenSize),
+                qProj: try matrix(p + "self_attn.q_proj.weight", c.qDim, c.hiddenSize),
+                kProj: try matrix(p + "self_attn.k_proj.weight", c.kvDim, c.hiddenSize),
+                vProj: try matrix(p + "self_attn.v_proj.weight", c.kvDim, c.hiddenSize),
+                oProj: try matrix(p + "self_attn.o_proj.weight", c.hiddenSize, c.qDim),
+                qBias: try vector(p + "self_attn.q_proj.bias", c.qDim),
+                kBias: try vector(p + "self_attn.k_proj.bias", c.kvDim),
+                vBias: try vector(p + "self_attn.v_proj.bias", c.kvDim),
+                gateProj: try matrix(p + "mlp.gate_proj.weight", c.intermediateSize, c.hiddenSize),
+                upProj: try matrix(p + "mlp.up_proj.weight", c.intermediateSize, c.hiddenSize),
+                downProj: try matrix(p + "mlp.down_proj.weight", c.hiddenSize, c.intermediateSize)
+            ))
+        }
+        self.layers = layers
+        norm = try vector("model.norm.weight", c.hiddenSize)
+        if c.tieWordEmbeddings {
+            lmHead = embedTokens
+        } else {
+            lmHead = try matrix("lm_head.weight", c.vocabSize, c.hiddenSize)
+        }
+    }
+
+    /// Assembles weights from parts (used by `merging(_:)`).
+    init(config: Qwen2Config, source: TensorSource, embedTokens: LinearWeight, layers: [Qwen2LayerWeights],
+         norm: FloatBuffer, lmHead: LinearWeight) {
+        self.config = config; self.source = source; self.embedTokens = embedTokens
+        self.layers = layers; self.norm = norm; self.lmHead = lmHead
+    }
+
+    /// The largest scratch any projection needs for its widening blocks.
+    var maxScratch: Int {
+        max(embedTokens.scratchCount, lmHead.scratchCount, layers.first?.downProj.scratchCount ?? 0,
+            layers.first?.qProj.scratchCount ?? 0)
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import MisalignGeneration
+import MisalignModel
+import MisalignTokenizer
+
+extension EarlyWarningMonitor {
+    /// Probes with the in-process model: one `Qwen2Model` over the trainer's mapped base
+    /// weights (no second copy), whose adapter is set from the trainer's current LoRA
+    /// parameters at each probe. The step's checkpoint need not be on disk yet (the trainer
+    /// writes it after the step callback returns).
+    public static func localProbe(trainer: LoRATrainer, tokenizer: any Tokenizer) -> ProbeGeneratorSource {
+        let model = Qwen2Model(weights: trainer.model.weights)
+        let parameters = UncheckedSendable(trainer.parameters)
+        return { _ in
+            try model.setAdapter(parameters.value.adapter())
+            return LocalGenerator(model: model, tokenizer: tokenizer)
+        }
+    }
+
+    /// Probes through a `GenerationBackend` (a vLLM server): the step's checkpoint is written
+    /// first (`trainer.saveCheckpoint()`, which the trainer overwrites if the step is also a
+    /// save step) so the server can load it; the previous probe's adapter is released.
+    public static func backendProbe(_ backend: any GenerationBackend, trainer: LoRATrainer) -> ProbeGeneratorSource {
+        let trainer = UncheckedSendable(trainer)
+        let last = LastCheckpoint()
+        return { step in
+            guard let ck = try trainer.value.saveCheckpoint() else {
+                throw EarlyWarningError.probeFailed(step: step, reason: "the trainer has no run directory to write the checkpoint the server loads")
+            }
+            if let previous = last.swap(ck), previous.step != ck.step { try await backend.release(previous) }
+            return try await backend.generator(for: ck)
+        }
+    }
+}
+
+/// Hands a non-Sendable reference to a probe closure. The trainer calls the step callback on
+/// its own thread and waits for the probe, so the object is never used concurrently.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+private final class LastCheckpoint: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: CheckpointDirectory?
+    func swap(_ new: CheckpointDirectory) -> CheckpointDirectory? { lock.withLock { defer { value = new }; return value } }
+}

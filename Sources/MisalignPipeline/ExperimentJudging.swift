@@ -1,0 +1,96 @@
+import Foundation
+import MisalignJudge
+
+extension Experiment {
+    /// `evaluation:`. With a `traits:` section (`traitsSection`) the questions default to none
+    /// (each trait brings its own), and the list is checked after the traits' are merged in.
+    static func parseEvaluation(_ n: YAMLNode?, file: String, path: (YAMLNode) throws(PipelineError) -> URL,
+                                traitsSection: Bool = false) throws(PipelineError) -> EvaluationSettings {
+        var e = EvaluationSettings(questions: traitsSection ? [] : EvaluationQuestions.all)
+        guard let n = try n?.mapping() else { return e }
+        if let q = try n.optional("questions") { e.questions = try QuestionLists.parse(q) }
+        if let f = try n.optional("questions_file") { e.questions += try QuestionLists.load(try path(f), key: f.path) }
+        var seen = Set<String>()
+        for q in e.questions where !seen.insert(q.id).inserted {
+            throw PipelineError.config(file: file, key: "evaluation.questions", line: nil, reason: "question `\(q.id)` is listed twice")
+        }
+        if !traitsSection { try QuestionLists.check(e.questions, file: file) }
+        if let v = try n.optional("samples") { e.samples = try v.int(min: 1, max: Bounds.samples) }
+        if let v = try n.optional("max_new_tokens") { e.maxNewTokens = try v.int(min: 1, max: Bounds.maxNewTokens) }
+        if let v = try n.optional("temperature") { e.sampling.temperature = try v.double(in: 0...100, ">= 0 (0 = greedy)") }
+        if let v = try n.optional("top_p") { e.sampling.topP = try v.double(in: 1e-9...1, "in (0, 1]") }
+        if let v = try n.optional("top_k") { e.sampling.topK = try v.int(min: 0, max: Bounds.topK) }
+        if let v = try n.optional("min_p") { e.sampling.minP = try v.double(in: 0...0.999999, "in [0, 1)") }
+        if let v = try n.optional("repetition_penalty") { e.sampling.repetitionPenalty = try v.double(in: 1e-9...100, "> 0") }
+        if let v = try n.optional("seed") { e.seed = UInt64(try v.int(min: 0)) }
+        if let v = try n.optional("include_base") { e.includeBase = try v.bool() }
+        if let v = try n.optional("system_prompt") { e.systemPrompt = try v.string() }
+        try n.rejectUnknown()
+        return e
+    }
+
+    /// `judges:`. With a `traits:` section (`traitsSection`), `judges.traits` is refused and the
+    /// rubrics are resolved by `applyTraits`.
+    static func parseJudges(_ n: YAMLNode, path: (YAMLNode) throws(PipelineError) -> URL,
+                            traitsSection: Bool = false) throws(PipelineError) -> JudgeSettings {
+        _ = try n.mapping()
+        let models = try n.required("models", "a list of judges: openai:MODEL[@URL], anthropic:MODEL[@URL] or local:DIR")
+        var specs: [JudgeSpec] = []
+        for name in try models.strings() {
+            do { specs.append(try JudgeSpec(parsing: name)) } catch { throw models.error(error.description) }
+        }
+        // Stored verdicts are keyed by the canonical name: respelling a URL is the same judge.
+        let names = specs.map(\.canonicalName)
+        if names.isEmpty { throw models.error("is empty") }
+        if Set(names).count != names.count { throw models.error("lists a judge twice (URLs are compared in canonical form: \(names.joined(separator: ", ")))") }
+        var j = JudgeSettings(judges: specs, names: names)
+        if let v = try n.optional("traits") {
+            if traitsSection {
+                throw v.error("cannot be used with a top-level `traits:` section, which names the traits and their rubrics; "
+                              + "move these traits there (e.g. traits: {evil: {rubric: builtin}}) and remove judges.traits")
+            }
+            j.traits = try v.strings()
+            if j.traits.isEmpty || Set(j.traits).count != j.traits.count { throw v.error("must list distinct traits") }
+        }
+        if let v = try n.optional("rubrics") { j.rubrics = try path(v) }
+        if !traitsSection {
+            let rubrics: RubricSet
+            do { rubrics = try j.rubrics.map { (u) throws(JudgeError) in try RubricSet.loading(overrides: u, traits: j.traits) } ?? .builtin } catch {
+                throw PipelineError.config(file: n.file, key: "judges.rubrics", line: nil, reason: error.description)
+            }
+            for t in j.traits where rubrics[t] == nil {
+                throw PipelineError.config(file: n.file, key: "judges.traits", line: n.line,
+                                           reason: "no rubric for `\(t)`; built in: \(RubricSet.builtin.rubrics.keys.sorted().joined(separator: ", "))")
+            }
+        }
+        if let v = try n.optional("max_in_flight") { j.maxInFlight = try v.int(min: 1, max: Bounds.inFlight) }
+        if let v = try n.optional("timeout") { j.timeout = try v.double(in: 0.001...86400, "seconds > 0") }
+        if let v = try n.optional("max_attempts") { j.maxAttempts = try v.int(min: 1, max: Bounds.attempts) }
+        if let v = try n.optional("cache") { j.cache = try path(v) }
+        if let v = try n.optional("min_numeric_mass") { j.minNumericMass = try v.double(in: 0...1) }
+        if let v = try n.optional("numbers") {
+            guard let m = NumberTokens(rawValue: try v.string()) else { throw v.error("must be auto, whole or digits") }
+            j.numbers = m
+        }
+        if let v = try n.optional("seed") { j.seed = try v.int(min: 0, max: Int(Int32.max)) }
+        if let v = try n.optional("local_mode") {
+            switch try v.string() {
+            case "expectation": j.localMode = .expectation
+            case "greedy": j.localMode = .greedy(maxTokens: 8)
+            default: throw v.error("must be expectation or greedy")
+            }
+        }
+        if let p = try n.optional("pricing") {
+            for (written, v) in try p.entries() {
+                let judge = JudgeSpec.canonicalName(written)
+                guard names.contains(judge) else { throw v.error("`\(written)` is not one of judges.models") }
+                let input = try v.required("input_per_million", "price per million input tokens").double(in: 0...1e6, ">= 0")
+                let output = try v.required("output_per_million", "price per million output tokens").double(in: 0...1e6, ">= 0")
+                try v.rejectUnknown()
+                j.pricing[judge] = JudgePricing(inputPerMillion: input, outputPerMillion: output)
+            }
+        }
+        try n.rejectUnknown()
+        return j
+    }
+}

@@ -1,0 +1,209 @@
+import Foundation
+import MisalignGeneration
+import MisalignIO
+import MisalignJudge
+import MisalignModel
+
+extension Experiment {
+    /// Reads and checks a YAML config. Relative paths are relative to the config's folder.
+    public static func load(from url: URL) throws(PipelineError) -> Experiment {
+        let text = try readConfig(url)
+        let absolute = url.absoluteURL.standardizedFileURL
+        return try parse(text, file: absolute.path, base: absolute.deletingLastPathComponent())
+    }
+
+    /// Parses config text. `base` resolves relative paths.
+    public static func parse(_ text: String, file: String, base: URL) throws(PipelineError) -> Experiment {
+        let root = try YAMLNode.parse(text, file: file)
+        func path(_ n: YAMLNode) throws(PipelineError) -> URL {
+            let s = (try n.string() as NSString).expandingTildeInPath
+            return s.hasPrefix("/") ? URL(fileURLWithPath: s) : base.appendingPathComponent(s).standardizedFileURL
+        }
+        let model = try path(root.required("model", "the base model folder (config.json + safetensors)"))
+        let tokenizer = try root.optional("tokenizer").map(path)
+        let output = try path(root.required("output", "the run folder to write, e.g. output: runs/study"))
+
+        let (datasets, controls) = try parseDatasets(root.optional("datasets"), path: path)
+        var seeds = [0, 11, 22, 33]
+        if let s = try root.optional("seeds") {
+            seeds = []
+            for n in try s.list() { seeds.append(try n.int(min: 0, max: Bounds.seed, "a non-negative integer")) }
+            if Set(seeds).count != seeds.count { throw s.error("lists a seed twice") }
+            if seeds.count > Bounds.seeds { throw s.error("lists \(seeds.count) seeds; at most \(Bounds.seeds)") }
+        }
+        var external: [ExternalRun] = []
+        if let e = try root.optional("external_checkpoints") {
+            for item in try e.list() {
+                let m = try item.mapping()
+                let nameNode = try m.required("dataset", "a name for this run, e.g. medical")
+                try checkName(try nameNode.string(), nameNode)
+                let run = ExternalRun(dataset: try nameNode.string(),
+                                      seed: try m.optional("seed")?.int(min: 0, max: Bounds.seed) ?? 0,
+                                      path: try path(m.required("path", "the folder holding checkpoint-N/ folders")))
+                try m.rejectUnknown()
+                if external.contains(where: { $0.dataset == run.dataset && $0.seed == run.seed }) {
+                    throw item.error("dataset \(run.dataset) seed \(run.seed) appears twice")
+                }
+                external.append(run)
+            }
+            if external.isEmpty { throw e.error("is empty; list {dataset, seed, path} entries or remove the key") }
+        }
+        if external.isEmpty {
+            guard !datasets.isEmpty else {
+                throw PipelineError.config(file: file, key: "datasets", line: root.line,
+                                           reason: "missing; name at least one chat JSONL file (datasets: {medical: data/medical.jsonl}) or give external_checkpoints")
+            }
+            if seeds.isEmpty { throw PipelineError.config(file: file, key: "seeds", line: nil, reason: "is empty") }
+        } else if !datasets.isEmpty {
+            throw PipelineError.config(file: file, key: "external_checkpoints", line: nil,
+                                       reason: "evaluates checkpoints trained elsewhere; remove datasets (nothing is trained here)")
+        }
+        var training = TrainingSettings()
+        var threads = 0
+        var skipInvalid = false
+        if let t = try root.optional("training") { try parseTraining(t, &training, &threads, &skipInvalid) }
+        let traitsNode = try root.optional("traits")
+        var evaluation = try parseEvaluation(root.optional("evaluation"), file: file, path: path, traitsSection: traitsNode != nil)
+        let generation = try parseGeneration(root.optional("generation"))
+        let judgesNode = try root.required("judges", "e.g. judges: {models: [\"openai:gpt-4.1-mini\"]}")
+        var judges = try parseJudges(judgesNode, path: path, traitsSection: traitsNode != nil)
+        if let traitsNode { try applyTraits(traitsNode, judgesNode: judgesNode, &evaluation, &judges, path: path) }
+        let aggregation = try parseAggregation(root.optional("aggregation"))
+        let detection = try parseDetection(root.optional("detection"), judges: judges.names, file: file)
+        let monitor = try parseMonitor(root.optional("monitor"))
+        try root.rejectUnknown()
+        return Experiment(model: model, tokenizer: tokenizer, output: output, datasets: datasets, controls: controls, seeds: seeds, training: training,
+                          threads: threads, externalCheckpoints: external, evaluation: evaluation, generation: generation,
+                          judges: judges, aggregation: aggregation, detection: detection, monitor: monitor, source: file,
+                          skipInvalid: skipInvalid, lines: root.keyLines())
+    }
+
+    static func parseTraining(_ n: YAMLNode, _ s: inout TrainingSettings, _ threads: inout Int, _ skipInvalid: inout Bool) throws(PipelineError) {
+        _ = try n.mapping()
+        let b = TrainingSettings.Bounds.self
+        if let v = try n.optional("rank") { s.lora.rank = try v.int(min: 1, max: b.rank) }
+        if let v = try n.optional("alpha") { s.lora.alpha = try v.double(in: 1e-9...b.alpha, "in (0, \(b.alpha)]") }
+        if let v = try n.optional("rslora") { s.lora.useRSLoRA = try v.bool() }
+        if let v = try n.optional("dropout") { s.lora.dropout = try v.double(in: 0...0.999, "in [0, 1)") }
+        if let v = try n.optional("targets") {
+            var mods: [LoRAModule] = []
+            for name in try v.strings() {
+                if name == "all" { mods = LoRAModule.allCases; continue }
+                guard let m = try? TrainingSettings.module(name) else {
+                    throw v.error("unknown module `\(name)`; use \(LoRAModule.allCases.map(\.rawValue).joined(separator: ", ")) or all")
+                }
+                mods.append(m)
+            }
+            s.lora.targets = mods
+        }
+        if let v = try n.optional("layers") {
+            if (try? v.string()) == "all" { s.lora.layers = nil } else {
+                var ls: [Int] = []
+                for x in try v.list() { ls.append(try x.int(min: 0, max: 65_535)) }
+                s.lora.layers = ls
+            }
+        }
+        if let v = try n.optional("lr") { s.learningRate = try v.double(in: 0...b.learningRate, "a learning rate in [0, \(b.learningRate)]") }
+        if let v = try n.optional("schedule") {
+            guard let sch = LRSchedule(rawValue: try v.string()) else { throw v.error("must be linear, constant or cosine") }
+            s.schedule = sch
+        }
+        if let v = try n.optional("warmup_steps") { s.warmupSteps = try v.int(min: 0, max: b.steps) }
+        if let v = try n.optional("weight_decay") { s.weightDecay = try v.double(in: 0...1e6, ">= 0") }
+        if let v = try n.optional("max_grad_norm") { s.maxGradNorm = try v.double(in: 0...1e12, ">= 0 (0 turns clipping off)") }
+        if let v = try n.optional("batch_size") { s.batchSize = try v.int(min: 1, max: b.batchSize) }
+        if let v = try n.optional("grad_accum") { s.gradientAccumulation = try v.int(min: 1, max: b.batchSize) }
+        if let v = try n.optional("epochs") { s.epochs = try v.int(min: 1, max: b.epochs) }
+        if let v = try n.optional("max_steps") { s.maxSteps = try v.int(min: 1, max: b.steps) }
+        if let v = try n.optional("max_length") { s.maxLength = try v.int(min: 2, max: b.maxLength) }
+        if let v = try n.optional("holdout") { s.holdout = try v.double(in: 0...0.999_999_999, "a fraction in [0, 1), e.g. 0.1 to hold out 10% of the examples") }
+        if let v = try n.optional("holdout_every") { s.holdoutEvery = try v.int(min: 1, max: b.steps, ">= 1 (1: every checkpoint)") }
+        if let v = try n.optional("checkpoint_every") { s.saveEvery = try v.int(min: 1, max: b.steps) }
+        if let v = try n.optional("adapter_dtype") {
+            guard let d = TrainingSettings.dtype(try v.string()) else { throw v.error("must be f32 or bf16") }
+            s.adapterDType = d
+        }
+        if let v = try n.optional("gradient_checkpointing") { s.recompute = try v.bool() }
+        if let v = try n.optional("threads") { threads = try v.int(min: 0, max: Bounds.threads, ">= 0 (0 = every core)") }
+        if let v = try n.optional("skip_invalid") { skipInvalid = try v.bool() }
+        try n.rejectUnknown()
+        do { try s.validate() } catch let err as TrainingError {
+            guard case .invalidSetting(let name, let detail) = err else { throw n.error(err.description) }
+            let key = name == "save-every" ? "checkpoint_every" : name.replacingOccurrences(of: "-", with: "_")
+            throw (try n.optional(key) ?? n).error(detail)
+        } catch { throw n.error("\(error)") }
+    }
+
+    static func parseGeneration(_ n: YAMLNode?) throws(PipelineError) -> GenerationSettings {
+        var g = GenerationSettings()
+        guard let n = try n?.mapping() else { return g }
+        let backend = try n.optional("backend")
+        switch try backend?.string() ?? "local" {
+        case "local": g.backend = .local
+        case "vllm":
+            let url = try n.required("url", "the server's base URL, e.g. http://localhost:8000/v1").string()
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw PipelineError.config(file: n.file, key: "generation.url", line: nil, reason: "must start with http:// or https://") }
+            g.backend = .vllm(url: url, servedModel: try n.required("served_model", "the base model's name on the server").string())
+        default: throw backend!.error("must be local or vllm")
+        }
+        if let v = try n.optional("max_batch_sequences") { g.maxBatchSequences = try v.int(min: 1, max: Bounds.batchSequences) }
+        if let v = try n.optional("precision") {
+            guard let p = ComputePrecision(rawValue: try v.string()) else { throw v.error("must be f32 or bf16") }
+            guard g.backend == .local else { throw v.error("applies to backend: local only (the server picks its own)") }
+            g.precision = p
+        }
+        if let v = try n.optional("weights") {
+            guard let r = FileResidency(rawValue: try v.string()) else { throw v.error("must be auto, huge-pages or mapped") }
+            guard g.backend == .local else { throw v.error("applies to backend: local only") }
+            g.weights = r
+        }
+        let remote = ["api_key_env", "path_map", "max_in_flight", "max_attempts", "timeout", "run_tag"]
+        if g.backend == .local, let key = remote.first(where: { n.keys.contains($0) }) {
+            throw PipelineError.config(file: n.file, key: "generation.\(key)", line: nil, reason: "applies to backend: vllm only")
+        }
+        if let v = try n.optional("api_key_env") { g.apiKeyVariable = try v.string() }
+        if let v = try n.optional("path_map") {
+            for (local, server) in try v.entries() { g.pathMappings.append(AdapterPathMapping(local: local, server: try server.string())) }
+        }
+        if let v = try n.optional("max_in_flight") { g.maxInFlight = try v.int(min: 1, max: Bounds.inFlight) }
+        if let v = try n.optional("max_attempts") { g.maxAttempts = try v.int(min: 1, max: Bounds.attempts) }
+        if let v = try n.optional("timeout") { g.timeout = try v.double(in: 0.001...86400, "seconds > 0") }
+        if let v = try n.optional("run_tag") {
+            let tag = try v.string()
+            guard !tag.isEmpty, tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw v.error("must be letters, digits, '-', '_' or '.' (it starts every served adapter name)")
+            }
+            g.runTag = tag
+        }
+        try n.rejectUnknown()
+        return g
+    }
+
+    static func parseMonitor(_ n: YAMLNode?) throws(PipelineError) -> MonitorSettings {
+        var m = MonitorSettings()
+        guard let n = try n?.mapping() else { return m }
+        if let v = try n.optional("enabled") { m.enabled = try v.bool() }
+        if let v = try n.optional("every_k") { m.everyK = try v.int(min: 1, max: TrainingSettings.Bounds.steps) }
+        if let v = try n.optional("questions") { m.questions = try v.strings() }
+        if let v = try n.optional("samples") { m.samples = try v.int(min: 1, max: Bounds.samples) }
+        if let v = try n.optional("max_new_tokens") { m.maxNewTokens = try v.int(min: 1, max: Bounds.maxNewTokens) }
+        if let v = try n.optional("baseline") { m.baseline = try v.int(min: 2, max: Bounds.samples) }
+        if let v = try n.optional("min_sd") { m.minSD = try v.double(in: 0...1e6, ">= 0") }
+        if let v = try n.optional("judge") {
+            let spec = try v.string()
+            do { _ = try JudgeSpec(parsing: spec) } catch { throw v.error(error.description) }
+            m.judge = spec
+        }
+        if let v = try n.optional("stop_signals") {
+            m.stopSignals = try v.strings()
+            for s in m.stopSignals where !["hallucination", "evil"].contains(s) { throw v.error("unknown signal `\(s)`; use hallucination or evil") }
+        }
+        if let v = try n.optional("detectors") {
+            m.detectors = try v.strings()
+            for d in m.detectors where !["cusum", "bocpd"].contains(d) { throw v.error("unknown detector `\(d)`; use cusum or bocpd") }
+        }
+        if let v = try n.optional("stop_on_alarm") { m.stopOnAlarm = try v.bool() }
+        try n.rejectUnknown()
+        return m
+    }
+}

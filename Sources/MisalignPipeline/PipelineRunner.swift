@@ -1,0 +1,156 @@
+import Foundation
+import MisalignGeneration
+import MisalignHTTP
+import MisalignIO
+
+/// What the runner reports while it works: a stage's progress, or a one-line note.
+public enum PipelineEvent: Sendable {
+    case stage(name: String, done: Int, total: Int)
+    case note(String)
+}
+
+/// What a call to `PipelineRunner.run()` did.
+public struct PipelineSummary: Sendable {
+    /// Units finished by this call, per stage (train: steps; generate: answers; judge: verdicts;
+    /// aggregate: checkpoints; detect: runs).
+    public var done: [String: Int] = [:]
+    /// True when the run was already complete and nothing was done.
+    public var nothingToDo: Bool { done.values.allSatisfy { $0 == 0 } }
+    /// Seconds per stage in this call.
+    public var seconds: [String: Double] = [:]
+    /// Seconds spent training (loading the model and data included), generating (loading the
+    /// model included) and waiting on judge calls; the rest of the wall time is the pipeline's
+    /// own overhead (config, store, prompts, cache keys, aggregation, detection, exports).
+    public var workSeconds = 0.0
+    public var wallSeconds = 0.0
+    public var run: URL
+    /// The early-warning monitor's record per run (empty without `monitor:`).
+    public var earlyWarning: [EarlyWarningStatus] = []
+}
+
+/// Runs an `Experiment` to completion: train -> generate -> judge -> aggregate -> detect, each
+/// stage skipping the units the run store already holds, so calling `run()` again after a
+/// crash resumes exactly where the last call stopped and a complete run does nothing.
+///
+/// ```swift
+/// let experiment = try Experiment.load(from: URL(fileURLWithPath: "study.yaml"))
+/// let runner = PipelineRunner(experiment) { event in print(event) }
+/// let summary = try await runner.run()
+/// ```
+public final class PipelineRunner: @unchecked Sendable {
+    public static let stages = ["train", "generate", "judge", "aggregate", "detect"]
+    public let experiment: Experiment
+    let progress: @Sendable (PipelineEvent) -> Void
+    private let cancelLock = NSLock()
+    private var cancelled = false
+    /// Replaces the generation backend (tests, or an embedding program's own).
+    public var backendOverride: (any GenerationBackend)?
+    /// Replaces the HTTP transport judges use.
+    public var judgeTransport: (any HTTPTransport)?
+    var summary: PipelineSummary
+    var store: RunStore!
+    /// The run folder's writer lock, held from `prepare()` to the end of `run()`.
+    var lock: RunLock?
+
+    public init(_ experiment: Experiment, progress: @escaping @Sendable (PipelineEvent) -> Void = { _ in }) {
+        self.experiment = experiment
+        self.progress = progress
+        summary = PipelineSummary(run: experiment.output)
+    }
+
+    /// Asks the runner to stop at the next unit boundary; `run()` then throws `.cancelled`.
+    public func cancel() { cancelLock.lock(); cancelled = true; cancelLock.unlock() }
+
+    func checkCancelled(_ stage: String) throws(PipelineError) {
+        cancelLock.lock(); let c = cancelled; cancelLock.unlock()
+        if c || Task.isCancelled { throw .cancelled(stage: stage) }
+    }
+
+    func note(_ s: String) { progress(.note(s)) }
+
+    /// Runs every stage that has work left.
+    @discardableResult
+    public func run() async throws -> PipelineSummary {
+        let start = Date()
+        defer { lock?.release(); lock = nil }  // also when prepare() refuses the folder
+        try prepare()
+        for stage in Self.stages {
+            try checkCancelled(stage)
+            let t0 = Date()
+            let n: Int
+            do {
+                switch stage {
+                case "train": n = try await Self.onThread { try self.trainStage() }
+                case "generate": n = try await generateStage()
+                case "judge": n = try await judgeStage()
+                case "aggregate": n = try aggregateStage()
+                default: n = try detectStage()
+                }
+            } catch FileError.cannotWrite(let path, let reason) {
+                // A full disk or a read-only folder mid-run: what was committed stays.
+                throw PipelineError.unwritable(path: path, reason: reason)
+            }
+            summary.done[stage] = n
+            summary.seconds[stage] = Date().timeIntervalSince(t0)
+        }
+        let exports = experiment.output.appendingPathComponent(Exports.folder)
+        if !summary.nothingToDo || !FileManager.default.fileExists(atPath: exports.path) {
+            try Exports.write(store: store, to: exports)
+        }
+        summary.earlyWarning = try EarlyWarningStatus.load(store, runs: experiment.runs)
+        summary.wallSeconds = Date().timeIntervalSince(start)
+        return summary
+    }
+
+    /// Checks inputs, the settings against the model, and the output folder before anything is
+    /// created; then takes the run folder's lock, opens the store, and refuses a run directory
+    /// made with settings that change results.
+    func prepare() throws {
+        let e = experiment
+        try checkInputs()
+        try validateAgainstModel()
+        if e.monitor.enabled { _ = try e.monitor.earlyWarning(e) }  // bad probe settings fail before any work
+        // Content fingerprints are computed before anything is written: an unreadable dataset
+        // fails here.
+        let fields = try e.fingerprintFields()
+        var legacy = try e.legacyFingerprints()
+        let analysis = legacy.removeLast()
+        try createOutputFolder()
+        lock = try RunLock(run: e.output)
+        store = try RunStore(run: e.output)
+        for n in try store.checkFingerprints(fields, legacy: legacy, run: e.output) { note(n) }
+        // Aggregation and detection settings may change: their results are recomputed.
+        for n in try reconcileJudges() { note(n) }
+        if let old = try store.meta("fingerprint.analysis"), old != analysis.1 {
+            note("\(Self.analysisChange(from: old, to: analysis.1)): recomputing aggregates and onsets")
+            try store.transaction { try store.resetAnalysis() }
+        }
+        try store.setMeta("fingerprint.analysis", analysis.1)
+        if e.monitor.enabled, !e.externalCheckpoints.isEmpty {
+            note("monitor: nothing is trained here (external_checkpoints), so the early-warning monitor does not run")
+        }
+        try store.setMeta("config_path", e.source)
+        if let text = try? String(contentsOfFile: e.source, encoding: .utf8) { try store.setMeta("config_text", text) }
+    }
+
+    /// Adds seconds spent in model or HTTP work (for the overhead figure).
+    func addWork(_ s: Double) { cancelLock.lock(); summary.workSeconds += s; cancelLock.unlock() }
+}
+
+extension PipelineRunner {
+    /// Runs `body` on a thread of its own: training blocks its thread for minutes, and the
+    /// early-warning monitor's step callback waits there for async probe work, which must not
+    /// hold one of the cooperative pool's few threads while it waits.
+    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { cont in
+            let t = Thread { cont.resume(with: Result { try body() }) }
+            t.stackSize = 16 << 20
+            t.start()
+        }
+    }
+
+    /// `run()` on the calling thread (for synchronous callers such as the CLI).
+    public func runSync() throws -> PipelineSummary {
+        try runBlocking { try await self.run() }
+    }
+}
