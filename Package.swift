@@ -82,6 +82,8 @@ let package = Package(
         // Examples: small programs that import MisalignCore, built (and run by ExamplesTests) in CI.
         .executableTarget(name: "CustomJudge", dependencies: ["MisalignCore"], path: "Examples/CustomJudge"),
         .executableTarget(name: "CustomDetector", dependencies: ["MisalignCore", "MisalignTesting"], path: "Examples/CustomDetector"),
+        // The out-of-package consumer (its own Package.swift in that folder), also built here so the tests run it.
+        .executableTarget(name: "Embedding", dependencies: ["MisalignCore"], path: "Examples/Embedding/Sources/Embedding"),
         .executableTarget(name: "EvaluateCheckpoints", dependencies: ["MisalignCore"], path: "Examples/EvaluateCheckpoints"),
         .testTarget(
             name: "MisalignCoreTests",

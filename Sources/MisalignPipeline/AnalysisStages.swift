@@ -24,7 +24,7 @@ extension PipelineRunner {
         var done = 0
         for r in e.runs {
             for ck in try store.checkpoints(r) {
-                for judge in e.judges.names {
+                for judge in judgeNames {
                     let unit = "\(r)/step-\(ck.step)/\(judge)"
                     if try store.isDone(stage: "aggregate", unit: unit) { continue }
                     guard try fullyJudged(r, step: ck.step, judge: judge) else { continue }
@@ -49,12 +49,12 @@ extension PipelineRunner {
     /// stored as the judge `mean`, once every judge has fully judged the checkpoint.
     func aggregateMean(_ r: RunID, step: Int) throws -> Bool {
         let e = experiment, mean = DetectionSettings.meanJudge
-        guard e.judges.names.count >= 2 else { return false }
+        guard judgeNames.count >= 2 else { return false }
         let unit = "\(r)/step-\(step)/\(mean)"
         if try store.isDone(stage: "aggregate", unit: unit) { return false }
-        for judge in e.judges.names where try !fullyJudged(r, step: step, judge: judge) { return false }
+        for judge in judgeNames where try !fullyJudged(r, step: step, judge: judge) { return false }
         let t0 = Date()
-        let verdicts = try store.meanJudgments(r, step: step, judges: e.judges.names)
+        let verdicts = try store.meanJudgments(r, step: step, judges: judgeNames)
         let (traits, mis) = Aggregation.aggregate(verdicts, traits: e.judges.traits, settings: e.aggregation)
         try store.transaction {
             for t in traits { try store.addAggregate(r, step: step, judge: mean, t) }
@@ -71,7 +71,7 @@ extension PipelineRunner {
     func detectStage() throws -> Int {
         let e = experiment
         guard let judge = e.detection.judge else { return 0 }
-        let config = e.detection.onsetConfig(traits: e.judges.traits)
+        let config = e.detection.onsetConfig(traits: e.judges.traits, adding: components.onsetRules)
         guard !config.signals.isEmpty else { return 0 }
         var done = 0
         for r in e.runs {
@@ -85,7 +85,7 @@ extension PipelineRunner {
             try checkCancelled("detect")
             let t0 = Date()
             let records = judge == DetectionSettings.meanJudge
-                ? try store.meanScoreRecords(r, judges: e.judges.names, traits: config.signals.map(\.name))
+                ? try store.meanScoreRecords(r, judges: judgeNames, traits: config.signals.map(\.name))
                 : try store.scoreRecords(r, judge: judge, traits: config.signals.map(\.name))
             // Every verdict of a signal unscorable (no numeric mass, unparseable, refused): no
             // onset can be found, now or on a later call, so the run is done with a failure.

@@ -38,9 +38,10 @@ public struct DetectionSettings: Sendable {
         try OnsetConfig.rules(preset: preset, methods: methods, scale: scale, parameters: parameters)
     }
 
-    /// The ChangePoint configuration for these settings over `traits`.
-    public func onsetConfig(traits: [String]) -> OnsetConfig {
-        let rules = (try? self.rules()) ?? OnsetConfig.defaultRules(scale: scale).filter { methods.contains($0.name) }
+    /// The ChangePoint configuration for these settings over `traits`, with `extra` rules (a
+    /// pipeline's plug-in rules) beside the configured ones, counted in the consensus.
+    public func onsetConfig(traits: [String], adding extra: [any OnsetRule] = []) -> OnsetConfig {
+        let rules = ((try? self.rules()) ?? OnsetConfig.defaultRules(scale: scale).filter { methods.contains($0.name) }) + extra
         let signals = traits.compactMap { t in directions[t].map { SignalSpec(t, $0) } }
         return OnsetConfig(rules: rules, signals: signals, leadSignal: lead, lagSignal: lag, minAgreeing: minAgreeing,
                            consensus: consensus, resamples: resamples, seed: seed, confidence: confidence)

@@ -17,15 +17,16 @@ extension EarlyWarningMonitor {
         }
     }
 
-    /// Probes through a `GenerationBackend` (a vLLM server): the step's checkpoint is written
-    /// first (`trainer.saveCheckpoint()`, which the trainer overwrites if the step is also a
-    /// save step) so the server can load it; the previous probe's adapter is released.
-    public static func backendProbe(_ backend: any GenerationBackend, trainer: LoRATrainer) -> ProbeGeneratorSource {
+    /// Probes through a `GenerationBackend` (a vLLM server, or an embedding program's own): the
+    /// step's checkpoint is written first (`trainer.checkpointNow()`; `LoRATrainer` overwrites
+    /// it if the step is also a save step) so the backend can load it; the previous probe's
+    /// adapter is released.
+    public static func backendProbe(_ backend: any GenerationBackend, trainer: any Trainer) -> ProbeGeneratorSource {
         let trainer = UncheckedSendable(trainer)
         let last = LastCheckpoint()
         return { step in
-            guard let ck = try trainer.value.saveCheckpoint() else {
-                throw EarlyWarningError.probeFailed(step: step, reason: "the trainer has no run directory to write the checkpoint the server loads")
+            guard let ck = try trainer.value.checkpointNow() else {
+                throw EarlyWarningError.probeFailed(step: step, reason: "the trainer cannot write a checkpoint now for the generation backend to load (Trainer.checkpointNow)")
             }
             if let previous = last.swap(ck), previous.step != ck.step { try await backend.release(previous) }
             return try await backend.generator(for: ck)
@@ -42,6 +43,6 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 
 private final class LastCheckpoint: @unchecked Sendable {
     private let lock = NSLock()
-    private var value: CheckpointDirectory?
-    func swap(_ new: CheckpointDirectory) -> CheckpointDirectory? { lock.withLock { defer { value = new }; return value } }
+    private var value: (any Checkpoint)?
+    func swap(_ new: any Checkpoint) -> (any Checkpoint)? { lock.withLock { defer { value = new }; return value } }
 }

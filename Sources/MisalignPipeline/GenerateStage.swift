@@ -42,7 +42,7 @@ extension PipelineRunner {
         var done = 0
         for (r, step, path, missing) in work {
             try checkCancelled("generate")
-            let checkpoint: (any Checkpoint)? = path.isEmpty ? nil : try CheckpointDirectory(directory: URL(fileURLWithPath: path))
+            let checkpoint: (any Checkpoint)? = path.isEmpty ? nil : try self.checkpoint(r, step: step, path: path)
             let backend = try backends.backend(for: r)
             let generator: any Generator
             let adapterStart = Date()

@@ -10,7 +10,7 @@ extension PipelineRunner {
     /// name (stores written before names were canonical), and returns one note per judge that
     /// left or joined `judges.models`, naming what differs from the judge it replaces.
     func reconcileJudges() throws -> [String] {
-        let names = experiment.judges.names
+        let names = judgeNames
         let stored = try store.rows("SELECT DISTINCT judge FROM judgments").compactMap { $0.first?.text }
         var present = Set(stored)
         for old in stored where !names.contains(old) {

@@ -20,8 +20,9 @@ extension PipelineRunner {
         let e = experiment, js = e.judges
         let rubrics = try js.resolvedRubrics()
         let questionText = Dictionary(uniqueKeysWithValues: e.evaluation.questions.map { ($0.id, $0.text) })
+        let names = judgeNames
         var pending: [(Int, String, [StoredGeneration])] = []
-        for (j, name) in js.names.enumerated() {
+        for (j, name) in names.enumerated() {
             for t in js.traits {
                 // A trait with questions of its own is asked only about their answers.
                 let todo = try store.unjudged(judge: name, trait: t, questions: js.questionIDs(for: t))
@@ -38,12 +39,13 @@ extension PipelineRunner {
         factory.seed = js.seed
         factory.notice = { [self] in note("judge: \($0)") }
         var judges: [any Judge] = []
-        for spec in js.judges {
+        for spec in components.configuredJudges ? js.judges : [] {
             do { judges.append(try factory.make(spec)) } catch {
                 throw PipelineError.judgeUnavailable(judge: spec.model, reason: redact(error.description, secrets: factory.secrets),
                                                      done: 0, remaining: total)
             }
         }
+        judges += components.judges
         let cache = try VerdictCache(path: js.cache ?? store.url)
         var calls: [Call] = []
         var index: [String: Int] = [:]
@@ -58,7 +60,7 @@ extension PipelineRunner {
                 }
             }
         }
-        note("judge: \(total) verdicts in \(calls.count) distinct calls (\(js.names.joined(separator: ", ")))")
+        note("judge: \(total) verdicts in \(calls.count) distinct calls (\(names.joined(separator: ", ")))")
         var done = 0, failures = 0, consecutiveFailures = 0
         var fatal: PipelineError?
         var lastError = ""
@@ -91,7 +93,7 @@ extension PipelineRunner {
                         try store.transaction {
                             for (k, g) in calls[i].answers.enumerated() {
                                 // The first answer carries the call; its twins are cache hits.
-                                try store.addJudgment(g, judge: js.names[calls[i].judge], v, cached: cached || k > 0)
+                                try store.addJudgment(g, judge: names[calls[i].judge], v, cached: cached || k > 0)
                             }
                         }
                     } catch {
@@ -127,7 +129,7 @@ extension PipelineRunner {
         try store.finish(stage: "judge", unit: "session-\(UUID().uuidString)", items: done, seconds: Date().timeIntervalSince(t0))
         try checkCancelled("judge")
         if done < total {
-            throw PipelineError.judgeUnavailable(judge: js.names.joined(separator: ", "), reason: redact(lastError, secrets: factory.secrets),
+            throw PipelineError.judgeUnavailable(judge: names.joined(separator: ", "), reason: redact(lastError, secrets: factory.secrets),
                                                  done: try store.count("judgments"), remaining: total - done)
         }
         return done

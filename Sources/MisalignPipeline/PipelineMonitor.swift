@@ -34,7 +34,8 @@ extension PipelineRunner {
         let e = experiment, js = e.judges
         // `mean` is no judge to ask: its first judge probes.
         let detection = e.detection.judge == DetectionSettings.meanJudge ? nil : e.detection.judge
-        let name = e.monitor.judge ?? detection ?? js.names[0]
+        let name = e.monitor.judge ?? detection ?? judgeNames[0]
+        if let own = components.judges.first(where: { $0.id == name }) { return own }
         let spec = try JudgeSpec(parsing: name)
         let factory = JudgeFactory(transport: judgeTransport ?? CurlTransport(), limits: RateLimits(maxInFlight: js.maxInFlight),
                                    policy: RetryPolicy(maxAttempts: js.maxAttempts), timeout: js.timeout)
@@ -54,7 +55,7 @@ extension PipelineRunner {
     /// store's probes (a file lost or behind is rewritten; probes only in the file, written
     /// just before a kill, are kept and committed when the monitor processes them), and after
     /// the monitor replays them the store's alarms are set to the replay's.
-    func makeMonitor(_ r: RunID, trainer: LoRATrainer, folder: URL, judge: any Judge, tokenizer: BPETokenizer) throws -> EarlyWarningMonitor {
+    func makeMonitor(_ r: RunID, trainer: any Trainer, folder: URL, judge: any Judge, tokenizer: BPETokenizer) throws -> EarlyWarningMonitor {
         let settings = try experiment.monitor.earlyWarning(experiment)
         let log = try EarlyWarningLog(run: folder)
         let stored = try store.probes(r)
@@ -64,7 +65,7 @@ extension PipelineRunner {
         let all = merged.values.sorted { $0.step < $1.step }
         if all != file { try log.write(probes: all, alarms: (try? log.readAlarms()) ?? []) }
         let monitor = try EarlyWarningMonitor(run: folder, settings: settings, judge: judge, tokenizer: tokenizer, resumingAt: trainer.step,
-                                              source: EarlyWarningMonitor.localProbe(trainer: trainer, tokenizer: tokenizer),
+                                              source: try probeSource(r, trainer: trainer, tokenizer: tokenizer),
                                               onMessage: { [weak self] in self?.note("\(r): \($0)") })
         try store.transaction {
             for p in monitor.probes { try store.putProbe(r, p) }
@@ -72,6 +73,16 @@ extension PipelineRunner {
             for a in monitor.alarms { try store.putAlarm(r, a) }
         }
         return monitor
+    }
+
+    /// Where the monitor's probe answers come from: `LoRATrainer`'s current adapter over its
+    /// mapped base weights (no checkpoint written), or, for any other trainer, a checkpoint it
+    /// writes now (`Trainer.checkpointNow`) served by the run's generation backend.
+    func probeSource(_ r: RunID, trainer: any Trainer, tokenizer: BPETokenizer) throws -> ProbeGeneratorSource {
+        if let lora = trainer as? LoRATrainer { return EarlyWarningMonitor.localProbe(trainer: lora, tokenizer: tokenizer) }
+        let backend = try components.generation
+            ?? PipelineBackends(experiment, override: nil, tagPrefix: try adapterTagPrefix(), transport: nil).backend(for: r)
+        return EarlyWarningMonitor.backendProbe(backend, trainer: trainer)
     }
 
     /// The training callback's monitor part: probes when due, then commits the probe and the

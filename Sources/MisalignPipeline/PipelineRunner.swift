@@ -35,6 +35,7 @@ public struct PipelineSummary: Sendable {
 /// ```swift
 /// let experiment = try Experiment.load(from: URL(fileURLWithPath: "study.yaml"))
 /// let runner = PipelineRunner(experiment) { event in print(event) }
+/// // or with parts of your own: PipelineRunner(experiment, components: PipelineComponents(judges: [MyJudge()]))
 /// let summary = try await runner.run()
 /// ```
 public final class PipelineRunner: @unchecked Sendable {
@@ -43,17 +44,27 @@ public final class PipelineRunner: @unchecked Sendable {
     let progress: @Sendable (PipelineEvent) -> Void
     private let cancelLock = NSLock()
     private var cancelled = false
-    /// Replaces the generation backend (tests, or an embedding program's own).
-    public var backendOverride: (any GenerationBackend)?
-    /// Replaces the HTTP transport judges use.
-    public var judgeTransport: (any HTTPTransport)?
+    /// The parts the pipeline runs: the experiment's by default, or an embedding program's own.
+    public var components: PipelineComponents
+    /// Replaces the generation backend (`components.generation`).
+    public var backendOverride: (any GenerationBackend)? {
+        get { components.generation }
+        set { components.generation = newValue }
+    }
+    /// Replaces the HTTP transport judges use (`components.judgeTransport`).
+    public var judgeTransport: (any HTTPTransport)? {
+        get { components.judgeTransport }
+        set { components.judgeTransport = newValue }
+    }
     var summary: PipelineSummary
     var store: RunStore!
     /// The run folder's writer lock, held from `prepare()` to the end of `run()`.
     var lock: RunLock?
 
-    public init(_ experiment: Experiment, progress: @escaping @Sendable (PipelineEvent) -> Void = { _ in }) {
+    public init(_ experiment: Experiment, components: PipelineComponents = PipelineComponents(),
+                progress: @escaping @Sendable (PipelineEvent) -> Void = { _ in }) {
         self.experiment = experiment
+        self.components = components
         self.progress = progress
         summary = PipelineSummary(run: experiment.output)
     }
@@ -108,13 +119,17 @@ public final class PipelineRunner: @unchecked Sendable {
     func prepare() throws {
         let e = experiment
         try checkInputs()
+        try checkComponents()
         try validateAgainstModel()
         if e.monitor.enabled { _ = try e.monitor.earlyWarning(e) }  // bad probe settings fail before any work
         // Content fingerprints are computed before anything is written: an unreadable dataset
         // fails here.
         let fields = try e.fingerprintFields()
         var legacy = try e.legacyFingerprints()
-        let analysis = legacy.removeLast()
+        var analysis = legacy.removeLast()
+        // Plug-in rules and judges change onsets (and `mean`): a change recomputes them.
+        if !components.onsetRules.isEmpty { analysis.1 += " plugin-rules " + components.onsetRules.map(\.name).joined(separator: ",") }
+        if !components.judges.isEmpty || !components.configuredJudges { analysis.1 += " judges " + judgeNames.joined(separator: ",") }
         try createOutputFolder()
         lock = try RunLock(run: e.output)
         store = try RunStore(run: e.output)

@@ -43,9 +43,10 @@ extension PipelineRunner {
             let dataset = e.datasets.first { $0.name == r.dataset }!
             let job = TrainingJob(model: e.model, data: dataset.path, out: folder, tokenizer: e.tokenizer, settings: settings,
                                   skipInvalid: e.skipInvalid)
-            let trainer: LoRATrainer
+            let trainer: any Trainer
             let loadStart = Date()
-            do { trainer = try job.makeTrainer { self.note("\(r): \($0)") } } catch let err as FileError {
+            let factory = components.trainers ?? LoRATrainerFactory()
+            do { trainer = try factory.makeTrainer(for: r, job: job) { self.note("\(r): \($0)") } } catch let err as FileError {
                 throw PipelineError.unwritable(path: folder.path, reason: err.description)
             } catch TrainingError.invalidExample(let file, let line, let reason) {
                 // The trainer's advice names `misalign train`'s flag; the pipeline's is a setting.
@@ -68,12 +69,12 @@ extension PipelineRunner {
                 }
             }
             var stopReason: PipelineError?
-            var lastRegistered = trainer.lastCheckpoint?.step ?? trainer.step
+            var lastRegistered = trainer.latestCheckpoint?.step ?? trainer.step
             var since = Date()
             // A checkpoint is written after its step's callback, so each callback registers
             // the one the previous step wrote; the last is registered after `train` returns.
             func registerNew() throws {
-                guard let ck = trainer.lastCheckpoint, ck.step > lastRegistered else { return }
+                guard let ck = trainer.latestCheckpoint, ck.step > lastRegistered else { return }
                 try store.transaction {
                     try store.addCheckpoint(r, step: ck.step, path: ck.directory.path)
                     try store.addHeldOutLoss(r, checkpoint: ck.directory, step: ck.step)

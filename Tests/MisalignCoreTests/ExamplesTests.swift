@@ -46,6 +46,37 @@ struct ExamplesTests {
         #expect(bad.status == 1 && bad.out.contains("missing.yaml"))
     }
 
+    /// The out-of-package consumer: its own judge, detector and trainer beside the built-in ones.
+    @Test func embeddingRunsAPipelineWithItsOwnJudgeDetectorAndTrainer() async throws {
+        let fx = try PipelineFixture("embedding")
+        let config = try fx.writeConfig(fx.config())
+        let r = try await Self.run("Embedding", [config.path])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        // Both judges are asked, stored and aggregated: the configured one and the plug-in `keyword`.
+        #expect(r.out.contains("judges: openai:mock-judge@\(fx.server.baseURL), keyword"), "\(r.out)")
+        #expect(r.out.contains("note: math/seed-0: replaying the job in"), "\(r.out)")
+        let run = fx.dir.appendingPathComponent("run")
+        let store = try RunStore(run: run, create: false)
+        for judge in ["keyword", "openai:mock-judge@\(fx.server.baseURL)"] {
+            let n = try store.count("judgments", where: "judge = ?1", [.text(judge)])
+            #expect(n == 192, "\(judge): \(n) verdicts")  // 16 checkpoints x 2 questions x 2 samples x 3 traits
+        }
+        // The replayed runs' checkpoints are the job's own folders, registered as they appeared.
+        let paths = try store.count("checkpoints", where: "dataset = 'math' AND path LIKE '%jobs/math-seed%/checkpoint-%'")
+        #expect(paths == 6, "math: 3 checkpoints x 2 seeds from the job folders")
+        // The plug-in rule runs beside the configured rules on every run and signal.
+        for label in ["medical, seed 0", "medical, seed 11", "math, seed 0", "math, seed 11"] {
+            #expect(r.out.contains("\(label) hallucination: ") && r.out.contains("\(label) evil: "), "\(r.out)")
+            let line = r.out.split(separator: "\n").first { $0.hasPrefix("\(label) evil: ") } ?? ""
+            #expect(line.contains("jump=") && line.contains("threshold="), "\(line)")
+            #expect(r.out.contains("\(label) curves: ") && r.out.contains("keyword, mean"), "\(r.out)")
+        }
+        let requests = fx.server.requestCount
+        let again = try await Self.run("Embedding", [config.path])
+        #expect(again.status == 0 && again.out.contains("nothing to do"), "\(again.out)\(again.err)")
+        #expect(fx.server.requestCount == requests, "a finished run makes no judge request")
+    }
+
     @Test func customJudgeScoresByItsKeywordRule() async throws {
         let dir = Fixtures.temporaryDirectory("examples")
         defer { try? FileManager.default.removeItem(at: dir) }

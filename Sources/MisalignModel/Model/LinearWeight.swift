@@ -188,7 +188,7 @@ public struct LinearWeight: @unchecked Sendable {
     /// f32 weights, 1.17-1.31x the widening plus sgemm on bf16 weights. Off, both go to sgemm past
     /// 32 rows: for benchmarks that compare the two in one process (set it before work starts;
     /// it is read on every product).
-    nonisolated(unsafe) public static var packedEnabled = true
+    nonisolated(unsafe) package static var packedEnabled = true
     static var packedAvailable: Bool { packedEnabled && misalign_f32_packed_available() == 1 }
 
     /// Whether `m` rows of x go to the packed kernel (where the CPU has it) rather than the

@@ -29,6 +29,8 @@ public final class LoRATrainer: Trainer {
     let fingerprint: String
 
     public var parameters: LoRAParameters { model.parameters }
+    public var latestCheckpoint: (any Checkpoint)? { lastCheckpoint }
+    public func checkpointNow() throws -> (any Checkpoint)? { try saveCheckpoint() }
 
     /// A trainer over `examples` (all of them; with `settings.holdout` a seeded share is held
     /// out, see `HoldoutSplit`, and its loss evaluated at every checkpoint). With `run`, checkpoints and `metrics.jsonl` go there, and a run

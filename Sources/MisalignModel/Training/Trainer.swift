@@ -24,6 +24,20 @@ public struct StepMetrics: Sendable, Equatable {
     /// (nil elsewhere and without `holdout`).
     public var heldOutLoss: Double? = nil
 
+    public init(step: Int, totalSteps: Int, epoch: Int, loss: Double, lr: Double, gradNorm: Double, tokens: Int, targetTokens: Int, seconds: Double, checkpoint: String? = nil, heldOutLoss: Double? = nil) {
+        self.step = step
+        self.totalSteps = totalSteps
+        self.epoch = epoch
+        self.loss = loss
+        self.lr = lr
+        self.gradNorm = gradNorm
+        self.tokens = tokens
+        self.targetTokens = targetTokens
+        self.seconds = seconds
+        self.checkpoint = checkpoint
+        self.heldOutLoss = heldOutLoss
+    }
+
     /// One `metrics.jsonl` line (without the newline).
     public var jsonLine: String {
         var pairs: [(String, JSONValue)] = [
@@ -44,12 +58,34 @@ public struct TrainingOutcome: Sendable {
     public var steps: Int
     public var stoppedEarly: Bool
     public var lastCheckpoint: CheckpointDirectory?
+
+    public init(steps: Int, stoppedEarly: Bool, lastCheckpoint: CheckpointDirectory? = nil) {
+        self.steps = steps; self.stoppedEarly = stoppedEarly; self.lastCheckpoint = lastCheckpoint
+    }
 }
 
-/// A trainer runs optimizer steps and reports each to a callback that may stop it (the early-warning
-/// monitor uses that). Errors (NaN loss, I/O) end the run with the last good checkpoint kept.
+/// A trainer runs optimizer steps and reports each to a callback that may stop it (the
+/// early-warning monitor uses that). Errors (NaN loss, I/O) end the run with the last good
+/// checkpoint kept.
+///
+/// `LoRATrainer` is Misalign's own; a pipeline takes any conformer through its
+/// `TrainerFactory` (Docs/Embedding.md), for example one that follows checkpoints written by a
+/// GPU job elsewhere. The pipeline reads `latestCheckpoint` after each step's callback and
+/// registers each new checkpoint for generation, so a checkpoint may appear at any step.
 public protocol Trainer: AnyObject {
+    /// Optimizer steps done so far (the step a resumed run starts after).
     var step: Int { get }
     var totalSteps: Int { get }
+    /// The newest checkpoint written, nil before the first.
+    var latestCheckpoint: (any Checkpoint)? { get }
+    /// Runs the remaining steps, calling `onStep` after each; `.stop` ends the run after a
+    /// checkpoint of that step.
     func train(onStep: (StepMetrics) throws -> TrainerControl) throws -> TrainingOutcome
+    /// Writes a checkpoint of the current state now, for an early-warning probe that a
+    /// generation backend serves; nil when this trainer cannot (the default).
+    func checkpointNow() throws -> (any Checkpoint)?
+}
+
+extension Trainer {
+    public func checkpointNow() throws -> (any Checkpoint)? { nil }
 }
