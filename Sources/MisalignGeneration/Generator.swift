@@ -1,4 +1,5 @@
 import Foundation
+import MisalignIO
 import MisalignKernels
 import MisalignModel
 import MisalignTokenizer
@@ -84,8 +85,9 @@ public final class LocalGenerator: Generator, @unchecked Sendable {
         defaultStopTokens = stops
     }
 
+    /// Decodes on a thread of its own (`runOffPool`), not on the cooperative pool.
     public func generate(_ requests: [GenerationRequest], onToken: (@Sendable (TokenEvent) -> Void)?) async throws -> [Completion] {
-        try generateSync(requests, onToken: onToken)
+        try await runOffPool { try self.generateSync(requests, onToken: onToken) }
     }
 
     private struct Live {

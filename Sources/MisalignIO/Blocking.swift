@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// The one bridge from synchronous code (a command's `run()`, a benchmark driver, a trainer's
 /// step callback) to async work: the calling thread waits while `body` runs on the cooperative
@@ -19,4 +20,15 @@ public func runBlocking<T: Sendable, E: Error>(_ body: @escaping @Sendable () as
 /// orders the two, which the compiler cannot see.
 private final class BlockingResult<T, E: Error>: @unchecked Sendable {
     var result: Result<T, E>?
+}
+
+/// The other direction: blocking work (a model's forward passes, training steps) awaited from
+/// async code on a thread of its own, so seconds of CPU work never hold one of the cooperative
+/// pool's few threads, which every other task (HTTP judges, progress) needs.
+public func runOffPool<T: Sendable>(stackSize: Int = 16 << 20, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { cont in
+        let t = Thread { cont.resume(with: Result { try body() }) }
+        t.stackSize = stackSize
+        t.start()
+    }
 }

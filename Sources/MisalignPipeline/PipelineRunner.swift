@@ -157,11 +157,7 @@ extension PipelineRunner {
     /// early-warning monitor's step callback waits there for async probe work, which must not
     /// hold one of the cooperative pool's few threads while it waits.
     static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { cont in
-            let t = Thread { cont.resume(with: Result { try body() }) }
-            t.stackSize = 16 << 20
-            t.start()
-        }
+        try await runOffPool(body)
     }
 
     /// `run()` on the calling thread (for synchronous callers such as the CLI).
