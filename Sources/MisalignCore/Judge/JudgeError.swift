@@ -70,12 +70,12 @@ public enum JudgeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .cache(let path, let reason): return "verdict cache \(path): \(reason)"
         case .localModel(let reason): return "local judge: \(reason)"
         case .retryAfterTooLong(let url, let status, let s, let cap):
-            return "HTTP \(status) from \(url) asks to wait \(Self.seconds(s)) before the next request (Retry-After), longer than the \(Self.seconds(cap)) this run waits (the smaller of 60 s and --timeout); "
-                + "the API's quota is used up for now: rerun later (finished verdicts are kept), or lower --max-in-flight / --rpm"
+            return "HTTP \(status) from \(url) asks to wait \(Self.seconds(s)) before the next request (Retry-After), longer than the \(Self.seconds(cap)) this run waits (the smaller of 60 s and judges.timeout); "
+                + "the API's quota is used up for now: rerun later (finished verdicts are kept), or lower judges.max_in_flight / the requests-per-minute budget (RateLimits.requestsPerMinute)"
         case .numbersSplit(let url, let model, let reason):
             return "judge \(model) at \(url) answered a lone first digit (its tokenizer splits numbers into digits, so \"8\" may be the start of \"85\"), "
                 + "and the request continuing its answer to read the whole number failed (\(reason)); serve the judge with vLLM "
-                + "(it accepts continue_final_message), use a local: judge, or, if this server's tokenizer has one token per number 0-100, set judges.numbers: whole (--numbers whole)"
+                + "(it accepts continue_final_message), use a local: judge, or, if this server's tokenizer has one token per number 0-100, set judges.numbers to whole"
         case .retriesExhausted(let n, let last): return "gave up after \(n) attempts: \(last)"
         }
     }
@@ -95,4 +95,9 @@ func redact(_ text: String, secrets: [String]) -> String {
     var out = text
     for s in secrets where s.count >= 4 { out = out.replacingOccurrences(of: s, with: "[redacted]") }
     return out
+}
+
+extension JudgeError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }
