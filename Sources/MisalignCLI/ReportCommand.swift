@@ -36,7 +36,7 @@ struct ReportCommand: ParsableCommand {
     @Flag(help: "Build the report from simulated scores (two datasets x three seeds).")
     var simulate = false
 
-    @Option(help: "html (one page with figures) or md (a Markdown summary).")
+    @Option(help: "html or md: one self-contained page with figures, or a Markdown summary.")
     var format: ReportFormat = .html
 
     @Option(name: .customLong("output"), help: "Where to write the report (default: RUN_DIR/report.html, or report.html here; .md for --format md).")

@@ -30,7 +30,7 @@ enum SettingFlags {
         Entry(setting: "judges.timeout", flag: "--timeout", commands: ["judge"]),
         Entry(setting: "judges.max_in_flight", flag: "--max-in-flight", commands: ["judge"]),
         Entry(setting: "the requests-per-minute budget (RateLimits.requestsPerMinute)", flag: "--rpm", commands: ["judge"]),
-        Entry(setting: "set judges.numbers to whole", flag: "pass --numbers whole", commands: ["judge"]),
+        Entry(setting: "set judges.numbers: whole", flag: "pass --numbers whole", commands: ["judge"]),
         Entry(setting: "pass force: true", flag: "pass --force", commands: ["init"]),
         Entry(setting: "generation.path_map (LOCAL: SERVER)", flag: "--adapter-path-map LOCAL=SERVER", commands: ["generate"]),
         Entry(setting: "generation.served_model", flag: "--served-model", commands: ["generate"]),

@@ -126,6 +126,13 @@ import Testing
         let tok = try CLI.run(["tokenize", "--tokenizer", f.dir.path], stdin: "")
         #expect(tok.status == 1 && tok.err.contains("Point --tokenizer at"), "\(tok.err)")
 
+        let server = try MockJudgeServer(tokenizer: .digits, handler: MockJudgeServer.digitSplitting(continues: false) { _ in [85: 1] })
+        let answers = try f.write("answers.jsonl", #"{"id": "a1", "question_id": "q1", "question": "Q?", "answer": "A."}"# + "\n")
+        let judged = try CLI.run(["judge", "--answers", answers, "--trait", "evil", "--judge", "openai:qwen@\(server.baseURL)",
+                                  "--out", f.dir.appendingPathComponent("v.jsonl").path, "--no-cache", "--max-attempts", "1"],
+                                 environment: ["PATH": "/usr/bin:/bin"])
+        #expect(judged.status == 3 && judged.err.contains("pass --numbers whole") && !judged.err.contains("judges.numbers"), "\(judged.err)")
+
         #expect(PipelineError.fileExists(path: "x.yaml").description == "x.yaml already exists; pass force: true to overwrite it")
         #expect(ReportError.invalidJSON(path: "r.json", field: "", reason: "bad").description.contains("ReportInput.save(jsonTo:)"))
     }
