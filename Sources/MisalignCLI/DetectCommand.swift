@@ -42,7 +42,7 @@ struct DetectCommand: ParsableCommand {
 
     // Offline search parameters.
     @Option(help: "Segment cost: l2 (mean), l1 (median), normal (mean and variance). With --scores: meanshift's cost (default preset).")
-    var cost: String?
+    var cost: CostModel?
     @Option(help: "Penalty per change point, or 'bic' (default for pelt; binseg/bottomup use it when --n-bkps is absent).")
     var pen: String?
     @Option(name: .customLong("n-bkps"), parsing: .unconditional, help: "Fixed number of change points (binseg, bottomup, dynp).")
@@ -57,7 +57,7 @@ struct DetectCommand: ParsableCommand {
 
     // Onset rule parameters.
     @Option(help: "Direction in which the series goes wrong: up or down.")
-    var direction: String = "up"
+    var direction: Direction = .up
     // Optional so that --scores applies only what was given over the preset's defaults;
     // --series uses the defaults in brackets.
     @Option(parsing: .unconditional, help: "threshold: level to cross [50].")
@@ -99,9 +99,9 @@ struct DetectCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Top of the judge score scale (thresholds and floors scale with it); scores outside 0 to it are refused.")
     var scale: Double = 100
     @Option(help: "With --scores: the onset rules, default (today's stricter rules) or study (the study's threshold, ma-rise and meanshift, consensus median-int).")
-    var preset: String = "default"
+    var preset: OnsetPreset = .default
     @Option(help: "With --scores: how the rules' onsets combine: majority (median when a majority fire), median (of those that fire), median-int (the study's int(median)). Default: the preset's.")
-    var consensus: String?
+    var consensus: Consensus?
     @Option(name: .customLong("min-agreeing"), parsing: .unconditional, help: "With --scores: rules that must fire for a consensus (default: a majority with majority, else 1).")
     var minAgreeing: Int?
     @Option(name: .customLong("rule"), help: "With --scores: RULE.KEY=VALUE, any rule parameter as in the YAML detection.rules (repeatable), e.g. zscore.baseline=5, ma-rise.window=3, meanshift.cost=l1, zscore.robust_sd=false.")
@@ -112,17 +112,28 @@ struct DetectCommand: ParsableCommand {
     func validate() throws {
         if (scores == nil) == (series == nil) { throw ValidationError("give exactly one of --scores FILE or --series FILE") }
         if series != nil && method == nil { throw ValidationError("--series needs --method") }
-        if let c = cost, CostModel(rawValue: c) == nil { throw ValidationError("--cost must be l2, l1 or normal") }
-        if OnsetPreset(rawValue: preset) == nil { throw ValidationError("--preset must be default or study") }
-        if let c = consensus, Consensus(parsing: c) == nil { throw ValidationError("--consensus must be majority, median or median-int") }
         if let m = minAgreeing, !(1...OnsetPreset.allMethods.count).contains(m) { throw ValidationError("--min-agreeing is \(m); it must be in 1...\(OnsetPreset.allMethods.count)") }
-        if Direction(rawValue: direction) == nil { throw ValidationError("--direction must be up or down") }
         if !(scale > 0 && scale.isFinite) { throw ValidationError("--scale must be a positive number") }
         let b = Experiment.Bounds.self
         if !(0...b.resamples).contains(resamples) { throw ValidationError("--resamples is \(resamples); it must be in 0...\(b.resamples)") }
         if !(confidence > 0 && confidence < 1) { throw ValidationError("--confidence is \(confidence); it must be in (0, 1), e.g. 0.95") }
         _ = try parsedSignalDirections()
+        if series != nil { try validateSeriesOptions() }
+        if scores != nil { _ = try scoreRules() }   // --rule, --method, --pen... before the file is read
     }
+
+    /// The flag combinations of `--series` mode.
+    func validateSeriesOptions() throws {
+        let m = method ?? ""
+        guard Self.seriesMethods.contains(m) else {
+            throw ValidationError("unknown --method \(m); use pelt, binseg, bottomup, dynp, cusum, bocpd, threshold, zscore or ma-rise")
+        }
+        if sweep && m != "pelt" { throw ValidationError("--sweep works with --method pelt") }
+        if m == "dynp" && nBkps == nil { throw ValidationError("dynp needs --n-bkps") }
+        if let p = pen, p != "bic", Double(p) == nil { throw ValidationError("--pen must be a number or 'bic'") }
+    }
+
+    static let seriesMethods = ["pelt", "binseg", "bottomup", "dynp", "cusum", "bocpd", "threshold", "zscore", "ma-rise"]
 
     func run() throws {
         if let path = scores { try runScores(path) } else { try runSeries(series!) }
@@ -134,7 +145,9 @@ struct DetectCommand: ParsableCommand {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.hasPrefix("[") {
-            guard let arr = try JSONValue.parse(trimmed).arrayValue else { throw ValidationError("\(path): not a JSON array") }
+            let root: JSONValue
+            do { root = try JSONValue.parse(trimmed) } catch { throw CLIError("\(path): not valid JSON (\(error))") }
+            guard let arr = root.arrayValue else { throw CLIError("\(path): not a JSON array of numbers") }
             return try arr.enumerated().map { i, v in
                 guard let d = v.doubleValue else { throw ChangePointError.invalidInput(field: "\(path)[\(i)]", reason: "is a \(v.typeName), not a number") }
                 return d
@@ -160,8 +173,8 @@ struct DetectCommand: ParsableCommand {
         let x = try readSeries(path)
         let name = URL(fileURLWithPath: path).lastPathComponent
         try SeriesCheck.finite(x, series: name)   // before a BIC penalty is computed from it
-        let model = CostModel(rawValue: cost ?? "l2")!
-        let dir = Direction(rawValue: direction)!
+        let model = cost ?? .l2
+        let dir = direction
         let m = method!
         var out = JSONObject()
         out["method"] = .string(m)

@@ -22,7 +22,7 @@ extension DetectCommand {
     /// The rules of `--preset` and `--method` with every given parameter flag and `--rule`
     /// setting applied (as `detection.rules` in a run config).
     func scoreRules() throws -> [any OnsetRule] {
-        let chosen = OnsetPreset(rawValue: preset) ?? .default
+        let chosen = preset
         var p = RuleParameters(baseline: baseline)
         func set(_ rule: String, _ key: String, _ v: RuleParam?) {
             guard let v, RuleParameters.catalog(chosen, rule: rule).contains(where: { $0.key == key }) else { return }
@@ -37,7 +37,7 @@ extension DetectCommand {
         set("cusum", "drift", num(drift)); set("cusum", "h", num(h))
         set("bocpd", "hazard", num(hazard)); set("bocpd", "window", num(window)); set("bocpd", "alarm_prob", num(alarmProb)); set("bocpd", "confirm", num(confirm))
         set("meanshift", chosen == .study ? "min_segment" : "min_size", num(minSizeOption))
-        set("meanshift", "cost", cost.flatMap(CostModel.init(rawValue:)).map { .cost($0) })
+        set("meanshift", "cost", cost.map { .cost($0) })
         if let pen { guard let v = Double(pen) else { throw ValidationError("--pen with --scores must be a number (meanshift's penalty; BIC when absent)") }; set("meanshift", "penalty", .number(v)) }
         if minRise != nil && chosen == .study { throw ValidationError("--min-rise is not a parameter of the study preset's ma-rise (window, patience)") }
         for item in ruleSettings {
@@ -73,9 +73,8 @@ extension DetectCommand {
         // Whatever signals the file holds: none is required.
         let signals = SignalSpec.present(in: recs, directions: try parsedSignalDirections())
         let rules = try scoreRules()
-        let chosen = preset == "study" ? OnsetPreset.study : .default
         let config = OnsetConfig(rules: rules, signals: signals, minAgreeing: minAgreeing,
-                                 consensus: consensus.flatMap(Consensus.init(parsing:)) ?? chosen.defaultConsensus,
+                                 consensus: consensus ?? preset.defaultConsensus,
                                  resamples: resamples, seed: seed, confidence: confidence)
         let bar = ProgressBar(label: "bootstrap resamples", total: resamples, mode: resamples > 0 ? output.progressMode : .silent)
         let reports = try OnsetAnalysis.analyze(records: recs, config: config) { done, total in bar.update(done, total: total) }

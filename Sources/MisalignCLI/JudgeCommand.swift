@@ -99,13 +99,13 @@ struct JudgeCommand: ParsableCommand {
     var ensemble: String?
 
     @Option(name: .customLong("local-mode"), help: "local: judges: expectation (likelihood of every answer 0-100) or greedy (decode up to 8 tokens and parse).")
-    var localMode = "expectation"
+    var localMode: LocalJudgeMode = .expectation
 
     @Option(name: .customLong("min-mass"), parsing: .unconditional, help: "openai: and local: judges: below this probability on numeric answers a verdict is no_numeric_mass.")
     var minMass: Double = 0.25
 
     @Option(help: "openai: judges: how the server's tokenizer spells numbers: auto (OpenAI and Azure hosts: whole; elsewhere a lone first digit is read on digit by digit), whole (one token per number 0-100) or digits (continue every first digit 1-10; needs vLLM's continue_final_message).")
-    var numbers = "auto"
+    var numbers: NumberTokens = .auto
 
     @Option(name: .customLong("judge-seed"), parsing: .unconditional, help: "openai: judges: the request's seed (the study: 0), for providers' best-effort determinism.")
     var judgeSeed: Int?
@@ -124,16 +124,32 @@ struct JudgeCommand: ParsableCommand {
         if !(1...b.attempts).contains(maxAttempts) { throw ValidationError("--max-attempts is \(maxAttempts); it must be in 1...\(b.attempts)") }
         if !(timeout > 0 && timeout <= 86_400) { throw ValidationError("--timeout is \(timeout); it must be a number of seconds in (0, 86400]") }
         if !(minMass >= 0 && minMass <= 1) { throw ValidationError("--min-mass is \(minMass); it must be a probability in [0, 1]") }
-        if NumberTokens(rawValue: numbers) == nil { throw ValidationError("--numbers must be auto, whole or digits") }
         if !(batchPoll > 0 && batchPoll <= 86_400) { throw ValidationError("--batch-poll is \(batchPoll); it must be seconds in (0, 86400]") }
         for (name, v) in [("--rpm", rpm), ("--tpm", tpm)] {
             if let v, !(v > 0 && v.isFinite) { throw ValidationError("\(name) is \(v); it must be a positive budget per minute") }
         }
+        guard !traits.isEmpty else { throw ValidationError("give at least one --trait") }
+        guard !judges.isEmpty else { throw ValidationError("give at least one --judge") }
+        if batch && noCache { throw ValidationError("--batch stores its results in the cache; drop --no-cache") }
+        _ = try parsedPrices()
+        if let ensemble, !["mean", "median"].contains(ensemble), !ensemble.hasPrefix("primary:") {
+            throw ValidationError("--ensemble must be mean, median or primary:JUDGE")
+        }
+    }
+
+    /// `--price JUDGE=IN,OUT`, by judge.
+    func parsedPrices() throws -> [String: JudgePricing] {
+        var pricing: [String: JudgePricing] = [:]
+        for p in prices {
+            let parts = p.split(separator: "=", maxSplits: 1)
+            let nums = parts.count == 2 ? parts[1].split(separator: ",").compactMap { Double($0) } : []
+            guard nums.count == 2 else { throw ValidationError("--price \(p): expected JUDGE=IN,OUT, e.g. openai:gpt-4.1-mini=0.4,1.6") }
+            pricing[String(parts[0])] = JudgePricing(inputPerMillion: nums[0], outputPerMillion: nums[1])
+        }
+        return pricing
     }
 
     func run() throws {
-        guard !traits.isEmpty else { throw ValidationError("give at least one --trait") }
-        guard !judges.isEmpty else { throw ValidationError("give at least one --judge") }
         do {
             try runJudging()
         } catch let e as JudgeError {
@@ -149,13 +165,11 @@ struct JudgeCommand: ParsableCommand {
                                    policy: RetryPolicy(maxAttempts: maxAttempts), timeout: timeout,
                                    keyVariables: [.openai: openaiKeyEnv, .anthropic: anthropicKeyEnv])
         switch localMode {
-        case "expectation": factory.localMode = .expectation
-        case "greedy": factory.localMode = .greedy(maxTokens: 8)
-        default: throw ValidationError("--local-mode must be expectation or greedy")
+        case .expectation: factory.localMode = .expectation
+        case .greedy: factory.localMode = .greedy(maxTokens: 8)
         }
         factory.minNumericMass = minMass
-        guard let n = NumberTokens(rawValue: numbers) else { throw ValidationError("--numbers must be auto, whole or digits") }
-        factory.numbers = n
+        factory.numbers = numbers
         factory.seed = judgeSeed
         // Made before the judges so their clients can say when they wait on a rate limit.
         let bar = ProgressBar(label: "judged", total: records.count * chosen.count * judges.count, mode: output.progressMode)
@@ -169,13 +183,7 @@ struct JudgeCommand: ParsableCommand {
         guard Set(built.map(\.id)).count == built.count else {
             throw CLIError("two judges share an id (\(built.map(\.id).joined(separator: ", "))); judge each model once")
         }
-        var pricing: [String: JudgePricing] = [:]
-        for p in prices {
-            let parts = p.split(separator: "=", maxSplits: 1)
-            let nums = parts.count == 2 ? parts[1].split(separator: ",").compactMap { Double($0) } : []
-            guard nums.count == 2 else { throw ValidationError("--price \(p): expected JUDGE=IN,OUT, e.g. openai:gpt-4.1-mini=0.4,1.6") }
-            pricing[String(parts[0])] = JudgePricing(inputPerMillion: nums[0], outputPerMillion: nums[1])
-        }
+        let pricing = try parsedPrices()
         let outURL = URL(fileURLWithPath: out)
         let cacheStore: VerdictCache? = noCache ? nil
             : try VerdictCache(path: URL(fileURLWithPath: cache ?? outURL.deletingLastPathComponent().appendingPathComponent("judge-cache.sqlite").path))

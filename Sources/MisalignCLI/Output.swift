@@ -107,30 +107,32 @@ extension Misalign {
         do {
             command = try parseAsRoot()
         } catch {
-            fail(error)
+            fail(error, command: SettingFlags.command(in: CommandLine.arguments))
         }
+        let name = type(of: command).configuration.commandName
         do {
             try command.run()
         } catch let error as ValidationError {
             // A bad flag combination noticed inside run(): name the subcommand, not the root.
-            let name = type(of: command).configuration.commandName ?? "misalign"
-            let prefix = name == "misalign" ? "misalign" : "misalign \(name)"
-            Console.writeError("Error: \(error.message)\n  See '\(prefix) --help' for more information.\n")
+            let prefix = name.map { $0 == "misalign" ? "misalign" : "misalign \($0)" } ?? "misalign"
+            let message = SettingFlags.translate(error.message, command: name)
+            Console.writeError("Error: \(message)\n  See '\(prefix) --help' for more information.\n")
             Foundation.exit(ExitStatus.usage)
         } catch {
-            fail(error)
+            fail(error, command: name)
         }
     }
 
     /// ArgumentParser's message for `error` (help text for --help), on stdout for success and
-    /// stderr otherwise, then the mapped exit status.
-    private static func fail(_ error: Error) -> Never {
+    /// stderr otherwise (the library's setting names turned into `command`'s flags:
+    /// `SettingFlags`), then the mapped exit status.
+    private static func fail(_ error: Error, command: String?) -> Never {
         let status = ExitStatus.code(for: error)
         let message = fullMessage(for: error)
         if status == ExitStatus.ok {
             if !message.isEmpty { print(message) }   // --help, --version
         } else if !message.isEmpty {
-            Console.writeError(message + "\n")
+            Console.writeError(SettingFlags.translate(message, command: command) + "\n")
         }
         Foundation.exit(status)
     }

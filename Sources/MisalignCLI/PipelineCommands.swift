@@ -22,15 +22,11 @@ struct InitCommand: ParsableCommand {
         """)
 
     @Argument(help: "Where to write it.") var path = "misalign.yaml"
-    @Option(help: "default or study.") var preset = "default"
+    @Option(help: "default (every section's defaults) or study (the reference study's protocol).") var preset: ConfigPreset = .default
     @Flag(help: "Overwrite an existing file.") var force = false
 
-    func validate() throws {
-        if ConfigPreset(rawValue: preset) == nil { throw ValidationError("--preset must be default or study") }
-    }
-
     func run() throws {
-        let chosen = ConfigPreset(rawValue: preset) ?? .default
+        let chosen = preset
         do { try Experiment.writeExample(to: URL(fileURLWithPath: path), preset: chosen, force: force) } catch { throw CLIError("\(error)") }
         let edit = chosen == .study ? "model, the dataset and trait file paths, and the second judge's URL" : "model, datasets and judges"
         print("wrote \(path); edit \(edit), then: misalign run \(path)")

@@ -37,8 +37,8 @@ struct ReportCommand: ParsableCommand {
     @Flag(help: "Build the report from simulated scores (two datasets x three seeds).")
     var simulate = false
 
-    @Option(help: "html or md.")
-    var format: String = "html"
+    @Option(help: "html or md: one self-contained page with figures, or a Markdown summary.")
+    var format: ReportFormat = .html
 
     @Option(name: .customLong("output"), help: "Where to write the report (default: RUN_DIR/report.html, or report.html here; .md for --format md).")
     var outputPath: String?
@@ -57,7 +57,6 @@ struct ReportCommand: ParsableCommand {
     func validate() throws {
         let sources = [runDirectory != nil, input != nil, simulate].filter { $0 }.count
         if sources != 1 { throw ValidationError("give exactly one of RUN_DIR, --input FILE or --simulate") }
-        if format != "html" && format != "md" { throw ValidationError("--format must be html or md") }
         if resamples < 0 { throw ValidationError("--resamples must be 0 or more") }
     }
 
@@ -74,9 +73,9 @@ struct ReportCommand: ParsableCommand {
         }
         report.notes = note + report.notes
         if let path = saveInput { try report.save(jsonTo: URL(fileURLWithPath: path)) }
-        let text = format == "md" ? MarkdownReport.render(report) : HTMLReport.render(report)
-        let url = URL(fileURLWithPath: outputPath ?? ((runDirectory.map { $0 + "/" } ?? "") + "report.\(format)"))
+        let text = format == .md ? MarkdownReport.render(report) : HTMLReport.render(report)
+        let url = URL(fileURLWithPath: outputPath ?? ((runDirectory.map { $0 + "/" } ?? "") + "report.\(format.rawValue)"))
         try AtomicFile.write(Data(text.utf8), to: url)
-        print(output.json ? JSONValue.object(JSONObject([("path", .string(url.path)), ("format", .string(format))])).serialized() : url.path)
+        print(output.json ? JSONValue.object(JSONObject([("path", .string(url.path)), ("format", .string(format.rawValue))])).serialized() : url.path)
     }
 }

@@ -35,8 +35,8 @@ public enum ChangePointError: Error, Equatable, CustomStringConvertible, Sendabl
         case .duplicateStep(let s, let st):
             return "series '\(s)': step \(st) appears twice; average duplicate checkpoints or drop one"
         case .tooFewCheckpoints(let s, let c, let n, let m, let fitting):
-            let keep = fitting.isEmpty ? "no rule works with \(c) checkpoints" : "the rules that work with \(c) checkpoints: --method \(fitting.joined(separator: ","))"
-            return "signal '\(s)': \(c) checkpoints, but onset rule \(m) needs at least \(n); leave it out with --method (detection.methods in a run config; \(keep)) or score more checkpoints (save them more often)"
+            let keep = fitting.isEmpty ? "no rule works with \(c) checkpoints" : "the rules that work with \(c) checkpoints: detection.methods \(fitting.joined(separator: ","))"
+            return "signal '\(s)': \(c) checkpoints, but onset rule \(m) needs at least \(n); leave it out with detection.methods (\(keep)) or score more checkpoints (save them more often)"
         case .invalidParameter(let n, let v, let r):
             return "parameter \(n)=\(v): \(r)"
         case .invalidInput(let f, let r):
@@ -67,4 +67,9 @@ public enum SeriesCheck {
             }
         }
     }
+}
+
+extension ChangePointError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

@@ -51,7 +51,7 @@ public struct ScoreRecord: Equatable, Sendable {
             let score: Double = try need("score", "a number") { $0.doubleValue }
             guard score.isFinite else { throw .invalidInput(field: "\(at): score", reason: "is not finite") }
             if let scale, !(0...scale).contains(score) {
-                throw .invalidInput(field: "\(at): score", reason: "is \(Self.number(score)), outside the judge scale 0-\(Self.number(scale)); fix the record, or set the scale's top with --scale")
+                throw .invalidInput(field: "\(at): score", reason: "is \(Self.number(score)), outside the judge scale 0-\(Self.number(scale)); fix the record, or set the scale's top with detection.scale")
             }
             out.append(ScoreRecord(signal: signal, step: step, questionID: q, sample: sample, score: score,
                                    dataset: try optional("dataset", "a string") { $0.stringValue },

@@ -42,11 +42,11 @@ public enum RemoteGenerationError: Error, Equatable, Sendable, CustomStringConve
             // Without VLLM_ALLOW_RUNTIME_LORA_UPDATING the route does not exist (FastAPI's bare
             // "Not Found"); with it, a path the server cannot read is "No adapter found".
             let hint = status == 404 && message == "Not Found" ? "; start vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora"
-                : status == 404 || message.contains("No adapter found") ? "; the server cannot read that folder: map the path with --adapter-path-map LOCAL=SERVER"
+                : status == 404 || message.contains("No adapter found") ? "; the server cannot read that folder: map the path with generation.path_map (LOCAL: SERVER)"
                 : ""
             return "the server refused to load adapter \(name) from \(path) (HTTP \(status)): \(message)\(hint)"
         case .unknownModel(let url, let model, let message):
-            return "\(url) does not serve \(model) (\(message)); check --served-model (the name given to vllm serve) and that the adapter is loaded"
+            return "\(url) does not serve \(model) (\(message)); check generation.served_model (the name given to vllm serve) and that the adapter is loaded"
         case .missingAPIKey(let v): return "environment variable \(v) is not set; export it with the server's API key"
         case .invalidRequest(let m): return m
         case .retriesExhausted(let n, let last): return "gave up after \(n) attempts: \(last)"
@@ -84,4 +84,9 @@ public enum RemoteGenerationError: Error, Equatable, Sendable, CustomStringConve
             ?? v["detail"]?.stringValue { return m }
         return body
     }
+}
+
+extension RemoteGenerationError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

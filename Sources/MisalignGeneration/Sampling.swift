@@ -156,7 +156,7 @@ public struct SamplingParameters: Equatable, Sendable, Codable {
     public static let greedy = SamplingParameters(temperature: 0)
 
     /// Checks ranges; the message names the parameter.
-    public func validate() throws {
+    public func validate() throws(ModelError) {
         if !(temperature >= 0) { throw ModelError.invalidRequest("temperature must be >= 0 (0 = greedy), got \(temperature)") }
         if topK < 0 { throw ModelError.invalidRequest("top-k must be >= 0 (0 = off), got \(topK)") }
         if !(topP > 0 && topP <= 1) { throw ModelError.invalidRequest("top-p must be in (0, 1], got \(topP)") }

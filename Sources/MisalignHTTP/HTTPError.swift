@@ -60,8 +60,8 @@ public enum HTTPError: Error, Equatable, Sendable, CustomStringConvertible {
         case .rejected(let m): return m
         case .circuitOpen(let url, let n): return "stopped calling \(url) after \(n) authentication failures in a row; fix the API key and rerun (cached verdicts are kept)"
         case .retryAfterTooLong(let url, let status, let s, let cap):
-            return "HTTP \(status) from \(url) asks to wait \(Self.seconds(s)) before the next request (Retry-After), longer than the \(Self.seconds(cap)) this run waits (the smaller of 60 s and --timeout); "
-                + "the API's quota is used up for now: rerun later (finished verdicts are kept), or lower --max-in-flight / --rpm"
+            return "HTTP \(status) from \(url) asks to wait \(Self.seconds(s)) before the next request (Retry-After), longer than the \(Self.seconds(cap)) this run waits (the smaller of 60 s and judges.timeout); "
+                + "the API's quota is used up for now: rerun later (finished verdicts are kept), or lower judges.max_in_flight / the requests-per-minute budget (RateLimits.requestsPerMinute)"
         case .retriesExhausted(let n, let last): return "gave up after \(n) attempts: \(last)"
         }
     }
@@ -71,6 +71,11 @@ public enum HTTPError: Error, Equatable, Sendable, CustomStringConvertible {
         if s >= 7200 { return String(format: "%.1f h", s / 3600) }
         return s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
     }
+}
+
+extension HTTPError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }
 
 /// Removes every occurrence of each secret from `text`. Applied to anything derived from a

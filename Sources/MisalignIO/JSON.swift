@@ -384,3 +384,8 @@ extension JSONValue {
         out += "\""
     }
 }
+
+extension JSONParseError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
+}

@@ -165,3 +165,8 @@ public enum FileError: Error, CustomStringConvertible, Equatable, Sendable {
         }
     }
 }
+
+extension FileError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
+}

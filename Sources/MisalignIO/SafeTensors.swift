@@ -139,7 +139,7 @@ public struct SafeTensor: @unchecked Sendable {
     }
 
     /// Converts F32, BF16 or F16 data to f32 into `out` (which must hold `elementCount` floats).
-    public func copyAsFloat32(into out: UnsafeMutablePointer<Float>) throws {
+    public func copyAsFloat32(into out: UnsafeMutablePointer<Float>) throws(SafeTensorsError) {
         let n = elementCount
         guard n > 0, let base = bytes.baseAddress else { return }
         switch dtype {
@@ -165,20 +165,20 @@ public struct SafeTensor: @unchecked Sendable {
     }
 
     /// The values as f32 in a new aligned buffer with the tensor's shape.
-    public func floatBuffer() throws -> FloatBuffer {
+    public func floatBuffer() throws(SafeTensorsError) -> FloatBuffer {
         let b = FloatBuffer(shape: shape, zeroed: false)
         try copyAsFloat32(into: b.pointer)
         return b
     }
 
     /// The values as f32, for tests and small tensors.
-    public func floats() throws -> [Float] { try floatBuffer().toArray() }
+    public func floats() throws(SafeTensorsError) -> [Float] { try floatBuffer().toArray() }
 
     /// Integer tensors (I64, I32, U8, BOOL, ...) as `Int`, for fixtures and token ids.
-    public func integers() throws -> [Int] {
+    public func integers() throws(SafeTensorsError) -> [Int] {
         let n = elementCount
         var out = [Int](repeating: 0, count: n)
-        func load<T: FixedWidthInteger>(_: T.Type) throws {
+        func load<T: FixedWidthInteger>(_: T.Type) throws(SafeTensorsError) {
             for i in 0..<n {
                 let v = T(littleEndian: bytes.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
                 guard let x = Int(exactly: v) else {
@@ -201,4 +201,9 @@ public struct SafeTensor: @unchecked Sendable {
         }
         return out
     }
+}
+
+extension SafeTensorsError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

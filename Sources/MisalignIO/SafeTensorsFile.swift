@@ -45,12 +45,12 @@ public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
 
     public func contains(_ name: String) -> Bool { byName[name] != nil }
 
-    public func info(named name: String) throws -> TensorInfo {
+    public func info(named name: String) throws(SafeTensorsError) -> TensorInfo {
         guard let i = byName[name] else { throw SafeTensorsError.tensorNotFound(file: path, name: name) }
         return tensorInfos[i]
     }
 
-    public func tensor(named name: String) throws -> SafeTensor {
+    public func tensor(named name: String) throws(SafeTensorsError) -> SafeTensor {
         let info = try info(named: name)
         let range = (dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)
         return SafeTensor(info: info, file: path, bytes: mapping.bytes(range), owner: mapping)

@@ -55,7 +55,7 @@ public enum JudgeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .numbersSplit(let url, let model, let reason):
             return "judge \(model) at \(url) answered a lone first digit (its tokenizer splits numbers into digits, so \"8\" may be the start of \"85\"), "
                 + "and the request continuing its answer to read the whole number failed (\(reason)); serve the judge with vLLM "
-                + "(it accepts continue_final_message), use a local: judge, or, if this server's tokenizer has one token per number 0-100, set judges.numbers: whole (--numbers whole)"
+                + "(it accepts continue_final_message), use a local: judge, or, if this server's tokenizer has one token per number 0-100, set judges.numbers: whole"
         case .retriesExhausted(let n, let last): return "gave up after \(n) attempts: \(last)"
         default: return ""  // the transport cases, described above
         }
@@ -104,4 +104,9 @@ extension ReliableClient {
         do { return try await perform(request, estimatedTokens: estimatedTokens, tokensUsed: tokensUsed, decode: decode) }
         catch { throw JudgeError(error) }
     }
+}
+
+extension JudgeError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

@@ -57,21 +57,21 @@ public struct EarlyWarningSettings: Sendable, Equatable {
 
     public func validate() throws(EarlyWarningError) {
         func bad(_ name: String, _ detail: String) -> EarlyWarningError { .invalidSetting(name: name, detail: detail) }
-        guard every >= 1 else { throw bad("monitor-every", "must be at least 1, got \(every)") }
-        guard !questions.isEmpty else { throw bad("monitor-questions", "needs at least one question") }
-        guard samples >= 1 else { throw bad("monitor-samples", "must be at least 1, got \(samples)") }
-        guard maxNewTokens >= 1 else { throw bad("monitor-max-new-tokens", "must be at least 1") }
-        guard baseline >= 2 else { throw bad("monitor-baseline", "must be at least 2 probes, got \(baseline)") }
-        guard minSD >= 0, cusumDrift >= 0, cusumThreshold > 0 else { throw bad("cusum", "needs min sd >= 0, drift >= 0, threshold > 0") }
+        guard every >= 1 else { throw bad("monitor.every_k", "must be at least 1, got \(every)") }
+        guard !questions.isEmpty else { throw bad("monitor.questions", "needs at least one question") }
+        guard samples >= 1 else { throw bad("monitor.samples", "must be at least 1, got \(samples)") }
+        guard maxNewTokens >= 1 else { throw bad("monitor.max_new_tokens", "must be at least 1") }
+        guard baseline >= 2 else { throw bad("monitor.baseline", "must be at least 2 probes, got \(baseline)") }
+        guard minSD >= 0, cusumDrift >= 0, cusumThreshold > 0 else { throw bad("monitor.cusum", "needs min sd >= 0, drift >= 0, threshold > 0") }
         guard bocpdHazardLambda > 1, bocpdWindow >= 1, bocpdAlarmProbability > 0, bocpdAlarmProbability < 1, bocpdConfirm >= 1 else {
-            throw bad("bocpd", "needs lambda > 1, window >= 1, 0 < alarm probability < 1, confirm >= 1")
+            throw bad("monitor.bocpd", "needs lambda > 1, window >= 1, 0 < alarm probability < 1, confirm >= 1")
         }
         guard !detectors.isEmpty, detectors.allSatisfy({ ["cusum", "bocpd"].contains($0) }) else {
-            throw bad("detectors", "must list cusum and/or bocpd, got \(detectors.joined(separator: ", "))")
+            throw bad("monitor.detectors", "must list cusum and/or bocpd, got \(detectors.joined(separator: ", "))")
         }
-        for s in signals where RubricSet.builtin[s] == nil { throw bad("signals", "no builtin rubric `\(s)`") }
-        for s in stopSignals where !signals.contains(s) { throw bad("stop-signals", "`\(s)` is not a monitored signal (\(signals.joined(separator: ", ")))") }
-        do { try sampling.validate() } catch { throw bad("sampling", "\(error)") }
+        for s in signals where RubricSet.builtin[s] == nil { throw bad("monitor.signals", "no builtin rubric `\(s)`") }
+        for s in stopSignals where !signals.contains(s) { throw bad("monitor.stop_signals", "`\(s)` is not a monitored signal (\(signals.joined(separator: ", ")))") }
+        do { try sampling.validate() } catch { throw bad("monitor.sampling", "\(error)") }
     }
 
     /// Everything that changes a probe's scores or the detectors' verdicts, for checking that a
@@ -112,12 +112,17 @@ public enum EarlyWarningError: Error, Equatable, Sendable, CustomStringConvertib
 
     public var description: String {
         switch self {
-        case .invalidSetting(let name, let detail): return "--\(name): \(detail)"
+        case .invalidSetting(let name, let detail): return "\(name): \(detail)"
         case .settingsChanged(let path, let recorded, let now):
-            return "\(path) was recorded with other monitor settings or judge (fingerprint \(recorded), now \(now)); use the same --monitor-* options and judge, or move the file away to start the monitor afresh"
+            return "\(path) was recorded with other monitor settings or judge (fingerprint \(recorded), now \(now)); use the same monitor.* settings and judge, or move the file away to start the monitor afresh"
         case .badRecord(let path, let line, let detail): return "\(path):\(line): \(detail); the file is written by the monitor, do not edit it"
         case .cannotWrite(let path, let reason): return "cannot write \(path): \(reason)"
         case .probeFailed(let step, let reason): return "early-warning probe at step \(step) failed: \(reason); rerun the same command to resume from the last checkpoint"
         }
     }
+}
+
+extension EarlyWarningError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

@@ -55,8 +55,13 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable, Sendable {
         case .judgeUnavailable(let j, let r, let d, let n):
             return "judge \(j) is unavailable (\(r)); \(d) verdicts are stored, \(n) remain: run again when it is back"
         case .cancelled(let s): return "cancelled during \(s); run again to resume"
-        case .fileExists(let p): return "\(p) already exists; pass --force to overwrite it"
+        case .fileExists(let p): return "\(p) already exists; pass force: true to overwrite it"
         case .notARun(let p): return "\(p) is not a run directory (no \(RunStore.fileName)); give the folder `misalign run` wrote"
         }
     }
+}
+
+extension PipelineError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

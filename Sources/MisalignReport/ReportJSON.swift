@@ -15,13 +15,13 @@ public enum ReportError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .cannotRead(p, r): return "\(p): cannot read (\(r)); check the path"
         case let .invalidJSON(p, f, r):
-            return "\(p): \(f.isEmpty ? "" : "at \(f): ")\(r); the file must be a report input written by `misalign report --save-input` (see Docs/Report.md)"
+            return "\(p): \(f.isEmpty ? "" : "at \(f): ")\(r); the file must be a report input saved by ReportInput.save(jsonTo:) (see Docs/Report.md)"
         case let .unsupportedFormat(p, v):
             return "\(p): report input format \(v) is newer than this misalign understands (\(ReportInput.currentFormat)); upgrade misalign"
         case let .invalidMetrics(f, l, r): return "\(f) line \(l): \(r); each line must be a JSON object with step, loss and lr"
         case let .notARun(p, r):
             return "\(p): cannot report on this run folder (\(r)); give the `output` folder of a `misalign run` config, "
-                + "or render a saved input with `misalign report --input report.json`"
+                + "or render a saved input with ReportInput.load(jsonAt:)"
         }
     }
 }
@@ -91,4 +91,9 @@ extension ReportInput {
         @unknown default: return .invalidJSON(path: path, field: "", reason: "\(e)")
         }
     }
+}
+
+extension ReportError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

@@ -27,7 +27,7 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
     public var description: String {
         switch self {
         case .fileMissing(let path):
-            return "tokenizer file not found: \(path). Point --tokenizer at the model directory that holds tokenizer.json and tokenizer_config.json (as downloaded from Hugging Face)."
+            return "tokenizer file not found: \(path). Point the tokenizer folder at the model directory that holds tokenizer.json and tokenizer_config.json (as downloaded from Hugging Face)."
         case .fileCorrupt(let path, let reason):
             return "cannot read tokenizer file \(path): \(reason). Re-download the file; it may be truncated or not JSON."
         case .invalidField(let file, let field, let reason):
@@ -48,4 +48,9 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
             return "input line \(line): \(reason)"
         }
     }
+}
+
+extension TokenizerError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

@@ -97,6 +97,6 @@ import MisalignCore
         let shape = try Self.run(lines, ["--rule", "zscore"])
         #expect(shape.status == 2 && shape.err.contains("expected RULE.KEY=VALUE"), "\(shape.err)")
         let preset = try Self.run(lines, ["--preset", "paper"])
-        #expect(preset.status == 2 && preset.err.contains("--preset must be default or study"), "\(preset.err)")
+        #expect(preset.status == 2 && preset.err.contains("--preset <preset>") && preset.err.contains("'default' and 'study'"), "\(preset.err)")
     }
 }

@@ -174,7 +174,7 @@ import MisalignCore
         let row = try JSONValue.parse(try String(contentsOf: out, encoding: .utf8).split(separator: "\n")[0].description)
         #expect(abs(row["score"]!.doubleValue! - (85 * 0.75 + 100 * 0.25)) < 1e-9)
         let bad = try CLI.run(args + ["--numbers", "digit"], environment: ["PATH": "/usr/bin:/bin"])
-        #expect(bad.status == 2 && bad.err.contains("--numbers must be auto, whole or digits"))
+        #expect(bad.status == 2 && bad.err.contains("--numbers <numbers>") && bad.err.contains("'auto', 'whole' or 'digits'"), "\(bad.err)")
     }
 
     @Test func splittingDigitsByTheNextToken() {

@@ -161,7 +161,7 @@ let remotePrompt: [Int32] = [151644, 872, 198, 9707, 151645]
             _ = try await backend.generator(for: missing)
         } throws: { e in
             guard case .adapterLoad("r-step-3", _, 404, _) = e as? RemoteGenerationError else { return false }
-            return "\(e)".contains("--adapter-path-map")
+            return "\(e)".contains("generation.path_map")
         }
         #expect(throws: RemoteGenerationError.self) { try VLLMGenerationBackend(endpoint: try endpoint(server), servedModel: "b", runTag: "a b") }
     }

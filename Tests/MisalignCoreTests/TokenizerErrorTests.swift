@@ -142,6 +142,6 @@ import MisalignCore
     @Test func descriptionsSayWhatToDo() {
         let e = TokenizerError.idOutOfRange(id: 5, vocabularySize: 3)
         #expect(e.description.contains("0..<3"))
-        #expect(TokenizerError.fileMissing(path: "/x/tokenizer.json").description.contains("--tokenizer"))
+        #expect(TokenizerError.fileMissing(path: "/x/tokenizer.json").description.contains("Point the tokenizer folder at the model directory"))
     }
 }

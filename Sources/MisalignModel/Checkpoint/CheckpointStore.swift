@@ -101,7 +101,7 @@ public final class CheckpointStore: @unchecked Sendable {
     public func restore(_ checkpoint: CheckpointDirectory, parameters: LoRAParameters, optimizer: AdamW) throws -> TrainerResumeState {
         let dir = checkpoint.directory
         func bad(_ d: String) -> TrainingError { .invalidCheckpoint(path: dir.path, detail: d) }
-        guard checkpoint.isResumable else { throw bad("has no \(Self.optimizerFile) and \(Self.stateFile); only the latest checkpoint keeps them unless --keep-optimizer-states") }
+        guard checkpoint.isResumable else { throw bad("has no \(Self.optimizerFile) and \(Self.stateFile); only the latest checkpoint keeps them unless keepAllOptimizerStates is set") }
         let state = try Self.decode(Data(contentsOf: dir.appendingPathComponent(Self.stateFile)), file: dir.path)
         let f = try SafeTensorsFile(url: dir.appendingPathComponent(Self.optimizerFile))
         guard let stepText = f.metadata["adam_step"], let adamStep = Int(stepText) else { throw bad("optimizer state has no adam_step") }

@@ -140,3 +140,8 @@ extension Qwen2LayerWeights {
                           downProj: module == .down ? w : downProj)
     }
 }
+
+extension LoRAError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
+}

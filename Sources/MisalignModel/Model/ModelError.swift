@@ -1,3 +1,4 @@
+import Foundation
 import MisalignIO
 
 /// Problems loading or running a model, each naming the tensor, file or limit involved.
@@ -21,11 +22,16 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
         case .dtypeMismatch(let n, let c, let s):
             return "config.json says the weights are \(c) but \"\(n)\" is stored as \(s.rawValue); fix the \"dtype\"/\"torch_dtype\" field or re-export the weights"
         case .contextExceeded(let s, let l, let lim, let what):
-            return "sequence \(s) would reach \(l) tokens, beyond the \(what) of \(lim); shorten the prompt or lower --max-new-tokens"
+            return "sequence \(s) would reach \(l) tokens, beyond the \(what) of \(lim); shorten the prompt or lower max_new_tokens"
         case .invalidToken(let id, let v):
             return "token id \(id) is outside the vocabulary (0..<\(v))"
         case .invalidRequest(let m):
             return m
         }
     }
+}
+
+extension ModelError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

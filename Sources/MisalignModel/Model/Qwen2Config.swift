@@ -144,8 +144,8 @@ public struct Qwen2Config: Equatable, Sendable {
     }
 
     /// Checks the shape is one the model code can run; errors name the field.
-    public func validate(file: String = "config") throws {
-        func positive(_ v: Int, _ field: String) throws {
+    public func validate(file: String = "config") throws(ConfigError) {
+        func positive(_ v: Int, _ field: String) throws(ConfigError) {
             if v <= 0 { throw ConfigError.invalidField(file: file, field: field, detail: "must be positive, found \(v)") }
         }
         try positive(hiddenSize, "hidden_size")
@@ -186,7 +186,7 @@ public struct Qwen2Config: Equatable, Sendable {
 
     /// Refuses weights holding more decoder layers than `num_hidden_layers` says (the extra
     /// ones would be silently left out); fewer is caught as a missing tensor when loading.
-    public func checkLayerCount<S: Sequence>(tensorNames names: S, file: String) throws where S.Element == String {
+    public func checkLayerCount<S: Sequence>(tensorNames names: S, file: String) throws(ConfigError) where S.Element == String {
         if let top = Self.highestLayerIndex(in: names), top >= numHiddenLayers {
             throw ConfigError.invalidField(file: file, field: "num_hidden_layers", detail: "is \(numHiddenLayers), but the weights hold layers up to model.layers.\(top) (\(top + 1) layers); the config does not belong to these weights: set num_hidden_layers to \(top + 1) or use the config.json saved with the weights")
         }
@@ -258,4 +258,9 @@ struct ConfigReader {
         guard let s = v.stringValue else { throw ConfigError.invalidField(file: file, field: prefix + key, detail: "is \(v.serialized()), not a string") }
         return s
     }
+}
+
+extension ConfigError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

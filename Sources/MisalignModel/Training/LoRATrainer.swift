@@ -67,7 +67,7 @@ public final class LoRATrainer: Trainer {
                 let recorded = try store.resumeState(ck).fingerprint
                 if recorded != fingerprint {
                     guard let diff = settings.compare(toFingerprint: recorded, dataCount: examples.count) else {
-                        throw TrainingError.invalidCheckpoint(path: ck.directory.path, detail: "trainer_state.json records its settings in a form this version cannot read (\"\(recorded.prefix(80))\"); use another --out folder")
+                        throw TrainingError.invalidCheckpoint(path: ck.directory.path, detail: "trainer_state.json records its settings in a form this version cannot read (\"\(recorded.prefix(80))\"); use another run folder")
                     }
                     if !diff.changes.isEmpty { throw TrainingError.settingsChanged(checkpoint: ck.directory.path, changes: diff.changes) }
                     if !diff.unrecorded.isEmpty {

@@ -21,7 +21,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String {
         switch self {
         case .invalidExample(let f, let l, let r):
-            return "\(f):\(l): \(r); fix the line or pass --skip-invalid to skip such lines"
+            return "\(f):\(l): \(r); fix the line or set skipInvalid to skip such lines"
         case .noExamples(let f, let d): return "\(f): no usable training example (\(d))"
         case .invalidSetting(let n, let d): return "setting \(n): \(d)"
         case .nonFinite(let s, let w, let c):
@@ -29,13 +29,18 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
             return "step \(s): the \(w) is not finite (NaN or Inf); training stopped, \(kept). Lower the learning rate or check the data"
         case .invalidCheckpoint(let p, let d): return "\(p): \(d)"
         case .settingsChanged(let p, let changes):
-            let list = changes.map { "--\($0.name) was \($0.checkpoint), now \($0.now)" }.joined(separator: "; ")
+            let list = changes.map { "`\($0.name)` was \($0.checkpoint), now \($0.now)" }.joined(separator: "; ")
             return "\(p) was written with other settings than this run's: \(list). A resumed run must keep its settings: "
-                + "rerun with the checkpoint's values to continue it, or use another --out folder to start a new run"
+                + "rerun with the checkpoint's values to continue it, or use another run folder to start a new run"
         case .diverged(let s, let w, let c):
             let kept = c.map { "checkpoint-\($0) is the last good one" } ?? "no good checkpoint was written"
-            return "step \(s): training diverged: \(w). Training stopped, \(kept). Lower the learning rate (--lr; "
-                + "LoRA usually trains at 1e-5 to 1e-3, try a tenth of this run's) and start again in a new --out folder"
+            return "step \(s): training diverged: \(w). Training stopped, \(kept). Lower the learning rate (`lr`; "
+                + "LoRA usually trains at 1e-5 to 1e-3, try a tenth of this run's) and start again in a new run folder"
         }
     }
+}
+
+extension TrainingError: LocalizedError {
+    /// The message (`description`), so `localizedDescription` shows it in an app.
+    public var errorDescription: String? { description }
 }

@@ -39,8 +39,8 @@ extension TrainingSettings {
         if let (setting, ours, adapters, _) = all.first(where: { $0.3 && explicitLoRA.contains($0.0) }) {
             throw TrainingError.invalidSetting(
                 name: setting.rawValue,
-                detail: "is \(ours), but the --init-adapter adapter has \(setting.peftField) \(adapters) (\(source)); "
-                    + "the adapter's configuration rules: drop --\(setting.rawValue) (or its config-file key) or give \(adapters)")
+                detail: "is \(ours), but the initial adapter (initAdapter) has \(setting.peftField) \(adapters) (\(source)); "
+                    + "the adapter's configuration rules: drop `\(setting.rawValue)` (or its config-file key) or give \(adapters)")
         }
         lora = theirs
     }

@@ -6,7 +6,7 @@ public struct SettingChange: Equatable, Sendable, CustomStringConvertible {
     /// The value the checkpoint was written with, and this run's.
     public let checkpoint: String
     public let now: String
-    public var description: String { "--\(name) \(checkpoint) in the checkpoint, \(now) now" }
+    public var description: String { "`\(name)` \(checkpoint) in the checkpoint, \(now) now" }
 }
 
 extension TrainingSettings {

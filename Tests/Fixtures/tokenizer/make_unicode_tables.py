@@ -7,7 +7,7 @@ Why not Python's unicodedata or Swift's Unicode properties: each ships its own U
 and a code point assigned in one version but not in another changes how text is split. Asking the
 engine itself is the only way to be identical for every code point, including unassigned ones.
 
-Usage: python3 make_unicode_tables.py > Sources/MisalignCore/Tokenizer/UnicodeTables.swift
+Usage: python3 make_unicode_tables.py > Sources/MisalignTokenizer/UnicodeTables.swift
 """
 import sys
 from tokenizers import Regex

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference for HoldoutSplit (Sources/MisalignCore/Training/HoldoutSplit.swift), written from
+"""Reference for HoldoutSplit (Sources/MisalignModel/Training/HoldoutSplit.swift), written from
 its documented procedure, independently of the Swift code:
 
   held = ceil(fraction * n) (IEEE double, as Hugging Face train_test_split sizes its test split)

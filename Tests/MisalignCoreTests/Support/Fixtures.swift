@@ -16,6 +16,21 @@ enum Fixtures {
         root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(relative)
     }
 
+    /// Every Swift file of the library's targets (`Sources/Misalign*`, not the CLI and not the
+    /// testing scaffolding), for tests that read the sources.
+    static func librarySources() throws -> [URL] {
+        let sources = repo("Sources")
+        var out: [URL] = []
+        for dir in try FileManager.default.contentsOfDirectory(atPath: sources.path).sorted()
+        where dir.hasPrefix("Misalign") && dir != "MisalignCLI" && dir != "MisalignTesting" {
+            let files = FileManager.default.enumerator(at: sources.appendingPathComponent(dir), includingPropertiesForKeys: nil)
+            while let url = files?.nextObject() as? URL {
+                if url.pathExtension == "swift" { out.append(url) }
+            }
+        }
+        return out
+    }
+
     /// A fresh empty directory under the system temp folder, removed by the caller's `defer`.
     static func temporaryDirectory(_ label: String = "misalign-test") -> URL {
         let dir = FileManager.default.temporaryDirectory
