@@ -43,7 +43,10 @@ public struct TrainingSettingKey {
     let record: (TrainingOptions) -> String
 
     /// Every spelling this key is known by, in `-` form.
-    var names: [String] { [name, yamlKey.replacingOccurrences(of: "_", with: "-")] + aliases }
+    var names: [String] {
+        let yaml = yamlKey.replacingOccurrences(of: "_", with: "-")
+        return [name] + (yaml == name ? [] : [yaml]) + aliases
+    }
 
     /// The key a source spelling names (`warmup_steps`, `learning-rate`, `lr`), in `source`.
     public static func named(_ spelling: String, in source: SettingSource? = nil) -> TrainingSettingKey? {

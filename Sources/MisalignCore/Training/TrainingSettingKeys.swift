@@ -5,7 +5,7 @@ extension TrainingSettingKey {
     public static var all: [TrainingSettingKey] {
         let b = TrainingSettings.Bounds.self
         return [
-            int("rank", \.settings.lora.rank, 1...b.rank, lora: .rank),
+            int("rank", \.settings.lora.rank, 1...b.rank, aliases: ["r"], lora: .rank),
             TrainingSettingKey(
                 name: "alpha", aliases: ["lora-alpha"], expected: "a number > 0", effect: .weights, lora: .alpha,
                 read: { o, e throws(SettingProblem) in o.settings.lora.alpha = try number(e) },
@@ -91,7 +91,7 @@ extension TrainingSettingKey {
                     }
                 },
                 record: { $0.settings.holdout > 0 ? String($0.settings.holdout) : "0" }),
-            int("save-every", \.settings.saveEvery, 0...b.steps, yaml: "checkpoint_every", aliases: ["checkpoint-every"],
+            int("save-every", \.settings.saveEvery, 0...b.steps, yaml: "checkpoint_every",
                 note: " (0 saves only at the end)", effect: .outputs),
             int("holdout-every", \.settings.holdoutEvery, 1...b.steps, note: " (1: every checkpoint)", effect: .outputs),
             bool("skip-invalid", \.skipInvalid, effect: .outputs),
