@@ -179,6 +179,18 @@ import Testing
         #expect(try Self.experiment("training:\n  learning_rate: 0.001\n  save_every: 4\n").training.learningRate == 0.001)
     }
 
+    /// A checkpoint of an experiment's run written with other settings (the trainer's refusal)
+    /// is reported as `misalign run` reports a changed config, under the config's keys.
+    @Test func theRunnerWordsACheckpointsChangesAsConfigKeys() {
+        let e = PipelineRunner.configChanged(URL(fileURLWithPath: "/r"), RunID(dataset: "medical", seed: 0), checkpoint: "/r/ck/checkpoint-2", changes: [
+            SettingChange(name: "save-every", checkpoint: "2", now: "4"), SettingChange(name: "warmup-steps", checkpoint: "5", now: "0"),
+            SettingChange(name: "data", checkpoint: "10 examples", now: "11 examples"),
+        ])
+        #expect(e.description == "/r was started with another config (/r/ck/checkpoint-2: training.checkpoint_every was 2, is now 4; "
+                + "training.warmup_steps was 5, is now 0; datasets.medical (data) was 10 examples, is now 11 examples); "
+                + "use another output folder, or restore the old setting")
+    }
+
     /// Experiment stores written before the one record hold some values in another form
     /// (`64.0`, `0.0`, layer lists in file order, as `Experiment.fingerprintFields` wrote them);
     /// those mean the same and must keep matching, while a real change does not.
