@@ -25,7 +25,8 @@ public struct TrainingSettingKey {
     public let yamlKey: String
     /// Other accepted names (`learning-rate` for `lr`), in `-` form.
     public let aliases: [String]
-    /// What a value must be, for messages and docs (`a number`, `linear, constant or cosine`).
+    /// What a value must be, in words (`a number`, `linear, constant or cosine`), for tools and
+    /// docs that list the settings.
     public let expected: String
     public let effect: SettingEffect
     /// The sources that take it (all but `seed` and `keep-optimizer-states`, which an
