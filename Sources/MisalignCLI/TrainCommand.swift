@@ -16,6 +16,8 @@ struct TrainCommand: ParsableCommand {
         layer, lr 1e-5, linear schedule with 5 warmup steps, AdamW (weight decay 0.01), \
         batch 2 x accumulation 8, 1 epoch, a checkpoint every 2 steps, max grad norm 1.0.
         Precedence: flags > --config file (JSON, keys = flag names) > defaults.
+        Running again in an --out folder with other settings that change the weights is \
+        refused, naming each changed setting with both values.
 
         The run folder gets checkpoint-<step>/ (PEFT adapter + resume state) and metrics.jsonl. \
         Running again with the same --out resumes from its latest checkpoint, bit-exactly.
@@ -38,7 +40,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Model folder (config.json + safetensors).") var model: String
     @Option(help: "Chat JSONL training data.") var data: String
     @Option(help: "Run folder for checkpoints and metrics.jsonl.") var out: String
-    @Option(help: "JSON file of settings (keys as the flag names).") var config: String?
+    @Option(help: "JSON file of settings (keys as the flag names, or an experiment's training: keys).") var config: String?
     @Option(help: "Tokenizer folder (default: the model folder).") var tokenizer: String?
     @Option(parsing: .unconditional, help: "Peak learning rate.") var lr: Double?
     @Option(parsing: .unconditional, help: "Warmup steps.") var warmupSteps: Int?
@@ -65,63 +67,23 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Keep the optimizer state in every checkpoint, not only the latest.") var keepOptimizerStates = false
     @Flag(help: "Recompute activations per layer in the backward pass (less memory, ~1/3 more compute).") var gradientCheckpointing = false
     @Flag(help: "Skip invalid data lines (counted) instead of stopping at the first.") var skipInvalid = false
-    @Option(parsing: .unconditional, help: "BLAS threads (default: all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "BLAS threads (default 0: all cores).") var threads: Int?
     @OptionGroup var monitoring: MonitorOptions
 
     func run() throws {
         func path(_ s: String) -> URL { URL(fileURLWithPath: (s as NSString).expandingTildeInPath) }
         do {
-            var s = TrainingSettings()
-            if let config { try s.apply(configFile: path(config)) }
-            if let lr { s.learningRate = lr }
-            if let warmupSteps { s.warmupSteps = warmupSteps }
-            if let schedule {
-                guard let v = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be linear, constant or cosine") }
-                s.schedule = v
-            }
-            if let weightDecay { s.weightDecay = weightDecay }
-            if let maxGradNorm { s.maxGradNorm = maxGradNorm }
-            if let batchSize { s.batchSize = batchSize }
-            if let gradAccum { s.gradientAccumulation = gradAccum }
-            if let epochs { s.epochs = epochs }
-            if let maxSteps { s.maxSteps = maxSteps }
-            // LoRA settings given here are explicit: with --init-adapter they must agree with the
-            // adapter's adapter_config.json, whose values replace the defaults of the others.
-            if let rank { s.lora.rank = rank; s.explicitLoRA.insert(.rank) }
-            if let alpha { s.lora.alpha = alpha; s.explicitLoRA.insert(.alpha) }
-            if let rslora { s.lora.useRSLoRA = rslora; s.explicitLoRA.insert(.rslora) }
-            if let dropout { s.lora.dropout = dropout; s.explicitLoRA.insert(.dropout) }
-            if let targets {
-                s.lora.targets = targets == "all" ? LoRAModule.allCases
-                    : try targets.split(separator: ",").map { try TrainingSettings.module(String($0).trimmingCharacters(in: .whitespaces)) }
-                s.explicitLoRA.insert(.targets)
-            }
-            if let layers {
-                s.explicitLoRA.insert(.layers)
-                if layers == "all" { s.lora.layers = nil } else {
-                    s.lora.layers = try layers.split(separator: ",").map {
-                        guard let i = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--layers: '\($0)' is not a layer index") }
-                        return i
-                    }
-                }
-            }
-            if let seed { s.seed = seed }
-            if let saveEvery { s.saveEvery = saveEvery }
-            if let maxLength { s.maxLength = maxLength }
-            if let holdout { s.holdout = holdout }
-            if let holdoutEvery { s.holdoutEvery = holdoutEvery }
-            if let adapterDtype {
-                guard let d = TrainingSettings.dtype(adapterDtype) else { throw ValidationError("--adapter-dtype must be f32 or bf16") }
-                s.adapterDType = d
-            }
-            if keepOptimizerStates { s.keepAllOptimizerStates = true }
-            if gradientCheckpointing { s.recompute = true }
-            if let threads, threads < 1 { throw ValidationError("--threads is \(threads); it must be >= 1") }
-            try s.validate()   // flag values out of range are usage errors, reported before any work
-            BLAS.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+            // The flags go through the library's one table of training settings, as the JSON
+            // config and an experiment's training: section do: the same names, types and checks.
+            var options = TrainingOptions()
+            if let config { try options.apply(configFile: path(config)) }
+            try options.apply(flagEntries, from: .flags)
+            try options.validate()   // values out of range are usage errors, reported before any work
+            let s = options.settings
+            BLAS.threads = options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount
 
             let job = TrainingJob(model: path(model), data: path(data), out: path(out), tokenizer: tokenizer.map(path),
-                                  settings: s, initAdapter: initAdapter.map(path), skipInvalid: skipInvalid)
+                                  settings: s, initAdapter: initAdapter.map(path), skipInvalid: options.skipInvalid)
             let trainer = try job.makeTrainer { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
             let monitor = try monitoring.monitor(trainer: trainer, job: job)
             if let monitor, monitor.alreadyStopped {
@@ -149,6 +111,28 @@ struct TrainCommand: ParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
+    }
+}
+
+extension TrainCommand {
+    /// The settings given as flags, under their setting names (`TrainingSettingKey`); flags
+    /// not given are absent, so the --config file's values and the defaults stay.
+    var flagEntries: [SettingEntry] {
+        var out: [SettingEntry] = []
+        func add(_ name: String, _ v: SettingValue?) { if let v { out.append(SettingEntry(name, v)) } }
+        add("lr", lr.map { .number($0) }); add("warmup-steps", warmupSteps.map { .int($0) }); add("schedule", schedule.map { .text($0) })
+        add("weight-decay", weightDecay.map { .number($0) }); add("max-grad-norm", maxGradNorm.map { .number($0) })
+        add("batch-size", batchSize.map { .int($0) }); add("grad-accum", gradAccum.map { .int($0) }); add("epochs", epochs.map { .int($0) })
+        add("max-steps", maxSteps.map { .int($0) }); add("rank", rank.map { .int($0) }); add("alpha", alpha.map { .number($0) })
+        add("rslora", rslora.map { .bool($0) }); add("dropout", dropout.map { .number($0) })
+        add("targets", targets.map { .text($0) }); add("layers", layers.map { .text($0) }); add("seed", seed.map { .text(String($0)) })
+        add("save-every", saveEvery.map { .int($0) }); add("max-length", maxLength.map { .int($0) })
+        add("holdout", holdout.map { .number($0) }); add("holdout-every", holdoutEvery.map { .int($0) })
+        add("adapter-dtype", adapterDtype.map { .text($0) }); add("threads", threads.map { .int($0) })
+        if keepOptimizerStates { add("keep-optimizer-states", .bool(true)) }
+        if gradientCheckpointing { add("gradient-checkpointing", .bool(true)) }
+        if skipInvalid { add("skip-invalid", .bool(true)) }
+        return out
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import MisalignIO
 import MisalignJudge
+import MisalignModel
 
 extension Experiment {
     /// The fingerprint format of stores written before content was fingerprinted (the model
@@ -46,17 +47,8 @@ extension Experiment {
         out += ContentFingerprint.model(model, tokenizer: tokenizer ?? model)
         for d in datasets { out.append(("datasets.\(d.name)", try ContentFingerprint.dataset(d.path))) }
         if externalCheckpoints.isEmpty {
-            let t = training, l = t.lora
-            out += [("training.rank", "\(l.rank)"), ("training.alpha", "\(l.alpha)"), ("training.rslora", "\(l.useRSLoRA)"),
-                    ("training.dropout", "\(l.dropout)"), ("training.targets", l.targets.sorted().map(\.rawValue).joined(separator: ",")),
-                    ("training.layers", l.layers.map { $0.map(String.init).joined(separator: ",") } ?? "all"),
-                    ("training.lr", "\(t.learningRate)"), ("training.schedule", t.schedule.rawValue),
-                    ("training.warmup_steps", "\(t.warmupSteps)"), ("training.weight_decay", "\(t.weightDecay)"),
-                    ("training.max_grad_norm", "\(t.maxGradNorm)"), ("training.batch_size", "\(t.batchSize)"),
-                    ("training.grad_accum", "\(t.gradientAccumulation)"), ("training.epochs", "\(t.epochs)"),
-                    ("training.max_steps", t.maxSteps.map(String.init) ?? "none"), ("training.max_length", "\(t.maxLength)"),
-                    ("training.checkpoint_every", "\(t.saveEvery)"), ("training.adapter_dtype", t.adapterDType == .bf16 ? "bf16" : "f32"),
-                    ("training.skip_invalid", "\(skipInvalid)")]
+            // One record of the training settings (`TrainingSettingKey.all`), as `training.<key>`.
+            out += TrainingOptions(settings: training, threads: threads, skipInvalid: skipInvalid).experimentRecord()
         }
         let ev = evaluation, s = ev.sampling
         out += [("evaluation.questions", String(SHA256.hex(ev.questions.map { "\($0.id)\u{1F}\($0.text)" + ($0.system.map { "\u{1F}\($0)" } ?? "") }.joined(separator: "\u{1E}")).prefix(16))

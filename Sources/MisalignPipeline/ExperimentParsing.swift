@@ -58,10 +58,8 @@ extension Experiment {
             throw PipelineError.config(file: file, key: "external_checkpoints", line: nil,
                                        reason: "evaluates checkpoints trained elsewhere; remove datasets (nothing is trained here)")
         }
-        var training = TrainingSettings()
-        var threads = 0
-        var skipInvalid = false
-        if let t = try root.optional("training") { try parseTraining(t, &training, &threads, &skipInvalid) }
+        let trainingOptions = try root.optional("training").map(parseTraining) ?? TrainingOptions()
+        let (training, threads, skipInvalid) = (trainingOptions.settings, trainingOptions.threads, trainingOptions.skipInvalid)
         let traitsNode = try root.optional("traits")
         var evaluation = try parseEvaluation(root.optional("evaluation"), file: file, path: path, traitsSection: traitsNode != nil)
         let generation = try parseGeneration(root.optional("generation"))
@@ -76,62 +74,6 @@ extension Experiment {
                           threads: threads, externalCheckpoints: external, evaluation: evaluation, generation: generation,
                           judges: judges, aggregation: aggregation, detection: detection, monitor: monitor, source: file,
                           skipInvalid: skipInvalid, lines: root.keyLines())
-    }
-
-    static func parseTraining(_ n: YAMLNode, _ s: inout TrainingSettings, _ threads: inout Int, _ skipInvalid: inout Bool) throws(PipelineError) {
-        _ = try n.mapping()
-        let b = TrainingSettings.Bounds.self
-        if let v = try n.optional("rank") { s.lora.rank = try v.int(min: 1, max: b.rank) }
-        if let v = try n.optional("alpha") { s.lora.alpha = try v.double(in: 1e-9...b.alpha, "in (0, \(b.alpha)]") }
-        if let v = try n.optional("rslora") { s.lora.useRSLoRA = try v.bool() }
-        if let v = try n.optional("dropout") { s.lora.dropout = try v.double(in: 0...0.999, "in [0, 1)") }
-        if let v = try n.optional("targets") {
-            var mods: [LoRAModule] = []
-            for name in try v.strings() {
-                if name == "all" { mods = LoRAModule.allCases; continue }
-                guard let m = try? TrainingSettings.module(name) else {
-                    throw v.error("unknown module `\(name)`; use \(LoRAModule.allCases.map(\.rawValue).joined(separator: ", ")) or all")
-                }
-                mods.append(m)
-            }
-            s.lora.targets = mods
-        }
-        if let v = try n.optional("layers") {
-            if (try? v.string()) == "all" { s.lora.layers = nil } else {
-                var ls: [Int] = []
-                for x in try v.list() { ls.append(try x.int(min: 0, max: 65_535)) }
-                s.lora.layers = ls
-            }
-        }
-        if let v = try n.optional("lr") { s.learningRate = try v.double(in: 0...b.learningRate, "a learning rate in [0, \(b.learningRate)]") }
-        if let v = try n.optional("schedule") {
-            guard let sch = LRSchedule(rawValue: try v.string()) else { throw v.error("must be linear, constant or cosine") }
-            s.schedule = sch
-        }
-        if let v = try n.optional("warmup_steps") { s.warmupSteps = try v.int(min: 0, max: b.steps) }
-        if let v = try n.optional("weight_decay") { s.weightDecay = try v.double(in: 0...1e6, ">= 0") }
-        if let v = try n.optional("max_grad_norm") { s.maxGradNorm = try v.double(in: 0...1e12, ">= 0 (0 turns clipping off)") }
-        if let v = try n.optional("batch_size") { s.batchSize = try v.int(min: 1, max: b.batchSize) }
-        if let v = try n.optional("grad_accum") { s.gradientAccumulation = try v.int(min: 1, max: b.batchSize) }
-        if let v = try n.optional("epochs") { s.epochs = try v.int(min: 1, max: b.epochs) }
-        if let v = try n.optional("max_steps") { s.maxSteps = try v.int(min: 1, max: b.steps) }
-        if let v = try n.optional("max_length") { s.maxLength = try v.int(min: 2, max: b.maxLength) }
-        if let v = try n.optional("holdout") { s.holdout = try v.double(in: 0...0.999_999_999, "a fraction in [0, 1), e.g. 0.1 to hold out 10% of the examples") }
-        if let v = try n.optional("holdout_every") { s.holdoutEvery = try v.int(min: 1, max: b.steps, ">= 1 (1: every checkpoint)") }
-        if let v = try n.optional("checkpoint_every") { s.saveEvery = try v.int(min: 1, max: b.steps) }
-        if let v = try n.optional("adapter_dtype") {
-            guard let d = TrainingSettings.dtype(try v.string()) else { throw v.error("must be f32 or bf16") }
-            s.adapterDType = d
-        }
-        if let v = try n.optional("gradient_checkpointing") { s.recompute = try v.bool() }
-        if let v = try n.optional("threads") { threads = try v.int(min: 0, max: Bounds.threads, ">= 0 (0 = every core)") }
-        if let v = try n.optional("skip_invalid") { skipInvalid = try v.bool() }
-        try n.rejectUnknown()
-        do { try s.validate() } catch let err as TrainingError {
-            guard case .invalidSetting(let name, let detail) = err else { throw n.error(err.description) }
-            let key = name == "save-every" ? "checkpoint_every" : name.replacingOccurrences(of: "-", with: "_")
-            throw (try n.optional(key) ?? n).error(detail)
-        } catch { throw n.error("\(error)") }
     }
 
     static func parseGeneration(_ n: YAMLNode?) throws(PipelineError) -> GenerationSettings {

@@ -1,4 +1,5 @@
 import Foundation
+import MisalignModel
 
 extension RunStore {
     /// Records the config's fingerprint fields (`Experiment.fingerprintFields`) on first use;
@@ -27,7 +28,7 @@ extension RunStore {
         let started = try count("runs") > 0 || count("generations") > 0
         try transaction {
             for (k, v) in fields {
-                if let old = stored[k], old != v {
+                if let old = stored[k], !Self.sameField(k, old, v) {
                     let mayChange = k.hasPrefix("datasets.")
                         ? try count("runs", where: "dataset = ?1", [.text(String(k.dropFirst("datasets.".count)))]) == 0
                         : !started
@@ -37,6 +38,15 @@ extension RunStore {
             }
         }
         return notes
+    }
+
+    /// Whether a stored field and this config's mean the same: a training setting by its
+    /// `TrainingSettingKey.sameRecord` (stores written before the one record hold `64.0` for
+    /// `64` and layer lists in file order), anything else as text.
+    static func sameField(_ field: String, _ old: String, _ new: String) -> Bool {
+        if old == new { return true }
+        guard field.hasPrefix("training."), let key = TrainingSettingKey.named(String(field.dropFirst("training.".count)), in: .yaml) else { return false }
+        return key.sameRecord(old, new)
     }
 
     /// The first differing words of two legacy section lines, with the word before them (the

@@ -11,6 +11,17 @@ extension PipelineRunner {
         output.appendingPathComponent("checkpoints").appendingPathComponent("\(r.dataset)-seed\(r.seed)")
     }
 
+    /// A checkpoint written with other training settings than the config's, as `misalign run`
+    /// words a changed config: each setting under its config key (`training.lr was 0.002, is
+    /// now 0.001`), the data under the dataset's.
+    static func configChanged(_ output: URL, _ r: RunID, checkpoint: String, changes: [SettingChange]) -> PipelineError {
+        let list = changes.map { c in
+            let field = c.name.hasPrefix("data") ? "datasets.\(r.dataset) (\(c.name))" : "training.\(TrainingSettingKey.setting(c.name)?.yamlKey ?? c.name)"
+            return "\(field) was \(c.checkpoint), is now \(c.now)"
+        }
+        return .configChanged(run: output.path, detail: "\(checkpoint): " + list.joined(separator: "; "))
+    }
+
     /// Trains every run that has not finished (resuming from its latest checkpoint), or
     /// registers external checkpoints. Returns the optimizer steps taken.
     func trainStage() throws -> Int {
@@ -52,6 +63,8 @@ extension PipelineRunner {
                 // The trainer's advice names `misalign train`'s flag; the pipeline's is a setting.
                 throw PipelineError.config(file: file, key: "datasets.\(r.dataset)", line: line,
                                            reason: "\(reason); fix the line, or set `training.skip_invalid: true` in \(e.source) to skip such lines (they are counted)")
+            } catch TrainingError.settingsChanged(let checkpoint, let changes) {
+                throw Self.configChanged(e.output, r, checkpoint: checkpoint, changes: changes)
             } catch TrainingError.invalidSetting("holdout", let detail) {
                 throw PipelineError.config(file: e.source, key: "training.holdout", line: e.lines["training.holdout"],
                                            reason: "datasets.\(r.dataset): \(detail)")

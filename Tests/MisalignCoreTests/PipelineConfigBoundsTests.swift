@@ -40,10 +40,10 @@ import MisalignCore
     /// Values past sane bounds are refused with the bound, whole-number floats included.
     @Test func absurdValuesAreRefusedWithTheBound() {
         let cases: [(String, String)] = [
-            ("training: {max_steps: 1e12}", "x.yaml:5: training.max_steps: must be <= 10000000, got 1000000000000"),
-            ("training: {max_steps: 1e30}", "x.yaml:5: training.max_steps: must be <= 10000000, got 1e30"),
-            ("training: {rank: 100000}", "x.yaml:5: training.rank: must be <= 65536, got 100000"),
-            ("training: {epochs: 100000}", "x.yaml:5: training.epochs: must be <= 10000, got 100000"),
+            ("training: {max_steps: 1e12}", "x.yaml:5: training.max_steps: is 1000000000000; must be <= 10000000"),
+            ("training: {max_steps: 1e30}", "x.yaml:5: training.max_steps: is 1e30; must be <= 10000000"),
+            ("training: {rank: 100000}", "x.yaml:5: training.rank: is 100000; must be <= 65536"),
+            ("training: {epochs: 100000}", "x.yaml:5: training.epochs: is 100000; must be <= 10000"),
             ("training: {targets: []}", "x.yaml:5: training.targets: names no module; use all or a list such as q_proj,v_proj"),
             ("evaluation: {samples: 1e12}", "x.yaml:5: evaluation.samples: must be <= 10000, got 1000000000000"),
             ("evaluation: {max_new_tokens: 10000000}", "x.yaml:5: evaluation.max_new_tokens: must be <= 131072, got 10000000"),

@@ -58,7 +58,7 @@ import MisalignCore
     @Test func holdoutIsBounded() throws {
         #expect(try parse("  m: m.jsonl", training: "training: {holdout: 0.1}\n").training.holdout == 0.1)
         #expect(try parse("  m: m.jsonl").training.holdout == 0)
-        #expect(error("  m: m.jsonl", training: "training: {holdout: 1}\n").contains("training.holdout: must be a fraction in [0, 1)"))
+        #expect(error("  m: m.jsonl", training: "training: {holdout: 1}\n").contains("training.holdout: is 1.0; must be in [0, 1)"))
         #expect(error("  m: m.jsonl", training: "training: {holdout: -0.1}\n").contains("training.holdout"))
     }
 

@@ -51,11 +51,11 @@ struct TrainCLIValidationTests {
             (["--rank", "100000"], ["setting rank: is 100000", "65536"]),
             (["--rank", "100"], ["setting rank: is 100", "hidden size 64"]),
             (["--layers", "0,7"], ["setting layers", "layer 7", "2 layers"]),
-            (["--threads", "-1"], ["--threads is -1"]),
+            (["--threads", "-1"], ["setting threads: is -1; must be >= 0"]),
             (["--layers", "-1"], ["setting layers", "lists -1"]),
-            (["--layers", "x"], ["--layers: 'x' is not a layer index"]),
-            (["--schedule", "steep"], ["--schedule must be linear"]),
-            (["--adapter-dtype", "f16"], ["--adapter-dtype must be f32 or bf16"]),
+            (["--layers", "x"], ["setting layers: lists \"x\", not a layer index"]),
+            (["--schedule", "steep"], ["setting schedule: expected linear, constant or cosine, found \"steep\""]),
+            (["--adapter-dtype", "f16"], ["setting adapter-dtype: expected f32 or bf16, found \"f16\""]),
         ]
         for (extra, words) in cases {
             let r = try CLI.run(args + extra)

@@ -121,7 +121,7 @@ import MisalignCore
         _ = try t.train { m in if m.heldOutLoss != nil { evaluated.append(m.step) }; return .proceed }
         #expect(t.totalSteps == 6 && evaluated == [4, 6])
         s.holdoutEvery = 0
-        #expect(throws: TrainingError.invalidSetting(name: "holdout-every", detail: "must be >= 1 (1: every checkpoint)")) { try s.validate() }
+        #expect(throws: TrainingError.invalidSetting(name: "holdout-every", detail: "is 0; must be >= 1 (1: every checkpoint)")) { try s.validate() }
     }
 
     /// A resumed run holds out the same examples and refuses another holdout, naming both values.
@@ -156,7 +156,7 @@ import MisalignCore
         let run = dir.appendingPathComponent("run")
         for (extra, words) in [(["--holdout", "1.5"], "setting holdout: is 1.5; must be in [0, 1)"),
                                (["--holdout", "-0.1"], "setting holdout: is -0.1"),
-                               (["--holdout-every", "0"], "setting holdout-every: must be >= 1")] {
+                               (["--holdout-every", "0"], "setting holdout-every: is 0; must be >= 1")] {
             let r = try CLI.run(args + extra)
             #expect(r.status == 2 && r.err.contains(words), "\(extra): \(r.status) \(r.err)")
             #expect(!FileManager.default.fileExists(atPath: run.path))

@@ -58,7 +58,8 @@ public final class LoRATrainer: Trainer {
         let micro = (examples.count + settings.batchSize - 1) / settings.batchSize
         stepsPerEpoch = (micro + settings.gradientAccumulation - 1) / settings.gradientAccumulation
         totalSteps = settings.maxSteps ?? stepsPerEpoch * settings.epochs
-        fingerprint = settings.fingerprint(dataCount: examples.count)
+        let digest = TrainingSettings.dataDigest(examples)
+        fingerprint = settings.fingerprint(dataCount: examples.count, dataDigest: digest)
         if let run {
             let store = try CheckpointStore(run: run, adapterDType: settings.adapterDType,
                                             keepAllOptimizerStates: settings.keepAllOptimizerStates, baseModel: baseModel)
@@ -66,7 +67,7 @@ public final class LoRATrainer: Trainer {
             if let ck = try store.latestResumable() {
                 let recorded = try store.resumeState(ck).fingerprint
                 if recorded != fingerprint {
-                    guard let diff = settings.compare(toFingerprint: recorded, dataCount: examples.count) else {
+                    guard let diff = settings.compare(toFingerprint: recorded, dataCount: examples.count, dataDigest: digest) else {
                         throw TrainingError.invalidCheckpoint(path: ck.directory.path, detail: "trainer_state.json records its settings in a form this version cannot read (\"\(recorded.prefix(80))\"); use another run folder")
                     }
                     if !diff.changes.isEmpty { throw TrainingError.settingsChanged(checkpoint: ck.directory.path, changes: diff.changes) }

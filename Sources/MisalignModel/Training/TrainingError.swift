@@ -29,7 +29,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
             return "step \(s): the \(w) is not finite (NaN or Inf); training stopped, \(kept). Lower the learning rate or check the data"
         case .invalidCheckpoint(let p, let d): return "\(p): \(d)"
         case .settingsChanged(let p, let changes):
-            let list = changes.map { "`\($0.name)` was \($0.checkpoint), now \($0.now)" }.joined(separator: "; ")
+            let list = changes.map(\.description).joined(separator: "; ")
             return "\(p) was written with other settings than this run's: \(list). A resumed run must keep its settings: "
                 + "rerun with the checkpoint's values to continue it, or use another run folder to start a new run"
         case .diverged(let s, let w, let c):

@@ -1,42 +1,53 @@
 import Foundation
 
-/// A setting that differs between a checkpoint and the run resuming from it, under its flag name.
+/// A setting that differs between a checkpoint and the run resuming from it, under its name.
 public struct SettingChange: Equatable, Sendable, CustomStringConvertible {
     public let name: String
     /// The value the checkpoint was written with, and this run's.
     public let checkpoint: String
     public let now: String
-    public var description: String { "`\(name)` \(checkpoint) in the checkpoint, \(now) now" }
+    /// As `misalign run` words a changed field: `lr was 0.01, is now 0.005`.
+    public var description: String { "\(name) was \(checkpoint), is now \(now)" }
 }
 
 extension TrainingSettings {
     /// Everything that must stay the same for a checkpoint to be resumed by this run, as
-    /// (flag name, value) pairs: the LoRA shape, the optimizer and schedule (the learning rate
-    /// of every step follows from lr, schedule, warmup and the total step count), the data
-    /// order and batching, and the adapter dtype of the checkpoints.
-    func resumeSettings(dataCount: Int) -> [(String, String)] {
-        let l = lora
-        var out: [(String, String)] = [
-            ("rank", String(l.rank)), ("alpha", Self.number(l.alpha)), ("rslora", String(l.useRSLoRA)),
-            ("targets", l.targets.sorted().map(\.rawValue).joined(separator: ",")),
-            ("layers", l.layers.map { $0.sorted().map(String.init).joined(separator: ",") } ?? "all"),
-            ("dropout", Self.number(l.dropout)),
-            ("lr", String(learningRate)), ("schedule", schedule.rawValue), ("warmup-steps", String(warmupSteps)),
-            ("weight-decay", String(weightDecay)), ("max-grad-norm", String(maxGradNorm)),
-            ("batch-size", String(batchSize)), ("grad-accum", String(gradientAccumulation)),
-            ("epochs", String(epochs)), ("max-steps", maxSteps.map(String.init) ?? "none"),
-            ("max-length", String(maxLength)), ("seed", String(seed)),
-            ("adapter-dtype", adapterDType == .bf16 ? "bf16" : "f32"), ("data", "\(dataCount) examples"),
-        ]
-        if holdout > 0 { out.append(("holdout", String(holdout))) }
+    /// (setting name, value) pairs: every setting of `TrainingSettingKey.all` that changes the
+    /// weights (the LoRA shape, the optimizer and schedule, batching, seed, length, holdout,
+    /// adapter dtype), then the data (`data`: the examples trained on; `data-digest`: their
+    /// tokens, when given). A setting whose value is its `omittedValue` is left out, so records
+    /// written before it existed keep matching.
+    func resumeSettings(dataCount: Int, dataDigest: String? = nil) -> [(String, String)] {
+        let o = TrainingOptions(settings: self)
+        var out: [(String, String)] = []
+        for key in TrainingSettingKey.all where key.effect == .weights {
+            let v = key.record(o)
+            if v != key.omittedValue { out.append((key.name, v)) }
+        }
+        out.append(("data", "\(dataCount) examples"))
+        if let dataDigest { out.append(("data-digest", dataDigest)) }
         return out
     }
 
     static let fingerprintVersion = "v2"
 
     /// The resume settings as one line for `trainer_state.json`: `v2; rank=32; alpha=64; ...`.
-    func fingerprint(dataCount: Int) -> String {
-        ([Self.fingerprintVersion] + resumeSettings(dataCount: dataCount).map { "\($0.0)=\($0.1)" }).joined(separator: "; ")
+    func fingerprint(dataCount: Int, dataDigest: String? = nil) -> String {
+        ([Self.fingerprintVersion] + resumeSettings(dataCount: dataCount, dataDigest: dataDigest).map { "\($0.0)=\($0.1)" })
+            .joined(separator: "; ")
+    }
+
+    /// A digest of the examples' tokens and loss masks, in order (FNV-1a, 64 bits): an edited
+    /// data file, another tokenizer or truncation gives another.
+    static func dataDigest(_ examples: [TrainingExample]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ x: UInt64) { for i in 0..<8 { h = (h ^ ((x >> (8 * UInt64(i))) & 0xff)) &* 0x100_0000_01b3 } }
+        for e in examples {
+            mix(UInt64(e.ids.count))
+            for (id, m) in zip(e.ids, e.mask) { mix(UInt64(id) << 1 | (m ? 1 : 0)) }
+        }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     /// The settings a fingerprint records. Those of misalign before v2 held only the LoRA
@@ -64,19 +75,22 @@ extension TrainingSettings {
         ]
     }
 
-    /// How this run's settings differ from those `recorded` in a checkpoint's fingerprint:
-    /// the changed settings, and the ones the checkpoint did not record (written before v2).
-    /// Nil when `recorded` cannot be read.
-    func compare(toFingerprint recorded: String, dataCount: Int) -> (changes: [SettingChange], unrecorded: [String])? {
+    /// How this run's settings differ from those `recorded` in a checkpoint's fingerprint, each
+    /// compared by meaning (`TrainingSettingKey.sameRecord`): the changed settings, and the ones
+    /// the checkpoint did not record (written by an earlier version). Nil when `recorded`
+    /// cannot be read.
+    func compare(toFingerprint recorded: String, dataCount: Int, dataDigest: String? = nil) -> (changes: [SettingChange], unrecorded: [String])? {
         guard let old = Self.parseFingerprint(recorded) else { return nil }
+        let o = TrainingOptions(settings: self)
+        // Every weight setting, those at their omitted value included (a checkpoint may record another).
+        var current: [(TrainingSettingKey?, String, String)] = TrainingSettingKey.all.filter { $0.effect == .weights }.map { ($0, $0.name, $0.record(o)) }
+        current.append((nil, "data", "\(dataCount) examples"))
+        if let dataDigest { current.append((nil, "data-digest", dataDigest)) }
         var changes: [SettingChange] = [], unrecorded: [String] = []
-        for (name, value) in resumeSettings(dataCount: dataCount) where name != "holdout" {
-            guard let was = old[name] else { unrecorded.append(name); continue }
-            if was != value { changes.append(SettingChange(name: name, checkpoint: was, now: value)) }
+        for (key, name, value) in current {
+            guard let was = old[name] ?? key?.omittedValue else { unrecorded.append(name); continue }
+            if !(key?.sameRecord(was, value) ?? (was == value)) { changes.append(SettingChange(name: name, checkpoint: was, now: value)) }
         }
-        // Recorded only when set (absent: 0), so checkpoints written without one keep their fingerprint.
-        let was = old["holdout"] ?? "0", now = holdout > 0 ? String(holdout) : "0"
-        if was != now { changes.append(SettingChange(name: "holdout", checkpoint: was, now: now)) }
         return (changes, unrecorded)
     }
 }
