@@ -13,7 +13,14 @@
 // so the result does not depend on the number of threads or on how the tiles are dealt out.
 #include "misalign_kernels.h"
 
+#include <stdatomic.h>
 #include <string.h>
+
+// Whether products may use the packed kernel (benchmarks turn it off to compare with sgemm).
+// Atomic, so a benchmark flipping it while another thread multiplies is no data race.
+static atomic_int packed_enabled = 1;
+void misalign_set_f32_packed_enabled(int on) { atomic_store_explicit(&packed_enabled, on != 0, memory_order_relaxed); }
+int misalign_f32_packed_enabled(void) { return atomic_load_explicit(&packed_enabled, memory_order_relaxed); }
 
 #if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>

@@ -211,6 +211,9 @@ int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t
 #define MISALIGN_F32_PACKED_DECLS
 /// 1 if this CPU has the AVX-512 the packed product below needs.
 int misalign_f32_packed_available(void);
+/// Whether the packed product may be used (default 1); an atomic flag for benchmarks.
+void misalign_set_f32_packed_enabled(int on);
+int misalign_f32_packed_enabled(void);
 
 /// y[m, o] (+)= sum_k x[m, k] W[o, k] in f32 for all `out` rows of W [out, in] (f32, or bf16
 /// widened exactly to f32 12 rows x 512 values at a time), for many rows of x (prefill,

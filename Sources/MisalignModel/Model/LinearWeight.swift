@@ -187,8 +187,11 @@ public struct LinearWeight: @unchecked Sendable {
     /// call; `misalign-bench gemm`), and prefill of 256 tokens ran 1.09-1.16x the sgemm path on
     /// f32 weights, 1.17-1.31x the widening plus sgemm on bf16 weights. Off, both go to sgemm past
     /// 32 rows: for benchmarks that compare the two in one process (set it before work starts;
-    /// it is read on every product).
-    nonisolated(unsafe) package static var packedEnabled = true
+    /// it is read on every product, an atomic in the C kernels).
+    package static var packedEnabled: Bool {
+        get { misalign_f32_packed_enabled() != 0 }
+        set { misalign_set_f32_packed_enabled(newValue ? 1 : 0) }
+    }
     static var packedAvailable: Bool { packedEnabled && misalign_f32_packed_available() == 1 }
 
     /// Whether `m` rows of x go to the packed kernel (where the CPU has it) rather than the
