@@ -24,6 +24,7 @@ public struct StoredLagSummary: Sendable, Equatable {
 extension RunStore {
     /// Every row of table `name` (one of `Exports.tables`), ordered by its primary key.
     public func table(_ name: String) throws(PipelineError) -> StoredTable {
+        try checkTableName(name)
         let info = try db.query("PRAGMA table_info(\(name))")
         let cols = info.compactMap { $0[1].text }
         let keyCols = info.filter { ($0[5].int ?? 0) > 0 }.sorted { ($0[5].int ?? 0) < ($1[5].int ?? 0) }.compactMap { $0[1].text }

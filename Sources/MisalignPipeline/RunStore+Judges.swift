@@ -8,6 +8,8 @@ public struct StoredAnswer: Sendable, Equatable {
     public var totalSteps: Int
 }
 
+/// Writes and reads about judges and their answers that the pipeline's judge bookkeeping
+/// (`PipelineRunner.reconcileJudges`) and the demo judge (`PlantedScheduleJudge`) need.
 extension RunStore {
     /// Moves every verdict stored under judge name `old` to `new` (a respelled judge's
     /// canonical name). Call inside a transaction.

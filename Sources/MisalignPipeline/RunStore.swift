@@ -136,7 +136,15 @@ public final class RunStore: @unchecked Sendable {
 
     /// Row count of a table (status, inspect).
     public func count(_ table: String) throws(PipelineError) -> Int {
-        try db.scalar("SELECT COUNT(*) FROM \(table)")
+        try checkTableName(table)
+        return try db.scalar("SELECT COUNT(*) FROM \(table)")
+    }
+
+    /// Refuses a table name that is not a plain identifier (it goes into a statement's text).
+    func checkTableName(_ name: String) throws(PipelineError) {
+        guard !name.isEmpty, name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }) else {
+            throw .store(path: url.path, reason: "no table named `\(name)`: give one of \(Exports.tables.joined(separator: ", "))")
+        }
     }
 
     /// Row count of a table with a SQL condition: for tests, which check what the store holds.

@@ -123,6 +123,12 @@ import MisalignCore
         #expect(lags.rows == [[.string("math"), .int(11), .string("a"), .null, .null, .null, .null, .int(50)],
                               [.string("medical"), .int(0), .string("a"), .double(2.5), .double(-1), .double(4), .double(0.8), .int(200)]],
                 "rows by primary key, NULLs as null, REAL columns as doubles even when whole")
+        let hostile = "lags; DROP TABLE runs"
+        #expect(throws: PipelineError.store(path: s.url.path, reason: "no table named `\(hostile)`: give one of \(Exports.tables.joined(separator: ", "))")) {
+            _ = try s.table(hostile)
+        }
+        #expect(throws: PipelineError.self) { _ = try s.count("runs--") }
+        #expect(try s.count("runs") == 2, "nothing ran")
         #expect(try s.lagSummaries() == [StoredLagSummary(dataset: "math", judge: "a", seeds: 1, medianLag: nil, positive: 0, negative: 0, signTestP: nil),
                                          StoredLagSummary(dataset: "medical", judge: "a", seeds: 3, medianLag: 2.5, positive: 2, negative: 1, signTestP: 0.5)])
         #expect(try s.answerCount(medical, step: 4) == 2 && s.answerCount(math, step: 4) == 0)
