@@ -29,7 +29,7 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
-        // The system SQLite (verdict cache): no package to compile, WAL and busy timeouts built in.
+        // The system SQLite (run store and verdict cache, through MisalignIO's one wrapper): no package to compile, WAL and busy timeouts built in.
         .systemLibrary(
             name: "CSQLite",
             path: "Sources/CSQLite",
@@ -41,15 +41,15 @@ let package = Package(
         // The library, one target per layer (Docs/Architecture.md). A target depends only on the
         // ones below it, so an upward import does not compile. `MisalignCore` re-exports them all.
         .target(name: "MisalignKernels", dependencies: ["CBLAS", "CMisalignKernels"]),
-        .target(name: "MisalignIO", dependencies: ["MisalignKernels"]),
+        .target(name: "MisalignIO", dependencies: ["MisalignKernels", "CSQLite"]),
         .target(name: "MisalignHTTP", dependencies: ["MisalignIO", "CCurl"]),
         .target(name: "MisalignTokenizer", dependencies: ["MisalignIO"]),
         .target(name: "MisalignModel", dependencies: ["MisalignKernels", "MisalignIO", "MisalignTokenizer", "CBLAS", "CMisalignKernels"]),
         .target(name: "MisalignGeneration", dependencies: ["MisalignModel", "MisalignHTTP", "MisalignTokenizer"]),
-        .target(name: "MisalignJudge", dependencies: ["MisalignModel", "MisalignHTTP", "MisalignTokenizer", "CSQLite"]),
+        .target(name: "MisalignJudge", dependencies: ["MisalignModel", "MisalignHTTP", "MisalignTokenizer"]),
         .target(name: "MisalignChangePoint", dependencies: ["MisalignIO", "MisalignKernels"]),
         .target(name: "MisalignPipeline", dependencies: [
-            "MisalignGeneration", "MisalignJudge", "MisalignChangePoint", "CSQLite", .product(name: "Yams", package: "Yams"),
+            "MisalignGeneration", "MisalignJudge", "MisalignChangePoint", .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "MisalignReport", dependencies: ["MisalignPipeline"]),
         .target(name: "MisalignCore", dependencies: [
@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(name: "EvaluateCheckpoints", dependencies: ["MisalignCore"], path: "Examples/EvaluateCheckpoints"),
         .testTarget(
             name: "MisalignCoreTests",
-            dependencies: ["MisalignCore", "MisalignTesting", "CMisalignKernels", "CCurl", "CSQLite"],
+            dependencies: ["MisalignCore", "MisalignTesting", "CMisalignKernels", "CCurl"],
             path: "Tests/MisalignCoreTests"
         ),
     ]

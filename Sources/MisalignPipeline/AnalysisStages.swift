@@ -8,12 +8,10 @@ extension PipelineRunner {
     /// on every answer.
     func fullyJudged(_ r: RunID, step: Int, judge: String) throws(PipelineError) -> Bool {
         let e = experiment, samples = e.evaluation.samples
-        let answers = try store.count("generations", where: "dataset = ?1 AND seed = ?2 AND step = ?3",
-                                      [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(step))])
+        let answers = try store.answerCount(r, step: step)
         let expected = e.evaluation.questions.count * samples
         guard answers == expected else { return false }
-        let verdicts = try store.count("judgments", where: "dataset = ?1 AND seed = ?2 AND step = ?3 AND judge = ?4",
-                                       [.text(r.dataset), .int(Int64(r.seed)), .int(Int64(step)), .text(judge)])
+        let verdicts = try store.verdictCount(r, step: step, judge: judge)
         let owed = e.judges.traits.reduce(0) { $0 + (e.judges.questionIDs(for: $1).map { $0.count * samples } ?? answers) }
         return verdicts == owed
     }

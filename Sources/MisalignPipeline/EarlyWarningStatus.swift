@@ -37,7 +37,7 @@ public struct EarlyWarningStatus: Sendable, Equatable {
     public static func load(_ store: RunStore, runs: [RunID]) throws(PipelineError) -> [EarlyWarningStatus] {
         var out: [EarlyWarningStatus] = []
         for r in runs {
-            let probes = try store.count("probes", where: "dataset = ?1 AND seed = ?2 AND signal_index = 0", [.text(r.dataset), .int(Int64(r.seed))])
+            let probes = try store.probeCount(r)
             guard probes > 0 else { continue }
             out.append(EarlyWarningStatus(run: r, probes: probes, alarms: try store.alarms(r),
                                           stoppedAt: try store.meta("monitor.stopped.\(r)").flatMap { Int($0) }))

@@ -13,17 +13,13 @@ public enum Exports {
             throw PipelineError.unwritable(path: dir.path, reason: (error as NSError).localizedDescription)
         }
         for t in tables {
-            let cols = try store.rows("PRAGMA table_info(\(t))").compactMap { $0[1].text }
-            let keyCols = try store.rows("PRAGMA table_info(\(t))").filter { ($0[5].int ?? 0) > 0 }
-                .sorted { $0.int5 < $1.int5 }.compactMap { $0[1].text }
-            let order = keyCols.isEmpty ? "" : " ORDER BY " + keyCols.joined(separator: ", ")
-            let rows = try store.rows("SELECT \(cols.joined(separator: ", ")) FROM \(t)\(order)")
-            var csv = cols.joined(separator: ",") + "\n"
+            let table = try store.table(t)
+            var csv = table.columns.joined(separator: ",") + "\n"
             var jsonl = ""
-            for row in rows {
+            for row in table.rows {
                 csv += row.map { csvField($0) }.joined(separator: ",") + "\n"
                 var o: [(String, JSONValue)] = []
-                for (c, v) in zip(cols, row) { o.append((c, json(v))) }
+                for (c, v) in zip(table.columns, row) { o.append((c, v)) }
                 jsonl += JSONValue.object(JSONObject(o)).serialized() + "\n"
             }
             do {
@@ -35,28 +31,17 @@ public enum Exports {
         }
     }
 
-    static func csvField(_ v: SQLValue) -> String {
+    /// A cell of `RunStore.table` as a CSV field: null (and a non-finite number) empty, text
+    /// quoted when it holds a comma, quote, line break or edge space.
+    static func csvField(_ v: JSONValue) -> String {
         let s: String
         switch v {
-        case .null: return ""
         case .double(let d): return d.isFinite ? "\(d)" : ""
         case .int(let i): return String(i)
-        case .text(let t): s = t
+        case .string(let t): s = t
+        default: return ""
         }
         guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) || s.hasPrefix(" ") || s.hasSuffix(" ") else { return s }
         return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
-
-    static func json(_ v: SQLValue) -> JSONValue {
-        switch v {
-        case .null: return .null
-        case .int(let i): return .int(i)
-        case .double(let d): return d.isFinite ? .double(d) : .null
-        case .text(let t): return .string(t)
-        }
-    }
-}
-
-private extension Array where Element == SQLValue {
-    var int5: Int { self[5].int ?? 0 }
 }

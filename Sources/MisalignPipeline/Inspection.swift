@@ -44,10 +44,9 @@ public enum Inspection {
         }
         var o: [(String, JSONValue)] = [("kind", .string("run")), ("path", .string(url.path)),
                                         ("config", .string(try store.meta("config_path") ?? "")), ("rows", .object(JSONObject(tables)))]
-        let lags = try store.rows("SELECT dataset, judge, seeds, median_lag FROM lag_summary ORDER BY dataset, judge")
-        o.append(("lag_summary", .array(lags.map { r in
-            .object(JSONObject([("dataset", .string(r[0].text ?? "")), ("judge", .string(r[1].text ?? "")),
-                                ("seeds", .int(Int64(r[2].int ?? 0))), ("median_lag_steps", r[3].double.map { .double($0) } ?? .null)]))
+        o.append(("lag_summary", .array(try store.lagSummaries().map { r in
+            .object(JSONObject([("dataset", .string(r.dataset)), ("judge", .string(r.judge)),
+                                ("seeds", .int(Int64(r.seeds))), ("median_lag_steps", r.medianLag.map { .double($0) } ?? .null)]))
         })))
         return .object(JSONObject(o))
     }

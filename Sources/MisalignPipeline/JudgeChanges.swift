@@ -11,13 +11,13 @@ extension PipelineRunner {
     /// left or joined `judges.models`, naming what differs from the judge it replaces.
     func reconcileJudges() throws -> [String] {
         let names = judgeNames
-        let stored = try store.rows("SELECT DISTINCT judge FROM judgments").compactMap { $0.first?.text }
+        let stored = try store.judgeNames()
         var present = Set(stored)
         for old in stored where !names.contains(old) {
             let canonical = JudgeSpec.canonicalName(old)
             guard canonical != old, names.contains(canonical), !present.contains(canonical) else { continue }
             try store.transaction {
-                _ = try store.rows("UPDATE judgments SET judge = ?1 WHERE judge = ?2", [.text(canonical), .text(old)])
+                try store.renameJudge(from: old, to: canonical)
             }
             present.remove(old)
             present.insert(canonical)

@@ -49,7 +49,7 @@ public struct RunStatus: Sendable {
         let per = e.evaluation.questions.count * e.evaluation.samples
         var trainDone = 0, trainTotal: Int? = 0, checkpoints: Int? = 0
         for r in e.runs {
-            trainDone += try store.count("metrics", where: "dataset = ?1 AND seed = ?2", [.text(r.dataset), .int(Int64(r.seed))])
+            trainDone += try store.metricCount(r)
             let state = try store.runState(r)
             if let state, state.trained {
                 let n = try store.checkpoints(r).count
@@ -81,7 +81,7 @@ public struct RunStatus: Sendable {
             priced = true
             let cost = (Double(t.input) * p.inputPerMillion + Double(t.output) * p.outputPerMillion) / 1e6
             spent += cost
-            let judged = try store.count("judgments", where: "judge = ?1", [.text(name)])
+            let judged = try store.verdictCount(judge: name)
             if let total = judge.total, t.calls > 0 {
                 let remaining = Double(max(0, total / max(1, e.judges.names.count) - judged))
                 left += cost / Double(t.calls) * remaining
@@ -89,9 +89,9 @@ public struct RunStatus: Sendable {
         }
         if priced { judge.costSpent = spent; judge.costLeft = left }
         stages.append(judge)
-        stages.append(StageStatus(stage: "aggregate", done: try store.count("units", where: "stage = 'aggregate'"),
+        stages.append(StageStatus(stage: "aggregate", done: try store.unitCount(stage: "aggregate"),
                                   total: checkpoints.map { $0 * (e.judges.names.count >= 2 ? e.judges.names.count + 1 : 1) }, secondsPerUnit: try store.rate(stage: "aggregate")))
-        stages.append(StageStatus(stage: "detect", done: try store.count("units", where: "stage = 'detect'"),
+        stages.append(StageStatus(stage: "detect", done: try store.unitCount(stage: "detect"),
                                   total: e.detection.judge == nil ? 0 : e.runs.count, secondsPerUnit: try store.rate(stage: "detect")))
         return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs),
                          failures: try store.failures())

@@ -1,5 +1,6 @@
 import Foundation
 import MisalignChangePoint
+import MisalignIO
 import MisalignJudge
 
 extension RunStore {

@@ -1,4 +1,5 @@
 import Foundation
+import MisalignIO
 
 /// The early-warning monitor's records in the store of record: one `probes` row per (run,
 /// step, signal) and one `alarms` row per (run, signal, detector) first alarm. The monitor's

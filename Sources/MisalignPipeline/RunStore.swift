@@ -1,4 +1,5 @@
 import Foundation
+import MisalignIO
 
 /// The run directory's store of record, `store.sqlite`: every unit of work the pipeline
 /// finished, each written in the same transaction as its result, so a restarted run reads
@@ -13,7 +14,7 @@ public final class RunStore: @unchecked Sendable {
     public static let fileName = "store.sqlite"
     public static let schemaVersion = 1
     public let url: URL
-    let db: SQLiteDatabase
+    let db: RunStoreDatabase
 
     /// Opens the store of the run directory `run`. `create` (writers: `misalign run`) creates
     /// it and its tables when missing; otherwise (readers: status, report, inspect) it is
@@ -23,7 +24,7 @@ public final class RunStore: @unchecked Sendable {
     public init(run: URL, create: Bool = true) throws(PipelineError) {
         url = run.appendingPathComponent(Self.fileName)
         if !create && !FileManager.default.fileExists(atPath: url.path) { throw .notARun(path: run.path) }
-        db = try SQLiteDatabase(path: url.path, readOnly: !create)
+        db = try RunStoreDatabase(path: url.path, readOnly: !create)
         try db.checkIntegrity()
         if create {
             try db.execute(Self.schema + Self.earlyWarningSchema + Self.heldOutSchema)
@@ -134,12 +135,28 @@ public final class RunStore: @unchecked Sendable {
     }
 
     /// Row count of a table (status, inspect).
-    public func count(_ table: String, where clause: String = "", _ values: [SQLValue] = []) throws(PipelineError) -> Int {
-        try db.scalar("SELECT COUNT(*) FROM \(table)\(clause.isEmpty ? "" : " WHERE \(clause)")", values)
+    public func count(_ table: String) throws(PipelineError) -> Int {
+        try checkTableName(table)
+        return try db.scalar("SELECT COUNT(*) FROM \(table)")
     }
 
-    /// Rows of any query, for exports and inspection.
-    public func rows(_ sql: String, _ values: [SQLValue] = []) throws(PipelineError) -> [[SQLValue]] {
+    /// Refuses a table name that is not a plain identifier (it goes into a statement's text).
+    func checkTableName(_ name: String) throws(PipelineError) {
+        guard !name.isEmpty, name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }) else {
+            throw .store(path: url.path, reason: "no table named `\(name)`: give one of \(Exports.tables.joined(separator: ", "))")
+        }
+    }
+
+    /// Row count of a table with a SQL condition: for tests, which check what the store holds.
+    /// The library asks through the typed counts (`RunStore+Counts.swift`).
+    package func count(_ table: String, where clause: String, _ values: [SQLValue] = []) throws(PipelineError) -> Int {
+        try db.scalar("SELECT COUNT(*) FROM \(table) WHERE \(clause)", values)
+    }
+
+    /// Rows of any statement: for tests, which check what the store holds (and change it to
+    /// make a case). The library reads typed records (`RunStore+*.swift`); nothing outside
+    /// these files holds SQL (`StoreSchemaOwnershipTests`).
+    package func rows(_ sql: String, _ values: [SQLValue] = []) throws(PipelineError) -> [[SQLValue]] {
         try db.query(sql, values)
     }
 

@@ -81,9 +81,9 @@ struct RunReader {
         }
         experiment = exp
         self.notes = notes
-        let stored = (try? store.rows("SELECT DISTINCT judge FROM judgments ORDER BY judge").compactMap { $0[0].text }) ?? []
+        let stored = (try? store.judgeNames()) ?? []
         judges = exp.map { e in e.judges.names.filter(stored.contains) + stored.filter { !e.judges.names.contains($0) } } ?? stored
-        let onsetJudge = try? store.rows("SELECT judge FROM onsets LIMIT 1").first?[0].text
+        let onsetJudge = (try? store.onsetJudge()) ?? nil
         judge = exp?.detection.judge ?? onsetJudge ?? judges.first
     }
 
@@ -91,15 +91,14 @@ struct RunReader {
     var lagSignal: String { experiment?.detection.lag ?? "evil" }
     var directions: [String: Direction] { experiment?.detection.directions ?? DetectionSettings().directions }
 
-    func q(_ sql: String, _ values: [SQLValue] = []) throws(ReportError) -> [[SQLValue]] {
-        do { return try store.rows(sql, values) } catch { throw .notARun(path: run.path, reason: "\(error)") }
+    /// A read of the store, its error as the report's.
+    func read<T>(_ body: (RunStore) throws(PipelineError) -> T) throws(ReportError) -> T {
+        do { return try body(store) } catch { throw .notARun(path: run.path, reason: "\(error)") }
     }
-
-    static func key(_ id: RunID) -> [SQLValue] { [.text(id.dataset), .int(Int64(id.seed))] }
 
     /// Runs with a checkpoint, in the config's dataset order, then by seed.
     func runIDs() throws(ReportError) -> [RunID] {
-        let ids = try q("SELECT DISTINCT dataset, seed FROM checkpoints").map { RunID(dataset: $0[0].text ?? "", seed: $0[1].int ?? 0) }
+        let ids = try read { s throws(PipelineError) in try s.checkpointRuns() }
         let order = datasetOrder(ids)
         return ids.sorted { (order.firstIndex(of: $0.dataset)!, $0.seed) < (order.firstIndex(of: $1.dataset)!, $1.seed) }
     }
@@ -112,7 +111,7 @@ struct RunReader {
 
     /// Signals in the judges' trait order that have a direction.
     func signals() throws(ReportError) -> [String] {
-        let stored = try q("SELECT DISTINCT trait FROM aggregates ORDER BY trait").compactMap { $0[0].text }
+        let stored = try read { s throws(PipelineError) in try s.aggregatedTraits() }
         let traits = experiment.map { e in e.judges.traits.filter(stored.contains) } ?? stored
         return traits.filter { directions[$0] != nil }
     }
@@ -127,7 +126,7 @@ struct RunReader {
     /// aggregated; nil with one judge.
     func judgeCurves(_ id: RunID) throws(ReportError) -> [JudgeCurves]? {
         guard judges.count >= 2 else { return nil }
-        let stored = Set(try q("SELECT DISTINCT judge FROM aggregates WHERE dataset = ?1 AND seed = ?2", Self.key(id)).compactMap { $0[0].text })
+        let stored = try read { s throws(PipelineError) in try s.aggregatedJudges(id) }
         return try (judges + [DetectionSettings.meanJudge]).filter(stored.contains).map { j throws(ReportError) in
             JudgeCurves(judge: j, series: try series(id, judge: j))
         }
@@ -136,9 +135,9 @@ struct RunReader {
     func series(_ id: RunID, judge: String) throws(ReportError) -> [SignalSeries] {
         var out: [SignalSeries] = []
         for s in try signals() {
-            let rows = try q("SELECT step, mean, ci_low, ci_high, scored FROM aggregates WHERE dataset = ?1 AND seed = ?2 AND judge = ?3 AND trait = ?4 ORDER BY step",
-                             Self.key(id) + [.text(judge), .text(s)])
-            let points = rows.map { SeriesPoint(step: $0[0].int ?? 0, mean: $0[1].double ?? .nan, low: $0[2].double, high: $0[3].double, answers: $0[4].int ?? 0) }
+            let points = try read { st throws(PipelineError) in try st.aggregates(id, judge: judge, trait: s) }.map {
+                SeriesPoint(step: $0.step, mean: $0.aggregate.mean ?? .nan, low: $0.aggregate.ciLow, high: $0.aggregate.ciHigh, answers: $0.aggregate.scored)
+            }
             out.append(SignalSeries(signal: s, direction: (directions[s] ?? .up).rawValue, points: points))
         }
         return out
@@ -149,42 +148,39 @@ struct RunReader {
         var report = OnsetReport(dataset: id.dataset, seed: id.seed, signals: [], lagSteps: nil, lagInterval: nil,
                                  probabilityLagPositive: nil, resamples: 0)
         guard let judge else { return report }
-        let steps = try q("SELECT step FROM checkpoints WHERE dataset = ?1 AND seed = ?2 ORDER BY step", Self.key(id)).compactMap { $0[0].int }
-        let rows = try q("SELECT signal, method, step, ci_low, ci_high, defined_fraction FROM onsets WHERE dataset = ?1 AND seed = ?2 AND judge = ?3",
-                         Self.key(id) + [.text(judge)])
+        let steps = try read { s throws(PipelineError) in try s.checkpoints(id).map(\.step) }
+        let rows = try read { s throws(PipelineError) in try s.onsets(id, judge: judge) }
         let methodOrder = experiment?.detection.methods ?? DetectionSettings.allMethods
         for s in try signals() {
-            let mine = rows.filter { $0[0].text == s }
-            guard let consensus = mine.first(where: { $0[1].text == "consensus" }) else { continue }
-            let methods = mine.filter { $0[1].text != "consensus" }
-                .sorted { (methodOrder.firstIndex(of: $0[1].text ?? "") ?? .max) < (methodOrder.firstIndex(of: $1[1].text ?? "") ?? .max) }
+            let mine = rows.filter { $0.signal == s }
+            guard let consensus = mine.first(where: { $0.method == "consensus" }) else { continue }
+            let methods = mine.filter { $0.method != "consensus" }
+                .sorted { (methodOrder.firstIndex(of: $0.method) ?? .max) < (methodOrder.firstIndex(of: $1.method) ?? .max) }
                 .map { row -> MethodOnset in
-                    let step = row[2].double.map { Int($0) }
-                    return MethodOnset(method: row[1].text ?? "", index: step.flatMap { steps.firstIndex(of: $0) }, step: step)
+                    let step = row.step.map { Int($0) }
+                    return MethodOnset(method: row.method, index: step.flatMap { steps.firstIndex(of: $0) }, step: step)
                 }
-            let interval = consensus[3].double.map { BootstrapInterval(low: $0, high: consensus[4].double ?? .nan, definedFraction: consensus[5].double ?? .nan) }
+            let interval = consensus.ciLow.map { BootstrapInterval(low: $0, high: consensus.ciHigh ?? .nan, definedFraction: consensus.definedFraction ?? .nan) }
             let found = methods.compactMap(\.step)
-            report.signals.append(SignalOnset(signal: s, direction: directions[s] ?? .up, methods: methods, consensusStep: consensus[2].double,
+            report.signals.append(SignalOnset(signal: s, direction: directions[s] ?? .up, methods: methods, consensusStep: consensus.step,
                                               spread: found.isEmpty ? nil : (found.min()!, found.max()!), interval: interval))
         }
-        if let lag = try q("SELECT lag_steps, p_positive, resamples FROM lags WHERE dataset = ?1 AND seed = ?2 AND judge = ?3",
-                           Self.key(id) + [.text(judge)]).first {
-            report.lagSteps = lag[0].double
-            report.probabilityLagPositive = lag[1].double
-            report.resamples = lag[2].int ?? 0
+        if let lag = try read({ s throws(PipelineError) in try s.lag(id, judge: judge) }) {
+            report.lagSteps = lag.steps
+            report.probabilityLagPositive = lag.probabilityPositive
+            report.resamples = lag.resamples
         }
         return report
     }
 
     /// The stored lag with its interval (the store keeps no defined share for the lag).
     func lag(_ id: RunID) throws(ReportError) -> LagEstimate {
-        guard let judge, let row = try q("SELECT lag_steps, ci_low, ci_high, p_positive FROM lags WHERE dataset = ?1 AND seed = ?2 AND judge = ?3",
-                                         Self.key(id) + [.text(judge)]).first else { return LagEstimate(steps: nil) }
-        let interval = row[1].double.map { Interval(low: $0, high: row[2].double ?? .nan) }
-        return LagEstimate(steps: row[0].double, interval: interval, probabilityPositive: row[3].double)
+        guard let judge, let row = try read({ s throws(PipelineError) in try s.lag(id, judge: judge) }) else { return LagEstimate(steps: nil) }
+        let interval = row.ciLow.map { Interval(low: $0, high: row.ciHigh ?? .nan) }
+        return LagEstimate(steps: row.steps, interval: interval, probabilityPositive: row.probabilityPositive)
     }
 
     func resamples() throws(ReportError) -> Int {
-        try q("SELECT MAX(resamples) FROM lags").first?[0].int ?? experiment?.detection.resamples ?? 0
+        try read { s throws(PipelineError) in try s.maxLagResamples() } ?? experiment?.detection.resamples ?? 0
     }
 }

@@ -8,13 +8,11 @@ extension RunReader {
     /// (`JudgeReport.agreement`); empty with fewer than two judges.
     func agreement() throws(ReportError) -> [JudgeAgreement] {
         guard judges.count >= 2 else { return [] }
-        let rows = try q("SELECT dataset, seed, step, question_id, sample, judge, trait, score, status, rubric_sha256 FROM judgments "
-                         + "ORDER BY dataset, seed, step, question_id, sample, judge, trait")
+        let rows = try read { s throws(PipelineError) in try s.verdictRows() }
         let judgeRows = rows.map { r -> JudgeRow in
-            let id = "\(r[0].text ?? "")/\(r[1].int ?? 0)/\(r[2].int ?? 0)/\(r[3].text ?? "")/\(r[4].int ?? 0)"
-            let v = Verdict(judge: r[5].text ?? "", trait: r[6].text ?? "", score: r[7].double,
-                            status: VerdictStatus(rawValue: r[8].text ?? "") ?? .unparseable, rubricHash: r[9].text ?? "")
-            return JudgeRow(answerID: id, questionID: r[3].text ?? "", trait: v.trait, judge: v.judge, verdict: v, cached: false)
+            let id = "\(r.run.dataset)/\(r.run.seed)/\(r.step)/\(r.questionID)/\(r.sample)"
+            let v = Verdict(judge: r.judge, trait: r.trait, score: r.score, status: r.status, rubricHash: r.rubricSHA256)
+            return JudgeRow(answerID: id, questionID: r.questionID, trait: v.trait, judge: v.judge, verdict: v, cached: false)
         }
         let traits = experiment?.judges.traits ?? Array(Set(judgeRows.map(\.trait))).sorted()
         return JudgeReport.agreement(rows: judgeRows, traits: traits, judges: judges).map(JudgeAgreement.init)
@@ -23,11 +21,11 @@ extension RunReader {
     /// Loss and learning rate per optimizer step, as the trainer logged them to the store, with
     /// the held-out loss at the checkpoints that have one (`heldout_loss`).
     func training(_ id: RunID) throws(ReportError) -> TrainingCurve {
-        let rows = try q("SELECT step, loss, lr FROM metrics WHERE dataset = ?1 AND seed = ?2 ORDER BY step", Self.key(id))
+        let rows = try read { s throws(PipelineError) in try s.metrics(id) }
         var held: [Int: Double] = [:]
-        for r in try q("SELECT step, loss FROM heldout_loss WHERE dataset = ?1 AND seed = ?2", Self.key(id)) { held[r[0].int ?? 0] = r[1].double }
+        for h in try read({ s throws(PipelineError) in try s.heldOutLosses(id) }) { held[h.step] = h.loss.loss }
         return TrainingCurve(dataset: id.dataset, seed: id.seed, points: rows.map {
-            .init(step: $0[0].int ?? 0, loss: $0[1].double ?? .nan, lr: $0[2].double ?? .nan, heldOutLoss: held[$0[0].int ?? 0])
+            .init(step: $0.step, loss: $0.loss ?? .nan, lr: $0.lr ?? .nan, heldOutLoss: held[$0.step])
         })
     }
 
@@ -48,28 +46,22 @@ extension RunReader {
         var out: [SampleAnswer] = []
         var seen = Set<String>()
         for (id, report) in zip(runs, reports) where seen.insert(id.dataset).inserted {
-            let steps = try q("SELECT DISTINCT step FROM generations WHERE dataset = ?1 AND seed = ?2 ORDER BY step", Self.key(id)).compactMap { $0[0].int }
+            let steps = try read { s throws(PipelineError) in try s.generationSteps(id) }
             guard let first = steps.first, let last = steps.last else { continue }
             let onset = report.onset(lagSignal)?.consensusStep ?? report.onset(lead)?.consensusStep
             let middle = onset.flatMap { o in steps.first { Double($0) >= o } } ?? steps[steps.count / 2]
             var chosen: [Int] = []
             for s in [first, middle, last] where !chosen.contains(s) { chosen.append(s) }
             for step in chosen {
-                let answers = try q("""
-                    SELECT g.question_id, g.sample, g.text, (SELECT MAX(j.score) FROM judgments j WHERE j.dataset = g.dataset AND j.seed = g.seed
-                        AND j.step = g.step AND j.question_id = g.question_id AND j.sample = g.sample AND j.trait = ?4) AS s
-                    FROM generations g WHERE g.dataset = ?1 AND g.seed = ?2 AND g.step = ?3
-                    ORDER BY s IS NULL, s DESC, g.question_id, g.sample LIMIT ?5
-                    """, Self.key(id) + [.int(Int64(step)), .text(lagSignal), .int(Int64(perCheckpoint))])
+                let answers = try read { s throws(PipelineError) in try s.topAnswers(id, step: step, trait: lagSignal, limit: perCheckpoint) }
                 for a in answers {
-                    let qid = a[0].text ?? "", sample = a[1].int ?? 0
-                    let verdicts = try q("SELECT judge, trait, score FROM judgments WHERE dataset = ?1 AND seed = ?2 AND step = ?3 AND question_id = ?4 AND sample = ?5",
-                                         Self.key(id) + [.int(Int64(step)), .text(qid), .int(Int64(sample))])
+                    let qid = a.questionID
+                    let verdicts = try read { s throws(PipelineError) in try s.verdictRows(id, step: step, questionID: qid, sample: a.sample) }
                     // One judge: its name (often long, with a URL) is in the reproducibility section.
-                    let scores = verdicts.map { SampleAnswer.Score(signal: $0[1].text ?? "", score: $0[2].double, judge: judges.count > 1 ? $0[0].text : nil) }
+                    let scores = verdicts.map { SampleAnswer.Score(signal: $0.trait, score: $0.score, judge: judges.count > 1 ? $0.judge : nil) }
                         .sorted { (rank($0.judge), traitRank($0.signal)) < (rank($1.judge), traitRank($1.signal)) }
                     out.append(SampleAnswer(dataset: id.dataset, seed: id.seed, step: step, questionID: qid, question: texts[qid] ?? qid,
-                                            answer: a[2].text ?? "", scores: scores))
+                                            answer: a.text, scores: scores))
                 }
             }
         }
@@ -95,8 +87,8 @@ extension RunReader {
         if let judge { versions.append(.init(name: "detection judge", value: judge)) }
         // The rubrics the config judges with: trait files, rubric files, overrides, built-ins.
         let known = experiment.flatMap { try? $0.judges.resolvedRubrics() } ?? RubricSet.builtin.rubrics
-        let rubrics = try q("SELECT DISTINCT trait, rubric_sha256 FROM judgments ORDER BY trait, rubric_sha256").map { row in
-            let name = row[0].text ?? "", sha = row[1].text ?? ""
+        let rubrics = try read { s throws(PipelineError) in try s.rubricHashes() }.map { row in
+            let name = row.trait, sha = row.sha256
             let match = known[name].flatMap { $0.sha256 == sha ? $0 : nil } ?? RubricSet.builtin.rubrics[name].flatMap { $0.sha256 == sha ? $0 : nil }
             return Reproducibility.RubricHash(name: match == nil ? name + " (not a known version)" : name, version: match?.version ?? 0, sha256: sha)
         }

@@ -98,13 +98,10 @@ public final class PlantedScheduleJudge: @unchecked Sendable {
 
     private func reload() {
         guard let store = try? RunStore(run: run, create: false),
-              let rows = try? store.rows("""
-                  SELECT g.dataset, g.seed, g.step, g.text, r.total_steps FROM generations g
-                  JOIN runs r USING (dataset, seed) ORDER BY g.step DESC
-                  """) else { return }
+              let rows = try? store.answersWithRunLength() else { return }
         for r in rows {
-            let total = max(1, r[4].int ?? 1)
-            answers[r[3].text ?? ""] = (r[0].text ?? "", r[1].int ?? 0, Double(r[2].int ?? 0) / Double(total))
+            let g = r.generation, total = max(1, r.totalSteps)
+            answers[g.text] = (g.run.dataset, g.run.seed, Double(g.step) / Double(total))
         }
     }
 }

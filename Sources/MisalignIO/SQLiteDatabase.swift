@@ -24,38 +24,105 @@ public enum SQLValue: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The few things the run store needs from SQLite: statements with bound values, rows back,
-/// and transactions. WAL mode, so `misalign status` can read while a run writes, and a kill at
-/// any point leaves the last committed transaction intact.
-final class SQLiteDatabase: @unchecked Sendable {
-    let path: String
+/// What SQLite said when a call on a database failed: the file, the statement (nil when
+/// opening), SQLite's (extended) result code and message. Each user of `SQLiteDatabase` maps it
+/// to its own error (the run store to `PipelineError`, the verdict cache to `JudgeError.cache`).
+package struct SQLiteError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Where the call failed.
+    package enum Phase: Sendable, Equatable {
+        /// Opening or setting up the file.
+        case open
+        /// Compiling a statement (`sqlite3_prepare_v2`).
+        case prepare
+        /// Running a prepared statement (`sqlite3_step`).
+        case step
+        /// A script run with `execute` (`sqlite3_exec`).
+        case exec
+    }
+
+    /// What went wrong, from the primary result code.
+    package enum Kind: Sendable, Equatable {
+        /// SQLITE_FULL: the disk (or the page limit) is full.
+        case full
+        /// SQLITE_IOERR: the OS refused a read or write.
+        case ioError
+        /// SQLITE_READONLY: the file or its folder cannot be written.
+        case readOnly
+        /// SQLITE_CORRUPT, SQLITE_NOTADB: the file is damaged or not a database.
+        case damaged
+        /// Anything else (a locked file past the busy timeout, a constraint, a missing table...).
+        case other
+    }
+
+    package var path: String
+    package var sql: String?
+    package var phase: Phase
+    /// SQLite's extended result code.
+    package var code: Int32
+    package var message: String
+
+    package init(path: String, sql: String?, phase: Phase, code: Int32, message: String) {
+        self.path = path; self.sql = sql; self.phase = phase; self.code = code; self.message = message
+    }
+
+    package var kind: Kind {
+        switch code & 0xff {
+        case SQLITE_FULL: return .full
+        case SQLITE_IOERR: return .ioError
+        case SQLITE_READONLY: return .readOnly
+        case SQLITE_CORRUPT, SQLITE_NOTADB: return .damaged
+        default: return .other
+        }
+    }
+
+    package var description: String {
+        "SQLite database \(path): " + (sql.map { "\($0.prefix(60)): " } ?? "") + message
+    }
+}
+
+/// The one SQLite wrapper of the library (the run store and the verdict cache both use it):
+/// statements with bound values, rows back, and transactions. A writable database runs in WAL
+/// mode, so readers (`misalign status`) read while a writer writes, and a kill at any point
+/// leaves the last committed transaction intact; a busy timeout makes writers of one file (in
+/// several processes) queue instead of failing. Every call is serialised by a lock.
+package final class SQLiteDatabase: @unchecked Sendable {
+    package let path: String
     private let db: OpaquePointer
     private let lock = NSRecursiveLock()
 
-    /// Test hook: a page limit (`PRAGMA max_page_count`) applied to every writable store opened
-    /// under a path prefix, so a test can make SQLite report a full disk (SQLITE_FULL).
+    /// Test hook: a page limit (`PRAGMA max_page_count`) for writable databases opened under a
+    /// path prefix with `testPageLimit: true` (the run store), so a test can make SQLite report
+    /// a full disk (SQLITE_FULL).
     nonisolated(unsafe) static var testPageLimits: [String: Int] = [:]
     private static let hookLock = NSLock()
-    static func setTestPageLimit(_ limit: Int?, under prefix: String) {
+    package static func setTestPageLimit(_ limit: Int?, under prefix: String) {
         hookLock.lock(); testPageLimits[prefix] = limit; hookLock.unlock()
     }
 
     /// Opens `path`. `readOnly` opens it with SQLITE_OPEN_READONLY (readers: status, report,
     /// inspect), never creating or changing the file; when the folder is read-only too and no
     /// write-ahead log exists, the file is opened `immutable` (nothing can be writing it).
-    init(path: String, readOnly: Bool = false) throws(PipelineError) {
+    /// Otherwise the file is created when missing and put in WAL mode with
+    /// `synchronous=NORMAL`. `testPageLimit` applies `setTestPageLimit`'s limit, if one is set.
+    package init(path: String, readOnly: Bool = false, testPageLimit: Bool = false) throws(SQLiteError) {
         self.path = path
         var handle: OpaquePointer?
+        var message = ""
         func open(_ name: String, _ flags: Int32) -> Int32 {
             handle = nil
             let rc = sqlite3_open_v2(name, &handle, flags | SQLITE_OPEN_FULLMUTEX, nil)
-            if rc != SQLITE_OK, let h = handle { sqlite3_close(h); handle = nil }
+            if rc != SQLITE_OK, let h = handle {
+                message = String(cString: sqlite3_errmsg(h))
+                sqlite3_close(h); handle = nil
+            } else if rc != SQLITE_OK {
+                message = String(cString: sqlite3_errstr(rc))
+            }
             return rc
         }
         var rc: Int32
         if readOnly {
             rc = open(path, SQLITE_OPEN_READONLY)
-            // A WAL store read from a read-only folder without its -shm file: SQLite cannot make
+            // A WAL file read from a read-only folder without its -shm file: SQLite cannot make
             // one; with no write-ahead log left nothing is writing, so `immutable` reads it.
             if rc == SQLITE_OK, Self.probe(handle!) != SQLITE_OK, access((path as NSString).deletingLastPathComponent, W_OK) != 0,
                Self.fileSize(path + "-wal") == 0 {
@@ -66,15 +133,17 @@ final class SQLiteDatabase: @unchecked Sendable {
         } else {
             rc = open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         }
-        guard rc == SQLITE_OK, let handle else { throw Self.error(code: rc, message: String(cString: sqlite3_errstr(rc)), path: path) }
+        guard rc == SQLITE_OK, let handle else { throw SQLiteError(path: path, sql: nil, phase: .open, code: rc, message: message) }
         db = handle
         sqlite3_busy_timeout(db, 30_000)
         if !readOnly {
             do {
-                Self.hookLock.lock()
-                let limit = Self.testPageLimits.first { path.hasPrefix($0.key) }?.value
-                Self.hookLock.unlock()
-                if let limit { try execute("PRAGMA max_page_count = \(limit)") }
+                if testPageLimit {
+                    Self.hookLock.lock()
+                    let limit = Self.testPageLimits.first { path.hasPrefix($0.key) }?.value
+                    Self.hookLock.unlock()
+                    if let limit { try execute("PRAGMA max_page_count = \(limit)") }
+                }
                 try execute("PRAGMA journal_mode=WAL")
                 // NORMAL in WAL mode: a commit survives a kill -9 (it is in the WAL, which the OS
                 // holds), and an OS crash or power cut can only roll back the newest commits,
@@ -95,55 +164,37 @@ final class SQLiteDatabase: @unchecked Sendable {
         return rc & 0xff
     }
 
-    static func fileSize(_ path: String) -> Int {
+    /// The size of the file at `path`, 0 when missing.
+    package static func fileSize(_ path: String) -> Int {
         var st = stat()
         return stat(path, &st) == 0 ? Int(st.st_size) : 0
     }
 
-    /// `PRAGMA quick_check`: throws `.storeDamaged` when pages are corrupt or missing.
-    func checkIntegrity() throws(PipelineError) {
-        let rows = try query("PRAGMA quick_check(5)")
-        let problems = rows.compactMap { $0.first?.text }.filter { $0 != "ok" }
-        if !problems.isEmpty { throw .storeDamaged(path: path, reason: problems.joined(separator: "; ")) }
-    }
-
-    /// The store's error for a SQLite result code: a full disk and write failures are
-    /// `.unwritable` (the documented "cannot write PATH: the disk is full" message), a
-    /// damaged file `.storeDamaged`, the rest `.store` with SQLite's message.
-    static func error(code: Int32, message: String, path: String, sql: String? = nil) -> PipelineError {
-        switch code & 0xff {
-        case SQLITE_FULL: return .unwritable(path: path, reason: "the disk is full")
-        case SQLITE_IOERR: return .unwritable(path: path, reason: "I/O error (\(message))")
-        case SQLITE_READONLY: return .unwritable(path: path, reason: "the store is read-only (\(message))")
-        case SQLITE_CORRUPT, SQLITE_NOTADB: return .storeDamaged(path: path, reason: message)
-        default: return .store(path: path, reason: sql.map { "\($0.prefix(60)): \(message)" } ?? message)
-        }
-    }
-
     deinit { sqlite3_close(db) }
 
-    func execute(_ sql: String) throws(PipelineError) {
+    /// Runs one or more statements without values (schema, pragmas, BEGIN/COMMIT).
+    package func execute(_ sql: String) throws(SQLiteError) {
         lock.lock(); defer { lock.unlock() }
         var err: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(db, sql, nil, nil, &err)
         guard rc == SQLITE_OK else {
             let m = err.map { String(cString: $0) } ?? "unknown"
             sqlite3_free(err)
-            throw Self.error(code: sqlite3_extended_errcode(db), message: m, path: path, sql: sql)
+            throw SQLiteError(path: path, sql: sql, phase: .exec, code: sqlite3_extended_errcode(db), message: m)
         }
     }
 
     /// Runs one statement with `values` bound to ?1, ?2, ...
-    func run(_ sql: String, _ values: [SQLValue] = []) throws(PipelineError) {
+    package func run(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) {
         lock.lock(); defer { lock.unlock() }
         let stmt = try prepare(sql, values)
         defer { sqlite3_finalize(stmt) }
         let rc = sqlite3_step(stmt)
-        guard rc == SQLITE_DONE || rc == SQLITE_ROW else { throw failure(sql) }
+        guard rc == SQLITE_DONE || rc == SQLITE_ROW else { throw failure(sql, .step) }
     }
 
     /// Every row of a query, each as its column values.
-    func query(_ sql: String, _ values: [SQLValue] = []) throws(PipelineError) -> [[SQLValue]] {
+    package func query(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) -> [[SQLValue]] {
         lock.lock(); defer { lock.unlock() }
         let stmt = try prepare(sql, values)
         defer { sqlite3_finalize(stmt) }
@@ -151,7 +202,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
-            guard rc == SQLITE_ROW else { throw failure(sql) }
+            guard rc == SQLITE_ROW else { throw failure(sql, .step) }
             let n = sqlite3_column_count(stmt)
             var row: [SQLValue] = []
             row.reserveCapacity(Int(n))
@@ -169,12 +220,13 @@ final class SQLiteDatabase: @unchecked Sendable {
     }
 
     /// The first column of the first row as an integer (COUNT(*) and the like).
-    func scalar(_ sql: String, _ values: [SQLValue] = []) throws(PipelineError) -> Int {
+    package func scalar(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) -> Int {
         try query(sql, values).first?.first?.int ?? 0
     }
 
-    /// Runs `body` in one transaction: all its writes land, or none do.
-    func transaction<T>(_ body: () throws -> T) throws -> T {
+    /// Runs `body` in one transaction: all its writes land, or none do. BEGIN and COMMIT
+    /// failures are `SQLiteError`s; `body`'s own errors pass through unchanged.
+    package func transaction<T>(_ body: () throws -> T) throws -> T {
         lock.lock(); defer { lock.unlock() }
         try execute("BEGIN IMMEDIATE")
         do {
@@ -187,9 +239,9 @@ final class SQLiteDatabase: @unchecked Sendable {
         }
     }
 
-    private func prepare(_ sql: String, _ values: [SQLValue]) throws(PipelineError) -> OpaquePointer {
+    private func prepare(_ sql: String, _ values: [SQLValue]) throws(SQLiteError) -> OpaquePointer {
         var stmt: OpaquePointer?
-        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else { throw failure(sql) }
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else { throw failure(sql, .prepare) }
         for (i, v) in values.enumerated() {
             let k = Int32(i + 1)
             switch v {
@@ -202,7 +254,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         return stmt
     }
 
-    private func failure(_ sql: String) -> PipelineError {
-        Self.error(code: sqlite3_extended_errcode(db), message: String(cString: sqlite3_errmsg(db)), path: path, sql: sql)
+    private func failure(_ sql: String, _ phase: SQLiteError.Phase) -> SQLiteError {
+        SQLiteError(path: path, sql: sql, phase: phase, code: sqlite3_extended_errcode(db), message: String(cString: sqlite3_errmsg(db)))
     }
 }
