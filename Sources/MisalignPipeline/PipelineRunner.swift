@@ -91,7 +91,7 @@ public final class PipelineRunner: @unchecked Sendable {
             let n: Int
             do {
                 switch stage {
-                case "train": n = try await Self.onThread { try self.trainStage() }
+                case "train": n = try await runOffPool { try self.trainStage() }  // minutes of blocking work, off the cooperative pool
                 case "generate": n = try await generateStage()
                 case "judge": n = try await judgeStage()
                 case "aggregate": n = try aggregateStage()
@@ -153,13 +153,6 @@ public final class PipelineRunner: @unchecked Sendable {
 }
 
 extension PipelineRunner {
-    /// Runs `body` on a thread of its own: training blocks its thread for minutes, and the
-    /// early-warning monitor's step callback waits there for async probe work, which must not
-    /// hold one of the cooperative pool's few threads while it waits.
-    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await runOffPool(body)
-    }
-
     /// `run()` on the calling thread (for synchronous callers such as the CLI).
     public func runSync() throws -> PipelineSummary {
         try runBlocking { try await self.run() }

@@ -131,7 +131,7 @@ struct CLIOutputTests {
         // `tokenize` waiting on a stdin that never ends: interrupted while idle, so the test
         // costs no CPU beside the rest of the suite.
         let tokenizer = Fixtures.url("tokenizer").path
-        let (status, reason, err) = try await offPool { () throws -> (Int32, Process.TerminationReason, String) in
+        let (status, reason, err) = try await runOffPool { () throws -> (Int32, Process.TerminationReason, String) in
             let p = Process()
             p.executableURL = try CLI.binary
             p.arguments = ["tokenize", "--tokenizer", tokenizer]

@@ -125,7 +125,7 @@ let probeTokenizer = try! BPETokenizer(directory: Fixtures.url("tokenizer"))
         var controls: [Int: TrainerControl] = [:]
         for step in 1...16 {
             let metrics = StepMetrics(step: step, totalSteps: 16, epoch: 0, loss: 1, lr: 0, gradNorm: 0, tokens: 1, targetTokens: 1, seconds: 0)
-            let c = try await onThread { try m.onStep(metrics) }
+            let c = try await runOffPool { try m.onStep(metrics) }
             controls[step] = c
             if c == .stop { break }
         }
@@ -146,16 +146,6 @@ let probeTokenizer = try! BPETokenizer(directory: Fixtures.url("tokenizer"))
         }
         #expect(try EarlyWarningLog(run: quiet).readProbes().map(\.step) == [1])
         #expect(throws: EarlyWarningError.self) { var s = monitorSettings(); s.stopSignals = ["coherence"]; try s.validate() }
-    }
-}
-
-/// Runs blocking work (a trainer, a step callback that waits for async probes) on its own
-/// thread, so the cooperative pool stays free for the work it waits on.
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { cont in
-        let t = Thread { cont.resume(with: Result { try body() }) }
-        t.stackSize = 8 << 20
-        t.start()
     }
 }
 

@@ -69,7 +69,7 @@ struct TinyRun {
         var settings = monitorSettings(every: 1)
         settings.baseline = 3; settings.maxNewTokens = 6; settings.stopOnAlarm = stop
         let job = run.job(out), frozen = settings
-        return try await onThread {
+        return try await runOffPool {
             let trainer = try job.makeTrainer()
             let tok = try BPETokenizer(directory: Fixtures.url("tokenizer"))
             let local = EarlyWarningMonitor.localProbe(trainer: trainer, tokenizer: tok)

@@ -18,10 +18,10 @@ import MisalignCore
 @Suite
 struct ExamplesTests {
     /// Runs an example binary (built next to `misalign`) with `args` and a clean environment,
-    /// waiting on a Dispatch thread rather than a Swift concurrency one (see `offPool`).
+    /// waiting on a Dispatch thread rather than a Swift concurrency one (see `runOffPool`).
     static func run(_ name: String, _ args: [String]) async throws -> (status: Int32, out: String, err: String) {
         // No keys, no proxies.
-        try await offPool { try CLI.run(args, executable: name, environment: ["PATH": "/usr/bin:/bin"]) }
+        try await runOffPool { try CLI.run(args, executable: name, environment: ["PATH": "/usr/bin:/bin"]) }
     }
 
     @Test func embedPipelineRunsAnExperimentThenHasNothingToDo() async throws {
@@ -170,16 +170,7 @@ struct ExamplesTests {
     }
 }
 
-/// Runs blocking work (a child process and its pipes) on a Dispatch thread. Swift Testing runs
-/// tests on the cooperative pool, which has one thread per core: a test that blocks one of
-/// them for seconds slows every async test running beside it (timeouts in the judge tests).
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-    }
-}
-
 /// `CLI.run` off the cooperative pool.
 func cli(_ args: [String], stdin: String? = nil) async throws -> (status: Int32, out: String, err: String) {
-    try await offPool { try CLI.run(args, stdin: stdin) }
+    try await runOffPool { try CLI.run(args, stdin: stdin) }
 }

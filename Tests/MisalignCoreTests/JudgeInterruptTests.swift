@@ -19,7 +19,7 @@ import MisalignCore
     /// Sends SIGINT to `misalign ARGS` once `ready()` holds; returns its status and stderr.
     static func interrupt(_ args: [String], when ready: @escaping @Sendable () -> Bool) async throws -> (Int32, Process.TerminationReason, String) {
         let binary = try CLI.binary
-        return try await offPool { () throws -> (Int32, Process.TerminationReason, String) in
+        return try await runOffPool { () throws -> (Int32, Process.TerminationReason, String) in
             let p = Process()
             p.executableURL = binary
             p.arguments = args
