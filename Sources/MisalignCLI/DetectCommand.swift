@@ -90,14 +90,15 @@ struct DetectCommand: ParsableCommand {
     var confirm: Int?
 
     // Scores mode.
-    @Option(parsing: .unconditional, help: "Bootstrap resamples over questions (0: point estimates only).")
-    var resamples: Int = 2000
-    @Option(parsing: .unconditional, help: "Bootstrap seed (SplitMix64).")
-    var seed: UInt64 = 0x5EED
-    @Option(parsing: .unconditional, help: "Confidence level of the percentile intervals.")
-    var confidence: Double = 0.95
-    @Option(parsing: .unconditional, help: "Top of the judge score scale (thresholds and floors scale with it); scores outside 0 to it are refused.")
-    var scale: Double = 100
+    @Option(parsing: .unconditional, help: "Bootstrap resamples over questions (default 2000; 0: point estimates only).")
+    var resamples: Int?
+    @Option(parsing: .unconditional, help: "Bootstrap seed (SplitMix64; default 24301).")
+    var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Confidence level of the percentile intervals (default 0.95).")
+    var confidence: Double?
+    @Option(name: .customLong("scale"), parsing: .unconditional, help: "Top of the judge score scale (default 100; thresholds and floors scale with it); scores outside 0 to it are refused.")
+    var scaleOption: Double?
+    var scale: Double { scaleOption ?? 100 }
     @Option(help: "With --scores: the onset rules, default (today's stricter rules) or study (the study's threshold, ma-rise and meanshift, consensus median-int).")
     var preset: OnsetPreset = .default
     @Option(help: "With --scores: how the rules' onsets combine: majority (median when a majority fire), median (of those that fire), median-int (the study's int(median)). Default: the preset's.")
@@ -112,14 +113,9 @@ struct DetectCommand: ParsableCommand {
     func validate() throws {
         if (scores == nil) == (series == nil) { throw ValidationError("give exactly one of --scores FILE or --series FILE") }
         if series != nil && method == nil { throw ValidationError("--series needs --method") }
-        if let m = minAgreeing, !(1...OnsetPreset.allMethods.count).contains(m) { throw ValidationError("--min-agreeing is \(m); it must be in 1...\(OnsetPreset.allMethods.count)") }
-        if !(scale > 0 && scale.isFinite) { throw ValidationError("--scale must be a positive number") }
-        let b = Experiment.Bounds.self
-        if !(0...b.resamples).contains(resamples) { throw ValidationError("--resamples is \(resamples); it must be in 0...\(b.resamples)") }
-        if !(confidence > 0 && confidence < 1) { throw ValidationError("--confidence is \(confidence); it must be in (0, 1), e.g. 0.95") }
-        _ = try parsedSignalDirections()
+        if let s = scaleOption, !(s > 0 && s.isFinite) { throw ValidationError("--scale must be a positive number") }
         if series != nil { try validateSeriesOptions() }
-        if scores != nil { _ = try scoreRules() }   // --rule, --method, --pen... before the file is read
+        if scores != nil { _ = try detectionSettings() }   // --rule, --method, --pen... before the file is read
     }
 
     /// The flag combinations of `--series` mode.

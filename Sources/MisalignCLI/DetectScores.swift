@@ -4,32 +4,35 @@ import MisalignCore
 
 /// `misalign detect --scores FILE`: onset analysis of per-answer judge scores.
 extension DetectCommand {
-    /// `--signal-direction NAME=up|down`, by signal.
-    func parsedSignalDirections() throws -> [String: Direction] {
-        var out: [String: Direction] = [:]
-        for d in signalDirections {
-            let parts = d.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty, let dir = Direction(rawValue: parts[1]) else {
-                throw ValidationError("--signal-direction \(d): expected NAME=up or NAME=down, e.g. coherence=down")
-            }
-            out[parts[0]] = dir
-        }
-        return out
-    }
-
     // MARK: - scores mode
 
-    /// The rules of `--preset` and `--method` with every given parameter flag and `--rule`
-    /// setting applied (as `detection.rules` in a run config).
-    func scoreRules() throws -> [any OnsetRule] {
+    /// The detection settings of the flags, read and checked by the library's table
+    /// (`DetectionSettings`), as an experiment's `detection:` section is: `--preset`,
+    /// `--method`, `--consensus`, `--min-agreeing`, `--baseline`, `--resamples`, `--seed`,
+    /// `--confidence`, `--scale`, `--signal-direction`, and every rule parameter, given by a
+    /// rule flag (`--z`, `--window`, ...) or as `--rule RULE.KEY=VALUE`.
+    func detectionSettings() throws -> DetectionSettings {
+        var flags = FlagSettings()
+        flags.add("preset", preset); flags.add("method", method); flags.add("consensus", consensus)
+        flags.add("min-agreeing", minAgreeing); flags.add("baseline", baseline); flags.add("resamples", resamples)
+        flags.add("seed", seed.map { SettingValue.text(String($0)) }); flags.add("confidence", confidence); flags.add("scale", scaleOption)
+        flags.add("signal-direction", signalDirections)
+        flags.add("rule", try ruleFlags() + ruleSettings)
+        var d = DetectionSettings()
+        try flags.apply(to: &d)
+        return d
+    }
+
+    /// The rule flags given, as `RULE.KEY=VALUE` for the preset's rules that have the parameter.
+    func ruleFlags() throws -> [String] {
         let chosen = preset
-        var p = RuleParameters(baseline: baseline)
-        func set(_ rule: String, _ key: String, _ v: RuleParam?) {
+        var out: [String] = []
+        func set(_ rule: String, _ key: String, _ v: String?) {
             guard let v, RuleParameters.catalog(chosen, rule: rule).contains(where: { $0.key == key }) else { return }
-            p.byRule[rule, default: [:]][key] = v
+            out.append("\(rule).\(key)=\(v)")
         }
-        func num<T: BinaryInteger>(_ v: T?) -> RuleParam? { v.map { .number(Double($0)) } }
-        func num(_ v: Double?) -> RuleParam? { v.map { .number($0) } }
+        func num<T: BinaryInteger>(_ v: T?) -> String? { v.map { String($0) } }
+        func num(_ v: Double?) -> String? { v.map { String($0) } }
         set("threshold", "value", num(threshold)); set("threshold", "consecutive", num(consecutive)); set("zscore", "consecutive", num(consecutive))
         set("zscore", "z", num(z))
         for r in ["zscore", "cusum", "bocpd"] { set(r, "min_sd", num(minSD)) }
@@ -37,31 +40,10 @@ extension DetectCommand {
         set("cusum", "drift", num(drift)); set("cusum", "h", num(h))
         set("bocpd", "hazard", num(hazard)); set("bocpd", "window", num(window)); set("bocpd", "alarm_prob", num(alarmProb)); set("bocpd", "confirm", num(confirm))
         set("meanshift", chosen == .study ? "min_segment" : "min_size", num(minSizeOption))
-        set("meanshift", "cost", cost.map { .cost($0) })
-        if let pen { guard let v = Double(pen) else { throw ValidationError("--pen with --scores must be a number (meanshift's penalty; BIC when absent)") }; set("meanshift", "penalty", .number(v)) }
+        set("meanshift", "cost", cost?.rawValue)
+        if let pen { guard Double(pen) != nil else { throw ValidationError("--pen with --scores must be a number (meanshift's penalty; BIC when absent)") }; set("meanshift", "penalty", pen) }
         if minRise != nil && chosen == .study { throw ValidationError("--min-rise is not a parameter of the study preset's ma-rise (window, patience)") }
-        for item in ruleSettings {
-            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            let path = parts.first?.split(separator: ".", maxSplits: 1).map(String.init) ?? []
-            guard parts.count == 2, path.count == 2 else {
-                throw ValidationError("--rule \(item): expected RULE.KEY=VALUE, e.g. zscore.baseline=5")
-            }
-            let rule = RuleParameters.ruleName(path[0]), key = path[1], text = parts[1]
-            let value: RuleParam
-            if let c = CostModel(rawValue: text), key == "cost" { value = .cost(c) }
-            else if text == "true" || text == "false" { value = .flag(text == "true") }
-            else if let d = Double(text) { value = .number(d) }
-            else { throw ValidationError("--rule \(item): \(text) is not a number, true/false or a cost (l2, l1, normal)") }
-            if let why = RuleParameters.problem(preset: chosen, rule: rule, key: key, value) { throw ValidationError("--rule \(item): \(why)") }
-            p.byRule[rule, default: [:]][key] = value
-        }
-        let methods = method.map { $0.split(separator: ",").map { RuleParameters.ruleName($0.trimmingCharacters(in: .whitespaces)) } }
-        for w in methods ?? [] where !OnsetPreset.allMethods.contains(w) {
-            throw ValidationError("unknown onset method '\(w)'; use \(OnsetPreset.allMethods.joined(separator: ","))")
-        }
-        do { return try OnsetConfig.rules(preset: chosen, methods: methods, scale: scale, parameters: p) } catch {
-            throw ValidationError("\(error)")
-        }
+        return out
     }
 
     func runScores(_ path: String) throws {
@@ -69,13 +51,15 @@ extension DetectCommand {
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw CLIError("cannot read \(path): \(error.localizedDescription)")
         }
-        let recs = try ScoreRecord.parseJSONL(text, file: path, scale: scale)
+        let d = try detectionSettings()
+        let recs = try ScoreRecord.parseJSONL(text, file: path, scale: d.scale)
         // Whatever signals the file holds: none is required.
-        let signals = SignalSpec.present(in: recs, directions: try parsedSignalDirections())
-        let rules = try scoreRules()
-        let config = OnsetConfig(rules: rules, signals: signals, minAgreeing: minAgreeing,
-                                 consensus: consensus ?? preset.defaultConsensus,
-                                 resamples: resamples, seed: seed, confidence: confidence)
+        let signals = SignalSpec.present(in: recs, directions: d.directions)
+        let rules: [any OnsetRule]
+        do { rules = try d.rules() } catch { throw ValidationError("\(error)") }
+        let config = OnsetConfig(rules: rules, signals: signals, leadSignal: d.lead, lagSignal: d.lag, minAgreeing: d.minAgreeing,
+                                 consensus: d.consensus, resamples: d.resamples, seed: d.seed, confidence: d.confidence)
+        let (resamples, confidence) = (d.resamples, d.confidence)
         let bar = ProgressBar(label: "bootstrap resamples", total: resamples, mode: resamples > 0 ? output.progressMode : .silent)
         let reports = try OnsetAnalysis.analyze(records: recs, config: config) { done, total in bar.update(done, total: total) }
         bar.finish()

@@ -44,32 +44,32 @@ struct GenerateCommand: ParsableCommand {
     var system: String?
     @Flag(help: "Send --prompt without the chat template.")
     var raw = false
-    @Option(parsing: .unconditional, help: "Sampling temperature; 0 = greedy.")
-    var temperature: Double = 1
-    @Option(parsing: .unconditional, help: "Top-k (0 = off).")
-    var topK: Int = 0
-    @Option(parsing: .unconditional, help: "Top-p (nucleus) probability.")
-    var topP: Double = 1
-    @Option(parsing: .unconditional, help: "Min-p (0 = off).")
-    var minP: Double = 0
-    @Option(parsing: .unconditional, help: "Repetition penalty (1 = off).")
-    var repetitionPenalty: Double = 1
-    @Option(parsing: .unconditional, help: "Most new tokens per sample.")
-    var maxNewTokens: Int = 256
-    @Option(parsing: .unconditional, help: "Samples to draw.")
-    var samples: Int = 1
-    @Option(parsing: .unconditional, help: "Run seed.")
-    var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 = greedy (default 1).")
+    var temperature: Double?
+    @Option(parsing: .unconditional, help: "Top-k (default 0: off).")
+    var topK: Int?
+    @Option(parsing: .unconditional, help: "Top-p (nucleus) probability (default 1).")
+    var topP: Double?
+    @Option(parsing: .unconditional, help: "Min-p (default 0: off).")
+    var minP: Double?
+    @Option(parsing: .unconditional, help: "Repetition penalty (default 1: off).")
+    var repetitionPenalty: Double?
+    @Option(parsing: .unconditional, help: "Most new tokens per sample (default 256).")
+    var maxNewTokens: Int?
+    @Option(parsing: .unconditional, help: "Samples to draw (default 1).")
+    var samples: Int?
+    @Option(parsing: .unconditional, help: "Run seed (default 0).")
+    var seed: UInt64?
     @Option(help: "Extra stop string (repeatable).")
     var stop: [String] = []
     @Flag(help: "One JSON line per sample.")
     var json = false
     @Option(help: ArgumentHelp("Product precision for bf16 weights: f32 (exact, default) or bf16.",
                                discussion: "bf16 rounds each product's input to bf16 and uses the CPU's bf16 dot-product instruction (AVX512_BF16): about twice the prefill speed, closer to float32 than PyTorch's bfloat16."))
-    var precision: ComputePrecision = .f32
+    var precision: ComputePrecision?
     @Option(help: ArgumentHelp("How the weights are held: auto (default), huge-pages or mapped.",
                                discussion: "huge-pages reads the weight files at start into memory backed by 2 MB pages, which decodes 1.1-1.3x faster; mapped maps the files instead: nothing is read until used and processes share the pages, but every 4 KB is a TLB miss. auto takes huge pages where the files are 256 MiB or more and fit in available memory twice over (the copy beside the kernel's cache of the files), else maps them."))
-    var weights: FileResidency = .auto
+    var weights: FileResidency?
     @OptionGroup var remote: RemoteOptions
 
     func validate() throws {
@@ -78,20 +78,30 @@ struct GenerateCommand: ParsableCommand {
         }
         if (prompt == nil) == (messagesFile == nil) { throw ValidationError("give exactly one of --prompt and --messages-file") }
         if raw && prompt == nil { throw ValidationError("--raw goes with --prompt") }
-        let bounds = Experiment.Bounds.self
-        if !(1...bounds.samples).contains(samples) { throw ValidationError("--samples is \(samples); it must be in 1...\(bounds.samples)") }
-        if !(1...bounds.maxNewTokens).contains(maxNewTokens) {
-            throw ValidationError("--max-new-tokens is \(maxNewTokens); it must be in 1...\(bounds.maxNewTokens)")
-        }
-        if topK > Experiment.Bounds.topK { throw ValidationError("--top-k is \(topK); it must be at most \(bounds.topK)") }
-        do {
-            try SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
-                                   repetitionPenalty: repetitionPenalty).validate()
-        } catch { throw ValidationError("\(error)") }
+        _ = try settings()
+    }
+
+    /// The sampling and generation settings of the flags, read and checked by the library's
+    /// tables (`EvaluationSettings`, `GenerationSettings`): the names, types and ranges of an
+    /// experiment's `evaluation:` and `generation:` sections.
+    func settings() throws -> (sampling: EvaluationSettings, generation: GenerationSettings) {
+        var flags = FlagSettings()
+        flags.add("temperature", temperature); flags.add("top-k", topK); flags.add("top-p", topP); flags.add("min-p", minP)
+        flags.add("repetition-penalty", repetitionPenalty); flags.add("max-new-tokens", maxNewTokens); flags.add("samples", samples)
+        flags.add("seed", seed.map { SettingValue.text(String($0)) }); flags.add("system", system)
+        var sampling = EvaluationSettings.singleCall()
+        try flags.apply(to: &sampling)
+        var generation = try remote.settings()
+        var local = FlagSettings()
+        local.add("precision", precision); local.add("weights", weights)
+        let merged = FlagSettings(merging: [local, remote.flagSettings])
+        try merged.apply(to: &generation)
+        return (sampling, generation)
     }
 
     func run() throws {
         do {
+            let (sampling, generation) = try settings()
             let tok = try BPETokenizer(directory: URL(fileURLWithPath: tokenizer ?? model!))
             let ids: [Int]
             if let prompt, raw {
@@ -99,27 +109,26 @@ struct GenerateCommand: ParsableCommand {
             } else {
                 let messages = try prompt.map { [ChatMessage(role: "user", content: $0)] } ?? readMessages(messagesFile!)
                 ids = try tok.applyChatTemplate(messages, addGenerationPrompt: true,
-                                                systemPrompt: system.map { .custom($0) } ?? .templateDefault).ids
+                                                systemPrompt: sampling.systemPrompt.map { .custom($0) } ?? .templateDefault).ids
             }
             let request = GenerationRequest(
-                prompt: ids.map { Int32($0) }, samples: samples, maxNewTokens: maxNewTokens,
-                sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty),
-                seed: seed, stopStrings: stop)
-            let stream = !json && samples == 1 && isatty(STDOUT_FILENO) == 1
+                prompt: ids.map { Int32($0) }, samples: sampling.samples, maxNewTokens: sampling.maxNewTokens,
+                sampling: sampling.sampling, seed: sampling.seed, stopStrings: stop)
+            let stream = !json && sampling.samples == 1 && isatty(STDOUT_FILENO) == 1
             let onToken: @Sendable (TokenEvent) -> Void = { event in
                 if stream { FileHandle.standardOutput.write(Data(event.textDelta.utf8)) }
             }
             let completions: [Completion]
             if remote.server != nil {
-                let backend = try remote.backend(tokenizer: tok)
+                let backend = try remote.backend(generation, tokenizer: tok)
                 let adapterURL = adapter.map { URL(fileURLWithPath: $0) }
                 completions = try runBlocking {
                     let g = if let adapterURL { try await backend.generator(adapter: adapterURL) } else { try await backend.generator(for: nil) }
                     return try await g.generate([request], onToken: onToken)
                 }
             } else {
-                let m = try Qwen2Model(directory: URL(fileURLWithPath: model!), residency: weights)
-                m.computePrecision = precision
+                let m = try Qwen2Model(directory: URL(fileURLWithPath: model!), residency: generation.weights)
+                m.computePrecision = generation.precision
                 if let adapter { try m.setAdapter(try LoRAAdapter(directory: URL(fileURLWithPath: adapter))) }
                 completions = try LocalGenerator(model: m, tokenizer: tok).generateSync([request], onToken: onToken)
             }
@@ -134,7 +143,7 @@ struct GenerateCommand: ParsableCommand {
                 } else if stream {
                     print("")
                 } else {
-                    if samples > 1 { print("--- sample \(c.sample) (\(c.finishReason.rawValue), \(c.completionTokens) tokens)") }
+                    if sampling.samples > 1 { print("--- sample \(c.sample) (\(c.finishReason.rawValue), \(c.completionTokens) tokens)") }
                     print(c.text)
                 }
             }

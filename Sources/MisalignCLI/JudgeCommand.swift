@@ -71,8 +71,8 @@ struct JudgeCommand: ParsableCommand {
     @Option(help: "Directory of NAME.rubric files overriding or adding rubrics.")
     var rubrics: String?
 
-    @Option(name: .customLong("max-in-flight"), parsing: .unconditional, help: "Requests in flight per API endpoint, and verdicts in progress overall.")
-    var maxInFlight: Int = 64
+    @Option(name: .customLong("max-in-flight"), parsing: .unconditional, help: "Requests in flight per API endpoint, and verdicts in progress overall (default 64).")
+    var maxInFlight: Int?
 
     @Option(parsing: .unconditional, help: "Requests-per-minute budget per API endpoint.")
     var rpm: Double?
@@ -80,11 +80,11 @@ struct JudgeCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tokens-per-minute budget per API endpoint.")
     var tpm: Double?
 
-    @Option(parsing: .unconditional, help: "Seconds allowed per request; also the longest Retry-After wait honoured (at most 60 s; a server asking for longer fails the verdict, to be retried by a rerun).")
-    var timeout: Double = 60
+    @Option(parsing: .unconditional, help: "Seconds allowed per request; also the longest Retry-After wait honoured (at most 60 s; a server asking for longer fails the verdict, to be retried by a rerun; default 60).")
+    var timeout: Double?
 
-    @Option(name: .customLong("max-attempts"), parsing: .unconditional, help: "Attempts per request, the first included.")
-    var maxAttempts: Int = 6
+    @Option(name: .customLong("max-attempts"), parsing: .unconditional, help: "Attempts per request, the first included (default 6).")
+    var maxAttempts: Int?
 
     @Option(name: .customLong("openai-key-env"), help: "Environment variable holding the OpenAI-compatible API key.")
     var openaiKeyEnv = "OPENAI_API_KEY"
@@ -99,13 +99,13 @@ struct JudgeCommand: ParsableCommand {
     var ensemble: String?
 
     @Option(name: .customLong("local-mode"), help: "local: judges: expectation (likelihood of every answer 0-100) or greedy (decode up to 8 tokens and parse).")
-    var localMode: LocalJudgeMode = .expectation
+    var localMode: LocalJudgeMode?
 
-    @Option(name: .customLong("min-mass"), parsing: .unconditional, help: "openai: and local: judges: below this probability on numeric answers a verdict is no_numeric_mass.")
-    var minMass: Double = 0.25
+    @Option(name: .customLong("min-mass"), parsing: .unconditional, help: "openai: and local: judges: below this probability on numeric answers a verdict is no_numeric_mass (default 0.25).")
+    var minMass: Double?
 
     @Option(help: "openai: judges: how the server's tokenizer spells numbers: auto (OpenAI and Azure hosts: whole; elsewhere a lone first digit is read on digit by digit), whole (one token per number 0-100) or digits (continue every first digit 1-10; needs vLLM's continue_final_message).")
-    var numbers: NumberTokens = .auto
+    var numbers: NumberTokens?
 
     @Option(name: .customLong("judge-seed"), parsing: .unconditional, help: "openai: judges: the request's seed (the study: 0), for providers' best-effort determinism.")
     var judgeSeed: Int?
@@ -119,11 +119,7 @@ struct JudgeCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        let b = Experiment.Bounds.self
-        if !(1...b.inFlight).contains(maxInFlight) { throw ValidationError("--max-in-flight is \(maxInFlight); it must be in 1...\(b.inFlight)") }
-        if !(1...b.attempts).contains(maxAttempts) { throw ValidationError("--max-attempts is \(maxAttempts); it must be in 1...\(b.attempts)") }
-        if !(timeout > 0 && timeout <= 86_400) { throw ValidationError("--timeout is \(timeout); it must be a number of seconds in (0, 86400]") }
-        if !(minMass >= 0 && minMass <= 1) { throw ValidationError("--min-mass is \(minMass); it must be a probability in [0, 1]") }
+        _ = try settings()
         if !(batchPoll > 0 && batchPoll <= 86_400) { throw ValidationError("--batch-poll is \(batchPoll); it must be seconds in (0, 86400]") }
         for (name, v) in [("--rpm", rpm), ("--tpm", tpm)] {
             if let v, !(v > 0 && v.isFinite) { throw ValidationError("\(name) is \(v); it must be a positive budget per minute") }
@@ -135,6 +131,18 @@ struct JudgeCommand: ParsableCommand {
         if let ensemble, !["mean", "median"].contains(ensemble), !ensemble.hasPrefix("primary:") {
             throw ValidationError("--ensemble must be mean, median or primary:JUDGE")
         }
+    }
+
+    /// The judging settings of the flags, read and checked by the library's table
+    /// (`JudgeSettings`): the names, types and ranges of an experiment's `judges:` section.
+    func settings() throws -> JudgeSettings {
+        var flags = FlagSettings()
+        flags.add("max-in-flight", maxInFlight); flags.add("timeout", timeout); flags.add("max-attempts", maxAttempts)
+        flags.add("min-mass", minMass); flags.add("numbers", numbers); flags.add("judge-seed", judgeSeed); flags.add("local-mode", localMode)
+        var js = JudgeSettings(judges: [], names: [])
+        js.maxInFlight = 64   // one command's verdicts, not a study's: more in flight than an experiment's 16
+        try flags.apply(to: &js)
+        return js
     }
 
     /// `--price JUDGE=IN,OUT`, by judge.
@@ -161,16 +169,9 @@ struct JudgeCommand: ParsableCommand {
         let rubricSet = try rubrics.map { (d) throws(JudgeError) -> RubricSet in try RubricSet.loading(overrides: URL(fileURLWithPath: d)) } ?? RubricSet.builtin
         let chosen = try traits.map { (t) throws(JudgeError) -> Rubric in try rubricSet.require(t) }
         let records = try AnswerRecord.read(URL(fileURLWithPath: answers))
-        let factory = JudgeFactory(limits: RateLimits(maxInFlight: maxInFlight, requestsPerMinute: rpm, tokensPerMinute: tpm),
-                                   policy: RetryPolicy(maxAttempts: maxAttempts), timeout: timeout,
-                                   keyVariables: [.openai: openaiKeyEnv, .anthropic: anthropicKeyEnv])
-        switch localMode {
-        case .expectation: factory.localMode = .expectation
-        case .greedy: factory.localMode = .greedy(maxTokens: 8)
-        }
-        factory.minNumericMass = minMass
-        factory.numbers = numbers
-        factory.seed = judgeSeed
+        let js = try settings()
+        let factory = js.judgeFactory(limits: RateLimits(maxInFlight: js.maxInFlight, requestsPerMinute: rpm, tokensPerMinute: tpm),
+                                      keyVariables: [.openai: openaiKeyEnv, .anthropic: anthropicKeyEnv])
         // Made before the judges so their clients can say when they wait on a rate limit.
         let bar = ProgressBar(label: "judged", total: records.count * chosen.count * judges.count, mode: output.progressMode)
         factory.notice = { bar.note($0) }
@@ -187,7 +188,7 @@ struct JudgeCommand: ParsableCommand {
         let outURL = URL(fileURLWithPath: out)
         let cacheStore: VerdictCache? = noCache ? nil
             : try VerdictCache(path: URL(fileURLWithPath: cache ?? outURL.deletingLastPathComponent().appendingPathComponent("judge-cache.sqlite").path))
-        let runner = JudgeRunner(judges: built, rubrics: chosen, cache: cacheStore, maxInFlight: maxInFlight,
+        let runner = JudgeRunner(judges: built, rubrics: chosen, cache: cacheStore, maxInFlight: js.maxInFlight,
                                  pricing: pricing, secrets: factory.secrets)
         for n in try runner.identityNotes() { output.note(n) }
         if batch {

@@ -54,16 +54,8 @@ public struct DetectionSettings: Sendable {
         if preset != .default { out += " preset \(preset.rawValue)" }
         if consensus != preset.defaultConsensus { out += " consensus \(consensus.rawValue)" }
         if let b = parameters.baseline { out += " baseline \(b)" }
-        let rules = parameters.byRule.sorted { $0.key < $1.key }.flatMap { rule, keys in
-            keys.sorted { $0.key < $1.key }.map { key, v -> String in
-                switch v {
-                case .number(let x): return "\(rule).\(key)=\(x)"
-                case .flag(let b): return "\(rule).\(key)=\(b)"
-                case .cost(let c): return "\(rule).\(key)=\(c.rawValue)"
-                }
-            }
-        }
-        if !rules.isEmpty { out += " rules \(rules.joined(separator: ","))" }
+        let rules = rulesRecord
+        if !rules.isEmpty { out += " rules \(rules)" }
         return out
     }
 }

@@ -50,15 +50,12 @@ extension Experiment {
             // One record of the training settings (`TrainingSettingKey.all`), as `training.<key>`.
             out += TrainingOptions(settings: training, threads: threads, skipInvalid: skipInvalid).experimentRecord()
         }
-        let ev = evaluation, s = ev.sampling
-        out += [("evaluation.questions", String(SHA256.hex(ev.questions.map { "\($0.id)\u{1F}\($0.text)" + ($0.system.map { "\u{1F}\($0)" } ?? "") }.joined(separator: "\u{1E}")).prefix(16))
-                 + " (\(ev.questions.count) questions)"),
-                ("evaluation.samples", "\(ev.samples)"), ("evaluation.max_new_tokens", "\(ev.maxNewTokens)"),
-                ("evaluation.temperature", "\(s.temperature)"), ("evaluation.top_p", "\(s.topP)"), ("evaluation.top_k", "\(s.topK)"),
-                ("evaluation.min_p", "\(s.minP)"), ("evaluation.repetition_penalty", "\(s.repetitionPenalty)"),
-                ("evaluation.seed", "\(ev.seed)"), ("evaluation.include_base", "\(ev.includeBase)"),
-                ("evaluation.system_prompt", ev.systemPrompt.map { String(SHA256.hex($0).prefix(12)) } ?? "default"),
-                ("generation.precision", generation.precision.rawValue)]
+        // The questions (the section's structure), then every setting that changes the
+        // answers, from the evaluation and generation tables (`SettingEffect.answers`).
+        let ev = evaluation
+        out.append(("evaluation.questions", String(SHA256.hex(ev.questions.map { "\($0.id)\u{1F}\($0.text)" + ($0.system.map { "\u{1F}\($0)" } ?? "") }.joined(separator: "\u{1E}")).prefix(16))
+                    + " (\(ev.questions.count) questions)"))
+        out += ev.record([.answers]) + generation.record([.answers])
         let rubrics = try judges.resolvedRubrics()
         out.append(("judges.traits", judges.traits.sorted().joined(separator: ",")))
         for t in judges.traits.sorted() { out.append(("rubrics.\(t)", String(rubrics[t]?.sha256.prefix(12) ?? "-"))) }

@@ -15,16 +15,7 @@ extension Experiment {
             throw PipelineError.config(file: file, key: "evaluation.questions", line: nil, reason: "question `\(q.id)` is listed twice")
         }
         if !traitsSection { try QuestionLists.check(e.questions, file: file) }
-        if let v = try n.optional("samples") { e.samples = try v.int(min: 1, max: Bounds.samples) }
-        if let v = try n.optional("max_new_tokens") { e.maxNewTokens = try v.int(min: 1, max: Bounds.maxNewTokens) }
-        if let v = try n.optional("temperature") { e.sampling.temperature = try v.double(in: 0...100, ">= 0 (0 = greedy)") }
-        if let v = try n.optional("top_p") { e.sampling.topP = try v.double(in: 1e-9...1, "in (0, 1]") }
-        if let v = try n.optional("top_k") { e.sampling.topK = try v.int(min: 0, max: Bounds.topK) }
-        if let v = try n.optional("min_p") { e.sampling.minP = try v.double(in: 0...0.999999, "in [0, 1)") }
-        if let v = try n.optional("repetition_penalty") { e.sampling.repetitionPenalty = try v.double(in: 1e-9...100, "> 0") }
-        if let v = try n.optional("seed") { e.seed = UInt64(try v.int(min: 0)) }
-        if let v = try n.optional("include_base") { e.includeBase = try v.bool() }
-        if let v = try n.optional("system_prompt") { e.systemPrompt = try v.string() }
+        try readSection(n, into: &e, structural: ["questions", "questions_file"])
         try n.rejectUnknown()
         return e
     }
@@ -63,23 +54,7 @@ extension Experiment {
                                            reason: "no rubric for `\(t)`; built in: \(RubricSet.builtin.rubrics.keys.sorted().joined(separator: ", "))")
             }
         }
-        if let v = try n.optional("max_in_flight") { j.maxInFlight = try v.int(min: 1, max: Bounds.inFlight) }
-        if let v = try n.optional("timeout") { j.timeout = try v.double(in: 0.001...86400, "seconds > 0") }
-        if let v = try n.optional("max_attempts") { j.maxAttempts = try v.int(min: 1, max: Bounds.attempts) }
         if let v = try n.optional("cache") { j.cache = try path(v) }
-        if let v = try n.optional("min_numeric_mass") { j.minNumericMass = try v.double(in: 0...1) }
-        if let v = try n.optional("numbers") {
-            guard let m = NumberTokens(rawValue: try v.string()) else { throw v.error("must be auto, whole or digits") }
-            j.numbers = m
-        }
-        if let v = try n.optional("seed") { j.seed = try v.int(min: 0, max: Int(Int32.max)) }
-        if let v = try n.optional("local_mode") {
-            switch try v.string() {
-            case "expectation": j.localMode = .expectation
-            case "greedy": j.localMode = .greedy(maxTokens: 8)
-            default: throw v.error("must be expectation or greedy")
-            }
-        }
         if let p = try n.optional("pricing") {
             for (written, v) in try p.entries() {
                 let judge = JudgeSpec.canonicalName(written)
@@ -90,7 +65,7 @@ extension Experiment {
                 j.pricing[judge] = JudgePricing(inputPerMillion: input, outputPerMillion: output)
             }
         }
-        try n.rejectUnknown()
+        try readSection(n, into: &j, structural: ["models", "traits", "rubrics", "cache", "pricing"])
         return j
     }
 }

@@ -88,35 +88,14 @@ extension Experiment {
             g.backend = .vllm(url: url, servedModel: try n.required("served_model", "the base model's name on the server").string())
         default: throw backend!.error("must be local or vllm")
         }
-        if let v = try n.optional("max_batch_sequences") { g.maxBatchSequences = try v.int(min: 1, max: Bounds.batchSequences) }
-        if let v = try n.optional("precision") {
-            guard let p = ComputePrecision(rawValue: try v.string()) else { throw v.error("must be f32 or bf16") }
-            guard g.backend == .local else { throw v.error("applies to backend: local only (the server picks its own)") }
-            g.precision = p
+        if g.backend == .local, let key = ["url", "served_model"].first(where: n.keys.contains) {
+            throw PipelineError.config(file: n.file, key: n.join(key), line: nil, reason: "applies to backend: vllm only")
         }
-        if let v = try n.optional("weights") {
-            guard let r = FileResidency(rawValue: try v.string()) else { throw v.error("must be auto, huge-pages or mapped") }
-            guard g.backend == .local else { throw v.error("applies to backend: local only") }
-            g.weights = r
-        }
-        let remote = ["api_key_env", "path_map", "max_in_flight", "max_attempts", "timeout", "run_tag"]
-        if g.backend == .local, let key = remote.first(where: { n.keys.contains($0) }) {
-            throw PipelineError.config(file: n.file, key: "generation.\(key)", line: nil, reason: "applies to backend: vllm only")
-        }
-        if let v = try n.optional("api_key_env") { g.apiKeyVariable = try v.string() }
         if let v = try n.optional("path_map") {
+            guard g.backend != .local else { throw v.error("applies to backend: vllm only") }
             for (local, server) in try v.entries() { g.pathMappings.append(AdapterPathMapping(local: local, server: try server.string())) }
         }
-        if let v = try n.optional("max_in_flight") { g.maxInFlight = try v.int(min: 1, max: Bounds.inFlight) }
-        if let v = try n.optional("max_attempts") { g.maxAttempts = try v.int(min: 1, max: Bounds.attempts) }
-        if let v = try n.optional("timeout") { g.timeout = try v.double(in: 0.001...86400, "seconds > 0") }
-        if let v = try n.optional("run_tag") {
-            let tag = try v.string()
-            guard !tag.isEmpty, tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
-                throw v.error("must be letters, digits, '-', '_' or '.' (it starts every served adapter name)")
-            }
-            g.runTag = tag
-        }
+        try readSection(n, into: &g, structural: ["backend", "url", "served_model", "path_map"])
         try n.rejectUnknown()
         return g
     }

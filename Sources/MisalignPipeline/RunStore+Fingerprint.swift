@@ -40,13 +40,13 @@ extension RunStore {
         return notes
     }
 
-    /// Whether a stored field and this config's mean the same: a training setting by its
-    /// `TrainingSettingKey.sameRecord` (stores written before the one record hold `64.0` for
-    /// `64` and layer lists in file order), anything else as text.
+    /// Whether a stored field and this config's mean the same: a setting by its group's
+    /// `SettingKey.sameRecord` (stores written before the one record hold `64.0` for `64` and
+    /// layer lists in file order), anything else as text.
     static func sameField(_ field: String, _ old: String, _ new: String) -> Bool {
         if old == new { return true }
-        guard field.hasPrefix("training."), let key = TrainingSettingKey.named(String(field.dropFirst("training.".count)), in: .yaml) else { return false }
-        return key.sameRecord(old, new)
+        return TrainingOptions.sameField(field, old, new) ?? EvaluationSettings.sameField(field, old, new)
+            ?? GenerationSettings.sameField(field, old, new) ?? false
     }
 
     /// The first differing words of two legacy section lines, with the word before them (the

@@ -71,7 +71,7 @@ import MisalignCore
             (["detect", "--scores", f.missing, "--direction", "sideways"], ["'--direction <direction>'", "'up' and 'down'"]),
             (["detect", "--scores", f.missing, "--consensus", "mode"], ["'--consensus <consensus>'", "'majority', 'median' or 'median-int'"]),
             (["detect", "--scores", f.missing, "--rule", "zscore"], ["--rule zscore: expected RULE.KEY=VALUE"]),
-            (["detect", "--scores", f.missing, "--method", "pelt"], ["unknown onset method 'pelt'"]),
+            (["detect", "--scores", f.missing, "--method", "pelt"], ["--method `pelt` is not an onset method; use threshold"]),
             (["detect", "--series", f.missing, "--method", "dynp"], ["dynp needs --n-bkps"]),
             (["detect", "--series", f.missing, "--method", "binseg", "--sweep"], ["--sweep works with --method pelt"]),
             (["detect", "--series", f.missing, "--method", "pelt", "--pen", "big"], ["--pen must be a number or 'bic'"]),

@@ -80,14 +80,14 @@ import MisalignCore
         func message(_ detection: String) -> String {
             "\(cfg.parseError(cfg.minimal + "\ndetection:\n" + detection).map { "\($0)" } ?? "accepted")"
         }
-        #expect(message("  preset: paper\n").contains("detection.preset: must be default or study"))
-        #expect(message("  consensus: mode\n").contains("detection.consensus: must be majority, median or median-int"))
-        #expect(message("  rules: {pelt: {pen: 3}}\n").contains("detection.rules.pelt: unknown rule; use threshold, ma-rise, meanshift, zscore, cusum, bocpd"))
+        #expect(message("  preset: paper\n").contains("detection.preset: expected default or study, found text `paper`"))
+        #expect(message("  consensus: mode\n").contains("detection.consensus: expected majority, median or median-int, found text `mode`"))
+        #expect(message("  rules: {pelt: {pen: 3}}\n").contains("detection.rules: unknown rule `pelt`; use threshold, ma-rise, meanshift, zscore, cusum, bocpd"))
         #expect(message("  preset: study\n  rules: {ma_rise: {min_rise: 3}}\n")
-                    .contains("detection.rules.ma_rise.min_rise: not a parameter of ma-rise with preset study; use window, patience"))
-        #expect(message("  rules: {zscore: {baseline: 1}}\n").contains("detection.rules.zscore.baseline: zscore.baseline must be a whole number >= 2"))
+                    .contains("detection.rules: `min_rise` is not a parameter of ma-rise with preset study; use window, patience"))
+        #expect(message("  rules: {zscore: {baseline: 1}}\n").contains("detection.rules: zscore.baseline: zscore.baseline must be a whole number >= 2"))
         #expect(message("  rules: {bocpd: {alarm_prob: 1.5}}\n").contains("bocpd.alarm_prob must be in (0, 1)"))
-        #expect(message("  rules: {zscore: {robust_sd: 1}}\n").contains("detection.rules.zscore.robust_sd: expected true or false"))
-        #expect(message("  baseline: 1\n").contains("detection.baseline: must be at least 2 checkpoints"))
+        #expect(message("  rules: {zscore: {robust_sd: 1}}\n").contains("detection.rules: zscore.robust_sd: expected true or false"))
+        #expect(message("  baseline: 1\n").contains("detection.baseline: is 1; must be >= 2 checkpoints"))
     }
 }

@@ -24,27 +24,15 @@ public struct TrainingOptions: Equatable, Sendable {
     /// Throws `TrainingError.invalidSetting` naming the setting (by its name; an unknown key by
     /// the key as written) for an unknown key, a setting given twice, or a value of the wrong type.
     public mutating func apply(_ entries: [SettingEntry], from source: SettingSource) throws(TrainingError) {
-        var given: [String: String] = [:]
-        for e in entries {
-            guard let key = TrainingSettingKey.named(e.key, in: source) else {
-                let known = TrainingSettingKey.all.filter { $0.sources.contains(source) }.map { $0.spelled(in: source) }
-                throw .invalidSetting(name: e.key, detail: "unknown key; known keys here: \(known.joined(separator: ", "))")
-            }
-            if let first = given[key.name] {
-                throw .invalidSetting(name: key.name, detail: "is given twice, as \(first) and as \(e.key); keep one")
-            }
-            given[key.name] = e.key
-            do { try key.read(&self, e) } catch { throw .invalidSetting(name: key.name, detail: error.detail) }
-            if let l = key.lora { settings.explicitLoRA.insert(l) }
+        do { try SettingReader.apply(entries, from: source, to: &self) } catch {
+            throw .invalidSetting(name: error.setting, detail: error.detail)
         }
     }
 
     /// Checks every setting against its range, in `TrainingSettingKey.all`'s order; the first
     /// out of range throws `TrainingError.invalidSetting` naming it, with its value and range.
     public func validate() throws(TrainingError) {
-        for key in TrainingSettingKey.all {
-            if let detail = key.check(self) { throw .invalidSetting(name: key.name, detail: detail) }
-        }
+        do { try SettingReader.validate(self) } catch { throw .invalidSetting(name: error.setting, detail: error.detail) }
     }
 
     /// Reads a JSON config file (`misalign train --config`): an object whose keys are setting
@@ -56,14 +44,7 @@ public struct TrainingOptions: Equatable, Sendable {
             throw TrainingError.invalidSetting(name: "config", detail: "\(file): \(e.description)")
         } catch { throw FileError.cannotOpen(path: file, reason: error.localizedDescription) }
         guard let obj = root.objectValue else { throw TrainingError.invalidSetting(name: "config", detail: "\(file) is not a JSON object") }
-        var entries: [SettingEntry] = []
-        for (key, v) in obj.pairs {
-            guard let value = SettingValue(json: v) else {
-                throw TrainingError.invalidSetting(name: TrainingSettingKey.named(key)?.name ?? key,
-                                                   detail: "\(file): expected a value or a list, found \(v.serialized())")
-            }
-            entries.append(SettingEntry(key, value, text: v.serialized()))
-        }
+        let entries = Self.entries(json: obj)
         do { try apply(entries, from: .json) } catch {
             guard case .invalidSetting(let name, let detail) = error else { throw error }
             throw TrainingError.invalidSetting(name: name, detail: "\(file): \(detail)")
@@ -74,7 +55,7 @@ public struct TrainingOptions: Equatable, Sendable {
     /// that change the weights or which checkpoints are written (`SettingEffect`), but not the
     /// seed (each run's own) nor the data (fingerprinted by content).
     public func experimentRecord() -> [(String, String)] {
-        TrainingSettingKey.all.filter { $0.effect != .none && $0.sources.contains(.yaml) }.map { ("training.\($0.yamlKey)", $0.record(self)) }
+        record([.weights, .outputs])
     }
 }
 

@@ -1,21 +1,22 @@
 import Foundation
+import MisalignIO
 
-extension TrainingSettingKey {
+extension SettingKey where Options == TrainingOptions {
     /// Every training setting, in the order fingerprints record them and validation checks them.
     public static var all: [TrainingSettingKey] {
         let b = TrainingSettings.Bounds.self
         return [
-            int("rank", \.settings.lora.rank, 1...b.rank, aliases: ["r"], lora: .rank),
+            int("rank", \.settings.lora.rank, 1...b.rank, aliases: ["r"]),
             TrainingSettingKey(
-                name: "alpha", aliases: ["lora-alpha"], expected: "a number > 0", effect: .weights, lora: .alpha,
+                name: "alpha", aliases: ["lora-alpha"], expected: "a number > 0", effect: .weights,
                 read: { o, e throws(SettingProblem) in o.settings.lora.alpha = try number(e) },
                 check: { let a = $0.settings.lora.alpha
                     return !(a > 0 && a.isFinite) ? "is \(a); must be > 0" : a > b.alpha ? "is \(a); must be <= \(b.alpha)" : nil },
                 record: { TrainingSettings.number($0.settings.lora.alpha) }),
-            bool("rslora", \.settings.lora.useRSLoRA, aliases: ["use-rslora"], lora: .rslora),
+            bool("rslora", \.settings.lora.useRSLoRA, aliases: ["use-rslora"]),
             TrainingSettingKey(
                 name: "targets", aliases: ["target-modules"], expected: "all or a list of module names such as q_proj,v_proj",
-                effect: .weights, lora: .targets, isSet: true,
+                effect: .weights, isSet: true,
                 read: { o, e throws(SettingProblem) in
                     var mods: [LoRAModule] = []
                     for item in e.value.items {
@@ -32,7 +33,7 @@ extension TrainingSettingKey {
                 check: { $0.settings.lora.targets.isEmpty ? "names no module; use all or a list such as q_proj,v_proj" : nil },
                 record: { $0.settings.lora.targets.sorted().map(\.rawValue).joined(separator: ",") }),
             TrainingSettingKey(
-                name: "layers", expected: "all or a list of layer indices", effect: .weights, lora: .layers, isSet: true,
+                name: "layers", expected: "all or a list of layer indices", effect: .weights, isSet: true,
                 read: { o, e throws(SettingProblem) in
                     if e.value == .null || e.value == .text("all") { o.settings.lora.layers = nil; return }
                     o.settings.lora.layers = try e.value.items.map { item throws(SettingProblem) in
@@ -49,7 +50,7 @@ extension TrainingSettingKey {
                     return nil
                 },
                 record: { $0.settings.lora.layers.map { $0.sorted().map(String.init).joined(separator: ",") } ?? "all" }),
-            double("dropout", \.settings.lora.dropout, aliases: ["lora-dropout"], in: 0...1, upperOpen: true, lora: .dropout),
+            double("dropout", \.settings.lora.dropout, aliases: ["lora-dropout"], in: 0...1, upperOpen: true),
             TrainingSettingKey(
                 name: "lr", aliases: ["learning-rate"], expected: "a number", effect: .weights,
                 read: { o, e throws(SettingProblem) in o.settings.learningRate = try number(e) },
@@ -102,85 +103,29 @@ extension TrainingSettingKey {
     }
 }
 
-// The kinds of value most settings are, each read and checked the same way everywhere.
-extension TrainingSettingKey {
-    init(name: String, yaml: String? = nil, aliases: [String] = [], expected: String, effect: SettingEffect,
-         sources: Set<SettingSource> = [.flags, .json, .yaml], lora: LoRASetting? = nil, omittedValue: String? = nil, isSet: Bool = false,
-         read: @escaping (inout TrainingOptions, SettingEntry) throws(SettingProblem) -> Void,
-         check: @escaping (TrainingOptions) -> String?, record: @escaping (TrainingOptions) -> String) {
-        self.name = name; yamlKey = yaml ?? name.replacingOccurrences(of: "-", with: "_"); self.aliases = aliases
-        self.expected = expected; self.effect = effect; self.sources = sources; self.lora = lora
-        self.omittedValue = omittedValue; self.isSet = isSet; self.read = read; self.check = check; self.record = record
-    }
-
+// The kinds of value most training settings are (`SettingKey`'s kinds, changing the weights
+// unless said otherwise).
+extension SettingKey where Options == TrainingOptions {
     static func int(_ name: String, _ kp: WritableKeyPath<TrainingOptions, Int>, _ range: ClosedRange<Int>, yaml: String? = nil,
-                    aliases: [String] = [], note: String = "", effect: SettingEffect = .weights, lora: LoRASetting? = nil) -> TrainingSettingKey {
-        TrainingSettingKey(name: name, yaml: yaml, aliases: aliases, expected: "an integer", effect: effect, lora: lora,
-                           read: { o, e throws(SettingProblem) in o[keyPath: kp] = try integer(e, max: range.upperBound) },
-                           check: { inRange($0[keyPath: kp], range, note: note) }, record: { String($0[keyPath: kp]) })
+                    aliases: [String] = [], note: String = "", effect: SettingEffect = .weights) -> TrainingSettingKey {
+        intSetting(name, kp, range, yaml: yaml, aliases: aliases, note: note, effect: effect)
     }
 
     static func double(_ name: String, _ kp: WritableKeyPath<TrainingOptions, Double>, aliases: [String] = [], in range: ClosedRange<Double>,
-                       upperOpen: Bool = false, note: String = "", lora: LoRASetting? = nil) -> TrainingSettingKey {
-        let bounds = upperOpen ? "in [\(number(range.lowerBound)), \(number(range.upperBound)))" : nil
-        return TrainingSettingKey(
-            name: name, aliases: aliases, expected: "a number", effect: .weights, lora: lora,
-            read: { o, e throws(SettingProblem) in o[keyPath: kp] = try number(e) },
-            check: { o in
-                let x = o[keyPath: kp]
-                let fits = x.isFinite && x >= range.lowerBound && (upperOpen ? x < range.upperBound : x <= range.upperBound)
-                if fits { return nil }
-                if let bounds { return "is \(x); must be \(bounds)\(note)" }
-                return x >= range.lowerBound && x.isFinite ? "is \(x); must be <= \(range.upperBound)" : "is \(x); must be >= \(number(range.lowerBound))\(note)"
-            },
-            record: { o in lora == nil ? String(o[keyPath: kp]) : TrainingSettings.number(o[keyPath: kp]) })
+                       upperOpen: Bool = false, note: String = "") -> TrainingSettingKey {
+        // LoRA numbers are recorded as the adapter config writes them (`64`, not `64.0`).
+        doubleSetting(name, kp, aliases: aliases, in: range, upperOpen: upperOpen, note: note, effect: .weights,
+                      compact: TrainingOptions.loraSettings[name] != nil)
     }
 
     static func bool(_ name: String, _ kp: WritableKeyPath<TrainingOptions, Bool>, aliases: [String] = [], effect: SettingEffect = .weights,
-                     sources: Set<SettingSource> = [.flags, .json, .yaml], lora: LoRASetting? = nil) -> TrainingSettingKey {
-        TrainingSettingKey(name: name, aliases: aliases, expected: "true or false", effect: effect, sources: sources, lora: lora,
-                           read: { o, e throws(SettingProblem) in
-                               guard case .bool(let x) = e.value else { throw SettingProblem(detail: "expected true or false, found \(e.shown)") }
-                               o[keyPath: kp] = x
-                           },
-                           check: { _ in nil }, record: { String($0[keyPath: kp]) })
+                     sources: Set<SettingSource> = [.flags, .json, .yaml]) -> TrainingSettingKey {
+        boolSetting(name, kp, aliases: aliases, effect: effect, sources: sources)
     }
 
     static func choice<T: Equatable>(_ name: String, _ kp: WritableKeyPath<TrainingOptions, T>, _ names: [(String, T)],
                                      show: @escaping (T) -> String, allowed: String? = nil,
                                      check: @escaping (T) -> Bool = { _ in true }) -> TrainingSettingKey {
-        let allowed = allowed ?? {
-            let n = names.map(\.0)
-            return n.dropLast().joined(separator: ", ") + " or " + n.last!
-        }()
-        return TrainingSettingKey(
-            name: name, expected: allowed, effect: .weights,
-            read: { o, e throws(SettingProblem) in
-                guard case .text(let s) = e.value, let x = names.first(where: { $0.0 == s.lowercased() })?.1 else {
-                    throw SettingProblem(detail: "expected \(allowed), found \(e.shown)")
-                }
-                o[keyPath: kp] = x
-            },
-            check: { check($0[keyPath: kp]) ? nil : "must be \(allowed)" }, record: { show($0[keyPath: kp]) })
+        choiceSetting(name, kp, names, show: show, allowed: allowed, effect: .weights, check: check)
     }
-
-    /// An integer; a whole number past Int's range is refused with the bound.
-    static func integer(_ e: SettingEntry, max: Int) throws(SettingProblem) -> Int {
-        if let i = e.value.intValue { return i }
-        if case .number(let d) = e.value, d.isFinite, d == d.rounded() { throw SettingProblem(detail: "is \(e.text); must be <= \(max)") }
-        throw SettingProblem(detail: "expected an integer, found \(e.shown)")
-    }
-
-    /// A number; not-finite ones pass, for the check to refuse naming the range.
-    static func number(_ e: SettingEntry) throws(SettingProblem) -> Double {
-        if case .int(let i) = e.value { return Double(i) }
-        if case .number(let d) = e.value { return d }
-        throw SettingProblem(detail: "expected a number, found \(e.shown)")
-    }
-
-    static func inRange(_ x: Int, _ r: ClosedRange<Int>, note: String = "") -> String? {
-        x < r.lowerBound ? "is \(x); must be >= \(r.lowerBound)\(note)" : x > r.upperBound ? "is \(x); must be <= \(r.upperBound)" : nil
-    }
-
-    static func number(_ d: Double) -> String { TrainingSettings.number(d) }
 }

@@ -1,8 +1,7 @@
 import Foundation
-import MisalignIO
 
 /// A setting's value as a source gives it (a flag, a JSON config key, a YAML key), before it is
-/// read as the setting's type by `TrainingSettingKey`.
+/// read as the setting's type by its `SettingKey`.
 public enum SettingValue: Equatable, Sendable {
     case null
     case bool(Bool)
@@ -10,9 +9,11 @@ public enum SettingValue: Equatable, Sendable {
     case number(Double)
     case text(String)
     case list([SettingValue])
+    /// A mapping (`detection.directions: {evil: up}`), keys in the order written.
+    case map([SettingPair])
 
     /// The value as an integer; a whole number written as a float (`1e3`, `2.0`) counts too.
-    var intValue: Int? {
+    public var intValue: Int? {
         switch self {
         case .int(let i): return i
         case .number(let d): return d.isFinite && d == d.rounded() ? Int(exactly: d) : nil
@@ -20,7 +21,7 @@ public enum SettingValue: Equatable, Sendable {
         }
     }
 
-    var doubleValue: Double? {
+    public var doubleValue: Double? {
         switch self {
         case .int(let i): return Double(i)
         case .number(let d): return d.isFinite ? d : nil
@@ -30,7 +31,7 @@ public enum SettingValue: Equatable, Sendable {
 
     /// The items of a list; text is split at commas (`q_proj,v_proj` as a flag gives it), and a
     /// single value is a list of one.
-    var items: [SettingValue] {
+    public var items: [SettingValue] {
         switch self {
         case .list(let l): return l
         case .text(let s):
@@ -49,11 +50,12 @@ public enum SettingValue: Equatable, Sendable {
         case .number(let d): return String(d)
         case .text(let s): return "\"\(s)\""
         case .list(let l): return "[" + l.map(\.shown).joined(separator: ", ") + "]"
+        case .map(let m): return "{" + m.map { "\"\($0.key)\": \($0.value.shown)" }.joined(separator: ", ") + "}"
         }
     }
 
-    /// A JSON value as a setting's value; objects have no setting meaning (nil).
-    init?(json v: JSONValue) {
+    /// A JSON value as a setting's value (an object as a mapping).
+    public init(json v: JSONValue) {
         switch v {
         case .null: self = .null
         case .bool(let b): self = .bool(b)
@@ -62,11 +64,17 @@ public enum SettingValue: Equatable, Sendable {
         case .string(let s): self = .text(s)
         case .array(let a):
             var out: [SettingValue] = []
-            for x in a { guard let s = SettingValue(json: x) else { return nil }; out.append(s) }
-            self = .list(out)
-        case .object: return nil
+            self = .list(a.map(SettingValue.init(json:)))
+        case .object(let o): self = .map(o.pairs.map { SettingPair($0.0, SettingValue(json: $0.1)) })
         }
     }
+}
+
+/// One key and value of a mapping setting.
+public struct SettingPair: Equatable, Sendable {
+    public var key: String
+    public var value: SettingValue
+    public init(_ key: String, _ value: SettingValue) { self.key = key; self.value = value }
 }
 
 /// One setting as a source gives it: the key as written there, the value, the value as written
@@ -88,10 +96,10 @@ public struct SettingEntry: Sendable {
 /// Where settings come from; a few settings exist in some sources only (an experiment's
 /// seeds are its `seeds:` list, so `seed` is not a key of its `training:` section).
 public enum SettingSource: String, Sendable {
-    /// `misalign train`'s flags.
+    /// A command's flags (`misalign train --lr 1e-4`).
     case flags
-    /// `misalign train --config FILE.json`.
+    /// A JSON settings file (`misalign train --config FILE.json`).
     case json
-    /// An experiment's `training:` section.
+    /// A section of an experiment's YAML (`training:`, `evaluation:`, ...).
     case yaml
 }
