@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "Misalign",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],  // v15: the Synchronization module (Mutex, Atomic)
     products: [
         .library(name: "MisalignCore", targets: ["MisalignCore"]),
         .executable(name: "misalign", targets: ["MisalignCLI"]),

@@ -8,7 +8,7 @@ import PackageDescription
 
 let package = Package(
     name: "Embedding",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],  // as the package it embeds (Synchronization)
     dependencies: [.package(name: "Misalign", path: "../..")],
     targets: [
         .executableTarget(name: "Embedding", dependencies: [.product(name: "MisalignCore", package: "Misalign")]),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import MisalignCore
 import MisalignTesting
 
@@ -74,8 +75,9 @@ enum ExitStatus {
 /// Ctrl-C: end an open progress line, say so, exit 130. Files written so far are whole
 /// (every write is atomic) and resumable commands continue where they stopped.
 enum Interrupt {
-    /// A progress bar is drawn without its newline (set by `ProgressBar`).
-    nonisolated(unsafe) static var lineOpen = false
+    /// A progress bar is drawn without its newline (set by `ProgressBar`). Atomic, so the
+    /// signal handler may read it (a lock could be held by the thread it interrupted).
+    static let lineOpen = Atomic<Bool>(false)
 
     static func install() {
         // A parent may start us with signals blocked (Foundation's `Process` on Linux blocks
@@ -89,7 +91,7 @@ enum Interrupt {
         sigprocmask(SIG_UNBLOCK, &unblock, nil)
         signal(SIGINT) { _ in
             // Only async-signal-safe calls here: write(2) and _exit(2).
-            if Interrupt.lineOpen { _ = write(STDERR_FILENO, "\n", 1) }
+            if Interrupt.lineOpen.load(ordering: .relaxed) { _ = write(STDERR_FILENO, "\n", 1) }
             let message: StaticString = "misalign: interrupted; finished work is kept, rerun the same command to continue\n"
             _ = write(STDERR_FILENO, message.utf8Start, message.utf8CodeUnitCount)
             _exit(130)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MisalignKernels
 
 /// Cluster bootstrap over questions (Davison & Hinkley 1997, sec. 3.8): answers to one
@@ -127,22 +128,23 @@ struct Strata: Sendable {
 }
 
 /// Lets the workers write disjoint slots of one buffer.
+// Unchecked Sendable: each worker writes only the slots of its own resamples
+// (`r * ns + s` for r in its chunk), and the buffer is read only after `concurrentPerform`
+// has joined every worker.
 struct SendableBuffer: @unchecked Sendable {
     let base: UnsafeMutableBufferPointer<Double>
     init(_ b: UnsafeMutableBufferPointer<Double>) { base = b }
 }
 
 /// Resamples finished across workers.
-final class ProgressCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    func increment() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
+final class ProgressCounter: Sendable {
+    private let value = Mutex(0)
+    func increment() -> Int { value.withLock { $0 += 1; return $0 } }
 }
 
 /// The first error any worker hit.
-final class ErrorBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: ChangePointError?
-    func set(_ e: ChangePointError) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
-    var error: ChangePointError? { lock.lock(); defer { lock.unlock() }; return stored }
+final class ErrorBox: Sendable {
+    private let stored = Mutex<ChangePointError?>(nil)
+    func set(_ e: ChangePointError) { stored.withLock { if $0 == nil { $0 = e } } }
+    var error: ChangePointError? { stored.withLock { $0 } }
 }

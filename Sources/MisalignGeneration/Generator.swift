@@ -69,7 +69,7 @@ public protocol Generator: Sendable {
 ///
 /// All samples of all requests advance together: each step is one forward pass over one new
 /// token per live sample. Each prompt is prefilled once; its samples are forks of its cache.
-public final class LocalGenerator: Generator, @unchecked Sendable {
+public final class LocalGenerator: Generator, Sendable {
     public let model: Qwen2Model
     public let tokenizer: any Tokenizer
     /// Tokens that end a sample when a request names none: `<|im_end|>`, `<|endoftext|>` and

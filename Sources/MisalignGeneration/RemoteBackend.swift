@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MisalignHTTP
 import MisalignIO
 import MisalignModel
@@ -29,7 +30,7 @@ public struct AdapterPathMapping: Sendable, Equatable {
 /// Loading is idempotent: vLLM answers 400 "has already been loaded" for a name it holds
 /// (after a crash of this process, say), which counts as success. The name is a function of
 /// the run tag and step only, so the run tag must differ between runs that share a server.
-public final class VLLMGenerationBackend: GenerationBackend, @unchecked Sendable {
+public final class VLLMGenerationBackend: GenerationBackend, Sendable {
     public let endpoint: RemoteEndpoint
     /// The base model's served name (`vllm serve MODEL --served-model-name NAME`).
     public let servedModel: String
@@ -37,8 +38,7 @@ public final class VLLMGenerationBackend: GenerationBackend, @unchecked Sendable
     public let pathMappings: [AdapterPathMapping]
     public let tokenizer: (any Tokenizer)?
     public let maxInFlight: Int
-    private let lock = NSLock()
-    private var generators: [String: OpenAICompatibleGenerator] = [:]
+    private let generators = Mutex<[String: OpenAICompatibleGenerator]>([:])
 
     public init(endpoint: RemoteEndpoint, servedModel: String, runTag: String, pathMappings: [AdapterPathMapping] = [],
                 tokenizer: (any Tokenizer)? = nil, maxInFlight: Int = 32) throws(RemoteGenerationError) {
@@ -108,12 +108,12 @@ public final class VLLMGenerationBackend: GenerationBackend, @unchecked Sendable
         } catch {
             if case .http(_, 404, _) = error { } else { throw error }
         }
-        lock.withLock { generators[name] = nil }
+        generators.withLock { $0[name] = nil }
     }
 
     /// One generator per served name, so a retried call finds its finished samples.
     private func cachedGenerator(_ name: String) -> OpenAICompatibleGenerator {
-        lock.withLock {
+        generators.withLock { generators in
             if let g = generators[name] { return g }
             let g = OpenAICompatibleGenerator(endpoint: endpoint, model: name, tokenizer: tokenizer, maxInFlight: maxInFlight)
             generators[name] = g

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MisalignHTTP
 import MisalignIO
 import MisalignTokenizer
@@ -63,7 +64,7 @@ public struct RemoteEndpoint: Sendable {
 /// Generated ids come back through vLLM's `return_tokens_as_token_ids`; from a server that
 /// does not send them the text is re-tokenised with `tokenizer` (when given). Samples already
 /// completed by an earlier call that failed part-way are not requested again.
-public final class OpenAICompatibleGenerator: Generator, @unchecked Sendable {
+public final class OpenAICompatibleGenerator: Generator, Sendable {
     public let endpoint: RemoteEndpoint
     /// The `model` field: the served base model name, or a loaded adapter's name.
     public let model: String
@@ -141,9 +142,8 @@ public final class OpenAICompatibleGenerator: Generator, @unchecked Sendable {
 }
 
 /// Finished samples by request body, so a retried call skips them.
-final class CompletionMemo: @unchecked Sendable {
-    private let lock = NSLock()
-    private var done: [String: Completion] = [:]
-    func get(_ key: String) -> Completion? { lock.lock(); defer { lock.unlock() }; return done[key] }
-    func put(_ key: String, _ c: Completion) { lock.lock(); done[key] = c; lock.unlock() }
+final class CompletionMemo: Sendable {
+    private let done = Mutex<[String: Completion]>([:])
+    func get(_ key: String) -> Completion? { done.withLock { $0[key] } }
+    func put(_ key: String, _ c: Completion) { done.withLock { $0[key] = c } }
 }

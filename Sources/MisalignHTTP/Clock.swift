@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Time as the reliability layer sees it. Injected so tests can make every backoff instant
 /// while still checking which delays were asked for.
@@ -20,17 +21,15 @@ public struct SystemJudgeClock: JudgeClock {
 }
 
 /// A clock whose sleeps return at once but advance its time; records every requested sleep.
-public final class RecordingJudgeClock: JudgeClock, @unchecked Sendable {
-    private let lock = NSLock()
-    private var t: Double = 0
-    private var slept: [Double] = []
+public final class RecordingJudgeClock: JudgeClock, Sendable {
+    private let state = Mutex((t: 0.0, slept: [Double]()))
     public init() {}
-    public func now() -> Double { lock.lock(); defer { lock.unlock() }; return t }
+    public func now() -> Double { state.withLock { $0.t } }
     public func sleep(seconds: Double) async {
         record(seconds)
         await Task.yield()
     }
-    private func record(_ seconds: Double) { lock.lock(); slept.append(seconds); t += max(0, seconds); lock.unlock() }
+    private func record(_ seconds: Double) { state.withLock { $0.slept.append(seconds); $0.t += max(0, seconds) } }
     /// Every sleep asked for so far, in order.
-    public var sleeps: [Double] { lock.lock(); defer { lock.unlock() }; return slept }
+    public var sleeps: [Double] { state.withLock { $0.slept } }
 }

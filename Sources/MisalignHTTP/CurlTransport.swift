@@ -9,7 +9,7 @@ import CCurl
 /// (or `HTTPS_PROXY`), `all_proxy` and `no_proxy` from the environment. Note that libcurl
 /// deliberately ignores upper-case `HTTP_PROXY` (the CGI "httpoxy" hazard).
 /// TLS: libcurl's defaults (peer and host verification on, system CA store).
-public final class CurlTransport: HTTPTransport, @unchecked Sendable {
+public final class CurlTransport: HTTPTransport, Sendable {
     private let engine: CurlEngine
 
     /// `maxConnections` caps open connections across all hosts (libcurl queues the rest).
@@ -40,6 +40,9 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
 }
 
 /// Links a task's cancellation to its transfer, whichever comes first.
+// Unchecked Sendable: `transfer` and `cancelled` are read and written only while `lock` is held.
+// (A `Mutex` cannot hand the non-Sendable `Transfer` out; the transfer it hands out goes only
+// to `CurlEngine.cancel`, and only the engine thread touches a transfer's state once enqueued.)
 private final class CancelHandle: @unchecked Sendable {
     private let lock = NSLock()
     private var transfer: Transfer?
@@ -161,6 +164,10 @@ private let curlHeaderCallback: misalign_curl_data_callback = { ptr, size, nmemb
 
 /// Owns the multi handle and the thread that drives it. All multi calls happen on that thread;
 /// other threads only append to `pending` and call `curl_multi_wakeup` (thread-safe).
+// Unchecked Sendable: `pending`, `cancelled` and `stopping` are read and written only while
+// `lock` is held; the multi handle is used only on the engine thread (`run`), except for
+// `curl_multi_wakeup`, which libcurl documents as callable from any thread; the transfers
+// handed over through `pending` and `cancelled` are touched only by the engine thread.
 private final class CurlEngine: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let lock = NSLock()

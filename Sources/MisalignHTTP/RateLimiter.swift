@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Requests in flight, requests per minute and tokens per minute for one API. Budgets are
 /// token buckets that refill continuously (capacity = one minute's budget), which is how the
@@ -71,13 +72,12 @@ public actor RateLimiter {
 
 /// Opens after `threshold` authentication failures (401/403) in a row, after which every call
 /// fails at once: a bad key should cost a handful of requests, not a whole sweep.
-public final class AuthCircuit: @unchecked Sendable {
+public final class AuthCircuit: Sendable {
     public let threshold: Int
-    private let lock = NSLock()
-    private var consecutive = 0
+    private let consecutive = Mutex(0)
     public init(threshold: Int = 3) { self.threshold = threshold }
-    public var isOpen: Bool { lock.lock(); defer { lock.unlock() }; return consecutive >= threshold }
-    public var failures: Int { lock.lock(); defer { lock.unlock() }; return consecutive }
-    func recordAuthFailure() { lock.lock(); consecutive += 1; lock.unlock() }
-    func recordSuccess() { lock.lock(); consecutive = 0; lock.unlock() }
+    public var isOpen: Bool { failures >= threshold }
+    public var failures: Int { consecutive.withLock { $0 } }
+    func recordAuthFailure() { consecutive.withLock { $0 += 1 } }
+    func recordSuccess() { consecutive.withLock { $0 = 0 } }
 }

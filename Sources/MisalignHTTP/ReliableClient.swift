@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Sends API requests with retries, rate limits and the authentication circuit. One per
 /// API endpoint (shared by every judge that calls it), so limits apply to the endpoint.
@@ -109,21 +110,20 @@ public final class ReliableClient: Sendable {
 
 /// When the last wait notice went out (`ReliableClient.notice`), so 64 workers hit by one 429
 /// make one line, not 64.
-final class LastNotice: @unchecked Sendable {
-    private let lock = NSLock()
-    private var last = -Double.infinity
+final class LastNotice: Sendable {
+    private let last = Mutex(-Double.infinity)
     func due(now: Double, interval: Double) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        guard now - last >= interval else { return false }
-        last = now
-        return true
+        last.withLock { last in
+            guard now - last >= interval else { return false }
+            last = now
+            return true
+        }
     }
 }
 
 /// A thread-safe counter.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func add(_ k: Int = 1) { lock.lock(); n += k; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+final class Counter: Sendable {
+    private let n = Mutex(0)
+    func add(_ k: Int = 1) { n.withLock { $0 += k } }
+    var value: Int { n.withLock { $0 } }
 }

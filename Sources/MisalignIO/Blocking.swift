@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// The one bridge from synchronous code (a command's `run()`, a benchmark driver, a trainer's
 /// step callback) to async work: the calling thread waits while `body` runs on the cooperative
@@ -9,26 +10,31 @@ public func runBlocking<T: Sendable, E: Error>(_ body: @escaping @Sendable () as
     let box = BlockingResult<T, E>()
     let done = DispatchSemaphore(value: 0)
     Task {
-        do throws(E) { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+        let result: Result<T, E>
+        do throws(E) { result = .success(try await body()) } catch { result = .failure(error) }
+        box.result.withLock { $0 = result }
         done.signal()
     }
     done.wait()
-    return try box.result!.get()
+    return try box.result.withLock { $0 }!.get()
 }
 
-/// Written by the task before it signals, read by the waiting thread after: the semaphore
-/// orders the two, which the compiler cannot see.
-private final class BlockingResult<T, E: Error>: @unchecked Sendable {
-    var result: Result<T, E>?
+/// Written by the task before it signals, read by the waiting thread after.
+private final class BlockingResult<T: Sendable, E: Error>: Sendable {
+    let result = Mutex<Result<T, E>?>(nil)
 }
 
 /// The other direction: blocking work (a model's forward passes, training steps) awaited from
 /// async code on a thread of its own, so seconds of CPU work never hold one of the cooperative
 /// pool's few threads, which every other task (HTTP judges, progress) needs.
-public func runOffPool<T: Sendable>(stackSize: Int = 16 << 20, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { cont in
-        let t = Thread { cont.resume(with: Result { try body() }) }
+/// Its error, typed as `body` throws it, is rethrown.
+public func runOffPool<T: Sendable, E: Error>(stackSize: Int = 16 << 20, _ body: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
+    let result: Result<T, E> = await withCheckedContinuation { cont in
+        let t = Thread {
+            do throws(E) { cont.resume(returning: .success(try body())) } catch { cont.resume(returning: .failure(error)) }
+        }
         t.stackSize = stackSize
         t.start()
     }
+    return try result.get()
 }

@@ -57,6 +57,9 @@ public enum FileResidency: String, Sendable, CaseIterable {
 /// `Data(contentsOf:options: .mappedIfSafe)` copies the file on Linux, which for a 15 GB model
 /// means 15 GB of RSS before the first token; `mmap` costs nothing until pages are touched,
 /// and the kernel shares the pages between processes that map the same weights.
+// Unchecked Sendable: `base` and `region` are set in init and never change; the memory is
+// mapped PROT_READ (or read into an anonymous region that is made read-only before init
+// returns), so after init every access is a read; `deinit` unmaps it when no one holds the file.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import CSQLite
 
 /// A value bound to or read from a statement.
@@ -85,6 +86,9 @@ package struct SQLiteError: Error, Equatable, Sendable, CustomStringConvertible 
 /// mode, so readers (`misalign status`) read while a writer writes, and a kill at any point
 /// leaves the last committed transaction intact; a busy timeout makes writers of one file (in
 /// several processes) queue instead of failing. Every call is serialised by a lock.
+// Unchecked Sendable: the connection handle `db` (an OpaquePointer, opened with
+// SQLITE_OPEN_FULLMUTEX) is used only while `lock` is held, by every method after init; `path`
+// is a constant. The lock is recursive because a transaction's body runs statements.
 package final class SQLiteDatabase: @unchecked Sendable {
     package let path: String
     private let db: OpaquePointer
@@ -93,10 +97,9 @@ package final class SQLiteDatabase: @unchecked Sendable {
     /// Test hook: a page limit (`PRAGMA max_page_count`) for writable databases opened under a
     /// path prefix with `testPageLimit: true` (the run store), so a test can make SQLite report
     /// a full disk (SQLITE_FULL).
-    nonisolated(unsafe) static var testPageLimits: [String: Int] = [:]
-    private static let hookLock = NSLock()
+    static let testPageLimits = Mutex<[String: Int]>([:])
     package static func setTestPageLimit(_ limit: Int?, under prefix: String) {
-        hookLock.lock(); testPageLimits[prefix] = limit; hookLock.unlock()
+        testPageLimits.withLock { $0[prefix] = limit }
     }
 
     /// Opens `path`. `readOnly` opens it with SQLITE_OPEN_READONLY (readers: status, report,
@@ -139,9 +142,7 @@ package final class SQLiteDatabase: @unchecked Sendable {
         if !readOnly {
             do {
                 if testPageLimit {
-                    Self.hookLock.lock()
-                    let limit = Self.testPageLimits.first { path.hasPrefix($0.key) }?.value
-                    Self.hookLock.unlock()
+                    let limit = Self.testPageLimits.withLock { $0.first { path.hasPrefix($0.key) }?.value }
                     if let limit { try execute("PRAGMA max_page_count = \(limit)") }
                 }
                 try execute("PRAGMA journal_mode=WAL")

@@ -117,6 +117,8 @@ public protocol TensorSource: Sendable {
 
 /// A tensor inside a mapped safetensors file: its header entry and its bytes, zero-copy.
 /// It keeps the mapping alive for as long as it exists.
+// Unchecked Sendable: `bytes` points into a read-only mapping (`MappedFile`) that `owner`
+// keeps alive; nothing writes those bytes after the file is opened, so every access is a read.
 public struct SafeTensor: @unchecked Sendable {
     public let info: TensorInfo
     public let file: String

@@ -7,7 +7,7 @@ import Foundation
 /// implementation (huggingface/safetensors): every entry well formed, byte sizes equal to
 /// shape x dtype, entries covering the data section exactly. Nothing outside the mapping is
 /// ever read, whatever the header says.
-public final class SafeTensorsFile: TensorSource, @unchecked Sendable {
+public final class SafeTensorsFile: TensorSource, Sendable {
     /// The reference implementation's limit on the header size.
     public static let maxHeaderLength = 100_000_000
 

@@ -3,7 +3,7 @@ import Foundation
 /// The weights of a model folder: a single `model.safetensors`, or shards listed by
 /// `model.safetensors.index.json` (`{"metadata": {...}, "weight_map": {tensor: shard file}}`),
 /// as Hugging Face `save_pretrained` writes them.
-public final class ShardedSafeTensors: TensorSource, @unchecked Sendable {
+public final class ShardedSafeTensors: TensorSource, Sendable {
     public let directory: String
     /// The index file, when the weights are sharded.
     public let indexPath: String?

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MisalignHTTP
 import MisalignIO
 
@@ -100,13 +101,12 @@ enum DigitScoring {
 }
 
 /// What `auto` learned of one server's tokenizer; shared by the copies of one judge.
-final class NumberProbe: @unchecked Sendable {
+final class NumberProbe: Sendable {
     enum State: Sendable { case unknown, whole, digits, unavailable }
-    private let lock = NSLock()
-    private var state = State.unknown
+    private let state = Mutex(State.unknown)
     var value: State {
-        get { lock.lock(); defer { lock.unlock() }; return state }
-        set { lock.lock(); state = newValue; lock.unlock() }
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
     }
 }
 

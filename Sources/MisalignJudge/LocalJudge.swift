@@ -14,7 +14,7 @@ import MisalignTokenizer
 ///
 /// `greedy` mode decodes greedily and parses the text instead (a fallback for models whose
 /// probability mass sits on prose rather than bare numbers).
-public final class LocalJudge: Judge, @unchecked Sendable {
+public final class LocalJudge: Judge, Sendable {
     public enum Mode: Sendable, Equatable {
         case expectation
         case greedy(maxTokens: Int)
@@ -34,7 +34,6 @@ public final class LocalJudge: Judge, @unchecked Sendable {
     let endOfTurn: Int32
     /// The model and its cache are not thread-safe; one verdict at a time.
     private let lock = NSLock()
-    private let queue = DispatchQueue(label: "misalign.local-judge")
 
     public init(model: Qwen2Model, tokenizer: BPETokenizer, name: String, fingerprint: String,
                 mode: Mode = .expectation, minNumericMass: Double = 0.25, candidateBatch: Int = 16) throws(JudgeError) {
@@ -91,15 +90,11 @@ public final class LocalJudge: Judge, @unchecked Sendable {
         }
     }
 
-    /// Runs the forward passes on a dedicated serial queue: seconds of CPU work on the
-    /// cooperative pool would starve every other task (HTTP judges, progress) of its threads.
+    /// Runs the forward passes on a thread of their own (`runOffPool`), one verdict at a time:
+    /// seconds of CPU work on the cooperative pool would starve every other task (HTTP judges,
+    /// progress) of its threads.
     public func judge(_ item: JudgeItem) async throws(JudgeError) -> Verdict {
-        let result: Result<Verdict, JudgeError> = await withCheckedContinuation { cont in
-            queue.async {
-                do throws(JudgeError) { cont.resume(returning: .success(try self.judgeSync(item))) } catch { cont.resume(returning: .failure(error)) }
-            }
-        }
-        return try result.get()
+        try await runOffPool { () throws(JudgeError) -> Verdict in try self.judgeSync(item) }
     }
 
     func judgeSync(_ item: JudgeItem) throws(JudgeError) -> Verdict {

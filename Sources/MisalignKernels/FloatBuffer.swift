@@ -8,6 +8,11 @@ public let bufferAlignment = 64
 /// Kernels never index a `FloatBuffer` element by element from Swift; they take its
 /// `pointer` (or a `TensorView` of it) and run over raw memory. That keeps exclusivity and
 /// copy-on-write checks out of hot loops, which cost 10-20x on this platform.
+// Unchecked Sendable: `shape`, `count` and `pointer` are constants; the floats behind `pointer`
+// are not guarded. Whoever owns a buffer orders its writes: one thread at a time writes it (the
+// forward pass, training step or generation loop that allocated it; kernels' worker threads
+// write disjoint ranges and are joined before the kernel returns), and other threads read it
+// only after that work has handed it over (returned it, or joined).
 public final class FloatBuffer: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
@@ -49,6 +54,8 @@ public final class FloatBuffer: @unchecked Sendable {
 
 /// A non-owning, row-major view of floats with a shape: the form kernels take. The memory
 /// belongs to a `FloatBuffer`, a mapped file or the caller, and must outlive the view.
+// Unchecked Sendable: a view is a pointer and a shape, both constant; the memory it points to
+// follows the ordering rule of its owner (`FloatBuffer`, a read-only mapping, or the caller).
 public struct TensorView: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let shape: [Int]

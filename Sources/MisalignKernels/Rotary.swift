@@ -3,7 +3,7 @@ import Foundation
 /// cos/sin tables for rotary position embeddings, computed the way Hugging Face does so the
 /// rounding matches: `inv_freq[i] = 1 / theta^(2i/d)` in f32, the angle `position * inv_freq`
 /// as an f32 product, and cos/sin of that f32 angle.
-public final class RotaryTable: @unchecked Sendable {
+public final class RotaryTable: Sendable {
     public let headDim: Int
     public let maxPositions: Int
     /// [maxPositions, headDim/2] each.

@@ -22,6 +22,10 @@ public typealias ProbeGeneratorSource = @Sendable (_ step: Int) async throws -> 
 /// the state (and alarms) of a run that never stopped; records after R (made before the
 /// crash, by the same bit-exact weights) are reused when training reaches their step again,
 /// so no probe is generated or judged twice.
+// Unchecked Sendable: `probes`, `alarms`, `stopStep`, `pending`, the detectors and `onMessage`
+// change unguarded. They change only in init and in `observe` (through `onStep`), which the
+// trainer calls from its one thread, one step at a time, waiting for each; the results are
+// read on that thread or after training returns.
 public final class EarlyWarningMonitor: @unchecked Sendable {
     public let settings: EarlyWarningSettings
     public let log: EarlyWarningLog

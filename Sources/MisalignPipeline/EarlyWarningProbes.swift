@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import MisalignGeneration
+import MisalignIO
 import MisalignModel
 import MisalignTokenizer
 
@@ -25,7 +27,8 @@ extension EarlyWarningMonitor {
         let trainer = UncheckedSendable(trainer)
         let last = LastCheckpoint()
         return { step in
-            guard let ck = try trainer.value.checkpointNow() else {
+            // Writing the checkpoint is blocking file work: off the cooperative pool.
+            guard let ck = try await runOffPool({ try trainer.value.checkpointNow() }) else {
                 throw EarlyWarningError.probeFailed(step: step, reason: "the trainer cannot write a checkpoint now for the generation backend to load (Trainer.checkpointNow)")
             }
             if let previous = last.swap(ck), previous.step != ck.step { try await backend.release(previous) }
@@ -34,15 +37,16 @@ extension EarlyWarningMonitor {
     }
 }
 
-/// Hands a non-Sendable reference to a probe closure. The trainer calls the step callback on
-/// its own thread and waits for the probe, so the object is never used concurrently.
+/// Hands a non-Sendable reference to a probe closure.
+// Unchecked Sendable: the trainer calls its step callback on its own thread and waits there
+// for the probe to finish, so the wrapped object is used by one thread at a time: the trainer's,
+// or the probe's while the trainer's waits.
 struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }
 
-private final class LastCheckpoint: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: (any Checkpoint)?
-    func swap(_ new: any Checkpoint) -> (any Checkpoint)? { lock.withLock { defer { value = new }; return value } }
+private final class LastCheckpoint: Sendable {
+    private let value = Mutex<(any Checkpoint)?>(nil)
+    func swap(_ new: any Checkpoint) -> (any Checkpoint)? { value.withLock { value in defer { value = new }; return value } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MisalignGeneration
 import MisalignHTTP
 import MisalignTokenizer
@@ -11,13 +12,13 @@ import MisalignTokenizer
 /// in every call on one run directory (so a resumed run finds the adapters it loaded before a
 /// crash already there, which vLLM's "already loaded" answer makes harmless), and distinct
 /// between run directories (the prefix carries an id drawn when the directory was created).
-final class PipelineBackends: @unchecked Sendable {
+final class PipelineBackends: Sendable {
     let name: String
     /// The tokenizer prompts are rendered with (the chat template is applied here, not on the server).
     let tokenizer: BPETokenizer
     private let fixed: (any GenerationBackend)?
-    private let make: ((RunID) throws -> any GenerationBackend)?
-    private var perRun: [RunID: any GenerationBackend] = [:]
+    private let make: (@Sendable (RunID) throws -> any GenerationBackend)?
+    private let perRun = Mutex<[RunID: any GenerationBackend]>([:])
 
     init(_ e: Experiment, override: (any GenerationBackend)?, tagPrefix: String, transport: (any HTTPTransport)?) throws {
         if let override {
@@ -47,10 +48,12 @@ final class PipelineBackends: @unchecked Sendable {
     /// The backend for run `r`'s checkpoints.
     func backend(for r: RunID) throws -> any GenerationBackend {
         if let fixed { return fixed }
-        if let b = perRun[r] { return b }
-        let b = try make!(r)
-        perRun[r] = b
-        return b
+        return try perRun.withLock { perRun in
+            if let b = perRun[r] { return b }
+            let b = try make!(r)
+            perRun[r] = b
+            return b
+        }
     }
 
     /// The server endpoint the config names; a missing API key variable fails here, before

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,14 +9,15 @@ import Glibc
 /// (`kill -9` included), so a stale lock cannot exist; the file itself stays and says who last
 /// held it. A second writer is refused naming the holder (pid, host, start time); readers
 /// (`status`, `report`, `inspect`) never take it.
-public final class RunLock: @unchecked Sendable {
+public final class RunLock: Sendable {
     public static let fileName = "run.lock"
-    private var fd: Int32
+    /// The locked file's descriptor; -1 once released.
+    private let fd: Mutex<Int32>
 
     /// Takes the lock of `run` (an existing folder) or throws `.locked` naming its holder.
     public init(run: URL) throws(PipelineError) {
         let path = run.appendingPathComponent(Self.fileName).path
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .unwritable(path: path, reason: String(cString: strerror(errno))) }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             if errno == EINTR { continue }
@@ -37,14 +39,17 @@ public final class RunLock: @unchecked Sendable {
         let text = "pid \(getpid()) on \(String(cString: host)), started \(started)\n"
         ftruncate(fd, 0)
         _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+        self.fd = Mutex(fd)
     }
 
     /// Releases the lock (also done by `deinit` and by the OS at exit).
     public func release() {
-        guard fd >= 0 else { return }
-        flock(fd, LOCK_UN)
-        close(fd)
-        fd = -1
+        fd.withLock { fd in
+            guard fd >= 0 else { return }
+            flock(fd, LOCK_UN)
+            close(fd)
+            fd = -1
+        }
     }
 
     deinit { release() }

@@ -10,7 +10,7 @@ import MisalignIO
 /// sample); judgments by (..., judge, trait); aggregates by (dataset, seed, step, judge,
 /// trait); onsets by (dataset, seed, judge, signal, method). `units` records when each coarse
 /// unit finished and how long it took (what `misalign status` estimates from).
-public final class RunStore: @unchecked Sendable {
+public final class RunStore: Sendable {
     public static let fileName = "store.sqlite"
     public static let schemaVersion = 1
     public let url: URL

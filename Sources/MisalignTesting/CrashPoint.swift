@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,9 +24,8 @@ public enum CrashPoint {
         }
     }
 
-    private final class Counter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var n = 0
-        func increment() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
+    private final class Counter: Sendable {
+        private let n = Mutex(0)
+        func increment() -> Int { n.withLock { $0 += 1; return $0 } }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MisalignCore
 
 /// The stand-in judge of `make demo`: an OpenAI-compatible server on the loopback interface
@@ -9,7 +10,7 @@ import MisalignCore
 /// first, then evil, coherence falls) plus noise from a hash of the prompt. Everything around
 /// it is real: the judging protocol (rubric prompts, 1-token logprob scoring, retries, cache),
 /// storage, aggregation, detection and the report, so detection has planted onsets to find.
-public final class PlantedScheduleJudge: @unchecked Sendable {
+public final class PlantedScheduleJudge: Sendable {
     /// One trait's planted curve: `low + (high - low) * sigmoid((progress - at) / width)`,
     /// where progress is the checkpoint's step over the run's total steps.
     public struct Curve: Sendable {
@@ -34,9 +35,8 @@ public final class PlantedScheduleJudge: @unchecked Sendable {
     let noise: Double
     /// The rubrics whose prompts it recognises (the trait is the rubric's name).
     let rubrics: [Rubric]
-    private let lock = NSLock()
     /// Answer text -> (dataset, seed, progress) of the earliest checkpoint that wrote it.
-    private var answers: [String: (dataset: String, seed: Int, progress: Double)] = [:]
+    private let answers = Mutex<[String: (dataset: String, seed: Int, progress: Double)]>([:])
 
     /// `rubrics`: the prompts it answers, the built-in rubrics by default; pass an experiment's
     /// (`JudgeSettings.resolvedRubrics()`) when its traits come from files.
@@ -90,13 +90,14 @@ public final class PlantedScheduleJudge: @unchecked Sendable {
 
     /// Where an answer comes from; unknown answers (the store not yet read) count as the start.
     func lookup(_ answer: String) -> (String, Double) {
-        lock.lock(); defer { lock.unlock() }
-        if answers[answer] == nil { reload() }
-        guard let a = answers[answer] else { return ("*", 0) }
-        return (a.dataset, a.progress)
+        answers.withLock { answers in
+            if answers[answer] == nil { reload(into: &answers) }
+            guard let a = answers[answer] else { return ("*", 0) }
+            return (a.dataset, a.progress)
+        }
     }
 
-    private func reload() {
+    private func reload(into answers: inout [String: (dataset: String, seed: Int, progress: Double)]) {
         guard let store = try? RunStore(run: run, create: false),
               let rows = try? store.answersWithRunLength() else { return }
         for r in rows {

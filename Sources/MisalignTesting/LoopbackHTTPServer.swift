@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +11,7 @@ import MisalignCore
 /// and Anthropic Messages) and `MockCompletionServer` (vLLM completions and LoRA loading).
 /// Blocking POSIX sockets, one thread per connection (connections are kept alive, so a
 /// client with N in flight costs N threads).
-public final class LoopbackHTTPServer: @unchecked Sendable {
+public final class LoopbackHTTPServer: Sendable {
     /// A received request. Header names are lower-case.
     public struct Request: Sendable {
         public var method: String
@@ -46,13 +47,17 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     public var baseURL: String { "http://127.0.0.1:\(port)/v1" }
     private let listenFD: Int32
     private let handler: Handler
-    private let lock = NSLock()
-    private var received: [Request] = []
-    private var count = 0
-    private var active = 0
-    private var stopped = false
-    /// Accepted connections still open; `stop` shuts them down.
-    private var connections: Set<Int32> = []
+    private struct State {
+        var received: [Request] = []
+        var count = 0
+        var active = 0
+        var stopped = false
+        /// Accepted connections still open; `stop` shuts them down.
+        var connections: Set<Int32> = []
+        /// `POST /tokenize` requests answered by the stand-in itself.
+        var tokenizes = 0
+    }
+    private let state = Mutex(State())
     /// Keep the request log (off for the benchmark, where it would only grow).
     public let recordRequests: Bool
     /// How the stand-in's `POST /tokenize` (vLLM's endpoint, which `openai:` judges ask how
@@ -61,7 +66,6 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     /// `requests`, so tests count chat requests only.
     public enum Tokenizer: Sendable { case wholeNumbers, digits, none }
     public let tokenizer: Tokenizer
-    private var tokenizes = 0
 
     public init(recordRequests: Bool = true, tokenizer: Tokenizer = .wholeNumbers, handler: @escaping Handler) throws(JudgeError) {
         self.handler = handler
@@ -96,13 +100,13 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     deinit { stop() }
 
     /// Requests received so far (every attempt counts).
-    public var requestCount: Int { lock.lock(); defer { lock.unlock() }; return count }
+    public var requestCount: Int { state.withLock { $0.count } }
     /// `POST /tokenize` requests answered by the stand-in itself.
-    public var tokenizeCount: Int { lock.lock(); defer { lock.unlock() }; return tokenizes }
+    public var tokenizeCount: Int { state.withLock { $0.tokenizes } }
     /// Requests whose handler is running or whose response is being sent.
-    public var inFlight: Int { lock.lock(); defer { lock.unlock() }; return active }
+    public var inFlight: Int { state.withLock { $0.active } }
     /// The requests received, in arrival order (empty when `recordRequests` is off).
-    public var requests: [Request] { lock.lock(); defer { lock.unlock() }; return received }
+    public var requests: [Request] { state.withLock { $0.received } }
 
     /// Stops accepting connections and shuts down the open ones (a request being handled gets
     /// no answer). Without that, a client's kept-alive connection would go on reaching this
@@ -116,13 +120,14 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     /// (the test suite), one server's stop hung up on another's client mid-request, which saw an
     /// empty reply.
     public func stop() {
-        lock.lock()
-        defer { lock.unlock() }
-        // Only shut down: that wakes the accept loop, which closes the socket itself. Closed
-        // here, the loop's next accept could take the number after another server reused it.
-        if !stopped { shutdown(listenFD, Int32(SHUT_RDWR)) }
-        stopped = true
-        for fd in connections { shutdown(fd, Int32(SHUT_RDWR)) }
+        let listenFD = self.listenFD
+        state.withLock { s in
+            // Only shut down: that wakes the accept loop, which closes the socket itself. Closed
+            // here, the loop's next accept could take the number after another server reused it.
+            if !s.stopped { shutdown(listenFD, Int32(SHUT_RDWR)) }
+            s.stopped = true
+            for fd in s.connections { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
     }
 
     private func acceptLoop() {
@@ -135,10 +140,11 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             }
             var one: Int32 = 1
             setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            lock.lock()
-            if stopped { lock.unlock(); close(c); close(listenFD); return }
-            connections.insert(c)
-            lock.unlock()
+            let stopped = state.withLock { s in
+                if !s.stopped { s.connections.insert(c) }
+                return s.stopped
+            }
+            if stopped { close(c); close(listenFD); return }
             let t = Thread { [self] in self.serve(c) }
             t.stackSize = 256 << 10
             t.start()
@@ -146,7 +152,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     }
 
     private func serve(_ fd: Int32) {
-        defer { lock.lock(); connections.remove(fd); lock.unlock(); close(fd) }
+        defer { state.withLock { _ = $0.connections.remove(fd) }; close(fd) }
         var buffer = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -179,18 +185,19 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
                                   body: Data(buffer[bodyStart..<(bodyStart + length)]))
             buffer.removeFirst(bodyStart + length)
             if tokenizer != .none, request.method == "POST", request.path == "/tokenize" {
-                lock.lock(); tokenizes += 1; lock.unlock()
+                state.withLock { $0.tokenizes += 1 }
                 if !sendAll(fd, Self.tokenizeResponse(request, tokenizer)) { return }
                 continue
             }
-            lock.lock()
-            count += 1
-            let number = count
-            if recordRequests { received.append(request) }
-            active += 1
-            lock.unlock()
+            let record = recordRequests
+            let number = state.withLock { s in
+                s.count += 1
+                if record { s.received.append(request) }
+                s.active += 1
+                return s.count
+            }
             let action = handler(request, number)
-            defer { lock.lock(); active -= 1; lock.unlock() }
+            defer { state.withLock { $0.active -= 1 } }
             switch action {
             case .respond(let status, let extra, let body):
                 if !sendAll(fd, Self.head(status: status, headers: extra, length: body.count) + body) { return }

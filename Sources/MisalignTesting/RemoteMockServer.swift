@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MisalignCore
 
 /// A stand-in vLLM server on 127.0.0.1 for tests and dry runs: `POST /v1/completions` (prompt
@@ -11,7 +12,7 @@ import MisalignCore
 /// the seed and the choice index (`text(model:prompt:seed:choice:)`), and token ids are
 /// returned as vLLM's `token_id:<id>` strings when asked. `fault` may answer any request
 /// first (429 storms, 500s, stalls, garbage), and every request is recorded.
-public final class MockCompletionServer: @unchecked Sendable {
+public final class MockCompletionServer: Sendable {
     public typealias Request = LoopbackHTTPServer.Request
     public typealias Action = LoopbackHTTPServer.Action
     /// Consulted before the normal answer; returning an action short-circuits it.
@@ -20,16 +21,17 @@ public final class MockCompletionServer: @unchecked Sendable {
     public let baseModel: String
     /// Check that a loaded adapter's folder exists and holds `adapter_config.json`.
     public let checkPaths: Bool
-    private let state = MockCompletionState()
-    private var server: LoopbackHTTPServer!
+    private let state: MockCompletionState
+    private let server: LoopbackHTTPServer
 
     public init(baseModel: String = "base", checkPaths: Bool = true, fault: Fault? = nil) throws(JudgeError) {
         self.baseModel = baseModel
         self.checkPaths = checkPaths
-        let state = self.state
+        let state = MockCompletionState()
+        self.state = state
         server = try LoopbackHTTPServer { request, number in
             if let fault, let action = fault(request, number) { return action }
-            return Self.answer(request, state: state, baseModel: baseModel, checkPaths: checkPaths)
+            return MockCompletionServer.answer(request, state: state, baseModel: baseModel, checkPaths: checkPaths)
         }
     }
 
@@ -86,7 +88,8 @@ public final class MockCompletionServer: @unchecked Sendable {
             if checkPaths && !FileManager.default.fileExists(atPath: path + "/adapter_config.json") {
                 return error(404, "No adapter found for \(path)", type: "NotFoundError")
             }
-            state.load(name, path)
+            // Checked again as it is recorded: a concurrent load of the same name may have won.
+            guard state.load(name, path) else { return error(400, "The lora adapter '\(name)' has already been loaded.", type: "InvalidUserInput") }
             return .respond(status: 200, headers: [], body: Data("Success: LoRA adapter '\(name)' added successfully.".utf8))
         case "/v1/unload_lora_adapter":
             guard let name = body["lora_name"]?.stringValue, state.unload(name) else {
@@ -139,12 +142,17 @@ public final class MockCompletionServer: @unchecked Sendable {
 }
 
 /// The adapters a `MockCompletionServer` holds.
-final class MockCompletionState: @unchecked Sendable {
-    private let lock = NSLock()
-    private var loaded: [String: String] = [:]
-    private var log: [String] = []
-    var adapters: [String: String] { lock.lock(); defer { lock.unlock() }; return loaded }
-    var history: [String] { lock.lock(); defer { lock.unlock() }; return log }
-    func load(_ name: String, _ path: String) { lock.lock(); loaded[name] = path; log.append(name); lock.unlock() }
-    func unload(_ name: String) -> Bool { lock.lock(); defer { lock.unlock() }; return loaded.removeValue(forKey: name) != nil }
+final class MockCompletionState: Sendable {
+    private let state = Mutex((loaded: [String: String](), log: [String]()))
+    var adapters: [String: String] { state.withLock { $0.loaded } }
+    var history: [String] { state.withLock { $0.log } }
+    /// Records a load; false (nothing recorded) when `name` is already loaded.
+    func load(_ name: String, _ path: String) -> Bool {
+        state.withLock { s in
+            guard s.loaded[name] == nil else { return false }
+            s.loaded[name] = path; s.log.append(name)
+            return true
+        }
+    }
+    func unload(_ name: String) -> Bool { state.withLock { $0.loaded.removeValue(forKey: name) != nil } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Hugging Face byte-level BPE (Qwen2 / Qwen2.5), loaded from the model's own
 /// `tokenizer.json` and `tokenizer_config.json`. Produces the same ids as HF `tokenizers`.
@@ -6,7 +7,7 @@ import Foundation
 /// Thread-safe: the vocabulary and merges are immutable; the word cache is guarded by a lock
 /// that encode only *tries* to take, so concurrent callers never wait on each other — a caller
 /// that finds it busy uses a private cache for that call.
-public final class BPETokenizer: Tokenizer, @unchecked Sendable {
+public final class BPETokenizer: Tokenizer, Sendable {
     public let vocabularySize: Int
     public let specialTokenIDs: [String: Int]
     public let eosTokenID: Int?
@@ -34,8 +35,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// Only for `ignore_merges`: whole words found in the vocabulary bypass merging.
     let wholeWordIDs: [[UInt8]: UInt32]?
 
-    private let cacheLock = NSLock()
-    private var sharedCache = WordCache()
+    private let sharedCache = Mutex(WordCache())
 
     init(parts: TokenizerParts) {
         vocabularySize = parts.vocabularySize
@@ -184,11 +184,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         cache.insert(word, h, symbols[0..<n])
     }
 
-    private func withCache<R>(_ body: (inout WordCache) -> R) -> R {
-        if cacheLock.try() {
-            defer { cacheLock.unlock() }
-            return body(&sharedCache)
-        }
+    private func withCache<R: Sendable>(_ body: (inout WordCache) -> R) -> R {
+        if let r = sharedCache.withLockIfAvailable({ body(&$0) }) { return r }
         var local = WordCache()
         return body(&local)
     }

@@ -55,15 +55,15 @@ public struct LoRAConfig: Equatable, Sendable {
 ///
 /// The adapter is applied beside the base weights, never merged into them, so swapping one
 /// checkpoint's adapter for the next costs only the adapter's size.
-public final class LoRAAdapter: @unchecked Sendable {
-    public struct Pair: @unchecked Sendable {
+public final class LoRAAdapter: Sendable {
+    public struct Pair: Sendable {
         public let a: FloatBuffer  // [r, in]
         public let b: FloatBuffer  // [out, r]
         public var rank: Int { a.shape[0] }
         public init(a: FloatBuffer, b: FloatBuffer) { self.a = a; self.b = b }
     }
     public let config: LoRAConfig
-    public private(set) var pairs: [LoRAKey: Pair]
+    public let pairs: [LoRAKey: Pair]
     /// Where the adapter was read from, if anywhere.
     public let path: String?
 

@@ -6,7 +6,7 @@ import MisalignKernels
 ///
 /// Layout: for each key in `keys` order (layer, then module), A `[r, in]` then B `[out, r]`.
 /// `grads` has the same layout; the base weights have no gradient buffers at all.
-public final class LoRAParameters: @unchecked Sendable {
+public final class LoRAParameters: Sendable {
     public struct Slot: Sendable {
         public let a: Int, b: Int       // offsets of A and B in the flat buffers
         public let rank: Int, inDim: Int, out: Int

@@ -7,6 +7,9 @@ import MisalignKernels
 /// (`misalign_attention`). A sequence may be forked: N samples of one prompt each get a child that reads the
 /// prompt's positions from the parent's storage and stores only its own continuation, so the
 /// prompt's cache exists once however many samples are drawn.
+// Unchecked Sendable: `sequences` and the lengths in it change with every forward pass, unguarded.
+// A cache belongs to the one generation or scoring call that created it (`LocalGenerator`,
+// `LocalJudge`), which uses it on its own thread and shares it with no other.
 public final class KVCache: @unchecked Sendable {
     public let layers: Int
     public let kvHeads: Int

@@ -13,6 +13,9 @@ import MisalignKernels
 /// would leave the packed kernel's blocks half empty (`packedFits`). Elsewhere, and for f16, W
 /// is widened to f32 a block of rows at a time and multiplied by `sgemm`, whose compute then
 /// dominates the conversion.
+// Unchecked Sendable: `storage` points into memory that `owner` keeps alive (a read-only
+// mapping, a `FloatBuffer` or an `OwnedPointer`), filled before init returns and only read
+// afterwards.
 public struct LinearWeight: @unchecked Sendable {
     public enum Storage { case f32(UnsafePointer<Float>), bf16(UnsafePointer<UInt16>), f16(UnsafePointer<UInt16>) }
     public let out: Int
@@ -242,6 +245,9 @@ public struct LinearWeight: @unchecked Sendable {
 }
 
 /// Frees a manually allocated pointer when the last reference goes.
+// Unchecked Sendable: `pointer` is a constant; its memory is filled before the owner is made
+// (`LinearWeight.init`'s copy) and only read afterwards, then freed in `deinit`, when no one
+// holds the owner any more.
 final class OwnedPointer<T>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<T>
     init(_ p: UnsafeMutablePointer<T>) { pointer = p }

@@ -23,6 +23,11 @@ public struct ForwardInput: Sendable {
 /// A forward pass takes the new tokens of several sequences at once. Their rows are stacked
 /// (no padding), every projection runs as one `gemm` over all of them, and attention runs per
 /// sequence over its own cache, so a batch gives each sequence exactly what it would get alone.
+// Unchecked Sendable: `adapter` and `computePrecision` are the only mutable state. Whoever
+// drives the model sets them between forward passes, never while one runs (a generation
+// backend swaps checkpoints one at a time; a monitor probe sets its own model's adapter
+// while the trainer waits), and the hand-off to the passes (an await, a thread start) orders
+// the write before them. Forward passes, concurrent or not, only read the model.
 public final class Qwen2Model: @unchecked Sendable {
     public let config: Qwen2Config
     public let weights: Qwen2Weights

@@ -3,7 +3,7 @@ import MisalignIO
 import MisalignKernels
 
 /// The weights of one Qwen2 decoder layer, under their Hugging Face names.
-public struct Qwen2LayerWeights: @unchecked Sendable {
+public struct Qwen2LayerWeights: Sendable {
     public let inputLayernorm: FloatBuffer          // [hidden]
     public let postAttentionLayernorm: FloatBuffer  // [hidden]
     public let qProj: LinearWeight, kProj: LinearWeight, vProj: LinearWeight, oProj: LinearWeight
@@ -26,7 +26,7 @@ public struct Qwen2LayerWeights: @unchecked Sendable {
 
 /// All weights of a Qwen2 model, mapped from safetensors. Matrices stay in the file (bf16 or
 /// f32); norms and biases, a few KB each, are widened to f32 at load.
-public final class Qwen2Weights: @unchecked Sendable {
+public final class Qwen2Weights: Sendable {
     public let config: Qwen2Config
     public let source: TensorSource
     public let embedTokens: LinearWeight   // [vocab, hidden]

@@ -11,6 +11,9 @@ import MisalignKernels
 ///
 /// transformers' Trainer decays every parameter whose name is not a bias or a norm weight,
 /// which includes every LoRA A and B, so `weightDecay` applies to all of them.
+// Unchecked Sendable: `step`, the hyperparameters and the moments change unguarded. An optimizer
+// belongs to one trainer, which updates it on its own thread, one step at a time; checkpoints
+// read it on that thread, between steps.
 public final class AdamW: @unchecked Sendable {
     public var beta1: Double, beta2: Double, eps: Double, weightDecay: Double
     /// Optimizer steps taken (torch's `state["step"]`).

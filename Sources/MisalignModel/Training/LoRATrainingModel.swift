@@ -9,6 +9,10 @@ import MisalignKernels
 /// With `recompute` (gradient checkpointing) only each layer's input is kept; the backward
 /// reruns one layer's forward into a single set of buffers just before differentiating it, so
 /// activation memory is one layer's worth plus `[layers, rows, hidden]`.
+// Unchecked Sendable: `dropoutSeed`, `evaluating`, `fingerprint`, `heldOutLoss` and the activation
+// buffers change unguarded. A training model belongs to one trainer and runs on its thread,
+// one pass at a time; a monitor probe reads its parameters from another thread only while the
+// trainer's thread waits for it in the step callback.
 public final class LoRATrainingModel: @unchecked Sendable {
     public let config: Qwen2Config
     public let weights: Qwen2Weights
