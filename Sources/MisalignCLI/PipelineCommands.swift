@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import MisalignCore
 
 /// `misalign init`: writes a commented example experiment config.
@@ -137,30 +138,30 @@ struct StatusCommand: ParsableCommand {
 /// The pipeline's progress on stderr through the shared `ProgressBar` (a bar with rate and ETA
 /// on a terminal, throttled plain lines otherwise, nothing with `--quiet`): one bar per stage
 /// unit ("train medical/seed-0 (1/4)", "generate", ...), notes on their own lines.
-final class ProgressPrinter: @unchecked Sendable {
+final class ProgressPrinter: Sendable {
     let mode: ProgressBar.Mode
-    private var bar: ProgressBar?
-    private var label = ""
-    private let lock = NSLock()
+    /// The bar of the unit in progress and its label.
+    private let state = Mutex<(bar: ProgressBar?, label: String)>((nil, ""))
     init(quiet: Bool) { mode = ProgressBar.mode(quiet: quiet) }
 
     func show(_ e: PipelineEvent) {
         guard mode != .silent else { return }
-        lock.lock(); defer { lock.unlock() }
-        switch e {
-        case .note(let s):
-            if mode == .bar, let bar { bar.finish(); self.bar = nil; label = "" }
-            Console.writeError(s + "\n")
-        case .stage(let name, let done, let total):
-            if name != label || bar == nil {
-                bar?.finish()
-                bar = ProgressBar(label: name, total: total, mode: mode)
-                label = name
+        let mode = self.mode
+        state.withLock { s in
+            switch e {
+            case .note(let text):
+                if mode == .bar, let bar = s.bar { bar.finish(); s = (nil, "") }
+                Console.writeError(text + "\n")
+            case .stage(let name, let done, let total):
+                if name != s.label || s.bar == nil {
+                    s.bar?.finish()
+                    s = (ProgressBar(label: name, total: total, mode: mode), name)
+                }
+                s.bar?.update(done, total: total)
+                if done == total { s.bar?.finish(); s = (nil, "") }
             }
-            bar?.update(done, total: total)
-            if done == total { bar?.finish(); bar = nil; label = "" }
         }
     }
 
-    func finish() { lock.lock(); bar?.finish(); bar = nil; lock.unlock() }
+    func finish() { state.withLock { s in s.bar?.finish(); s = (nil, "") } }
 }

@@ -38,3 +38,25 @@ public func runOffPool<T: Sendable, E: Error>(stackSize: Int = 16 << 20, _ body:
     }
     return try result.get()
 }
+
+/// A serial lane off the cooperative pool: blocking work submitted to it runs one item at a
+/// time, in order, on a dispatch queue of its own (whose threads are not the pool's), and is
+/// awaited without holding a thread. For a resource that serves one caller at a time (a model
+/// and its cache), so that many waiting callers cost no threads, where `runOffPool` would
+/// start one thread per caller, each blocked until its turn.
+public final class SerialLane: Sendable {
+    private let queue: DispatchQueue
+
+    public init(label: String) { queue = DispatchQueue(label: label) }
+
+    /// Runs `body` after the work submitted before it; its error, typed as `body` throws it,
+    /// is rethrown.
+    public func run<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
+        let result: Result<T, E> = await withCheckedContinuation { cont in
+            queue.async {
+                do throws(E) { cont.resume(returning: .success(try body())) } catch { cont.resume(returning: .failure(error)) }
+            }
+        }
+        return try result.get()
+    }
+}

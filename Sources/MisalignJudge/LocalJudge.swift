@@ -34,6 +34,8 @@ public final class LocalJudge: Judge, Sendable {
     let endOfTurn: Int32
     /// The model and its cache are not thread-safe; one verdict at a time.
     private let lock = NSLock()
+    /// Where `judge` runs its verdicts, in turn, off the cooperative pool.
+    private let lane = SerialLane(label: "misalign.local-judge")
 
     public init(model: Qwen2Model, tokenizer: BPETokenizer, name: String, fingerprint: String,
                 mode: Mode = .expectation, minNumericMass: Double = 0.25, candidateBatch: Int = 16) throws(JudgeError) {
@@ -90,11 +92,11 @@ public final class LocalJudge: Judge, Sendable {
         }
     }
 
-    /// Runs the forward passes on a thread of their own (`runOffPool`), one verdict at a time:
-    /// seconds of CPU work on the cooperative pool would starve every other task (HTTP judges,
-    /// progress) of its threads.
+    /// Runs the forward passes off the cooperative pool, one verdict at a time (`SerialLane`):
+    /// seconds of CPU work on the pool would starve every other task (HTTP judges, progress) of
+    /// its threads, and callers waiting for their turn hold no thread.
     public func judge(_ item: JudgeItem) async throws(JudgeError) -> Verdict {
-        try await runOffPool { () throws(JudgeError) -> Verdict in try self.judgeSync(item) }
+        try await lane.run { () throws(JudgeError) -> Verdict in try self.judgeSync(item) }
     }
 
     func judgeSync(_ item: JudgeItem) throws(JudgeError) -> Verdict {
