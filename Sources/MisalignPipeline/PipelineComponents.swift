@@ -47,7 +47,10 @@ public struct PipelineComponents: Sendable {
     /// The HTTP transport of the experiment's API judges; nil: libcurl.
     public var judgeTransport: (any HTTPTransport)?
     /// Turns a stored checkpoint (run, step, folder) back into the `Checkpoint` generation
-    /// loads; nil: a `CheckpointDirectory` (a PEFT adapter folder).
+    /// loads. Set, it makes every checkpoint generation loads; nil: the `Checkpoint` the trainer
+    /// handed over when it was trained in the same call, else (after a restart, or for
+    /// `external_checkpoints`) a `CheckpointDirectory` of the stored folder, which holds a PEFT
+    /// adapter or a whole model.
     public var checkpoints: (@Sendable (RunID, Int, URL) throws -> any Checkpoint)?
 
     public init(trainers: (any TrainerFactory)? = nil, judges: [any Judge] = [], configuredJudges: Bool = true,
@@ -92,10 +95,13 @@ extension PipelineRunner {
         }
     }
 
-    /// The checkpoint stored at `path` for run `r`'s step `step`.
+    /// The checkpoint stored at `path` for run `r`'s step `step`: the components' resolver's
+    /// when there is one, else the one the trainer handed over in this call, else (a resumed
+    /// call, external checkpoints) the stored folder as a `CheckpointDirectory`.
     func checkpoint(_ r: RunID, step: Int, path: String) throws -> any Checkpoint {
         let url = URL(fileURLWithPath: path)
         if let make = components.checkpoints { return try make(r, step, url) }
+        if let own = trainerCheckpoint(r, step: step) { return own }
         return try CheckpointDirectory(directory: url)
     }
 }
