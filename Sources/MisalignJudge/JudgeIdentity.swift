@@ -78,9 +78,11 @@ public enum JudgeIdentity {
 
 extension JudgeSpec {
     /// `kind:model[@URL]` with the URL in its canonical spelling
-    /// (`JudgeIdentity.canonicalURL`; a `local:` folder without trailing slashes): the name a
-    /// run store keeps this judge's verdicts under.
+    /// (`JudgeIdentity.canonicalURL`; a `local:` folder without trailing slashes; a custom
+    /// scheme's text as written): the name a run store keeps this judge's verdicts under.
     public var canonicalName: String {
+        // A custom spec is its factory's text: kept as written.
+        if case .custom(let scheme) = kind { return "\(scheme):\(model)" }
         guard kind != .local else {
             // `models/judge/` and `models/judge` are one folder (the weights' fingerprint agrees).
             var path = model

@@ -1,12 +1,45 @@
 import Foundation
 import MisalignHTTP
 
-/// A judge named on the command line: `openai:MODEL[@BASE_URL]`, `anthropic:MODEL[@BASE_URL]`
-/// or `local:DIR`.
+/// A judge named in a config or on the command line: `openai:MODEL[@BASE_URL]`,
+/// `anthropic:MODEL[@BASE_URL]`, `local:DIR`, or `SCHEME:TEXT` for a judge an embedding program
+/// builds itself (`PipelineComponents.judgeFactories[SCHEME]`).
 public struct JudgeSpec: Sendable, Equatable {
-    public enum Kind: String, Sendable { case openai, anthropic, local }
+    public enum Kind: Hashable, Sendable {
+        case openai, anthropic, local
+        /// A scheme of an embedding program's own (`mine` in `mine:xyz`), built by the factory
+        /// it registers for that scheme; Misalign itself builds none.
+        case custom(String)
+
+        /// The built-in APIs, in the order messages list them.
+        public static let builtIn: [Kind] = [.openai, .anthropic, .local]
+
+        /// The built-in kind spelled `rawValue` (`openai`, `anthropic`, `local`); nil for any other.
+        public init?(rawValue: String) {
+            guard let k = Self.builtIn.first(where: { $0.rawValue == rawValue }) else { return nil }
+            self = k
+        }
+
+        /// The scheme as written before the colon.
+        public var rawValue: String {
+            switch self {
+            case .openai: return "openai"
+            case .anthropic: return "anthropic"
+            case .local: return "local"
+            case .custom(let scheme): return scheme
+            }
+        }
+
+        /// Whether `text` can be a scheme: an ASCII letter, then ASCII letters, digits, `+`, `-`,
+        /// `.` or `_` (as a URL scheme).
+        public static func isScheme(_ text: String) -> Bool {
+            guard let first = text.unicodeScalars.first, first.isASCII, CharacterSet.letters.contains(first) else { return false }
+            return text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "+-._".unicodeScalars.contains($0)) }
+        }
+    }
     public var kind: Kind
-    /// Model name, or the model folder for `local`.
+    /// Model name, the model folder for `local`, or everything after the colon for a custom
+    /// scheme.
     public var model: String
     public var baseURL: String?
 
@@ -15,10 +48,17 @@ public struct JudgeSpec: Sendable, Equatable {
     }
 
     public init(parsing text: String) throws(JudgeError) {
-        guard let colon = text.firstIndex(of: ":"), let kind = Kind(rawValue: String(text[..<colon])) else {
-            throw .invalidInput("judge `\(text)`: expected openai:MODEL[@URL], anthropic:MODEL[@URL] or local:DIR")
-        }
+        let expected = "expected openai:MODEL[@URL], anthropic:MODEL[@URL], local:DIR, or SCHEME:TEXT for a judge factory of your own"
+        guard let colon = text.firstIndex(of: ":") else { throw .invalidInput("judge `\(text)`: \(expected)") }
+        let scheme = String(text[..<colon])
         var rest = String(text[text.index(after: colon)...])
+        guard let kind = Kind(rawValue: scheme) else {
+            guard Kind.isScheme(scheme) else { throw .invalidInput("judge `\(text)`: \(expected)") }
+            // A custom spec is kept as written: its factory reads the text after the colon.
+            guard !rest.isEmpty else { throw .invalidInput("judge `\(text)`: nothing after `\(scheme):`") }
+            self.init(kind: .custom(scheme), model: rest)
+            return
+        }
         var base: String? = nil
         // The model never contains "@http"; a local path may contain "@", so only API kinds split.
         if kind != .local, let at = rest.range(of: "@http") {
@@ -27,6 +67,19 @@ public struct JudgeSpec: Sendable, Equatable {
         }
         guard !rest.isEmpty else { throw .invalidInput("judge `\(text)`: empty model name") }
         self.init(kind: kind, model: rest, baseURL: base)
+    }
+}
+
+/// Builds a judge of a custom scheme from its spec (`JudgeSpec.Kind.custom`; the spec's `model`
+/// is the text after the colon).
+public typealias CustomJudgeFactory = @Sendable (JudgeSpec) throws -> any Judge
+
+extension JudgeSpec {
+    /// Why a custom spec cannot be built without a factory for its scheme, and how to give one.
+    public var unregisteredMessage: String {
+        let scheme = kind.rawValue
+        return "judge `\(canonicalName)`: `\(scheme)` is not a built-in judge API (openai, anthropic, local); a judge of your own under `\(scheme):` "
+            + "is built by a factory registered for that scheme: PipelineComponents.judgeFactories[\"\(scheme)\"] in a program embedding Misalign (Docs/Embedding.md)"
     }
 }
 
@@ -51,6 +104,9 @@ public final class JudgeFactory {
     public var seed: Int?
     /// Told when a request waits on a server's `Retry-After` or backs off (a line to show).
     public var notice: (@Sendable (String) -> Void)?
+    /// Factories of custom schemes (`mine` for `mine:xyz`); a custom spec without one is refused
+    /// (`JudgeSpec.unregisteredMessage`).
+    public var custom: [String: CustomJudgeFactory] = [:]
     /// Every key handed to a judge, for scrubbing output.
     public private(set) var secrets: [String] = []
 
@@ -90,6 +146,11 @@ public final class JudgeFactory {
             return AnthropicJudge(config: .init(model: spec.model, baseURL: base, timeout: timeout), apiKey: k, client: client(base: base, key: k))
         case .local:
             return try LocalJudge(directory: URL(fileURLWithPath: spec.model), mode: localMode, minNumericMass: minNumericMass)
+        case .custom(let scheme):
+            guard let make = custom[scheme] else { throw .invalidInput(spec.unregisteredMessage) }
+            do { return try make(spec) } catch let error as JudgeError { throw error } catch {
+                throw .invalidInput("judge `\(spec.canonicalName)`: its factory failed: \(error)")
+            }
         }
     }
 }

@@ -49,7 +49,7 @@ extension PipelineRunner {
             var groupSeconds = 0.0  // commits and progress inside this checkpoint: not model work
             defer { addWork(Date().timeIntervalSince(adapterStart) - groupSeconds) }
             do { generator = try await backend.generator(for: checkpoint) } catch {
-                throw PipelineError.stage(stage: "generate", unit: "\(r) step \(step)", reason: "cannot load the adapter at \(path): \(error)")
+                throw PipelineError.stage(stage: "generate", unit: "\(r) step \(step)", reason: "cannot load the checkpoint at \(path): \(error)")
             }
             var start = 0
             while start < missing.count {

@@ -31,17 +31,13 @@ extension PipelineRunner {
         }
         let total = pending.reduce(0) { $0 + $1.2.count }
         guard total > 0 else { return 0 }
-        let factory = JudgeFactory(transport: judgeTransport ?? CurlTransport(), limits: RateLimits(maxInFlight: js.maxInFlight),
-                                   policy: RetryPolicy(maxAttempts: js.maxAttempts), timeout: js.timeout)
-        factory.localMode = js.localMode
-        factory.minNumericMass = js.minNumericMass
-        factory.numbers = js.numbers
-        factory.seed = js.seed
+        let factory = judgeFactory()
         factory.notice = { [self] in note("judge: \($0)") }
         var judges: [any Judge] = []
         for spec in components.configuredJudges ? js.judges : [] {
             do { judges.append(try factory.make(spec)) } catch {
-                throw PipelineError.judgeUnavailable(judge: spec.model, reason: redact(error.description, secrets: factory.secrets),
+                let name: String = if case .custom = spec.kind { spec.canonicalName } else { spec.model }
+                throw PipelineError.judgeUnavailable(judge: name, reason: redact(error.description, secrets: factory.secrets),
                                                      done: 0, remaining: total)
             }
         }

@@ -30,7 +30,7 @@ extension PipelineRunner {
         for x in e.externalCheckpoints {
             guard let list = try? CheckpointDirectory.list(in: x.path), !list.isEmpty else {
                 throw PipelineError.missingInput(key: "external_checkpoints", path: x.path.path,
-                                                 reason: "no checkpoint-N/ folder with adapter_model.safetensors")
+                                                 reason: "no checkpoint-N/ folder with adapter_model.safetensors, or with a model (config.json and model.safetensors)")
             }
         }
         if e.generation.backend != .local, backendOverride == nil {

@@ -38,6 +38,12 @@ public struct PipelineComponents: Sendable {
     public var judges: [any Judge]
     /// Whether the experiment's own judges are asked too.
     public var configuredJudges: Bool
+    /// Factories of configured judges under schemes of your own, by scheme: with
+    /// `judgeFactories["mine"]` set, `judges.models` may list `mine:xyz`, which the pipeline
+    /// builds by calling the factory with that spec (its `model` is `xyz`) and then stores,
+    /// caches, resumes and reports like any configured judge, under the name `mine:xyz`. A
+    /// custom scheme with no factory is refused before any work.
+    public var judgeFactories: [String: CustomJudgeFactory]
     /// Onset rules run beside the experiment's `detection.methods`, in the consensus and the
     /// bootstrap; `ChangePointOnsetRule` makes one of any `ChangePointDetector`. Their names
     /// must differ from the built-in rules' and from each other.
@@ -47,14 +53,19 @@ public struct PipelineComponents: Sendable {
     /// The HTTP transport of the experiment's API judges; nil: libcurl.
     public var judgeTransport: (any HTTPTransport)?
     /// Turns a stored checkpoint (run, step, folder) back into the `Checkpoint` generation
-    /// loads; nil: a `CheckpointDirectory` (a PEFT adapter folder).
+    /// loads. Set, it makes every checkpoint generation loads; nil: the `Checkpoint` the trainer
+    /// handed over when it was trained in the same call, else (after a restart, or for
+    /// `external_checkpoints`) a `CheckpointDirectory` of the stored folder, which holds a PEFT
+    /// adapter or a whole model.
     public var checkpoints: (@Sendable (RunID, Int, URL) throws -> any Checkpoint)?
 
     public init(trainers: (any TrainerFactory)? = nil, judges: [any Judge] = [], configuredJudges: Bool = true,
+                judgeFactories: [String: CustomJudgeFactory] = [:],
                 onsetRules: [any OnsetRule] = [], generation: (any GenerationBackend)? = nil,
                 judgeTransport: (any HTTPTransport)? = nil,
                 checkpoints: (@Sendable (RunID, Int, URL) throws -> any Checkpoint)? = nil) {
         self.trainers = trainers; self.judges = judges; self.configuredJudges = configuredJudges
+        self.judgeFactories = judgeFactories
         self.onsetRules = onsetRules; self.generation = generation; self.judgeTransport = judgeTransport
         self.checkpoints = checkpoints
     }
@@ -84,6 +95,22 @@ extension PipelineRunner {
             throw .config(file: e.source, key: "detection.judge", line: e.lines["detection.judge"],
                           reason: "`\(judge)` is none of the pipeline's judges (\(names.joined(separator: ", ")))")
         }
+        for scheme in components.judgeFactories.keys.sorted() where JudgeSpec.Kind(rawValue: scheme) != nil || !JudgeSpec.Kind.isScheme(scheme) {
+            throw .config(file: e.source, key: "judges.models", line: nil,
+                          reason: "the components register a judge factory for `\(scheme)`, which "
+                            + (JudgeSpec.Kind(rawValue: scheme) != nil ? "is a built-in judge API; choose a scheme of your own"
+                                                                        : "is not a scheme (a letter, then letters, digits, +, -, . or _)"))
+        }
+        // A configured judge of a custom scheme needs the components' factory for it.
+        for spec in components.configuredJudges ? e.judges.judges : [] {
+            if case .custom(let scheme) = spec.kind, components.judgeFactories[scheme] == nil {
+                throw .config(file: e.source, key: "judges.models", line: e.lines["judges.models"], reason: spec.unregisteredMessage)
+            }
+        }
+        if e.monitor.enabled, let name = e.monitor.judge, !components.judges.contains(where: { $0.id == name }),
+           let spec = try? JudgeSpec(parsing: name), case .custom(let scheme) = spec.kind, components.judgeFactories[scheme] == nil {
+            throw .config(file: e.source, key: "monitor.judge", line: e.lines["monitor.judge"], reason: spec.unregisteredMessage)
+        }
         let builtIn = (try? e.detection.rules().map(\.name)) ?? []
         var seen = Set(builtIn)
         for rule in components.onsetRules where !seen.insert(rule.name).inserted {
@@ -92,10 +119,27 @@ extension PipelineRunner {
         }
     }
 
-    /// The checkpoint stored at `path` for run `r`'s step `step`.
+    /// The factory of the experiment's judges: the `judges:` settings, this runner's transport,
+    /// and the components' factories of custom schemes.
+    func judgeFactory() -> JudgeFactory {
+        let js = experiment.judges
+        let factory = JudgeFactory(transport: judgeTransport ?? CurlTransport(), limits: RateLimits(maxInFlight: js.maxInFlight),
+                                   policy: RetryPolicy(maxAttempts: js.maxAttempts), timeout: js.timeout)
+        factory.localMode = js.localMode
+        factory.minNumericMass = js.minNumericMass
+        factory.numbers = js.numbers
+        factory.seed = js.seed
+        factory.custom = components.judgeFactories
+        return factory
+    }
+
+    /// The checkpoint stored at `path` for run `r`'s step `step`: the components' resolver's
+    /// when there is one, else the one the trainer handed over in this call, else (a resumed
+    /// call, external checkpoints) the stored folder as a `CheckpointDirectory`.
     func checkpoint(_ r: RunID, step: Int, path: String) throws -> any Checkpoint {
         let url = URL(fileURLWithPath: path)
         if let make = components.checkpoints { return try make(r, step, url) }
+        if let own = trainerCheckpoint(r, step: step) { return own }
         return try CheckpointDirectory(directory: url)
     }
 }

@@ -31,20 +31,16 @@ extension MonitorSettings {
 extension PipelineRunner {
     /// The judge the monitor's probes go to: `monitor.judge`, else detection's judge.
     func makeMonitorJudge() throws -> any Judge {
-        let e = experiment, js = e.judges
+        let e = experiment
         // `mean` is no judge to ask: its first judge probes.
         let detection = e.detection.judge == DetectionSettings.meanJudge ? nil : e.detection.judge
         let name = e.monitor.judge ?? detection ?? judgeNames[0]
         if let own = components.judges.first(where: { $0.id == name }) { return own }
         let spec = try JudgeSpec(parsing: name)
-        let factory = JudgeFactory(transport: judgeTransport ?? CurlTransport(), limits: RateLimits(maxInFlight: js.maxInFlight),
-                                   policy: RetryPolicy(maxAttempts: js.maxAttempts), timeout: js.timeout)
-        factory.localMode = js.localMode
-        factory.minNumericMass = js.minNumericMass
-        factory.numbers = js.numbers
-        factory.seed = js.seed
+        let factory = judgeFactory()
         do { return try factory.make(spec) } catch {
-            throw PipelineError.judgeUnavailable(judge: spec.model, reason: redact(error.description, secrets: factory.secrets), done: 0, remaining: 1)
+            let name: String = if case .custom = spec.kind { spec.canonicalName } else { spec.model }
+            throw PipelineError.judgeUnavailable(judge: name, reason: redact(error.description, secrets: factory.secrets), done: 0, remaining: 1)
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import MisalignGeneration
 import MisalignHTTP
 import MisalignIO
+import MisalignModel
 
 /// What the runner reports while it works: a stage's progress, or a one-line note.
 public enum PipelineEvent: Sendable {
@@ -57,6 +58,9 @@ public final class PipelineRunner: @unchecked Sendable {
         set { components.judgeTransport = newValue }
     }
     var summary: PipelineSummary
+    /// The checkpoints the trainers handed over in this call, by run and step: generation
+    /// loads these instead of rebuilding them from their stored paths (`checkpoint(_:step:path:)`).
+    private var trainerCheckpoints: [RunID: [Int: any Checkpoint]] = [:]
     var store: RunStore!
     /// The run folder's writer lock, held from `prepare()` to the end of `run()`.
     var lock: RunLock?
@@ -146,6 +150,16 @@ public final class PipelineRunner: @unchecked Sendable {
         }
         try store.setMeta("config_path", e.source)
         if let text = try? String(contentsOfFile: e.source, encoding: .utf8) { try store.setMeta("config_text", text) }
+    }
+
+    /// Keeps a checkpoint a trainer handed over, for generation.
+    func keepTrainerCheckpoint(_ r: RunID, _ checkpoint: any Checkpoint) {
+        cancelLock.withLock { trainerCheckpoints[r, default: [:]][checkpoint.step] = checkpoint }
+    }
+
+    /// The checkpoint run `r`'s trainer handed over for `step` in this call, if any.
+    func trainerCheckpoint(_ r: RunID, step: Int) -> (any Checkpoint)? {
+        cancelLock.withLock { trainerCheckpoints[r]?[step] }
     }
 
     /// Adds seconds spent in model or HTTP work (for the overhead figure).

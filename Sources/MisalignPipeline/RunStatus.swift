@@ -33,19 +33,23 @@ public struct RunStatus: Sendable {
         complete ? (failures.isEmpty ? "complete" : "complete with \(failures.count) failure\(failures.count == 1 ? "" : "s")") : "in progress"
     }
 
-    /// Reads the run directory's store (read-only) and the config it recorded.
-    public static func load(run: URL) throws -> RunStatus {
+    /// Reads the run directory's store (read-only) and the config it recorded. `judges` are the
+    /// names whose verdicts are counted (nil: the recorded config's `judges.models`); a program
+    /// with plug-in judges passes its own (`PipelineRunner.status()` does). Verdicts of judges
+    /// not named, such as one since removed from the config, are not counted.
+    public static func load(run: URL, judges: [String]? = nil) throws -> RunStatus {
         let store = try RunStore(run: run, create: false)
         guard let text = try store.meta("config_text"), let path = try store.meta("config_path") else {
             throw PipelineError.store(path: store.url.path, reason: "no recorded config; the run never got past its start")
         }
         let e = try Experiment.parse(text, file: path, base: URL(fileURLWithPath: path).deletingLastPathComponent())
-        var status = try compute(e, store)
+        var status = try compute(e, store, judges: judges)
         status.run = run  // where the folder is now (it may have moved since the config was recorded)
         return status
     }
 
-    static func compute(_ e: Experiment, _ store: RunStore) throws -> RunStatus {
+    static func compute(_ e: Experiment, _ store: RunStore, judges: [String]? = nil) throws -> RunStatus {
+        let names = judges ?? e.judges.names
         let per = e.evaluation.questions.count * e.evaluation.samples
         var trainDone = 0, trainTotal: Int? = 0, checkpoints: Int? = 0
         for r in e.runs {
@@ -72,28 +76,41 @@ public struct RunStatus: Sendable {
                                   secondsPerUnit: try store.rate(stage: "train")))
         stages.append(StageStatus(stage: "generate", done: try store.count("generations"), total: checkpoints.map { $0 * per },
                                   secondsPerUnit: try store.rate(stage: "generate")))
-        var judge = StageStatus(stage: "judge", done: try store.count("judgments"), total: checkpoints.map { $0 * perJudge * e.judges.names.count },
+        var verdicts = 0
+        for name in names { verdicts += try store.verdictCount(judge: name) }
+        var judge = StageStatus(stage: "judge", done: verdicts, total: checkpoints.map { $0 * perJudge * names.count },
                                 secondsPerUnit: try store.rate(stage: "judge"))
         let tokens = try store.judgeTokens()
         var spent = 0.0, left = 0.0, priced = false
-        for name in e.judges.names {
+        for name in names {
             guard let p = e.judges.pricing[name], let t = tokens[name] else { continue }
             priced = true
             let cost = (Double(t.input) * p.inputPerMillion + Double(t.output) * p.outputPerMillion) / 1e6
             spent += cost
             let judged = try store.verdictCount(judge: name)
             if let total = judge.total, t.calls > 0 {
-                let remaining = Double(max(0, total / max(1, e.judges.names.count) - judged))
+                let remaining = Double(max(0, total / max(1, names.count) - judged))
                 left += cost / Double(t.calls) * remaining
             }
         }
         if priced { judge.costSpent = spent; judge.costLeft = left }
         stages.append(judge)
         stages.append(StageStatus(stage: "aggregate", done: try store.unitCount(stage: "aggregate"),
-                                  total: checkpoints.map { $0 * (e.judges.names.count >= 2 ? e.judges.names.count + 1 : 1) }, secondsPerUnit: try store.rate(stage: "aggregate")))
+                                  total: checkpoints.map { $0 * (names.count >= 2 ? names.count + 1 : 1) }, secondsPerUnit: try store.rate(stage: "aggregate")))
         stages.append(StageStatus(stage: "detect", done: try store.unitCount(stage: "detect"),
                                   total: e.detection.judge == nil ? 0 : e.runs.count, secondsPerUnit: try store.rate(stage: "detect")))
         return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs),
                          failures: try store.failures())
+    }
+}
+
+extension PipelineRunner {
+    /// The status of this runner's run folder, read-only (callable while `run()` works, from
+    /// another task): its experiment, with the verdicts of every judge it asks counted, the
+    /// plug-in judges included (`judgeNames`). `RunStatus.load(run:)`, which `misalign status`
+    /// calls, knows only the configured judges.
+    public func status() throws -> RunStatus {
+        let store = try RunStore(run: experiment.output, create: false)
+        return try RunStatus.compute(experiment, store, judges: judgeNames)
     }
 }

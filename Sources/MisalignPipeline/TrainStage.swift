@@ -71,6 +71,7 @@ extension PipelineRunner {
             }
             addWork(Date().timeIntervalSince(loadStart))  // loading weights and tokenising data is training work
             try store.recordRun(r, totalSteps: trainer.totalSteps)
+            if let ck = trainer.latestCheckpoint { keepTrainerCheckpoint(r, ck) }
             try registerCheckpoints(r, folder: folder)
             var monitor: EarlyWarningMonitor?
             if e.monitor.enabled {
@@ -88,6 +89,7 @@ extension PipelineRunner {
             // the one the previous step wrote; the last is registered after `train` returns.
             func registerNew() throws {
                 guard let ck = trainer.latestCheckpoint, ck.step > lastRegistered else { return }
+                keepTrainerCheckpoint(r, ck)
                 try store.transaction {
                     try store.addCheckpoint(r, step: ck.step, path: ck.directory.path)
                     try store.addHeldOutLoss(r, checkpoint: ck.directory, step: ck.step)

@@ -61,6 +61,8 @@ struct ExamplesTests {
             let n = try store.count("judgments", where: "judge = ?1", [.text(judge)])
             #expect(n == 192, "\(judge): \(n) verdicts")  // 16 checkpoints x 2 questions x 2 samples x 3 traits
         }
+        // The status counts both judges' verdicts (`PipelineRunner.status()`).
+        #expect(r.out.contains("status: complete") && r.out.contains(", 384/384 verdicts"), "\(r.out)")
         // The replayed runs' checkpoints are the job's own folders, registered as they appeared.
         let paths = try store.count("checkpoints", where: "dataset = 'math' AND path LIKE '%jobs/math-seed%/checkpoint-%'")
         #expect(paths == 6, "math: 3 checkpoints x 2 seeds from the job folders")

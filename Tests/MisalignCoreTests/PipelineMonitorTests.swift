@@ -86,7 +86,14 @@ import MisalignCore
         func failure(_ monitor: String) -> String {
             do { _ = try Experiment.load(from: f.writeConfig(f.config(extra: "monitor: \(monitor)"))); return "" } catch { return "\(error)" }
         }
-        #expect(failure("{enabled: true, judge: \"nope:x\"}").contains("monitor.judge"))
+        #expect(failure("{enabled: true, judge: \"nope\"}").contains("monitor.judge"))
+        // `nope:x` is a judge of a custom scheme: with no factory registered for `nope`, the
+        // runner refuses it before any work.
+        let custom = try Experiment.load(from: f.writeConfig(f.config(extra: "monitor: {enabled: true, judge: \"nope:x\"}")))
+        #expect { try PipelineRunner(custom).checkComponents() } throws: { error in
+            guard case PipelineError.config(_, "monitor.judge", _, let reason) = error else { return false }
+            return reason.contains("PipelineComponents.judgeFactories[\"nope\"]")
+        }
         #expect(failure("{enabled: true, stop_signals: [coherence]}").contains("monitor.stop_signals"))
         #expect(failure("{enabled: true, baseline: 1}").contains("monitor.baseline"))
         let unknown = try Experiment.load(from: f.writeConfig(f.config(extra: "monitor: {enabled: true, questions: [no.such]}")))

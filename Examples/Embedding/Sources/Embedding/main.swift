@@ -120,6 +120,10 @@ do {
     let work = PipelineRunner.stages.map { "\($0) \(summary.done[$0] ?? 0)" }.joined(separator: ", ")
     print(summary.nothingToDo ? "nothing to do" : "did: \(work)")
     print("judges: \(runner.judgeNames.joined(separator: ", "))")
+    // The runner's status counts every judge it asks, the plug-in one included.
+    let status = try runner.status()
+    let judged = status.stages.first { $0.stage == "judge" }
+    print("status: \(status.state), \(judged?.done ?? 0)/\(judged?.total ?? 0) verdicts")
 
     // The plug-in judge's verdicts and the plug-in rule's onsets are in the run like the others'.
     let report = try ReportInput.load(runDirectory: summary.run)
