@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MisalignIO
 import MisalignModel
 import MisalignTokenizer
@@ -9,16 +10,15 @@ import MisalignTokenizer
 /// the base model's `computePrecision` and this backend's weight residency, and kept until
 /// `release` or the next checkpoint. The model is shared, so generators from this backend must
 /// be used one checkpoint at a time (the pipeline does).
-public final class LocalGenerationBackend: GenerationBackend, @unchecked Sendable {
+public final class LocalGenerationBackend: GenerationBackend, Sendable {
     public let model: Qwen2Model
     public let tokenizer: BPETokenizer
     /// How the weights of whole-model checkpoints are held (the base model's, when this
     /// backend loaded it).
     public let residency: FileResidency
     public var name: String { "local" }
-    private let lock = NSLock()
     /// The whole-model checkpoint loaded last, by folder.
-    private var loaded: (directory: URL, model: Qwen2Model)?
+    private let loaded = Mutex<(directory: URL, model: Qwen2Model)?>(nil)
 
     /// Loads the base model and tokenizer (the model folder's when `tokenizer` is nil). The
     /// weights go into huge pages where they fit (`FileResidency.auto`) unless `weights` says
@@ -51,14 +51,14 @@ public final class LocalGenerationBackend: GenerationBackend, @unchecked Sendabl
 
     public func release(_ checkpoint: (any Checkpoint)?) async throws {
         try model.setAdapter(nil)
-        lock.withLock { loaded = nil }
+        loaded.withLock { $0 = nil }
     }
 
     /// The model in `directory`, loaded like the base; its vocabulary must be the base's (the
     /// prompts are the base tokenizer's ids).
     func wholeModel(_ directory: URL) throws -> Qwen2Model {
-        if let m = lock.withLock({ loaded?.directory == directory ? loaded?.model : nil }) { return m }
-        lock.withLock { loaded = nil }  // the previous one's memory goes before the next loads
+        if let m = loaded.withLock({ $0?.directory == directory ? $0?.model : nil }) { return m }
+        loaded.withLock { $0 = nil }  // the previous one's memory goes before the next loads
         let m: Qwen2Model
         do { m = try Qwen2Model(directory: directory, residency: residency) } catch {
             throw TrainingError.invalidCheckpoint(path: directory.path, detail: "cannot load the model it holds: \(error)")
@@ -67,7 +67,7 @@ public final class LocalGenerationBackend: GenerationBackend, @unchecked Sendabl
             throw TrainingError.invalidCheckpoint(path: directory.path, detail: "the model has a vocabulary of \(m.config.vocabSize) tokens, the base model \(model.config.vocabSize); a checkpoint is generated from with the base tokenizer, so the vocabularies must match")
         }
         m.computePrecision = model.computePrecision
-        lock.withLock { loaded = (directory, m) }
+        loaded.withLock { $0 = (directory, m) }
         return m
     }
 }

@@ -71,6 +71,11 @@ public final class VLLMGenerationBackend: GenerationBackend, Sendable {
 
     public func generator(for checkpoint: (any Checkpoint)?) async throws -> any Generator {
         let name = adapterName(for: checkpoint)
+        if let checkpoint, CheckpointDirectory.holdsModel(checkpoint.directory) {
+            // The server loads LoRA adapters at run time; a whole model is served by a server of its own.
+            throw RemoteGenerationError.invalidRequest("\(checkpoint.directory.path) holds a whole model, not a LoRA adapter: a vLLM server loads "
+                + "only adapters at run time; serve the model with a server of its own, or generate with the local backend")
+        }
         if let checkpoint { try await load(name: name, path: serverPath(for: checkpoint.directory)) }
         return cachedGenerator(name)
     }

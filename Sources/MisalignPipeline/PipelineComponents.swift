@@ -122,13 +122,7 @@ extension PipelineRunner {
     /// The factory of the experiment's judges: the `judges:` settings, this runner's transport,
     /// and the components' factories of custom schemes.
     func judgeFactory() -> JudgeFactory {
-        let js = experiment.judges
-        let factory = JudgeFactory(transport: judgeTransport ?? CurlTransport(), limits: RateLimits(maxInFlight: js.maxInFlight),
-                                   policy: RetryPolicy(maxAttempts: js.maxAttempts), timeout: js.timeout)
-        factory.localMode = js.localMode
-        factory.minNumericMass = js.minNumericMass
-        factory.numbers = js.numbers
-        factory.seed = js.seed
+        let factory = experiment.judges.judgeFactory(transport: judgeTransport ?? CurlTransport())
         factory.custom = components.judgeFactories
         return factory
     }

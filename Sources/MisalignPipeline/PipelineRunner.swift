@@ -39,6 +39,9 @@ public struct PipelineSummary: Sendable {
 /// // or with parts of your own: PipelineRunner(experiment, components: PipelineComponents(judges: [MyJudge()]))
 /// let summary = try await runner.run()
 /// ```
+// Unchecked Sendable: `cancelled`, `trainerCheckpoints` and `summary.workSeconds` change only
+// under `cancelLock`; `components` is set before `run()`; `store`, `lock` and the rest of
+// `summary` are written by `run()` and the stage it awaits, one stage at a time.
 public final class PipelineRunner: @unchecked Sendable {
     public static let stages = ["train", "generate", "judge", "aggregate", "detect"]
     public let experiment: Experiment

@@ -75,6 +75,21 @@ let remotePrompt: [Int32] = [151644, 872, 198, 9707, 151645]
         try await backend.release(cks[0])  // already gone: still fine
     }
 
+    /// A checkpoint holding a whole model (`CheckpointWeights.model`) is not sent to the server
+    /// as an adapter: the refusal names the folder, and nothing is loaded.
+    @Test func aWholeModelCheckpointIsRefusedNotSentAsAnAdapter() async throws {
+        let dir = Fixtures.temporaryDirectory("remote"); defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try MockCompletionServer()
+        let ck = try fakeCheckpoints([8], in: dir)[0]
+        try Data("{}".utf8).write(to: ck.directory.appendingPathComponent("config.json"))
+        try Data().write(to: ck.directory.appendingPathComponent("model.safetensors"))
+        let backend = try VLLMGenerationBackend(endpoint: try endpoint(server), servedModel: "base", runTag: "r1")
+        do { _ = try await backend.generator(for: ck); Issue.record("accepted") } catch {
+            #expect("\(error)".contains("\(ck.directory.path) holds a whole model, not a LoRA adapter"), "\(error)")
+        }
+        #expect(server.loadHistory.isEmpty)
+    }
+
     @Test func reloadingAfterACrashIsIdempotent() async throws {
         let dir = Fixtures.temporaryDirectory("remote"); defer { try? FileManager.default.removeItem(at: dir) }
         let server = try MockCompletionServer()

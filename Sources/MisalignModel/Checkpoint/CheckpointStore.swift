@@ -25,11 +25,11 @@ public struct TrainerResumeState: Equatable, Sendable {
 /// `adapter_config.json`), `trainer_state.json` (step, data position, seed) and, for the latest
 /// checkpoint only unless `keepAllOptimizerStates`, `optimizer.safetensors`: the f32 master
 /// parameters and AdamW's moments, which make resuming bit-exact even from a bf16 adapter.
-public final class CheckpointStore: @unchecked Sendable {
+public final class CheckpointStore: Sendable {
     public let run: URL
-    public var adapterDType: DType
-    public var keepAllOptimizerStates: Bool
-    public var baseModel: String?
+    public let adapterDType: DType
+    public let keepAllOptimizerStates: Bool
+    public let baseModel: String?
     static let optimizerFile = "optimizer.safetensors"
     package static let stateFile = "trainer_state.json"
 
