@@ -30,18 +30,18 @@ import MisalignCore
                      "--out", dir.appendingPathComponent("v.jsonl").path]
         let detect = ["detect", "--scores", scores]
         let cases: [([String], [String])] = [
-            (generate + ["--samples", "-1"], ["--samples is -1", "1...10000"]),
-            (generate + ["--samples", "1000000000000"], ["--samples is 1000000000000", "1...10000"]),
+            (generate + ["--samples", "-1"], ["--samples is -1; must be >= 1"]),
+            (generate + ["--samples", "1000000000000"], ["--samples is 1000000000000; must be <= 10000"]),
             (generate + ["--max-new-tokens", "0"], ["--max-new-tokens is 0"]),
-            (generate + ["--temperature", "-0.5"], ["temperature must be >= 0"]),
-            (generate + ["--temperature", "nan"], ["temperature must be >= 0"]),
-            (generate + ["--top-p", "-1"], ["top-p must be in (0, 1]"]),
+            (generate + ["--temperature", "-0.5"], ["--temperature is -0.5; must be >= 0"]),
+            (generate + ["--temperature", "nan"], ["--temperature is nan; must be >= 0"]),
+            (generate + ["--top-p", "-1"], ["--top-p is -1.0; must be in (0, 1]"]),
             (judge + ["--max-in-flight", "-4"], ["--max-in-flight is -4"]),
             (judge + ["--timeout", "nan"], ["--timeout is nan"]),
             (judge + ["--min-mass", "-0.1"], ["--min-mass is -0.1"]),
             (judge + ["--rpm", "-60"], ["--rpm is -60.0"]),
             (detect + ["--resamples", "-1"], ["--resamples is -1"]),
-            (detect + ["--resamples", "1000000000000"], ["--resamples is 1000000000000", "0...1000000"]),
+            (detect + ["--resamples", "1000000000000"], ["--resamples is 1000000000000; must be <= 1000000"]),
             (detect + ["--confidence", "1.5"], ["--confidence is 1.5"]),
             (detect + ["--scale", "-100"], ["--scale must be a positive number"]),
         ]
