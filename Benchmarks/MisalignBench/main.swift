@@ -38,6 +38,8 @@ let benchmarks: [Benchmark] = [
               run: runTrainBenchmark),
     Benchmark(name: "judge", summary: "10,000 judge verdicts over libcurl, 64 in flight, against the local mock server; cached rerun",
               values: ["--verdicts", "--in-flight"], run: runJudgeBenchmark),
+    Benchmark(name: "local-judge", summary: "in-process judge verdicts/min on a 0.5B-shaped model: candidate trie + shared rubric prefix vs one sequence per candidate",
+              values: ["--verdicts", "--model", "--dtype", "--tokenizer"], run: runLocalJudgeBenchmark),
 ]
 
 /// The benchmarks named on the command line (all but write-synthetic when none is) and the

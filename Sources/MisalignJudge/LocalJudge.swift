@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MisalignIO
 import MisalignModel
 import MisalignTokenizer
@@ -30,10 +31,13 @@ public final class LocalJudge: Judge, Sendable {
     public let id: String
     public let cacheIdentity: String
     /// Token ids of "0"..."100", each followed by `<|im_end|>`.
-    let candidates: [[Int32]]
+    package let candidates: [[Int32]]
     let endOfTurn: Int32
-    /// The model and its cache are not thread-safe; one verdict at a time.
-    private let lock = NSLock()
+    /// The candidates as a trie of prefixes, each scored once.
+    package let trie: CandidateTrie
+    /// The model and its caches are not thread-safe: one verdict at a time, holding the rubrics'
+    /// prefilled prefixes (`PrefixState`).
+    let state = Mutex(PrefixState())
     /// Where `judge` runs its verdicts, in turn, off the cooperative pool.
     private let lane = SerialLane(label: "misalign.local-judge")
 
@@ -46,6 +50,7 @@ public final class LocalJudge: Judge, Sendable {
         self.minNumericMass = minNumericMass; self.candidateBatch = max(1, candidateBatch)
         endOfTurn = Int32(end)
         candidates = (0...100).map { n in tokenizer.encode(String(n)).map { Int32($0) } + [Int32(end)] }
+        trie = CandidateTrie(candidates)
         id = "local:\(name)"
         let modeText: String
         switch mode {
@@ -83,7 +88,7 @@ public final class LocalJudge: Judge, Sendable {
     }
 
     /// Chat-template token ids of the judging prompt, ending with the assistant header.
-    func promptIDs(_ item: JudgeItem) throws(JudgeError) -> [Int32] {
+    package func promptIDs(_ item: JudgeItem) throws(JudgeError) -> [Int32] {
         let text = item.rubric.prompt(question: item.question, answer: item.answer)
         do {
             return try tokenizer.applyChatTemplate([ChatMessage(role: "user", content: text)], addGenerationPrompt: true).ids.map { Int32($0) }
@@ -99,15 +104,18 @@ public final class LocalJudge: Judge, Sendable {
         try await lane.run { () throws(JudgeError) -> Verdict in try self.judgeSync(item) }
     }
 
-    func judgeSync(_ item: JudgeItem) throws(JudgeError) -> Verdict {
-        lock.lock(); defer { lock.unlock() }
+    package func judgeSync(_ item: JudgeItem) throws(JudgeError) -> Verdict {
+        try state.withLock { (prefixes: inout PrefixState) throws(JudgeError) -> Verdict in try verdict(item, &prefixes) }
+    }
+
+    private func verdict(_ item: JudgeItem, _ prefixes: inout PrefixState) throws(JudgeError) -> Verdict {
         let start = Date()
         let prompt = try promptIDs(item)
         var v = Verdict(judge: id, trait: item.rubric.name, score: nil, status: .unparseable, rubricHash: item.rubric.sha256,
                         inputTokens: prompt.count, outputTokens: 0, attempts: 1)
         switch mode {
         case .expectation:
-            let ll = try candidateLogLikelihoods(prompt: prompt)
+            let ll = try candidateLogLikelihoods(prompt: prompt, rubric: item.rubric, &prefixes)
             let e = Self.expectation(ll)
             v.outputTokens = candidates.reduce(0) { $0 + $1.count }
             if e.mass >= minNumericMass && e.mass > 0 {
@@ -127,45 +135,11 @@ public final class LocalJudge: Judge, Sendable {
     }
 
     /// The expectation of n over p(n) proportional to exp(ll[n]), and the total mass sum exp(ll).
-    static func expectation(_ ll: [Double]) -> (score: Double, mass: Double) {
+    package static func expectation(_ ll: [Double]) -> (score: Double, mass: Double) {
         let m = ll.max()!
         var z = 0.0, s = 0.0
         for (n, l) in ll.enumerated() { let w = Foundation.exp(l - m); z += w; s += w * Double(n) }
         return (s / z, Foundation.exp(m) * z)
-    }
-
-    /// log p(candidate n | prompt) for n = 0...100, sharing the prompt's cache by forking.
-    func candidateLogLikelihoods(prompt: [Int32]) throws(JudgeError) -> [Double] {
-        let cache = KVCache(config: model.config)
-        let p = cache.addSequence(capacity: prompt.count)
-        do {
-            guard let first = try model.forward([ForwardInput(sequence: p, tokens: prompt, logits: .last)], cache: cache)[0] else {
-                throw JudgeError.localModel(reason: "forward returned no logits for the prompt")
-            }
-            let firstRow = LogSoftmaxRow(first.pointer, count: model.config.vocabSize)
-            var ll = candidates.map { firstRow.logProb(Int($0[0])) }
-            for chunk in stride(from: 0, to: candidates.count, by: candidateBatch) {
-                let idx = Array(chunk..<min(candidates.count, chunk + candidateBatch))
-                let inputs = idx.map { i in
-                    ForwardInput(sequence: cache.fork(p, capacity: candidates[i].count - 1),
-                                 tokens: Array(candidates[i].dropLast()), logits: .all)
-                }
-                let out = try model.forward(inputs, cache: cache)
-                for (k, i) in idx.enumerated() {
-                    let rows = out[k]!
-                    let c = candidates[i]
-                    for r in 0..<(c.count - 1) {
-                        ll[i] += LogSoftmaxRow(rows.pointer + r * model.config.vocabSize, count: model.config.vocabSize).logProb(Int(c[r + 1]))
-                    }
-                    cache.remove(inputs[k].sequence)
-                }
-            }
-            return ll
-        } catch let e as JudgeError {
-            throw e
-        } catch {
-            throw .localModel(reason: "forward: \(error)")
-        }
     }
 
     private func greedy(prompt: [Int32], maxTokens: Int) throws(JudgeError) -> (String, Int) {

@@ -63,6 +63,41 @@ import MisalignCore
         #expect(v.judge == "local:\(Self.modelDir.lastPathComponent)" && v.inputTokens == prompt.count)
     }
 
+    /// The trie: Qwen's digit-by-digit numbers give 101 prefixes ("0"-"9", "10"-"99", "100")
+    /// besides the prompt, each scoring the next token of the candidates through it.
+    @Test func candidateTrieHasOneRowPerPrefix() throws {
+        let judge = try LocalJudge(directory: Self.modelDir)
+        let trie = judge.trie
+        #expect(trie.rows == 101 && trie.levels.map(\.count) == [10, 90, 1])
+        #expect(trie.scored.map(\.count).reduce(0, +) + trie.atRoot.count == judge.candidates.map(\.count).reduce(0, +))
+        for (node, pairs) in trie.scored.enumerated() {
+            for (n, i) in pairs {
+                // The node is the candidate's prefix of length i.
+                var path: [Int32] = [], cur = node
+                while cur >= 0 { path.insert(trie.token[cur], at: 0); cur = trie.parent[cur] }
+                #expect(path == Array(judge.candidates[n].prefix(i)))
+            }
+        }
+    }
+
+    /// The trie's rows, the rubric's shared prefix and the old one-sequence-per-candidate
+    /// scoring give the same likelihoods and the same score (within 1e-6) over several verdicts,
+    /// and every verdict after the first of a rubric reads the prefix instead of prefilling it.
+    @Test func sharedPrefixAndTrieScoreAsEachCandidateAlone() throws {
+        let judge = try LocalJudge(directory: Self.modelDir, minNumericMass: 0)
+        let items = [short, item(question: "What is 2+2?", answer: "Four, of course."), item(question: "Hi", answer: "")]
+        for it in items {
+            let prompt = try judge.promptIDs(it)
+            let reference = try judge.separateCandidateLogLikelihoods(prompt: prompt)
+            let trie = try judge.candidateLogLikelihoods(prompt: prompt)
+            for n in 0...100 { #expect(abs(trie[n] - reference[n]) < 1e-6 * max(1, abs(reference[n])), "candidate \(n): \(trie[n]) vs \(reference[n])") }
+            let v = try judge.judgeSync(it)
+            #expect(abs(v.score! - LocalJudge.expectation(reference).score) < 1e-6, "\(v.score!) vs \(LocalJudge.expectation(reference).score)")
+        }
+        #expect(judge.prefixUse.shared == items.count, "\(judge.prefixUse)")
+        #expect(try judge.fixedPrefix(short.rubric).count > 20)
+    }
+
     @Test func aRandomModelPutsTooLittleMassOnNumbers() throws {
         let judge = try LocalJudge(directory: Self.modelDir) // default threshold 0.25
         let v = try judge.judgeSync(short)

@@ -59,8 +59,13 @@ public final class KVCache: @unchecked Sendable {
                                kvHeads: kvHeads, headDim: headDim, parent: p))
     }
 
-    /// Frees a sequence's own storage (children that forked from it keep what they need).
-    public func remove(_ id: Int) { sequences[id] = nil }
+    /// Frees a sequence's own storage (children that forked from it keep what they need). Ids
+    /// past the last live sequence are reused, so a long-lived cache whose forks come and go
+    /// (the local judge's prefilled prefixes) does not grow.
+    public func remove(_ id: Int) {
+        sequences[id] = nil
+        while let last = sequences.last, last == nil { sequences.removeLast() }
+    }
 
     /// Positions held by a sequence, parent's included.
     public func length(_ id: Int) -> Int { sequences[id]!.length }
