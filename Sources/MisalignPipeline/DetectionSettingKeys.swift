@@ -52,13 +52,7 @@ extension DetectionSettings: SettingGroup {
                 read: { o, e throws(SettingProblem) in try readRules(&o, e) },
                 record: { $0.rulesRecord }),
             Key.intSetting("resamples", \.resamples, 0...b.resamples, note: " (0: point estimates only)", effect: .analysis),
-            Key(name: "seed", expected: "a non-negative integer", effect: .analysis,
-                read: { o, e throws(SettingProblem) in
-                    if let i = e.value.intValue, i >= 0 { o.seed = UInt64(i); return }
-                    if case .text(let s) = e.value, let u = UInt64(s) { o.seed = u; return }
-                    throw SettingProblem(detail: "expected a non-negative integer, found \(e.shown)")
-                },
-                record: { String($0.seed) }),
+            Key.seedSetting("seed", \.seed, effect: .analysis),
             Key.doubleSetting("confidence", \.confidence, in: 0.5...1, upperOpen: true, effect: .analysis),
             Key.doubleSetting("scale", \.scale, in: 1e-9...1e9, note: " (the top of the judges' score scale, > 0)", effect: .analysis),
             word("lead", \.lead), word("lag", \.lag),

@@ -23,13 +23,7 @@ extension EvaluationSettings: SettingGroup {
             Key.intSetting("top-k", \.sampling.topK, 0...b.topK, note: " (0 = off)", effect: .answers),
             Key.doubleSetting("min-p", \.sampling.minP, in: 0...1, upperOpen: true, note: " (0 = off)", effect: .answers),
             Key.doubleSetting("repetition-penalty", \.sampling.repetitionPenalty, in: 0...100, lowerOpen: true, note: " (1 = off)", effect: .answers),
-            Key(name: "seed", expected: "a non-negative integer", effect: .answers,
-                read: { o, e throws(SettingProblem) in
-                    if let i = e.value.intValue, i >= 0 { o.seed = UInt64(i); return }
-                    if case .text(let s) = e.value, let u = UInt64(s) { o.seed = u; return }
-                    throw SettingProblem(detail: "expected a non-negative integer, found \(e.shown)")
-                },
-                record: { String($0.seed) }),
+            Key.seedSetting("seed", \.seed, effect: .answers),
             Key.boolSetting("include-base", \.includeBase, effect: .answers, sources: [.json, .yaml]),
             // Recorded by its hash: a long prompt would fill the fingerprint and error messages.
             Key.textSetting("system-prompt", \.systemPrompt, aliases: ["system"], expected: "text (\"\" for none)", effect: .answers,

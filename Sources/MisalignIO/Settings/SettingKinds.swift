@@ -64,6 +64,18 @@ extension SettingKey {
             check: { check($0[keyPath: kp]) ? nil : "must be \(allowed)" }, record: { show($0[keyPath: kp]) })
     }
 
+    /// A seed: a non-negative integer up to UInt64's range (a flag hands it over as digits).
+    public static func seedSetting(_ name: String, _ kp: WritableKeyPath<Options, UInt64>, aliases: [String] = [], effect: SettingEffect,
+                                   sources: Set<SettingSource> = [.flags, .json, .yaml]) -> SettingKey {
+        SettingKey(name: name, aliases: aliases, expected: "a non-negative integer", effect: effect, sources: sources,
+                   read: { o, e throws(SettingProblem) in
+                       if let i = e.value.intValue, i >= 0 { o[keyPath: kp] = UInt64(i); return }
+                       if case .text(let s) = e.value, let u = UInt64(s) { o[keyPath: kp] = u; return }
+                       throw SettingProblem(detail: "expected a non-negative integer, found \(e.shown)")
+                   },
+                   record: { String($0[keyPath: kp]) })
+    }
+
     /// Any text (`nil` when the source gives null, for an optional); recorded by `record`.
     public static func textSetting(_ name: String, _ kp: WritableKeyPath<Options, String?>, yaml: String? = nil, aliases: [String] = [],
                                    expected: String = "text", effect: SettingEffect, sources: Set<SettingSource> = [.flags, .json, .yaml],

@@ -71,14 +71,7 @@ extension SettingKey where Options == TrainingOptions {
                 check: { $0.settings.maxSteps.flatMap { inRange($0, 1...b.steps) } },
                 record: { $0.settings.maxSteps.map(String.init) ?? "none" }),
             int("max-length", \.settings.maxLength, 2...b.maxLength),
-            TrainingSettingKey(
-                name: "seed", expected: "a non-negative integer", effect: .weights, sources: [.flags, .json],
-                read: { o, e throws(SettingProblem) in
-                    if let i = e.value.intValue, i >= 0 { o.settings.seed = UInt64(i); return }
-                    if case .text(let s) = e.value, let u = UInt64(s) { o.settings.seed = u; return }
-                    throw SettingProblem(detail: "expected a non-negative integer, found \(e.shown)")
-                },
-                check: { _ in nil }, record: { String($0.settings.seed) }),
+            seedSetting("seed", \.settings.seed, effect: .weights, sources: [.flags, .json]),
             choice("adapter-dtype", \.settings.adapterDType, [("f32", .f32), ("float32", .f32), ("bf16", .bf16), ("bfloat16", .bf16)],
                    show: { $0 == .bf16 ? "bf16" : "f32" }, allowed: "f32 or bf16",
                    check: { $0 == .f32 || $0 == .bf16 }),
