@@ -63,7 +63,6 @@ public enum SettingValue: Equatable, Sendable {
         case .double(let d): self = .number(d)
         case .string(let s): self = .text(s)
         case .array(let a):
-            var out: [SettingValue] = []
             self = .list(a.map(SettingValue.init(json:)))
         case .object(let o): self = .map(o.pairs.map { SettingPair($0.0, SettingValue(json: $0.1)) })
         }
