@@ -49,14 +49,23 @@ func runLocalJudgeBenchmark(_ args: [String]) throws {
     for it in items { after.append(try judge.judgeSync(it).score ?? .nan) }
     let shared = now() - t1
     let diff = zip(before, after).map { abs($0 - $1) }.max() ?? 0
+    // The judge again with bf16 products (AVX512_BF16 hosts; elsewhere they run as f32).
+    let bf16Judge = try LocalJudge(directory: dir, minNumericMass: 0, precision: .bf16)
+    let t2 = now()
+    var bf16: [Double] = []
+    for it in items { bf16.append(try bf16Judge.judgeSync(it).score ?? .nan) }
+    let bf16Seconds = now() - t2
+    let bf16Diff = zip(after, bf16).map { abs($0 - $1) }.max() ?? 0
 
     var table = Table("scoring", "verdicts", "seconds", "verdicts/min", "ratio")
     table.add("one sequence per candidate, whole prompt", "\(n)", fmt(separate, 2), fmt(Double(n) / separate * 60, 1), "1.00")
     table.add("trie + shared rubric prefix (LocalJudge)", "\(n)", fmt(shared, 2), fmt(Double(n) / shared * 60, 1), fmt(separate / shared, 2))
+    table.add("the same, bf16 products", "\(n)", fmt(bf16Seconds, 2), fmt(Double(n) / bf16Seconds * 60, 1), fmt(separate / bf16Seconds, 2))
     table.print()
     let prefix = try judge.fixedPrefix(rubric).count
     print("model \(made ? "Qwen2.5-0.5B-shaped, random \(dtype == .bf16 ? "bf16" : "f32")" : dir.path); prompt \(fmt(meanPrompt, 0)) tokens on average, "
           + "\(prefix) of them the rubric's shared prefix; \(judge.trie.rows) trie rows vs \(judge.candidates.map { $0.count - 1 }.reduce(0, +)) candidate positions; "
-          + "prefix read by \(judge.prefixUse.shared) of \(n) verdicts; largest score difference \(String(format: "%.2e", diff))")
+          + "prefix read by \(judge.prefixUse.shared) of \(n) verdicts; largest score difference \(String(format: "%.2e", diff)); "
+          + "bf16 products (\(ComputePrecision.bf16DotAvailable ? "AVX512_BF16" : "not accelerated here: f32") vs f32: largest score difference \(String(format: "%.2e", bf16Diff))")
     if diff > 1e-4 { throw JudgeError.invalidInput("the two scorings differ by \(diff) > 1e-4") }
 }

@@ -101,6 +101,10 @@ struct JudgeCommand: ParsableCommand {
     @Option(name: .customLong("local-mode"), help: "local: judges: expectation (likelihood of every answer 0-100) or greedy (decode up to 8 tokens and parse).")
     var localMode: LocalJudgeMode?
 
+    @Option(name: .customLong("local-precision"), help: ArgumentHelp("local: judges: product arithmetic, f32 (default) or bf16.",
+                                                                   discussion: "bf16 rounds each product's input to bf16 and uses the CPU's bf16 dot-product instruction (AVX512_BF16), for bf16 weights: faster prefill; the scores move slightly, so bf16 verdicts are cached apart from f32 ones."))
+    var localPrecision: ComputePrecision?
+
     @Option(name: .customLong("min-mass"), parsing: .unconditional, help: "openai: and local: judges: below this probability on numeric answers a verdict is no_numeric_mass (default 0.25).")
     var minMass: Double?
 
@@ -139,6 +143,7 @@ struct JudgeCommand: ParsableCommand {
         var flags = FlagSettings()
         flags.add("max-in-flight", maxInFlight); flags.add("timeout", timeout); flags.add("max-attempts", maxAttempts)
         flags.add("min-mass", minMass); flags.add("numbers", numbers); flags.add("judge-seed", judgeSeed); flags.add("local-mode", localMode)
+        flags.add("local-precision", localPrecision)
         var js = JudgeSettings(judges: [], names: [])
         js.maxInFlight = 64   // one command's verdicts, not a study's: more in flight than an experiment's 16
         try flags.apply(to: &js)

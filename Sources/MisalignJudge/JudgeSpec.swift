@@ -1,5 +1,6 @@
 import Foundation
 import MisalignHTTP
+import MisalignModel
 
 /// A judge named in a config or on the command line: `openai:MODEL[@BASE_URL]`,
 /// `anthropic:MODEL[@BASE_URL]`, `local:DIR`, or `SCHEME:TEXT` for a judge an embedding program
@@ -98,6 +99,8 @@ public final class JudgeFactory {
     public var localMode: LocalJudge.Mode = .expectation
     /// Minimum numeric probability mass for `openai:` and `local:` judges.
     public var minNumericMass: Double = 0.25
+    /// `local:` judges' product arithmetic (`LocalJudge.precision`).
+    public var localPrecision: ComputePrecision = .f32
     /// How `openai:` judges' servers spell numbers (`NumberTokens`).
     public var numbers: NumberTokens = .auto
     /// `openai:` judges' request seed (nil: none sent).
@@ -145,7 +148,8 @@ public final class JudgeFactory {
             let base = spec.baseURL ?? "https://api.anthropic.com/v1"
             return AnthropicJudge(config: .init(model: spec.model, baseURL: base, timeout: timeout), apiKey: k, client: client(base: base, key: k))
         case .local:
-            return try LocalJudge(directory: URL(fileURLWithPath: spec.model), mode: localMode, minNumericMass: minNumericMass)
+            return try LocalJudge(directory: URL(fileURLWithPath: spec.model), mode: localMode, minNumericMass: minNumericMass,
+                                  precision: localPrecision)
         case .custom(let scheme):
             guard let make = custom[scheme] else { throw .invalidInput(spec.unregisteredMessage) }
             do { return try make(spec) } catch let error as JudgeError { throw error } catch {

@@ -24,6 +24,10 @@ public final class LocalJudge: Judge, Sendable {
     public let model: Qwen2Model
     public let tokenizer: BPETokenizer
     public let mode: Mode
+    /// The arithmetic of the model's products when the judge was made (`ComputePrecision`;
+    /// `.bf16` is opt-in, for bf16 weights): part of the cache identity, since bf16 products
+    /// change the scores slightly.
+    public let precision: ComputePrecision
     /// Below this total probability of the 101 candidate answers there is no score.
     public let minNumericMass: Double
     /// Candidates evaluated per forward call (bounds the `[rows, vocab]` logits memory).
@@ -57,11 +61,15 @@ public final class LocalJudge: Judge, Sendable {
         case .expectation: modeText = "expectation"
         case .greedy(let k): modeText = "greedy\(k)"
         }
-        cacheIdentity = "local|\(fingerprint)|\(modeText)|min_mass=\(minNumericMass)"
+        precision = model.computePrecision
+        // f32 (the default) adds nothing, so verdicts cached before the setting existed still match.
+        cacheIdentity = "local|\(fingerprint)|\(modeText)|min_mass=\(minNumericMass)" + (precision == .f32 ? "" : "|precision=\(precision.rawValue)")
     }
 
-    /// Loads the model and tokenizer from a Hugging Face folder.
-    public convenience init(directory: URL, mode: Mode = .expectation, minNumericMass: Double = 0.25) throws(JudgeError) {
+    /// Loads the model and tokenizer from a Hugging Face folder; `precision` is the model's
+    /// products' (`.bf16`: bf16 dot products where the CPU has them, for bf16 weights).
+    public convenience init(directory: URL, mode: Mode = .expectation, minNumericMass: Double = 0.25,
+                            precision: ComputePrecision = .f32) throws(JudgeError) {
         let model: Qwen2Model, tokenizer: BPETokenizer
         do {
             model = try Qwen2Model(directory: directory)
@@ -69,6 +77,7 @@ public final class LocalJudge: Judge, Sendable {
         } catch {
             throw .localModel(reason: "cannot load \(directory.path): \(error)")
         }
+        model.computePrecision = precision
         try self.init(model: model, tokenizer: tokenizer, name: directory.lastPathComponent,
                       fingerprint: Self.fingerprint(directory), mode: mode, minNumericMass: minNumericMass)
     }

@@ -137,6 +137,8 @@ public struct JudgeSettings: Sendable {
     /// Verdict cache file; nil: the run store itself.
     public var cache: URL?
     public var localMode: LocalJudge.Mode = .expectation
+    /// `local:` judges' product arithmetic (`.bf16`: opt-in, for bf16 weights on AVX512_BF16).
+    public var localPrecision: ComputePrecision = .f32
     public var minNumericMass = 0.25
     /// How `openai:` judges' servers spell numbers (`NumberTokens`: a Qwen judge behind vLLM
     /// splits "85" into digits and is read digit by digit).

@@ -2,6 +2,7 @@ import Foundation
 import MisalignHTTP
 import MisalignIO
 import MisalignJudge
+import MisalignModel
 
 /// How judges are asked, as settings: an experiment's `judges:` section and `misalign judge`'s
 /// flags (`--max-in-flight`, `--min-mass`, `--numbers`, `--judge-seed`, ...) read through this
@@ -34,6 +35,8 @@ extension JudgeSettings: SettingGroup {
                     }
                 },
                 record: { $0.localMode == .expectation ? "expectation" : "greedy" }),
+            Key.choiceSetting("local-precision", \.localPrecision, ComputePrecision.allCases.map { ($0.rawValue, $0) }, show: \.rawValue,
+                              effect: .verdicts),
         ]
     }
 }
@@ -47,6 +50,7 @@ extension JudgeSettings {
         let factory = JudgeFactory(transport: transport, limits: limits ?? RateLimits(maxInFlight: maxInFlight),
                                    policy: RetryPolicy(maxAttempts: maxAttempts), timeout: timeout, keyVariables: keyVariables)
         factory.localMode = localMode
+        factory.localPrecision = localPrecision
         factory.minNumericMass = minNumericMass
         factory.numbers = numbers
         factory.seed = seed

@@ -112,4 +112,15 @@ import MisalignCore
         #expect(v.status == ScoreParsing.parseText(v.raw, rubric: short.rubric).status)
         #expect(judge.cacheIdentity != (try LocalJudge(directory: Self.modelDir)).cacheIdentity)
     }
+
+    /// bf16 products are part of the identity (their scores differ slightly); f32, the default,
+    /// adds nothing, so verdicts cached before the setting existed still match.
+    @Test func bf16ProductsAreCachedApart() throws {
+        let f32 = try LocalJudge(directory: Self.modelDir), bf16 = try LocalJudge(directory: Self.modelDir, precision: .bf16)
+        #expect(!f32.cacheIdentity.contains("precision") && f32.precision == .f32)
+        #expect(bf16.cacheIdentity == f32.cacheIdentity + "|precision=bf16" && bf16.model.computePrecision == .bf16)
+        var js = JudgeSettings()
+        try js.apply([SettingEntry("local-precision", .text("bf16"))], from: .flags)
+        #expect(js.judgeFactory().localPrecision == .bf16)
+    }
 }
