@@ -66,6 +66,6 @@ func runLocalJudgeBenchmark(_ args: [String]) throws {
     print("model \(made ? "Qwen2.5-0.5B-shaped, random \(dtype == .bf16 ? "bf16" : "f32")" : dir.path); prompt \(fmt(meanPrompt, 0)) tokens on average, "
           + "\(prefix) of them the rubric's shared prefix; \(judge.trie.rows) trie rows vs \(judge.candidates.map { $0.count - 1 }.reduce(0, +)) candidate positions; "
           + "prefix read by \(judge.prefixUse.shared) of \(n) verdicts; largest score difference \(String(format: "%.2e", diff)); "
-          + "bf16 products (\(ComputePrecision.bf16DotAvailable ? "AVX512_BF16" : "not accelerated here: f32") vs f32: largest score difference \(String(format: "%.2e", bf16Diff))")
+          + "bf16 products (\(ComputePrecision.bf16DotAvailable ? "AVX512_BF16" : "not accelerated here: f32")) against f32: largest score difference \(String(format: "%.2e", bf16Diff))")
     if diff > 1e-4 { throw JudgeError.invalidInput("the two scorings differ by \(diff) > 1e-4") }
 }
