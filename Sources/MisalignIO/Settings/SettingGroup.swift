@@ -72,12 +72,6 @@ extension SettingGroup {
             throw SettingError(section: Self.section, setting: error.setting, detail: "\(file): \(error.detail)")
         }
     }
-
-    /// One line per setting a source takes: its spelling there, what a value must be, and what
-    /// changing it changes; for `--help` texts and docs.
-    public static func table(for source: SettingSource) -> [(name: String, expected: String, effect: SettingEffect)] {
-        keys.filter { $0.sources.contains(source) }.map { ($0.spelled(in: source), $0.expected, $0.effect) }
-    }
 }
 
 /// The one reader of every group's settings: what `SettingGroup.apply` and `validate` do (a

@@ -38,17 +38,7 @@ public struct TrainingOptions: Equatable, Sendable {
     /// Reads a JSON config file (`misalign train --config`): an object whose keys are setting
     /// names or aliases (`lr`, `warmup-steps`, `warmup_steps`, ...). Keys it does not set keep their value.
     public mutating func apply(configFile url: URL) throws {
-        let file = url.path
-        let root: JSONValue
-        do { root = try JSONValue.parse(Data(contentsOf: url)) } catch let e as JSONParseError {
-            throw TrainingError.invalidSetting(name: "config", detail: "\(file): \(e.description)")
-        } catch { throw FileError.cannotOpen(path: file, reason: error.localizedDescription) }
-        guard let obj = root.objectValue else { throw TrainingError.invalidSetting(name: "config", detail: "\(file) is not a JSON object") }
-        let entries = Self.entries(json: obj)
-        do { try apply(entries, from: .json) } catch {
-            guard case .invalidSetting(let name, let detail) = error else { throw error }
-            throw TrainingError.invalidSetting(name: name, detail: "\(file): \(detail)")
-        }
+        do { try apply(jsonFile: url) } catch let e as SettingError { throw TrainingError.invalidSetting(name: e.setting, detail: e.detail) }
     }
 
     /// The settings an experiment's fingerprint records, as `training.<yaml key>` fields: those
