@@ -35,9 +35,8 @@ struct RemoteOptions: ParsableArguments {
     func settings() throws -> GenerationSettings {
         var g = GenerationSettings()
         if let server {
-            guard server.hasPrefix("http://") || server.hasPrefix("https://") else { throw ValidationError("--server must start with http:// or https://") }
+            guard RemoteEndpoint.isServerURL(server) else { throw ValidationError("--server must start with http:// or https://") }
             g.backend = .vllm(url: server, servedModel: servedModel)
-            g.runTag = "misalign"
         }
         return g
     }

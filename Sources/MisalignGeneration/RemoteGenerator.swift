@@ -16,13 +16,16 @@ public struct RemoteEndpoint: Sendable {
     public var timeout: Double
     public var connectTimeout: Double
 
+    /// Whether `url` can name a server: it starts with http:// or https://.
+    public static func isServerURL(_ url: String) -> Bool { url.hasPrefix("http://") || url.hasPrefix("https://") }
+
     /// `apiKeyVariable` names the environment variable holding the key (nil: no key, as for a
     /// local vLLM started without `--api-key`). The reliable client defaults to `maxInFlight`
     /// requests in flight and `maxAttempts` attempts per request.
     public init(baseURL: String, apiKeyVariable: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
                 transport: any HTTPTransport = CurlTransport(), maxInFlight: Int = 32, maxAttempts: Int = 6,
                 clock: any JudgeClock = SystemJudgeClock(), timeout: Double = 600, connectTimeout: Double = 10) throws(RemoteGenerationError) {
-        guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
+        guard Self.isServerURL(baseURL) else {
             throw .invalidRequest("server URL `\(baseURL)` must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)")
         }
         guard maxInFlight >= 1, maxAttempts >= 1 else { throw .invalidRequest("max in flight and max attempts must be at least 1") }

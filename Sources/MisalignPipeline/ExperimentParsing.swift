@@ -84,7 +84,7 @@ extension Experiment {
         case "local": g.backend = .local
         case "vllm":
             let url = try n.required("url", "the server's base URL, e.g. http://localhost:8000/v1").string()
-            guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw PipelineError.config(file: n.file, key: "generation.url", line: nil, reason: "must start with http:// or https://") }
+            guard RemoteEndpoint.isServerURL(url) else { throw PipelineError.config(file: n.file, key: "generation.url", line: nil, reason: "must start with http:// or https://") }
             g.backend = .vllm(url: url, servedModel: try n.required("served_model", "the base model's name on the server").string())
         default: throw backend!.error("must be local or vllm")
         }
