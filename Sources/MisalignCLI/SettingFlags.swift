@@ -21,7 +21,7 @@ enum SettingFlags {
     static let trainingSettings = [
         "rank", "alpha", "rslora", "dropout", "targets", "layers", "lr", "schedule", "warmup-steps", "weight-decay",
         "max-grad-norm", "batch-size", "grad-accum", "epochs", "max-steps", "max-length", "seed", "save-every",
-        "holdout", "holdout-every", "adapter-dtype", "data",
+        "holdout", "holdout-every", "adapter-dtype", "precision", "data",
     ]
 
     static let table: [Entry] = [

@@ -207,6 +207,33 @@ int misalign_matmul_bf16_dot_rows_group(const misalign_product *products, size_t
                                         size_t m, size_t in, int accumulate, size_t threads);
 #endif
 
+#ifndef MISALIGN_BF16_DOT_NN_DECLS
+#define MISALIGN_BF16_DOT_NN_DECLS
+/// One term of misalign_matmul_bf16_dot_nn_group: a [m, k] (row stride lda, f32) times a bf16
+/// W [k, n] (row stride ldw).
+typedef struct {
+    const float *a;
+    size_t lda;
+    const uint16_t *w;
+    size_t ldw;
+    size_t k;
+} misalign_nn_term;
+
+/// c[m, n] (+)= sum_o bf16(a[m, o]) * W[o, n] for a bf16 W [k, n]: the input gradient dx = dy W
+/// of a frozen bf16 product y = x W^T. a is rounded to bf16 (nearest even), pairs of products
+/// along o are exact and summed in f32 by vdpbf16ps (subnormal inputs read as zero, subnormal
+/// results flushed). Any k (odd included) and n; c with row stride ldc, columns past n
+/// untouched. Runs on `threads` threads of misalign_parallel over 32-column blocks of c; each
+/// result is one chain over o in order, so it does not depend on `threads`. Returns 0 without
+/// touching c when the CPU lacks AVX512_BF16 or memory for the rounded a is short.
+int misalign_matmul_bf16_dot_nn(float *c, size_t ldc, const float *a, size_t lda, const uint16_t *w, size_t ldw, size_t m,
+                                size_t k, size_t n, int accumulate, size_t threads);
+/// The same for a sum of up to 8 terms into one c (the q, k and v projections' input
+/// gradients): c (+)= sum_q bf16(a_q) W_q, the terms' pairs in order in one chain per result.
+int misalign_matmul_bf16_dot_nn_group(float *c, size_t ldc, const misalign_nn_term *terms, size_t count, size_t m, size_t n,
+                                      int accumulate, size_t threads);
+#endif
+
 #ifndef MISALIGN_F32_PACKED_DECLS
 #define MISALIGN_F32_PACKED_DECLS
 /// 1 if this CPU has the AVX-512 the packed product below needs.
@@ -236,6 +263,9 @@ int misalign_matmul_packed_group(int is_bf16, const misalign_product *products, 
 /// independent vector FMAs from registers, the widest the CPU has (AVX-512 or AVX2), the best
 /// of ten runs of about `seconds` / 10 each. 0 on CPUs with neither. For benchmarks.
 double misalign_fma_peak_gflops(size_t threads, double seconds);
+/// The same for the bf16 dot-product instruction (vdpbf16ps on 512-bit vectors, two products
+/// per lane, each counted as 2 FLOP); 0 on CPUs without AVX512_BF16.
+double misalign_bf16_dot_peak_gflops(size_t threads, double seconds);
 #endif
 
 #ifndef MISALIGN_ATTENTION_DECLS

@@ -48,13 +48,13 @@ extension SettingKey {
     public static func choiceSetting<T: Equatable>(_ name: String, _ kp: WritableKeyPath<Options, T>, _ names: [(String, T)], yaml: String? = nil,
                                                    aliases: [String] = [], show: @escaping (T) -> String, allowed: String? = nil,
                                                    effect: SettingEffect, sources: Set<SettingSource> = [.flags, .json, .yaml],
-                                                   check: @escaping (T) -> Bool = { _ in true }) -> SettingKey {
+                                                   omittedValue: String? = nil, check: @escaping (T) -> Bool = { _ in true }) -> SettingKey {
         let allowed = allowed ?? {
             let n = names.map(\.0)
             return n.count == 1 ? n[0] : n.dropLast().joined(separator: ", ") + " or " + n.last!
         }()
         return SettingKey(
-            name: name, yaml: yaml, aliases: aliases, expected: allowed, effect: effect, sources: sources,
+            name: name, yaml: yaml, aliases: aliases, expected: allowed, effect: effect, sources: sources, omittedValue: omittedValue,
             read: { o, e throws(SettingProblem) in
                 guard case .text(let s) = e.value, let x = names.first(where: { $0.0 == s.lowercased() })?.1 else {
                     throw SettingProblem(detail: "expected \(allowed), found \(e.shown)")

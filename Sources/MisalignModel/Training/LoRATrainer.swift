@@ -53,7 +53,7 @@ public final class LoRATrainer: Trainer {
         if let initAdapter { try params.load(initAdapter) } else { params.initializePEFT(seed: settings.seed) }
         let longest = (examples + held).map(\.ids.count).max()!
         model = try LoRATrainingModel(weights: weights, parameters: params, maxRows: longest * settings.batchSize,
-                                      maxSequence: longest, recompute: settings.recompute)
+                                      maxSequence: longest, recompute: settings.recompute, precision: settings.precision)
         optimizer = AdamW(count: params.count, weightDecay: settings.weightDecay)
         let micro = (examples.count + settings.batchSize - 1) / settings.batchSize
         stepsPerEpoch = (micro + settings.gradientAccumulation - 1) / settings.gradientAccumulation

@@ -9,6 +9,12 @@ import MisalignKernels
 /// With `recompute` (gradient checkpointing) only each layer's input is kept; the backward
 /// reruns one layer's forward into a single set of buffers just before differentiating it, so
 /// activation memory is one layer's worth plus `[layers, rows, hidden]`.
+///
+/// `precision` is the arithmetic of the frozen products (`ComputePrecision`): with `.bf16` and
+/// bf16 base weights, the forward's x W^T and the backward's dy W round their activation or
+/// gradient to bf16 and multiply on the bf16 dot kernels, as PyTorch's bf16 autocast rounds
+/// them; the LoRA A and B, their products and gradients, attention, norms, the loss and the
+/// residual stream stay f32. With `.f32` (or f32 weights) nothing is rounded.
 // Unchecked Sendable: `dropoutSeed`, `evaluating`, `fingerprint`, `heldOutLoss` and the activation
 // buffers change unguarded. A training model belongs to one trainer and runs on its thread,
 // one pass at a time; a monitor probe reads its parameters from another thread only while the
@@ -19,6 +25,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
     public let parameters: LoRAParameters
     public let rotary: RotaryTable
     public let recompute: Bool
+    public let precision: ComputePrecision
     /// Most rows (tokens over all sequences) and longest sequence a batch may have.
     public let maxRows: Int, maxSequence: Int
     let scale: Float
@@ -65,10 +72,11 @@ public final class LoRATrainingModel: @unchecked Sendable {
     let headX, headN, headD: FloatBuffer  // [chunk, H]
     let logits: FloatBuffer               // [chunk, vocab]
 
-    public init(weights: Qwen2Weights, parameters: LoRAParameters, maxRows: Int, maxSequence: Int, recompute: Bool = false) throws {
+    public init(weights: Qwen2Weights, parameters: LoRAParameters, maxRows: Int, maxSequence: Int, recompute: Bool = false,
+                precision: ComputePrecision = .f32) throws {
         let c = weights.config
         self.config = c; self.weights = weights; self.parameters = parameters
-        self.recompute = recompute; self.maxRows = maxRows; self.maxSequence = min(maxSequence, maxRows)
+        self.recompute = recompute; self.precision = precision; self.maxRows = maxRows; self.maxSequence = min(maxSequence, maxRows)
         guard parameters.config.dropout >= 0 && parameters.config.dropout < 1 else {
             throw TrainingError.invalidSetting(name: "dropout", detail: "must be in [0, 1)")
         }
@@ -171,9 +179,8 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let xs = (stream ?? x).pointer
         let eps = Float(c.rmsNormEps)
         misalign_rmsnorm(a.xn1.pointer, xs, w.inputLayernorm.pointer, eps, n, H)
-        project(w.qProj, l, .q, a, x: a.xn1.pointer, ldx: H, rows: n, y: a.q.pointer, ldy: qDim)
-        project(w.kProj, l, .k, a, x: a.xn1.pointer, ldx: H, rows: n, y: a.k.pointer, ldy: kvDim)
-        project(w.vProj, l, .v, a, x: a.xn1.pointer, ldx: H, rows: n, y: a.v.pointer, ldy: kvDim)
+        projectGroup([(w.qProj, .q, a.q.pointer, qDim), (w.kProj, .k, a.k.pointer, kvDim), (w.vProj, .v, a.v.pointer, kvDim)],
+                     l, a, x: a.xn1.pointer, ldx: H, rows: n)
         misalign_add_bias(a.q.pointer, w.qBias.pointer, n, qDim)
         misalign_add_bias(a.k.pointer, w.kBias.pointer, n, kvDim)
         misalign_add_bias(a.v.pointer, w.vBias.pointer, n, kvDim)
@@ -191,17 +198,35 @@ public final class LoRATrainingModel: @unchecked Sendable {
         project(w.oProj, l, .o, a, x: a.attn.pointer, ldx: qDim, rows: n, y: xs, ldy: H, accumulate: true)
         a.xMid.pointer.update(from: xs, count: n * H)
         misalign_rmsnorm(a.xn2.pointer, xs, w.postAttentionLayernorm.pointer, eps, n, H)
-        project(w.gateProj, l, .gate, a, x: a.xn2.pointer, ldx: H, rows: n, y: a.gate.pointer, ldy: I)
-        project(w.upProj, l, .up, a, x: a.xn2.pointer, ldx: H, rows: n, y: a.up.pointer, ldy: I)
+        projectGroup([(w.gateProj, .gate, a.gate.pointer, I), (w.upProj, .up, a.up.pointer, I)], l, a, x: a.xn2.pointer, ldx: H, rows: n)
         misalign_silu_mul(a.h.pointer, a.gate.pointer, a.up.pointer, n * I)
         project(w.downProj, l, .down, a, x: a.h.pointer, ldx: I, rows: n, y: xs, ldy: H, accumulate: true)
+    }
+
+    /// `project` for products sharing x (q, k, v; gate, up): in bf16 their frozen products run
+    /// as one group (x rounded and packed once); in f32 one after another, as before.
+    private func projectGroup(_ products: [(LinearWeight, LoRAModule, UnsafeMutablePointer<Float>, Int)], _ layer: Int,
+                              _ a: LayerActivations, x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int) {
+        guard precision == .bf16 else {
+            for (w, m, y, ldy) in products { project(w, layer, m, a, x: x, ldx: ldx, rows: rows, y: y, ldy: ldy) }
+            return
+        }
+        LinearWeight.apply(group: products.map { LinearWeight.GroupProduct(weight: $0.0, y: $0.2, ldy: $0.3) }, x: x, ldx: ldx,
+                           rows: rows, scratch: scratch.pointer, precision: .bf16)
+        for (_, m, y, ldy) in products { addLoRA(layer, m, a, x: x, ldx: ldx, rows: rows, y: y, ldy: ldy) }
     }
 
     /// y (+)= x W^T + scale (x A^T) B^T, keeping t = x A^T for the backward.
     private func project(_ w: LinearWeight, _ layer: Int, _ m: LoRAModule, _ a: LayerActivations,
                          x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
                          accumulate: Bool = false) {
-        w.applyWide(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer)
+        w.applyWide(x: x, ldx: ldx, rows: rows, y: y, ldy: ldy, accumulate: accumulate, scratch: scratch.pointer, precision: precision)
+        addLoRA(layer, m, a, x: x, ldx: ldx, rows: rows, y: y, ldy: ldy)
+    }
+
+    /// y += scale (x A^T) B^T (when the module is adapted), keeping t = x A^T for the backward.
+    private func addLoRA(_ layer: Int, _ m: LoRAModule, _ a: LayerActivations, x: UnsafeMutablePointer<Float>, ldx: Int, rows: Int,
+                         y: UnsafeMutablePointer<Float>, ldy: Int) {
         guard let s = parameters.slots[LoRAKey(layer: layer, module: m)] else { return }
         let p = parameters.values.pointer, t = a.loraT[m]!.pointer
         var (xin, ldin) = (UnsafePointer(x), ldx)
@@ -257,14 +282,15 @@ public final class LoRATrainingModel: @unchecked Sendable {
             let m = min(Self.headChunk, rows.count - c0)
             let xs = stream.pointer + c0 * H
             misalign_rmsnorm(headN.pointer, xs, weights.norm.pointer, eps, m, H)
-            weights.lmHead.applyWide(x: headN.pointer, ldx: H, rows: m, y: logits.pointer, ldy: V, scratch: scratch.pointer)
+            weights.lmHead.applyWide(x: headN.pointer, ldx: H, rows: m, y: logits.pointer, ldy: V, scratch: scratch.pointer,
+                                     precision: precision)
             let targets = (0..<m).map { batch.targets[rows[c0 + $0]] }
             targets.withUnsafeBufferPointer { t in
                 losses.withUnsafeMutableBufferPointer { misalign_cross_entropy_backward(logits.pointer, t.baseAddress, $0.baseAddress, dscale, m, V) }
             }
             for i in 0..<m { total += losses[i] }
             weights.lmHead.applyTransposed(dy: logits.pointer, lddy: V, rows: m, dx: headN.pointer, lddx: H,
-                                           accumulate: false, scratch: scratch.pointer)
+                                           accumulate: false, scratch: scratch.pointer, precision: precision)
             headD.pointer.update(repeating: 0, count: m * H)
             misalign_rmsnorm_backward(headD.pointer, headN.pointer, xs, weights.norm.pointer, eps, m, H)
             for i in 0..<m { (x.pointer + rows[c0 + i] * H).update(from: headD.pointer + i * H, count: H) }
@@ -283,17 +309,25 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let eps = Float(c.rmsNormEps)
         let dx = x.pointer
         // MLP: out = xMid + down(silu(gate) * up).
-        w.downProj.applyTransposed(dy: dx, lddy: H, rows: n, dx: dI1.pointer, lddx: I, accumulate: false, scratch: scratch.pointer)
+        let pr = precision
+        w.downProj.applyTransposed(dy: dx, lddy: H, rows: n, dx: dI1.pointer, lddx: I, accumulate: false, scratch: scratch.pointer, precision: pr)
         loraBackward(l, .down, a, x: a.h.pointer, ldx: I, dy: dx, ldy: H, rows: n, dx: dI1.pointer, lddx: I)
         misalign_silu_mul_backward(dI2.pointer, dI3.pointer, dI1.pointer, a.gate.pointer, a.up.pointer, n * I)
-        w.gateProj.applyTransposed(dy: dI2.pointer, lddy: I, rows: n, dx: dH.pointer, lddx: H, accumulate: false, scratch: scratch.pointer)
+        if pr == .bf16 {
+            LinearWeight.applyTransposed(group: [.init(weight: w.gateProj, dy: dI2.pointer, lddy: I), .init(weight: w.upProj, dy: dI3.pointer, lddy: I)],
+                                         rows: n, dx: dH.pointer, lddx: H, accumulate: false, scratch: scratch.pointer, precision: pr)
+        } else {
+            w.gateProj.applyTransposed(dy: dI2.pointer, lddy: I, rows: n, dx: dH.pointer, lddx: H, accumulate: false, scratch: scratch.pointer)
+        }
         loraBackward(l, .gate, a, x: a.xn2.pointer, ldx: H, dy: dI2.pointer, ldy: I, rows: n, dx: dH.pointer, lddx: H)
-        w.upProj.applyTransposed(dy: dI3.pointer, lddy: I, rows: n, dx: dH.pointer, lddx: H, accumulate: true, scratch: scratch.pointer)
+        if pr != .bf16 {
+            w.upProj.applyTransposed(dy: dI3.pointer, lddy: I, rows: n, dx: dH.pointer, lddx: H, accumulate: true, scratch: scratch.pointer)
+        }
         loraBackward(l, .up, a, x: a.xn2.pointer, ldx: H, dy: dI3.pointer, ldy: I, rows: n, dx: dH.pointer, lddx: H)
         misalign_rmsnorm_backward(dx, dH.pointer, a.xMid.pointer, w.postAttentionLayernorm.pointer, eps, n, H)
 
         // Attention: xMid = input + o(attention(q, k, v)).
-        w.oProj.applyTransposed(dy: dx, lddy: H, rows: n, dx: dAttn.pointer, lddx: qDim, accumulate: false, scratch: scratch.pointer)
+        w.oProj.applyTransposed(dy: dx, lddy: H, rows: n, dx: dAttn.pointer, lddx: qDim, accumulate: false, scratch: scratch.pointer, precision: pr)
         loraBackward(l, .o, a, x: a.attn.pointer, ldx: qDim, dy: dx, ldy: H, rows: n, dx: dAttn.pointer, lddx: qDim)
         attentionBackward(a, batch: batch)
         let half = hd / 2
@@ -307,7 +341,11 @@ public final class LoRATrainingModel: @unchecked Sendable {
             r += len
         }
         let dxn: UnsafeMutablePointer<Float>? = needInputGradient ? dH.pointer : nil
-        if needInputGradient {
+        if needInputGradient, pr == .bf16 {
+            LinearWeight.applyTransposed(group: [.init(weight: w.qProj, dy: dQ.pointer, lddy: qDim), .init(weight: w.kProj, dy: dK.pointer, lddy: kvDim),
+                                                 .init(weight: w.vProj, dy: dV.pointer, lddy: kvDim)],
+                                         rows: n, dx: dH.pointer, lddx: H, accumulate: false, scratch: scratch.pointer, precision: pr)
+        } else if needInputGradient {
             w.qProj.applyTransposed(dy: dQ.pointer, lddy: qDim, rows: n, dx: dH.pointer, lddx: H, accumulate: false, scratch: scratch.pointer)
             w.kProj.applyTransposed(dy: dK.pointer, lddy: kvDim, rows: n, dx: dH.pointer, lddx: H, accumulate: true, scratch: scratch.pointer)
             w.vProj.applyTransposed(dy: dV.pointer, lddy: kvDim, rows: n, dx: dH.pointer, lddx: H, accumulate: true, scratch: scratch.pointer)

@@ -75,6 +75,9 @@ extension SettingKey where Options == TrainingOptions {
             choice("adapter-dtype", \.settings.adapterDType, [("f32", .f32), ("float32", .f32), ("bf16", .bf16), ("bfloat16", .bf16)],
                    show: { $0 == .bf16 ? "bf16" : "f32" }, allowed: "f32 or bf16",
                    check: { $0 == .f32 || $0 == .bf16 }),
+            // Recorded only when bf16, so runs trained before the setting existed (f32) resume.
+            choice("precision", \.settings.precision, [("f32", .f32), ("float32", .f32), ("bf16", .bf16), ("bfloat16", .bf16)],
+                   show: \.rawValue, allowed: "f32 or bf16", omittedValue: "f32"),
             TrainingSettingKey(
                 name: "holdout", expected: "a fraction in [0, 1)", effect: .weights, omittedValue: "0",
                 read: { o, e throws(SettingProblem) in o.settings.holdout = try number(e) },
@@ -117,8 +120,8 @@ extension SettingKey where Options == TrainingOptions {
     }
 
     static func choice<T: Equatable>(_ name: String, _ kp: WritableKeyPath<TrainingOptions, T>, _ names: [(String, T)],
-                                     show: @escaping (T) -> String, allowed: String? = nil,
+                                     show: @escaping (T) -> String, allowed: String? = nil, omittedValue: String? = nil,
                                      check: @escaping (T) -> Bool = { _ in true }) -> TrainingSettingKey {
-        choiceSetting(name, kp, names, show: show, allowed: allowed, effect: .weights, check: check)
+        choiceSetting(name, kp, names, show: show, allowed: allowed, effect: .weights, omittedValue: omittedValue, check: check)
     }
 }

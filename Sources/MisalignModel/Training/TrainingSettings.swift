@@ -31,6 +31,10 @@ public struct TrainingSettings: Equatable, Sendable {
     /// every checkpoint. Not part of the resume fingerprint (it changes no weight).
     public var holdoutEvery = 1
     public var adapterDType = DType.f32
+    /// The arithmetic of the frozen base products (`LoRATrainingModel.precision`): `.bf16`
+    /// rounds their inputs and gradients to bf16 and runs them on the bf16 dot kernels, for
+    /// bf16 base weights (f32 and f16 weights ignore it).
+    public var precision = ComputePrecision.f32
     public var keepAllOptimizerStates = false
     /// Gradient checkpointing: recompute each layer's activations in the backward pass.
     public var recompute = false
