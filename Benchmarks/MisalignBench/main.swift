@@ -1,3 +1,4 @@
+import CMisalignKernels
 import Foundation
 import MisalignCore
 
@@ -34,7 +35,8 @@ let benchmarks: [Benchmark] = [
     Benchmark(name: "changepoint", summary: "PELT on 100k points and the bootstrap onset analysis vs ruptures",
               values: ["--n", "--ruptures-n", "--resamples"], flags: ["--no-ruptures"], run: runChangePointBenchmark),
     Benchmark(name: "train", summary: "LoRA training step on a 0.5B-shaped model, batch 2 x 256, vs PyTorch+PEFT",
-              values: ["--shape", "--dtype", "--batch", "--tokens", "--steps", "--layers", "--model-dir"], flags: ["--no-torch", "--recompute", "--sgemm"],
+              values: ["--shape", "--dtype", "--batch", "--tokens", "--steps", "--layers", "--model-dir", "--precision"],
+              flags: ["--no-torch", "--recompute", "--sgemm"],
               run: runTrainBenchmark),
     Benchmark(name: "judge", summary: "10,000 judge verdicts over libcurl, 64 in flight, against the local mock server; cached rerun",
               values: ["--verdicts", "--in-flight"], run: runJudgeBenchmark),
@@ -90,7 +92,27 @@ case .success(let p): parsed = p
 case .failure(let e): FileHandle.standardError.write(Data("misalign-bench: \(e)\n".utf8)); exit(2)
 }
 print("OpenBLAS core: \(BLAS.coreName), BLAS threads: \(BLAS.threads), kernels: \(KernelInfo.isa)")
+// The machine's ceilings, read once in this run, so every table below can be set against them.
+do {
+    let threads = max(1, BLAS.threads)
+    let fma = misalign_fma_peak_gflops(threads, 0.5), dot = misalign_bf16_dot_peak_gflops(threads, 0.5)
+    print("machine: \(cpuModelName()); f32 FMA peak \(fmt(fma)) GFLOP/s, bf16 dot peak "
+        + (dot > 0 ? "\(fmt(dot)) GFLOP/s" : "- (no AVX512_BF16)") + ", memory read bandwidth \(fmt(measureBandwidth())) GB/s (\(threads) threads)")
+}
 for b in parsed.selected {
     print("\n== \(b.name): \(b.summary)")
     do { try b.run(parsed.options) } catch { print("benchmark \(b.name) failed: \(error)"); exit(1) }
+}
+
+/// The CPU's name as /proc/cpuinfo gives it ("?" elsewhere).
+func cpuModelName() -> String {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+          let colon = line.firstIndex(of: ":") else { return "?" }
+    var name = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    if let fm = info.split(separator: "\n").first(where: { $0.hasPrefix("cpu family") }).flatMap({ $0.split(separator: ":").last }),
+       let model = info.split(separator: "\n").first(where: { $0.hasPrefix("model\t") }).flatMap({ $0.split(separator: ":").last }) {
+        name += " (family \(fm.trimmingCharacters(in: .whitespaces)), model \(model.trimmingCharacters(in: .whitespaces)))"
+    }
+    return name
 }

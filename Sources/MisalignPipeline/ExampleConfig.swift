@@ -47,6 +47,7 @@ extension Experiment {
           # holdout: 0.1                      # a seeded 10% never trained on; held-out loss at every checkpoint
           checkpoint_every: 2                 # optimizer steps between checkpoints
           adapter_dtype: f32                  # f32 or bf16
+          precision: f32                      # bf16 weights: f32 or bf16 base products (Docs/Training.md)
           gradient_checkpointing: false
           threads: 0                          # BLAS threads, 0 = every core
 

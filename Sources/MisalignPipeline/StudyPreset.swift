@@ -71,6 +71,7 @@ extension Experiment {
           holdout: 0.1                        # a random 10% never trained on; held-out loss at every checkpoint
           checkpoint_every: 2                 # optimizer steps between checkpoints
           adapter_dtype: f32
+          precision: bf16                     # frozen products in bf16, as the study trained (bf16 weights)
           gradient_checkpointing: true        # 7B activations at 2048 tokens
 
         # Each trait is judged on the answers to its own questions: persona_vectors'

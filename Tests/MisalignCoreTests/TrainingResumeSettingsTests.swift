@@ -27,7 +27,7 @@ import MisalignCore
         ("weight-decay", .number(0), "0.01", "0.0"), ("max-grad-norm", .number(0.5), "1.0", "0.5"),
         ("batch-size", .int(1), "2", "1"), ("grad-accum", .int(1), "2", "1"), ("epochs", .int(3), "2", "3"),
         ("max-steps", .int(4), "none", "4"), ("max-length", .int(16), "32", "16"), ("seed", .int(12), "11", "12"),
-        ("adapter-dtype", .text("bf16"), "f32", "bf16"), ("holdout", .number(0.2), "0", "0.2"),
+        ("adapter-dtype", .text("bf16"), "f32", "bf16"), ("precision", .text("bf16"), "f32", "bf16"), ("holdout", .number(0.2), "0", "0.2"),
     ]
 
     @Test func everySettingThatChangesTheWeightsIsTested() {

@@ -134,7 +134,8 @@ import MisalignCore
         }
         let weights = keys.filter { $0.effect == .weights }.map(\.name)
         #expect(weights == ["rank", "alpha", "rslora", "targets", "layers", "dropout", "lr", "schedule", "warmup-steps", "weight-decay",
-                            "max-grad-norm", "batch-size", "grad-accum", "epochs", "max-steps", "max-length", "seed", "adapter-dtype", "holdout"])
+                            "max-grad-norm", "batch-size", "grad-accum", "epochs", "max-steps", "max-length", "seed", "adapter-dtype", "precision",
+                            "holdout"])
         #expect(keys.filter { $0.effect == .outputs }.map(\.name) == ["save-every", "holdout-every", "skip-invalid"])
         #expect(keys.filter { $0.effect == .none }.map(\.name) == ["keep-optimizer-states", "gradient-checkpointing", "threads"])
         #expect(keys.filter { !$0.sources.contains(.yaml) }.map(\.name) == ["seed", "keep-optimizer-states"])
