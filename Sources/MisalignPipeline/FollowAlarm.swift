@@ -58,27 +58,41 @@ struct FollowAlarm: Equatable {
         ]
     }
 
-    /// Runs `command` through `/bin/sh -c` with `env` added, its output appended to `log`;
-    /// stopped after `timeout` seconds. Returns its outcome in words (never throws: the
-    /// command's failure is reported, not fatal).
-    static func runCommand(_ command: String, env: [String: String], log: URL, timeout: Double) -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new }
-        p.standardInput = FileHandle.nullDevice
-        if FileManager.default.createFile(atPath: log.path, contents: nil), let h = FileHandle(forWritingAtPath: log.path) {
-            p.standardOutput = h; p.standardError = h
+    /// Runs `command` through `/bin/sh -c` with `env` added, its output written to `log`; the
+    /// command and whatever it started (its own process group) are stopped after `timeout`
+    /// seconds. Returns its outcome in words (never throws: the command's failure is reported,
+    /// not fatal).
+    static func runCommand(_ command: String, env: [String: String], log: URL, timeout: Double) async -> String {
+        let environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new }.map { "\($0.key)=\($0.value)" }
+        var actions = posix_spawn_file_actions_t()
+        var attributes = posix_spawnattr_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawn_file_actions_destroy(&actions); posix_spawnattr_destroy(&attributes) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let args: [String] = ["/bin/sh", "-c", command]
+        let argv: [UnsafeMutablePointer<CChar>?] = args.map { (s: String) in strdup(s) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { (s: String) in strdup(s) } + [nil]
+        defer { for p in argv + envp { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
+        guard rc == 0 else { return "failed: cannot start /bin/sh: \(String(cString: strerror(rc)))" }
+        let end = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() >= end {
+                kill(-pid, SIGKILL)  // the command's whole process group
+                _ = waitpid(pid, &status, 0)
+                return "failed: still running after \(timeout) s (on_alarm_timeout), stopped; output in \(log.path)"
+            }
+            try? await Task.sleep(nanoseconds: 20_000_000)
         }
-        let done = DispatchSemaphore(value: 0)
-        p.terminationHandler = { _ in done.signal() }
-        do { try p.run() } catch { return "failed: cannot start /bin/sh: \(error.localizedDescription)" }
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            p.terminate()
-            _ = done.wait(timeout: .now() + 5)
-            return "failed: still running after \(timeout) s (on_alarm_timeout), stopped; output in \(log.path)"
-        }
-        if p.terminationReason == .uncaughtSignal { return "failed: killed by signal \(p.terminationStatus); output in \(log.path)" }
-        return p.terminationStatus == 0 ? "exit 0" : "failed: exit status \(p.terminationStatus); output in \(log.path)"
+        let signal = status & 0x7f, exit = (status >> 8) & 0xff
+        if signal != 0 { return "failed: killed by signal \(signal); output in \(log.path)" }
+        return exit == 0 ? "exit 0" : "failed: exit status \(exit); output in \(log.path)"
     }
 }

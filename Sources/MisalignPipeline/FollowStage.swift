@@ -63,7 +63,7 @@ extension PipelineRunner {
                 if e.evaluation.includeBase { try store.addCheckpoint(r, step: 0, path: "") }
                 try store.deleteAlarms(r)  // replayed below from the stored aggregates
             }
-            try feedDetectors(&run, settings: detectorSettings, replay: true)
+            try await feedDetectors(&run, settings: detectorSettings, replay: true)
             runs.append(run)
         }
         guard !runs.isEmpty else { return }
@@ -87,7 +87,7 @@ extension PipelineRunner {
             }
             first = false
             for i in runs.indices where !runs[i].finished {
-                try feedDetectors(&runs[i], settings: detectorSettings, replay: false)
+                try await feedDetectors(&runs[i], settings: detectorSettings, replay: false)
                 if let over = runs[i].over { try finish(&runs[i], reason: over) }
             }
             if runs.allSatisfy(\.finished) { return }
@@ -142,7 +142,7 @@ extension PipelineRunner {
     /// Feeds each aggregated checkpoint not yet fed, in step order, to the run's detectors
     /// (stopping at the first one not yet aggregated), stores the probe and any alarm, and acts
     /// on the first stop-signal alarm. `replay`: rebuilding the state at start, quietly.
-    func feedDetectors(_ f: inout FollowedRun, settings: EarlyWarningSettings, replay: Bool) throws {
+    func feedDetectors(_ f: inout FollowedRun, settings: EarlyWarningSettings, replay: Bool) async throws {
         let r = f.run, judge = followJudge
         var means: [String: [Int: TraitAggregate]] = [:]
         for s in settings.signals {
@@ -178,13 +178,13 @@ extension PipelineRunner {
             }
         }
         if replay && fedNow > 0 { note("follow \(r): replayed \(fedNow) evaluated checkpoints (\(f.alarms.count) alarms)") }
-        try actOnAlarm(f, settings: settings)
+        try await actOnAlarm(f, settings: settings)
     }
 
     /// On the run's first stop-signal alarm: records it, writes the stop file, runs the alarm
     /// command; each step recorded when done, so a resumed follow finishes what a kill
     /// interrupted and repeats nothing it recorded.
-    func actOnAlarm(_ f: FollowedRun, settings: EarlyWarningSettings) throws {
+    func actOnAlarm(_ f: FollowedRun, settings: EarlyWarningSettings) async throws {
         let e = experiment, r = f.run
         var fired = try FollowAlarm.load(store, r)
         if fired == nil {
@@ -207,7 +207,7 @@ extension PipelineRunner {
         }
         if alarm.command == nil, let command = f.settings.onAlarmCommand {
             let log = e.output.appendingPathComponent("follow-\(r.dataset)-seed\(r.seed)-alarm-command.log")
-            let outcome = FollowAlarm.runCommand(command, env: alarm.environment(checkpoints: f.folder, stopFile: stopURL, output: e.output),
+            let outcome = await FollowAlarm.runCommand(command, env: alarm.environment(checkpoints: f.folder, stopFile: stopURL, output: e.output),
                                                  log: log, timeout: f.settings.onAlarmTimeout)
             alarm.command = outcome
             try alarm.save(store)

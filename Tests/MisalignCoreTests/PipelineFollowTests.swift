@@ -314,6 +314,21 @@ func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
         await #expect(throws: PipelineError.self) { try await f.runner(noSignal).run() }
     }
 
+    /// The alarm command's outcomes in words: success, a failing status, a command stopped at
+    /// `on_alarm_timeout`; the `MISALIGN_ALARM_*` variables are set.
+    @Test func alarmCommandOutcomes() async throws {
+        let f = try FollowFixture("follow-command")
+        let log = f.dir.appendingPathComponent("command.log")
+        let alarm = FollowAlarm(run: medical, alarm: AlarmRecord(step: 7, signal: "evil", detector: "bocpd", statistic: 0.9, changeStep: 5), time: "t")
+        let env = alarm.environment(checkpoints: f.job, stopFile: f.stopFile, output: f.run)
+        #expect(await FollowAlarm.runCommand("echo $MISALIGN_ALARM_STEP $MISALIGN_ALARM_DETECTOR $MISALIGN_STOP_FILE", env: env, log: log, timeout: 10) == "exit 0")
+        #expect(try String(contentsOf: log, encoding: .utf8) == "7 bocpd \(f.stopFile.path)\n")
+        #expect(await FollowAlarm.runCommand("exit 3", env: env, log: log, timeout: 10).hasPrefix("failed: exit status 3"))
+        let t0 = Date()
+        let slow = await FollowAlarm.runCommand("sleep 30", env: env, log: log, timeout: 0.2)
+        #expect(slow.hasPrefix("failed: still running after 0.2 s (on_alarm_timeout)") && Date().timeIntervalSince(t0) < 5, "\(slow)")
+    }
+
     /// The completeness rules on their own.
     @Test func halfWrittenFoldersAreSkipped() throws {
         let f = try FollowFixture("follow-scan")
