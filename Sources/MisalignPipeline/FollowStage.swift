@@ -50,6 +50,7 @@ extension PipelineRunner {
     /// aggregate counts.
     func followStage() async throws {
         let e = experiment
+        guard !e.followedRuns.isEmpty else { return }
         let detectorSettings = try followDetectorSettings()
         var runs: [FollowedRun] = []
         for x in e.externalCheckpoints {

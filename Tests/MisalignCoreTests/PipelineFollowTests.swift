@@ -284,6 +284,31 @@ func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
         }
     }
 
+    /// `misalign run` on a followed job: Ctrl-C (SIGINT) stops the waiting at once, exit 130;
+    /// `misalign status` then says the job is being followed.
+    @Test func interruptingTheCommandStopsFollowing() async throws {
+        let f = try FollowFixture("follow-cli")
+        let judge = try MockJudgeServer { req, _ in .respond(status: 200, headers: [], body: PipelineFixture.judgeBody(for: req.prompt)) }
+        defer { judge.stop() }
+        let config = f.dir.appendingPathComponent("follow.yaml")
+        try f.config(poll: 30).replacingOccurrences(of: "[\"step:judge\"]", with: "[\"openai:mock-judge@\(judge.baseURL)\"]")
+            .write(to: config, atomically: true, encoding: .utf8)
+        try f.writeCheckpoint(1)
+        let p = Process()
+        p.executableURL = try CLI.binary
+        p.arguments = ["run", config.path, "--quiet"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        #expect(await eventually(60) { f.probeCount() == 2 }, "base and checkpoint-1 evaluated: the command waits for the job")
+        let t0 = Date()
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130 && Date().timeIntervalSince(t0) < 5, "status \(p.terminationStatus)")
+        let status = try runMisalign(["status", f.run.path])
+        #expect(status.out.contains("following: the job is running; 2 checkpoints evaluated so far"), "\(status.out)")
+    }
+
     /// Bad follow settings are refused with the key; a path that is a file is refused before work.
     @Test func configErrorsNameTheKey() async throws {
         let f = try FollowFixture("follow-config")
