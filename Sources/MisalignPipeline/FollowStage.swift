@@ -78,6 +78,13 @@ extension PipelineRunner {
             try checkCancelled("follow")
             var added = 0
             for i in runs.indices where !runs[i].finished { added += try scan(&runs[i]) }
+            // Right after a look, so a long evaluation does not count as the job's silence.
+            for run in runs where !run.finished && run.over == nil && run.settings.idleTimeout > 0
+            && Date().timeIntervalSince(run.lastNew) > run.settings.idleTimeout {
+                throw PipelineError.stage(stage: "follow", unit: "\(run.run)", reason:
+                    "no new checkpoint under \(run.folder.path) for \(String(format: "%g", run.settings.idleTimeout)) s (external_checkpoints idle_timeout) and no "
+                    + "\(run.settings.doneURL(in: run.folder).path); run again to keep following, or create that file to evaluate what is there")
+            }
             if added > 0 || first {
                 let generated = try await generateStage()
                 summary.done["generate", default: 0] += generated
@@ -92,11 +99,6 @@ extension PipelineRunner {
                 if let over = runs[i].over { try finish(&runs[i], reason: over) }
             }
             if runs.allSatisfy(\.finished) { return }
-            for run in runs where !run.finished && run.settings.idleTimeout > 0 && Date().timeIntervalSince(run.lastNew) > run.settings.idleTimeout {
-                throw PipelineError.stage(stage: "follow", unit: "\(run.run)", reason:
-                    "no new checkpoint under \(run.folder.path) for \(Int(run.settings.idleTimeout)) s (external_checkpoints idle_timeout) and no "
-                    + "\(run.settings.doneURL(in: run.folder).path); run again to keep following, or create that file to evaluate what is there")
-            }
             try await pause(runs.filter { !$0.finished }.map(\.settings.pollSeconds).min() ?? 1)
         }
     }

@@ -280,7 +280,7 @@ func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
             Issue.record("an idle job should end the run")
         } catch let err as PipelineError {
             guard case .stage(let stage, let unit, let reason) = err else { Issue.record("\(err)"); return }
-            #expect(stage == "follow" && unit == "medical/seed-0" && reason.contains("idle_timeout") && reason.contains("TRAINING_DONE"), "\(reason)")
+            #expect(stage == "follow" && unit == "medical/seed-0" && reason.contains("for 0.3 s (external_checkpoints idle_timeout)") && reason.contains("TRAINING_DONE"), "\(reason)")
         }
     }
 
