@@ -10,6 +10,11 @@ public struct EarlyWarningStatus: Sendable, Equatable {
     public var alarms: [AlarmRecord]
     /// The step at which training stopped at an alarm (`stop_on_alarm`), if it did.
     public var stoppedAt: Int?
+    /// A followed job's state (`external_checkpoints` with `follow: true`), nil for other runs.
+    public var following: String? = nil
+    /// The stop file written at a followed run's alarm, and the alarm command's outcome.
+    public var stopFile: String? = nil
+    public var alarmCommand: String? = nil
 
     /// Each signal's first alarm step (the earliest over its detectors).
     public var firstAlarm: [String: Int] { alarms.firstAlarm }
@@ -30,17 +35,31 @@ public struct EarlyWarningStatus: Sendable, Equatable {
             out.append("  evil alarmed with no hallucination alarm before it: no warning")
         }
         if let s = stoppedAt { out.append("  training stopped at the alarm at step \(s) (checkpoint-\(s) kept)") }
+        if let f = following { out.append("  following: \(f)") }
+        if let s = stopFile { out.append("  stop file written: \(s)") }
+        if let c = alarmCommand { out.append("  on_alarm_command: \(c)") }
         return out
     }
 
     /// The record of every run in `runs` that has probes.
-    public static func load(_ store: RunStore, runs: [RunID]) throws(PipelineError) -> [EarlyWarningStatus] {
+    /// The record of every run in `runs` that has probes, or is `followed` (an
+    /// `external_checkpoints` entry with `follow: true`; its probes are its checkpoints' means).
+    public static func load(_ store: RunStore, runs: [RunID], followed: Set<RunID> = []) throws(PipelineError) -> [EarlyWarningStatus] {
         var out: [EarlyWarningStatus] = []
         for r in runs {
             let probes = try store.probeCount(r)
-            guard probes > 0 else { continue }
-            out.append(EarlyWarningStatus(run: r, probes: probes, alarms: try store.alarms(r),
-                                          stoppedAt: try store.meta("monitor.stopped.\(r)").flatMap { Int($0) }))
+            guard probes > 0 || followed.contains(r) else { continue }
+            var s = EarlyWarningStatus(run: r, probes: probes, alarms: try store.alarms(r),
+                                       stoppedAt: try store.meta("monitor.stopped.\(r)").flatMap { Int($0) })
+            if followed.contains(r) {
+                let state = try store.runState(r)
+                s.following = state?.trained == true ? "the job ended; \(probes) checkpoints evaluated"
+                    : state == nil ? "not started" : "the job is running; \(probes) checkpoints evaluated so far"
+                let alarm = try FollowAlarm.load(store, r)
+                s.stopFile = alarm?.stopFile
+                s.alarmCommand = alarm?.command
+            }
+            out.append(s)
         }
         return out
     }

@@ -61,6 +61,9 @@ public struct ExternalRun: Sendable, Equatable {
     public var dataset: String
     public var seed: Int
     public var path: URL
+    /// Set (`follow: true`): the folder is still being written by a running job, and each
+    /// checkpoint is evaluated as it appears (`FollowSettings`, Docs/FollowingTraining.md).
+    public var follow: FollowSettings? = nil
 }
 
 /// What every checkpoint is asked.

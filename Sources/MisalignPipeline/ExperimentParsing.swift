@@ -39,7 +39,8 @@ extension Experiment {
                 try checkName(try nameNode.string(), nameNode)
                 let run = ExternalRun(dataset: try nameNode.string(),
                                       seed: try m.optional("seed")?.int(min: 0, max: Bounds.seed) ?? 0,
-                                      path: try path(m.required("path", "the folder holding checkpoint-N/ folders")))
+                                      path: try path(m.required("path", "the folder holding checkpoint-N/ folders")),
+                                      follow: try parseFollow(m))
                 try m.rejectUnknown()
                 if external.contains(where: { $0.dataset == run.dataset && $0.seed == run.seed }) {
                     throw item.error("dataset \(run.dataset) seed \(run.seed) appears twice")

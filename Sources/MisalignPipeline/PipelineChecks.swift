@@ -28,6 +28,15 @@ extension PipelineRunner {
             }
         }
         for x in e.externalCheckpoints {
+            if x.follow != nil {
+                // A followed job may not have started: its folder may appear later (idle_timeout).
+                var isDir: ObjCBool = false
+                if fm.fileExists(atPath: x.path.path, isDirectory: &isDir), !isDir.boolValue {
+                    throw PipelineError.missingInput(key: "external_checkpoints", path: x.path.path,
+                                                     reason: "is a file; path: names the folder the job writes checkpoint-N/ folders into")
+                }
+                continue
+            }
             guard let list = try? CheckpointDirectory.list(in: x.path), !list.isEmpty else {
                 throw PipelineError.missingInput(key: "external_checkpoints", path: x.path.path,
                                                  reason: "no checkpoint-N/ folder with adapter_model.safetensors, or with a model (config.json and model.safetensors)")

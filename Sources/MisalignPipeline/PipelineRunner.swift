@@ -98,7 +98,9 @@ public final class PipelineRunner: @unchecked Sendable {
             let n: Int
             do {
                 switch stage {
-                case "train": n = try await runOffPool { try self.trainStage() }  // minutes of blocking work, off the cooperative pool
+                case "train":
+                    n = try await runOffPool { try self.trainStage() }  // minutes of blocking work, off the cooperative pool
+                    try await followStage()  // external_checkpoints with follow: true (FollowStage.swift)
                 case "generate": n = try await generateStage()
                 case "judge": n = try await judgeStage()
                 case "aggregate": n = try aggregateStage()
@@ -108,14 +110,14 @@ public final class PipelineRunner: @unchecked Sendable {
                 // A full disk or a read-only folder mid-run: what was committed stays.
                 throw PipelineError.unwritable(path: path, reason: reason)
             }
-            summary.done[stage] = n
-            summary.seconds[stage] = Date().timeIntervalSince(t0)
+            summary.done[stage, default: 0] += n  // following adds its generate, judge and aggregate work first
+            summary.seconds[stage, default: 0] += Date().timeIntervalSince(t0)
         }
         let exports = experiment.output.appendingPathComponent(Exports.folder)
         if !summary.nothingToDo || !FileManager.default.fileExists(atPath: exports.path) {
             try Exports.write(store: store, to: exports)
         }
-        summary.earlyWarning = try EarlyWarningStatus.load(store, runs: experiment.runs)
+        summary.earlyWarning = try EarlyWarningStatus.load(store, runs: experiment.runs, followed: experiment.followedRuns)
         summary.wallSeconds = Date().timeIntervalSince(start)
         return summary
     }
@@ -148,7 +150,8 @@ public final class PipelineRunner: @unchecked Sendable {
             try store.transaction { try store.resetAnalysis() }
         }
         try store.setMeta("fingerprint.analysis", analysis.1)
-        if e.monitor.enabled, !e.externalCheckpoints.isEmpty {
+        if e.externalCheckpoints.contains(where: { $0.follow != nil }) { _ = try followDetectorSettings() }
+        if e.monitor.enabled, !e.externalCheckpoints.isEmpty, !e.externalCheckpoints.contains(where: { $0.follow != nil }) {
             note("monitor: nothing is trained here (external_checkpoints), so the early-warning monitor does not run")
         }
         try store.setMeta("config_path", e.source)

@@ -60,6 +60,9 @@ public struct RunStatus: Sendable {
                 checkpoints = checkpoints.map { $0 + n }
                 if !e.externalCheckpoints.isEmpty { continue }
                 trainTotal = trainTotal.map { $0 + state.totalSteps }
+            } else if state != nil, !e.externalCheckpoints.isEmpty {
+                let n = try store.checkpoints(r).count  // a followed job: the checkpoints seen so far
+                checkpoints = checkpoints.map { $0 + n }
             } else if let state {
                 trainTotal = trainTotal.map { $0 + state.totalSteps }
                 let every = max(1, e.training.saveEvery)
@@ -99,7 +102,7 @@ public struct RunStatus: Sendable {
                                   total: checkpoints.map { $0 * (names.count >= 2 ? names.count + 1 : 1) }, secondsPerUnit: try store.rate(stage: "aggregate")))
         stages.append(StageStatus(stage: "detect", done: try store.unitCount(stage: "detect"),
                                   total: e.detection.judge == nil ? 0 : e.runs.count, secondsPerUnit: try store.rate(stage: "detect")))
-        return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs),
+        return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs, followed: e.followedRuns),
                          failures: try store.failures())
     }
 }

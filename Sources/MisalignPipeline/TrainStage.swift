@@ -28,7 +28,7 @@ extension PipelineRunner {
         let e = experiment
         var steps = 0
         if !e.externalCheckpoints.isEmpty {
-            for x in e.externalCheckpoints {
+            for x in e.externalCheckpoints where x.follow == nil {  // followed ones: followStage
                 let r = RunID(dataset: x.dataset, seed: x.seed)
                 if try store.runState(r)?.trained == true { continue }
                 let list = try CheckpointDirectory.list(in: x.path)
