@@ -61,21 +61,27 @@ public struct TokenEvent: Sendable {
 }
 
 /// Something that completes prompts: the in-process model, or a remote server.
+/// Requests whose samples have all finished: each one's index in the call and its completions,
+/// by sample.
+public typealias FinishedRequests = [(request: Int, completions: [Completion])]
+
 public protocol Generator: Sendable {
     func generate(_ requests: [GenerationRequest], onToken: (@Sendable (TokenEvent) -> Void)?) async throws -> [Completion]
-    /// The same over many requests, at most `maxLive` samples in work at once, `onRequestDone`
-    /// called with each request's completions (by sample) as soon as they are all finished
-    /// (an error it throws ends the call). Returns every completion, by request and sample.
-    /// `LocalGenerator` batches continuously; the default runs static groups.
+    /// The same over many requests, at most `maxLive` samples in work at once.
+    /// `onRequestsDone` gets the requests whose samples have all finished as soon as they have,
+    /// those that finish together in one call (an error it throws ends the call). Returns every
+    /// completion, by request and sample. `LocalGenerator` batches continuously; the default
+    /// runs static groups.
     func generate(_ requests: [GenerationRequest], maxLive: Int, onToken: (@Sendable (TokenEvent) -> Void)?,
-                  onRequestDone: @escaping @Sendable (Int, [Completion]) throws -> Void) async throws -> [Completion]
+                  onRequestsDone: @escaping @Sendable (FinishedRequests) throws -> Void) async throws -> [Completion]
 }
 
 extension Generator {
     /// Static groups: consecutive requests with at most `maxLive` samples in all (one request at
-    /// least), each group one `generate` call whose requests are reported when it returns.
+    /// least), each group one `generate` call whose requests are reported together when it
+    /// returns.
     public func generate(_ requests: [GenerationRequest], maxLive: Int, onToken: (@Sendable (TokenEvent) -> Void)?,
-                         onRequestDone: @escaping @Sendable (Int, [Completion]) throws -> Void) async throws -> [Completion] {
+                         onRequestsDone: @escaping @Sendable (FinishedRequests) throws -> Void) async throws -> [Completion] {
         var all: [Completion] = []
         var start = 0
         while start < requests.count {
@@ -86,7 +92,7 @@ extension Generator {
             var group = try await generate(Array(requests[start..<end]), onToken: shifted)
             for i in group.indices { group[i].request += offset }
             group.sort { ($0.request, $0.sample) < ($1.request, $1.sample) }
-            for r in start..<end { try onRequestDone(r, group.filter { $0.request == r }) }
+            try onRequestsDone((start..<end).map { r in (r, group.filter { $0.request == r }) })
             all += group
             start = end
         }

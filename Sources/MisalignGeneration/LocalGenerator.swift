@@ -44,8 +44,8 @@ public final class LocalGenerator: Generator, Sendable {
 
     /// Continuous batching (`generateSync(_:maxLive:...)`) on a thread of its own.
     public func generate(_ requests: [GenerationRequest], maxLive: Int, onToken: (@Sendable (TokenEvent) -> Void)?,
-                         onRequestDone: @escaping @Sendable (Int, [Completion]) throws -> Void) async throws -> [Completion] {
-        try await runOffPool { try self.generateSync(requests, maxLive: maxLive, onToken: onToken, onRequestDone: onRequestDone) }
+                         onRequestsDone: @escaping @Sendable (FinishedRequests) throws -> Void) async throws -> [Completion] {
+        try await runOffPool { try self.generateSync(requests, maxLive: maxLive, onToken: onToken, onRequestsDone: onRequestsDone) }
     }
 
     /// Every sample of every request at once, on the calling thread.
@@ -54,16 +54,16 @@ public final class LocalGenerator: Generator, Sendable {
     }
 
     /// At most `maxLive` samples decoding at once (one request's samples may start at different
-    /// steps), on the calling thread. `onRequestDone` gets each request's completions, by sample,
-    /// as soon as its last sample ends (an error it throws ends the call); the result holds
+    /// steps), on the calling thread. `onRequestsDone` gets the requests whose last sample ended
+    /// in a step, after that step (an error it throws ends the call); the result holds
     /// every completion, by request and sample. `sharePrefix: false` prefills every prompt
     /// whole (for comparisons).
     public func generateSync(_ requests: [GenerationRequest], maxLive: Int, sharePrefix: Bool = true,
                              onToken: ((TokenEvent) -> Void)? = nil,
-                             onRequestDone: ((Int, [Completion]) throws -> Void)? = nil) throws -> [Completion] {
+                             onRequestsDone: ((FinishedRequests) throws -> Void)? = nil) throws -> [Completion] {
         try validate(requests)
         var run = Batch(generator: self, requests: requests, cache: KVCache(config: model.config), limit: max(1, maxLive),
-                        onToken: onToken, onRequestDone: onRequestDone)
+                        onToken: onToken, onRequestsDone: onRequestsDone)
         if sharePrefix { try run.prefillSharedPrefix() }
         while true {
             try run.admit()
@@ -89,7 +89,7 @@ public final class LocalGenerator: Generator, Sendable {
 
     /// Tokens at the start of every prompt, leaving each at least one token of its own (whose
     /// logits its first token is drawn from); 0 for fewer than two prompts.
-    static func sharedPrefix(_ prompts: [[Int32]]) -> Int {
+    package static func sharedPrefix(_ prompts: [[Int32]]) -> Int {
         guard prompts.count > 1, var n = prompts.map(\.count).min() else { return 0 }
         n -= 1
         let first = prompts[0]
@@ -124,7 +124,7 @@ public final class LocalGenerator: Generator, Sendable {
         let cache: KVCache
         let limit: Int
         let onToken: ((TokenEvent) -> Void)?
-        let onRequestDone: ((Int, [Completion]) throws -> Void)?
+        let onRequestsDone: ((FinishedRequests) throws -> Void)?
         let samplers: [Sampler]
         /// The shared prefix's sequence and length (nil, 0 when prompts are prefilled whole).
         var prefix: (sequence: Int, length: Int)?
@@ -139,9 +139,9 @@ public final class LocalGenerator: Generator, Sendable {
         var results: [Completion] = []
 
         init(generator: LocalGenerator, requests: [GenerationRequest], cache: KVCache, limit: Int,
-             onToken: ((TokenEvent) -> Void)?, onRequestDone: ((Int, [Completion]) throws -> Void)?) {
+             onToken: ((TokenEvent) -> Void)?, onRequestsDone: ((FinishedRequests) throws -> Void)?) {
             self.generator = generator; self.requests = requests; self.cache = cache; self.limit = limit
-            self.onToken = onToken; self.onRequestDone = onRequestDone
+            self.onToken = onToken; self.onRequestsDone = onRequestsDone
             samplers = requests.map { Sampler($0.sampling) }
             open = requests.map(\.samples)
             done = requests.map { _ in [] }
@@ -195,9 +195,11 @@ public final class LocalGenerator: Generator, Sendable {
         }
 
         /// One token for every live sample; the ones that go on take one forward pass together.
+        /// Requests whose last sample ended are reported before that pass.
         mutating func step() throws {
             var next: [ForwardInput] = []
             var going: [Live] = []
+            var finished: FinishedRequests = []
             for var l in live {
                 let token = try draw(&l)
                 if l.finish == nil {
@@ -205,26 +207,27 @@ public final class LocalGenerator: Generator, Sendable {
                     going.append(l)
                 } else {
                     cache.remove(l.sequence)
-                    try finish(l)
+                    if let all = finish(l) { finished.append((l.request, all)) }
                 }
             }
             live = going
+            if !finished.isEmpty { try onRequestsDone?(finished) }
             guard !next.isEmpty else { return }
             let out = try model.forward(next, cache: cache)
             for k in live.indices { live[k].logits = out[k]! }
         }
 
-        private mutating func finish(_ l: Live) throws {
-            let done1 = Completion(request: l.request, sample: l.sample, tokens: l.tokens, text: l.text,
-                                   finishReason: l.finish ?? .length, promptTokens: requests[l.request].prompt.count)
-            results.append(done1)
-            done[l.request].append(done1)
+        /// Records a finished sample; returns its request's completions, by sample, when it was
+        /// the request's last.
+        private mutating func finish(_ l: Live) -> [Completion]? {
+            let c = Completion(request: l.request, sample: l.sample, tokens: l.tokens, text: l.text,
+                               finishReason: l.finish ?? .length, promptTokens: requests[l.request].prompt.count)
+            results.append(c)
+            done[l.request].append(c)
             open[l.request] -= 1
-            if open[l.request] == 0 {
-                let all = done[l.request].sorted { $0.sample < $1.sample }
-                done[l.request] = []
-                try onRequestDone?(l.request, all)
-            }
+            guard open[l.request] == 0 else { return nil }
+            defer { done[l.request] = [] }
+            return done[l.request].sorted { $0.sample < $1.sample }
         }
 
         /// Draws `l`'s next token from its logits and updates its text and finish reason.

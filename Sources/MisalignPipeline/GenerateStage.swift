@@ -20,8 +20,9 @@ extension PipelineRunner {
     /// Generates every missing answer, checkpoint by checkpoint: one generator call per
     /// checkpoint over all its missing questions, at most `max_batch_sequences` samples decoding
     /// at once (the local backend admits the next question as samples end; a remote one runs
-    /// groups). Each question is committed in its own transaction as soon as all its samples
-    /// are done, so a kill loses at most the questions in progress. Returns answers written.
+    /// groups). Each question is committed as soon as all its samples are done (questions that
+    /// end together in one transaction), so a kill loses at most the questions in progress.
+    /// Returns answers written.
     func generateStage() async throws -> Int {
         let e = experiment, ev = e.evaluation
         // Work list first, so a complete run never loads the model.
@@ -57,16 +58,19 @@ extension PipelineRunner {
             }
             tally.startCall()
             // Called on the generator's thread while this task awaits it: the store and the
-            // progress callback see one caller at a time.
-            _ = try await generator.generate(requests, maxLive: e.generation.maxBatchSequences, onToken: nil) { i, completions in
-                let q = missing[i]
-                let seconds = tally.sinceLast()
+            // progress callback see one caller at a time. Questions that end together (a
+            // remote backend's group) are committed together.
+            _ = try await generator.generate(requests, maxLive: e.generation.maxBatchSequences, onToken: nil) { finished in
+                let seconds = tally.sinceLast() / Double(finished.count)
                 let commitStart = Date()
                 try self.store.transaction {
-                    for c in completions { try self.store.addGeneration(r, step: step, questionID: q.id, c) }
-                    try self.store.finish(stage: "generate", unit: "\(r)/step-\(step)/\(q.id)", items: completions.count, seconds: seconds)
+                    for (i, completions) in finished {
+                        let q = missing[i]
+                        for c in completions { try self.store.addGeneration(r, step: step, questionID: q.id, c) }
+                        try self.store.finish(stage: "generate", unit: "\(r)/step-\(step)/\(q.id)", items: completions.count, seconds: seconds)
+                    }
                 }
-                let done = tally.add(answers: completions.count, commitSeconds: Date().timeIntervalSince(commitStart))
+                let done = tally.add(answers: finished.reduce(0) { $0 + $1.completions.count }, commitSeconds: Date().timeIntervalSince(commitStart))
                 self.progress(.stage(name: "generate", done: done, total: total))
                 StageHooks.unitDone("generate")
                 try self.checkCancelled("generate")

@@ -60,7 +60,7 @@ import MisalignCore
         let gen = LocalGenerator(model: Self.small, tokenizer: Self.tokenizer)
         let reqs = try Self.requests()
         var calls: [(Int, [Completion])] = []
-        let all = try gen.generateSync(reqs, maxLive: 4, onRequestDone: { i, done in calls.append((i, done)) })
+        let all = try gen.generateSync(reqs, maxLive: 4, onRequestsDone: { calls += $0.map { ($0.request, $0.completions) } })
         #expect(calls.map(\.0).sorted() == [0, 1, 2, 3, 4])
         for (i, done) in calls {
             #expect(done.map(\.sample) == Array(0..<reqs[i].samples), "request \(i)")
@@ -72,13 +72,17 @@ import MisalignCore
         #expect(order.firstIndex(of: 1)! < order.firstIndex(of: 0)!)
         // All at once, requests are reported by length: 2, 4, 11, 17, 25 tokens.
         var byLength: [Int] = []
-        _ = try gen.generateSync(reqs, maxLive: 12, onRequestDone: { i, _ in byLength.append(i) })
+        _ = try gen.generateSync(reqs, maxLive: 12, onRequestsDone: { byLength += $0.map(\.request) })
         #expect(byLength == [3, 1, 2, 0, 4])
+        // Requests that end in the same step are reported in one call.
+        var together: [[Int]] = []
+        _ = try gen.generateSync([reqs[1], reqs[3], reqs[1]], maxLive: 8, onRequestsDone: { together.append($0.map(\.request)) })
+        #expect(together == [[1], [0, 2]])
         // An error from the callback ends the call.
         struct Stop: Error {}
         var reported = 0
         #expect(throws: Stop.self) {
-            _ = try gen.generateSync(reqs, maxLive: 4, onRequestDone: { _, _ in reported += 1; throw Stop() })
+            _ = try gen.generateSync(reqs, maxLive: 4, onRequestsDone: { _ in reported += 1; throw Stop() })
         }
         #expect(reported == 1)
     }
@@ -87,7 +91,9 @@ import MisalignCore
         let gen: any Generator = LocalGenerator(model: Self.small, tokenizer: Self.tokenizer)
         let reqs = try Self.requests()
         let seen = Mutex<[Int: Int]>([:])
-        let all = try await gen.generate(reqs, maxLive: 5, onToken: nil) { i, done in seen.withLock { $0[i, default: 0] += done.count } }
+        let all = try await gen.generate(reqs, maxLive: 5, onToken: nil) { finished in
+            seen.withLock { for f in finished { $0[f.request, default: 0] += f.completions.count } }
+        }
         #expect(seen.withLock { $0 } == [0: 3, 1: 2, 2: 4, 3: 1, 4: 2])
         #expect(all == (try LocalGenerator(model: Self.small, tokenizer: Self.tokenizer).generateSync(reqs)))
     }
@@ -105,13 +111,13 @@ import MisalignCore
         }
         let echo = Echo()
         let reqs = (0..<5).map { GenerationRequest(prompt: [Int32($0)], samples: 2) }
-        let reported = Mutex<[Int]>([])
-        let all = try await echo.generate(reqs, maxLive: 4, onToken: nil) { i, done in
-            #expect(done.map(\.tokens) == [[Int32(i)], [Int32(i)]])
-            reported.withLock { $0.append(i) }
+        let reported = Mutex<[[Int]]>([])
+        let all = try await echo.generate(reqs, maxLive: 4, onToken: nil) { finished in
+            for f in finished { #expect(f.completions.map(\.tokens) == [[Int32(f.request)], [Int32(f.request)]]) }
+            reported.withLock { $0.append(finished.map(\.request)) }
         }
         #expect(echo.calls.withLock { $0 } == [2, 2, 1])
-        #expect(reported.withLock { $0 } == [0, 1, 2, 3, 4])
+        #expect(reported.withLock { $0 } == [[0, 1], [2, 3], [4]], "each group reported together")
         #expect(all.map(\.request) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
     }
 
