@@ -2,13 +2,16 @@
 """Single-sample decode tokens/s of llama.cpp (llama-cpp-python) on a Qwen2 folder, for
 comparison with `misalign-bench forward --no-torch --only decode1 --model DIR`.
 
-    pip install llama-cpp-python gguf       # builds llama.cpp from source
+    pip install llama-cpp-python gguf sentencepiece   # builds llama.cpp from source
+    pip download llama-cpp-python --no-deps --no-binary :all: && tar xzf llama_cpp_python-*.tar.gz
     misalign-bench write-synthetic --shape 0.5b --dtype bf16 --out /tmp/q05
     cp Tests/Fixtures/tokenizer/tokenizer*.json /tmp/q05/
-    python3 Benchmarks/llama_cpp_decode.py /tmp/q05 --convert PATH/convert_hf_to_gguf.py
+    python3 Benchmarks/llama_cpp_decode.py /tmp/q05 \
+        --convert llama_cpp_python-*/vendor/llama.cpp/convert_hf_to_gguf.py
 
 The folder is converted to GGUF with llama.cpp's own `convert_hf_to_gguf.py` (vendored in the
-llama-cpp-python sdist, `vendor/llama.cpp/`) once per type (bf16, q8_0 by default); then each
+llama-cpp-python sdist, `vendor/llama.cpp/`, beside its `conversion/` and `gguf-py/`; its Qwen2
+vocabulary step imports `sentencepiece` before falling back to tokenizer.json) once per type (bf16, q8_0 by default); then each
 GGUF file is loaded with `n_threads` threads, a 32-token prompt is evaluated, and `--steps`
 single-token steps are timed one by one (`Llama.eval` of one token: one forward pass and its
 logits, no sampling, as in our decode measurement). Prints the median step time and tokens/s.
