@@ -60,11 +60,11 @@ public struct TokenEvent: Sendable {
     public var textDelta: String
 }
 
-/// Something that completes prompts: the in-process model, or a remote server.
 /// Requests whose samples have all finished: each one's index in the call and its completions,
 /// by sample.
 public typealias FinishedRequests = [(request: Int, completions: [Completion])]
 
+/// Something that completes prompts: the in-process model, or a remote server.
 public protocol Generator: Sendable {
     func generate(_ requests: [GenerationRequest], onToken: (@Sendable (TokenEvent) -> Void)?) async throws -> [Completion]
     /// The same over many requests, at most `maxLive` samples in work at once.
