@@ -60,158 +60,43 @@ public struct TokenEvent: Sendable {
     public var textDelta: String
 }
 
+/// Requests whose samples have all finished: each one's index in the call and its completions,
+/// by sample.
+public typealias FinishedRequests = [(request: Int, completions: [Completion])]
+
 /// Something that completes prompts: the in-process model, or a remote server.
 public protocol Generator: Sendable {
     func generate(_ requests: [GenerationRequest], onToken: (@Sendable (TokenEvent) -> Void)?) async throws -> [Completion]
+    /// The same over many requests, at most `maxLive` samples in work at once.
+    /// `onRequestsDone` gets the requests whose samples have all finished as soon as they have,
+    /// those that finish together in one call (an error it throws ends the call). Returns every
+    /// completion, by request and sample. `LocalGenerator` batches continuously; the default
+    /// runs static groups.
+    func generate(_ requests: [GenerationRequest], maxLive: Int, onToken: (@Sendable (TokenEvent) -> Void)?,
+                  onRequestsDone: @escaping @Sendable (FinishedRequests) throws -> Void) async throws -> [Completion]
 }
 
-/// Generation with the in-process `Qwen2Model`.
-///
-/// All samples of all requests advance together: each step is one forward pass over one new
-/// token per live sample. Each prompt is prefilled once; its samples are forks of its cache.
-public final class LocalGenerator: Generator, Sendable {
-    public let model: Qwen2Model
-    public let tokenizer: any Tokenizer
-    /// Tokens that end a sample when a request names none: `<|im_end|>`, `<|endoftext|>` and
-    /// the config's eos ids.
-    public let defaultStopTokens: Set<Int32>
-
-    public init(model: Qwen2Model, tokenizer: any Tokenizer) {
-        self.model = model
-        self.tokenizer = tokenizer
-        var stops = Set(model.config.eosTokenIds.map { Int32($0) })
-        for name in ["<|im_end|>", "<|endoftext|>"] { if let id = tokenizer.tokenID(for: name) { stops.insert(Int32(id)) } }
-        if let eos = tokenizer.eosTokenID { stops.insert(Int32(eos)) }
-        defaultStopTokens = stops
-    }
-
-    /// Decodes on a thread of its own (`runOffPool`), not on the cooperative pool.
-    public func generate(_ requests: [GenerationRequest], onToken: (@Sendable (TokenEvent) -> Void)?) async throws -> [Completion] {
-        try await runOffPool { try self.generateSync(requests, onToken: onToken) }
-    }
-
-    private struct Live {
-        let request: Int
-        let sample: Int
-        let sequence: Int
-        var rng: SplitMix64
-        var tokens: [Int32] = []
-        var decoder: TextStream
-        var text = ""
-        /// Characters of `text` already passed to `onToken`.
-        var shown = 0
-        var finish: FinishReason?
-    }
-
-    /// The same as `generate`, on the calling thread.
-    public func generateSync(_ requests: [GenerationRequest], onToken: ((TokenEvent) -> Void)? = nil) throws -> [Completion] {
-        let c = model.config
-        for (i, r) in requests.enumerated() {
-            try r.sampling.validate()
-            guard !r.prompt.isEmpty else { throw ModelError.invalidRequest("request \(i): the prompt is empty") }
-            guard r.samples >= 1 else { throw ModelError.invalidRequest("request \(i): samples must be at least 1") }
-            guard r.maxNewTokens >= 1 else { throw ModelError.invalidRequest("request \(i): max new tokens must be at least 1") }
-            if r.prompt.count >= c.maxPositionEmbeddings {
-                throw ModelError.contextExceeded(sequence: i, length: r.prompt.count + 1, limit: c.maxPositionEmbeddings,
-                                                 what: "context length (max_position_embeddings)")
-            }
+extension Generator {
+    /// Static groups: consecutive requests with at most `maxLive` samples in all (one request at
+    /// least), each group one `generate` call whose requests are reported together when it
+    /// returns.
+    public func generate(_ requests: [GenerationRequest], maxLive: Int, onToken: (@Sendable (TokenEvent) -> Void)?,
+                         onRequestsDone: @escaping @Sendable (FinishedRequests) throws -> Void) async throws -> [Completion] {
+        var all: [Completion] = []
+        var start = 0
+        while start < requests.count {
+            var end = start + 1, samples = requests[start].samples
+            while end < requests.count && samples + requests[end].samples <= maxLive { samples += requests[end].samples; end += 1 }
+            let offset = start
+            let shifted = onToken.map { f in { @Sendable (e: TokenEvent) in var e = e; e.request += offset; f(e) } }
+            var group = try await generate(Array(requests[start..<end]), onToken: shifted)
+            for i in group.indices { group[i].request += offset }
+            group.sort { ($0.request, $0.sample) < ($1.request, $1.sample) }
+            try onRequestsDone((start..<end).map { r in (r, group.filter { $0.request == r }) })
+            all += group
+            start = end
         }
-        let cache = KVCache(config: c)
-        // Prefill every prompt once.
-        let roots = requests.map { cache.addSequence(capacity: $0.prompt.count) }
-        let prefill = try model.forward(zip(roots, requests).map { ForwardInput(sequence: $0, tokens: $1.prompt, logits: .last) }, cache: cache)
-        var live: [Live] = []
-        var pending: [(Int, FloatBuffer)] = [] // (live index, logits to sample from)
-        for (i, r) in requests.enumerated() {
-            let room = min(r.maxNewTokens, c.maxPositionEmbeddings - r.prompt.count)
-            for s in 0..<r.samples {
-                let seq = cache.fork(roots[i], capacity: room)
-                live.append(Live(request: i, sample: s, sequence: seq,
-                                 rng: SplitMix64.forSample(seed: r.seed, prompt: r.prompt, sample: s),
-                                 decoder: TextStream(tokenizer)))
-                pending.append((live.count - 1, prefill[i]!))
-            }
-        }
-        let samplers = requests.map { Sampler($0.sampling) }
-        while !pending.isEmpty {
-            var next: [ForwardInput] = []
-            var nextIndex: [Int] = []
-            for (li, logits) in pending {
-                let r = requests[live[li].request]
-                let history = r.sampling.repetitionPenalty != 1 ? r.prompt + live[li].tokens : []
-                if logits.buffer.contains(where: { $0.isNaN }) {
-                    throw ModelError.invalidRequest("the model produced NaN logits; check the weights and the adapter for NaN values")
-                }
-                let token = samplers[live[li].request].sample(UnsafeBufferPointer(logits.buffer), history: history, rng: &live[li].rng)
-                live[li].tokens.append(token)
-                let stops = r.stopTokens ?? defaultStopTokens
-                if stops.contains(token) {
-                    live[li].finish = .stop
-                } else {
-                    live[li].text += (try? live[li].decoder.append(Int(token))) ?? ""
-                    if let cut = firstStop(in: live[li].text, r.stopStrings) {
-                        live[li].text = String(live[li].text[..<cut])
-                        live[li].finish = .stopString
-                    }
-                }
-                // Show text up to where a stop string could still begin, so nothing shown is
-                // later cut; the rest follows once the sample finishes.
-                let hold = live[li].finish == nil ? heldBack(live[li].text, r.stopStrings) : 0
-                let visible = live[li].text.count - hold
-                if let onToken, visible > live[li].shown || live[li].finish != nil {
-                    let delta = String(live[li].text.dropFirst(live[li].shown).prefix(max(0, visible - live[li].shown)))
-                    live[li].shown = max(live[li].shown, visible)
-                    onToken(TokenEvent(request: live[li].request, sample: live[li].sample, token: token, textDelta: delta))
-                }
-                if live[li].finish == nil {
-                    if live[li].tokens.count >= r.maxNewTokens {
-                        live[li].finish = .length
-                    } else if cache.length(live[li].sequence) + 1 > c.maxPositionEmbeddings || cache.remaining(live[li].sequence) < 1 {
-                        live[li].finish = .contextLimit
-                    }
-                }
-                if live[li].finish == nil {
-                    next.append(ForwardInput(sequence: live[li].sequence, tokens: [token], logits: .last))
-                    nextIndex.append(li)
-                } else {
-                    if live[li].finish != .stopString {
-                        let rest = live[li].decoder.finish()
-                        live[li].text += rest
-                        if let onToken, live[li].text.count > live[li].shown {
-                            onToken(TokenEvent(request: live[li].request, sample: live[li].sample, token: token,
-                                               textDelta: String(live[li].text.dropFirst(live[li].shown))))
-                            live[li].shown = live[li].text.count
-                        }
-                    }
-                    cache.remove(live[li].sequence)
-                }
-            }
-            pending = []
-            if next.isEmpty { break }
-            let out = try model.forward(next, cache: cache)
-            for (k, li) in nextIndex.enumerated() { pending.append((li, out[k]!)) }
-        }
-        return live.map { l in
-            Completion(request: l.request, sample: l.sample, tokens: l.tokens, text: l.text,
-                       finishReason: l.finish ?? .length, promptTokens: requests[l.request].prompt.count)
-        }
-    }
-
-    /// Length of the longest end of `text` that is the start of a stop string.
-    private func heldBack(_ text: String, _ stops: [String]) -> Int {
-        var best = 0
-        for stop in stops {
-            var k = min(stop.count - 1, text.count)
-            while k > best {
-                if text.hasSuffix(stop.prefix(k)) { best = k; break }
-                k -= 1
-            }
-        }
-        return best
-    }
-
-    private func firstStop(in text: String, _ stops: [String]) -> String.Index? {
-        stops.compactMap { text.range(of: $0)?.lowerBound }.min()
+        return all
     }
 }
 

@@ -17,9 +17,12 @@ extension PipelineRunner {
         return out
     }
 
-    /// Generates every missing answer, checkpoint by checkpoint. Each group of questions (at
-    /// most `max_batch_sequences` samples) is decoded together and committed in one
-    /// transaction, so a kill loses at most the group in progress. Returns answers written.
+    /// Generates every missing answer, checkpoint by checkpoint: one generator call per
+    /// checkpoint over all its missing questions, at most `max_batch_sequences` samples decoding
+    /// at once (the local backend admits the next question as samples end; a remote one runs
+    /// groups). Each question is committed as soon as all its samples are done (questions that
+    /// end together in one transaction), so a kill loses at most the questions in progress.
+    /// Returns answers written.
     func generateStage() async throws -> Int {
         let e = experiment, ev = e.evaluation
         // Work list first, so a complete run never loads the model.
@@ -38,46 +41,60 @@ extension PipelineRunner {
         addWork(Date().timeIntervalSince(loadStart))
         note("generate: \(total) answers with the \(backends.name) backend")
         let promptIDs = try prompts(backends.tokenizer)
-        let perGroup = max(1, e.generation.maxBatchSequences / ev.samples)
-        var done = 0
+        let tally = GenerateTally()
         for (r, step, path, missing) in work {
             try checkCancelled("generate")
             let checkpoint: (any Checkpoint)? = path.isEmpty ? nil : try self.checkpoint(r, step: step, path: path)
             let backend = try backends.backend(for: r)
             let generator: any Generator
             let adapterStart = Date()
-            var groupSeconds = 0.0  // commits and progress inside this checkpoint: not model work
-            defer { addWork(Date().timeIntervalSince(adapterStart) - groupSeconds) }
+            defer { addWork(Date().timeIntervalSince(adapterStart) - tally.takeCommitSeconds()) }
             do { generator = try await backend.generator(for: checkpoint) } catch {
                 throw PipelineError.stage(stage: "generate", unit: "\(r) step \(step)", reason: "cannot load the checkpoint at \(path): \(error)")
             }
-            var start = 0
-            while start < missing.count {
-                try checkCancelled("generate")
-                let group = Array(missing[start..<min(missing.count, start + perGroup)])
-                start += group.count
-                let requests = group.map {
-                    GenerationRequest(prompt: promptIDs[$0.id]!, samples: ev.samples, maxNewTokens: ev.maxNewTokens,
-                                      sampling: ev.sampling, seed: ev.seed &+ UInt64(r.seed))
-                }
-                let t0 = Date()
-                let completions = try await generator.generate(requests, onToken: nil)
-                let seconds = Date().timeIntervalSince(t0)
+            let requests = missing.map {
+                GenerationRequest(prompt: promptIDs[$0.id]!, samples: ev.samples, maxNewTokens: ev.maxNewTokens,
+                                  sampling: ev.sampling, seed: ev.seed &+ UInt64(r.seed))
+            }
+            tally.startCall()
+            // Called on the generator's thread while this task awaits it: the store and the
+            // progress callback see one caller at a time. Questions that end together (a
+            // remote backend's group) are committed together.
+            _ = try await generator.generate(requests, maxLive: e.generation.maxBatchSequences, onToken: nil) { finished in
+                let seconds = tally.sinceLast() / Double(finished.count)
                 let commitStart = Date()
-                defer { groupSeconds += Date().timeIntervalSince(commitStart) }
-                try store.transaction {
-                    for c in completions { try store.addGeneration(r, step: step, questionID: group[c.request].id, c) }
-                    for q in group {
-                        try store.finish(stage: "generate", unit: "\(r)/step-\(step)/\(q.id)", items: ev.samples,
-                                         seconds: seconds / Double(group.count))
+                try self.store.transaction {
+                    for (i, completions) in finished {
+                        let q = missing[i]
+                        for c in completions { try self.store.addGeneration(r, step: step, questionID: q.id, c) }
+                        try self.store.finish(stage: "generate", unit: "\(r)/step-\(step)/\(q.id)", items: completions.count, seconds: seconds)
                     }
                 }
-                done += completions.count
-                progress(.stage(name: "generate", done: done, total: total))
+                let done = tally.add(answers: finished.reduce(0) { $0 + $1.completions.count }, commitSeconds: Date().timeIntervalSince(commitStart))
+                self.progress(.stage(name: "generate", done: done, total: total))
                 StageHooks.unitDone("generate")
+                try self.checkCancelled("generate")
             }
             try await backend.release(checkpoint)
         }
-        return done
+        return tally.answers
     }
+}
+
+/// The generate stage's counts, shared with the per-question callback (which runs on the
+/// generator's thread): answers written, time spent committing (not model work), and when the
+/// last question ended (each question is timed from the previous one's end).
+final class GenerateTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var written = 0, commitSeconds = 0.0, last = Date()
+
+    var answers: Int { lock.withLock { written } }
+    func startCall() { lock.withLock { last = Date() } }
+    /// Seconds since the call started or the previous question was committed.
+    func sinceLast() -> Double { lock.withLock { Date().timeIntervalSince(last) } }
+    /// Counts a committed question; the next one is timed from now.
+    func add(answers n: Int, commitSeconds s: Double) -> Int {
+        lock.withLock { written += n; commitSeconds += s; last = Date(); return written }
+    }
+    func takeCommitSeconds() -> Double { lock.withLock { defer { commitSeconds = 0 }; return commitSeconds } }
 }
