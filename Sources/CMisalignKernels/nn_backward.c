@@ -101,3 +101,48 @@ void misalign_dropout(float *out, const float *x, size_t rows, size_t cols, size
         }
     }
 }
+
+// The two elementwise passes of the training backward that see the most data (the loss head's
+// logits, 128 x 151,936 per chunk; SwiGLU's 3 x rows x intermediate per layer), on the pool's
+// threads: rows (or runs of 16 elements) are independent, so the results are those of one thread.
+struct ce_job {
+    float *z;
+    const int32_t *targets;
+    double *loss;
+    float scale;
+    size_t rows, vocab;
+};
+
+static void ce_task(void *ctx, size_t t, size_t n) {
+    const struct ce_job *j = ctx;
+    size_t r0, r1;
+    misalign_share(j->rows, 1, t, n, &r0, &r1);
+    if (r0 < r1) misalign_cross_entropy_backward(j->z + r0 * j->vocab, j->targets + r0, j->loss + r0, j->scale, r1 - r0, j->vocab);
+}
+
+void misalign_cross_entropy_backward_threads(float *z, const int32_t *targets, double *loss, float scale, size_t rows,
+                                             size_t vocab, size_t threads) {
+    struct ce_job j = {z, targets, loss, scale, rows, vocab};
+    if (threads > 1 && rows > 1) misalign_parallel(threads, ce_task, &j);
+    else misalign_cross_entropy_backward(z, targets, loss, scale, rows, vocab);
+}
+
+struct silu_back_job {
+    float *dgate, *dup;
+    const float *dout, *gate, *up;
+    size_t n;
+};
+
+static void silu_back_task(void *ctx, size_t t, size_t n) {
+    const struct silu_back_job *j = ctx;
+    size_t b0, b1;
+    misalign_share(j->n, 16, t, n, &b0, &b1);
+    if (b0 < b1) misalign_silu_mul_backward(j->dgate + b0, j->dup + b0, j->dout + b0, j->gate + b0, j->up + b0, b1 - b0);
+}
+
+void misalign_silu_mul_backward_threads(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n,
+                                        size_t threads) {
+    struct silu_back_job j = {dgate, dup, dout, gate, up, n};
+    if (threads > 1 && n >= (1u << 16)) misalign_parallel(threads, silu_back_task, &j);
+    else misalign_silu_mul_backward(dgate, dup, dout, gate, up, n);
+}

@@ -84,6 +84,7 @@ extension PipelineRunner {
 /// The generate stage's counts, shared with the per-question callback (which runs on the
 /// generator's thread): answers written, time spent committing (not model work), and when the
 /// last question ended (each question is timed from the previous one's end).
+// Unchecked Sendable: every stored property is read and written only under `lock`.
 final class GenerateTally: @unchecked Sendable {
     private let lock = NSLock()
     private var written = 0, commitSeconds = 0.0, last = Date()

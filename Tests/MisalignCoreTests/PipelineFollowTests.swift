@@ -141,8 +141,8 @@ struct StepJudge: Judge {
     }
 }
 
-/// Waits up to `seconds` for `condition`.
-func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
+/// Waits up to `seconds` for `condition` (generous: the whole suite runs side by side on 2 cores in CI).
+func eventually(_ seconds: Double = 120, _ condition: () -> Bool) async -> Bool {
     let end = Date().addingTimeInterval(seconds)
     while Date() < end {
         if condition() { return true }
@@ -300,7 +300,7 @@ func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        #expect(await eventually(60) { f.probeCount() == 2 }, "base and checkpoint-1 evaluated: the command waits for the job")
+        #expect(await eventually(120) { f.probeCount() == 2 }, "base and checkpoint-1 evaluated: the command waits for the job")
         let t0 = Date()
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()

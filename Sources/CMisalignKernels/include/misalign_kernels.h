@@ -99,6 +99,13 @@ void misalign_softmax_backward_rows(float *dp, const float *p, size_t rows, size
 /// z: [rows, vocab]; targets, loss: [rows].
 void misalign_cross_entropy_backward(float *z, const int32_t *targets, double *loss, float scale,
                                      size_t rows, size_t vocab);
+/// The same with its rows split over `threads` threads of misalign_parallel (same results).
+void misalign_cross_entropy_backward_threads(float *z, const int32_t *targets, double *loss, float scale, size_t rows,
+                                             size_t vocab, size_t threads);
+/// misalign_silu_mul_backward on `threads` threads of misalign_parallel (from 65,536 elements;
+/// same results).
+void misalign_silu_mul_backward_threads(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n,
+                                        size_t threads);
 #endif
 
 #ifndef MISALIGN_DROPOUT_DECLS

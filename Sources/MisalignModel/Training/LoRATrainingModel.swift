@@ -199,7 +199,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         a.xMid.pointer.update(from: xs, count: n * H)
         misalign_rmsnorm(a.xn2.pointer, xs, w.postAttentionLayernorm.pointer, eps, n, H)
         projectGroup([(w.gateProj, .gate, a.gate.pointer, I), (w.upProj, .up, a.up.pointer, I)], l, a, x: a.xn2.pointer, ldx: H, rows: n)
-        misalign_silu_mul(a.h.pointer, a.gate.pointer, a.up.pointer, n * I)
+        misalign_silu_mul_threads(a.h.pointer, a.gate.pointer, a.up.pointer, n * I, max(1, BLAS.threads))
         project(w.downProj, l, .down, a, x: a.h.pointer, ldx: I, rows: n, y: xs, ldy: H, accumulate: true)
     }
 
@@ -286,7 +286,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
                                      precision: precision)
             let targets = (0..<m).map { batch.targets[rows[c0 + $0]] }
             targets.withUnsafeBufferPointer { t in
-                losses.withUnsafeMutableBufferPointer { misalign_cross_entropy_backward(logits.pointer, t.baseAddress, $0.baseAddress, dscale, m, V) }
+                losses.withUnsafeMutableBufferPointer {
+                    misalign_cross_entropy_backward_threads(logits.pointer, t.baseAddress, $0.baseAddress, dscale, m, V, max(1, BLAS.threads))
+                }
             }
             for i in 0..<m { total += losses[i] }
             weights.lmHead.applyTransposed(dy: logits.pointer, lddy: V, rows: m, dx: headN.pointer, lddx: H,
@@ -312,7 +314,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let pr = precision
         w.downProj.applyTransposed(dy: dx, lddy: H, rows: n, dx: dI1.pointer, lddx: I, accumulate: false, scratch: scratch.pointer, precision: pr)
         loraBackward(l, .down, a, x: a.h.pointer, ldx: I, dy: dx, ldy: H, rows: n, dx: dI1.pointer, lddx: I)
-        misalign_silu_mul_backward(dI2.pointer, dI3.pointer, dI1.pointer, a.gate.pointer, a.up.pointer, n * I)
+        misalign_silu_mul_backward_threads(dI2.pointer, dI3.pointer, dI1.pointer, a.gate.pointer, a.up.pointer, n * I, max(1, BLAS.threads))
         if pr == .bf16 {
             LinearWeight.applyTransposed(group: [.init(weight: w.gateProj, dy: dI2.pointer, lddy: I), .init(weight: w.upProj, dy: dI3.pointer, lddy: I)],
                                          rows: n, dx: dH.pointer, lddx: H, accumulate: false, scratch: scratch.pointer, precision: pr)
