@@ -46,23 +46,10 @@ static int lanes(void) {
 }
 static float chains(uint64_t iterations) { return lanes() == 16 ? chains512(iterations) : chains256(iterations); }
 #else
-// vdpbf16ps: two bf16 products per f32 lane, from registers.
-#define DOT_DECL(i) __m512 a##i = _mm512_set1_ps(1.0f + (i) * 1e-3f);
-#define DOT_STEP(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
-#define DOT_SUM(i) s = _mm512_add_ps(s, a##i);
-#define DOT_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-__attribute__((target("avx512f,avx512bf16"))) static float dot_chains(uint64_t iterations) {
-    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x33d633d6);
-    __m512 s = _mm512_setzero_ps();
-    DOT_CHAINS(DOT_DECL)
-    for (uint64_t i = 0; i < iterations; i++) { DOT_CHAINS(DOT_STEP) }
-    DOT_CHAINS(DOT_SUM)
-    return _mm512_reduce_add_ps(s);
-}
-static int has_dot(void) { return __builtin_cpu_supports("avx512bf16"); }
-
 static int lanes(void) { return 0; }
 static float chains(uint64_t iterations) { (void)iterations; return 0; }
+static int has_dot(void) { return 0; }
+static float dot_chains(uint64_t iterations) { (void)iterations; return 0; }
 #endif
 
 struct peak_job {
