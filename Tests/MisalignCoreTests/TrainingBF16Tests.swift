@@ -27,34 +27,17 @@ import MisalignCore
     static func parameters(_ name: String) throws -> LoRAParameters {
         let config = TrainingGradientTests.loraConfig(meta["cases"]![name]!["lora"]!)
         let p = try LoRAParameters(config: config, model: weights.config)
-        let want = try flat(p, "\(name).init")
+        let want = try flat(p, name, "init")
         p.values.pointer.update(from: want, count: want.count)
         return p
     }
 
-    /// The reference's `<prefix>.*` LoRA tensors in `p`'s layout.
-    static func flat(_ p: LoRAParameters, _ prefix: String) throws -> [Float] {
-        var out = [Float](repeating: .nan, count: p.count)
-        for key in p.keys {
-            let s = p.slots[key]!
-            for (off, which) in [(s.a, "A"), (s.b, "B")] {
-                let v = try reference.tensor(named: "\(prefix).\(key.peftPrefix).lora_\(which).weight").floats()
-                for i in 0..<v.count { out[off + i] = v[i] }
-            }
-        }
-        return out
+    /// The reference's `<case>.<stage>.*` LoRA tensors in `p`'s layout.
+    static func flat(_ p: LoRAParameters, _ name: String, _ stage: String) throws -> [Float] {
+        try TrainingGradientTests.flat(p, name, stage, file: reference)
     }
 
-    static func batches(_ name: String) throws -> [TrainingBatch] {
-        let groups = try reference.tensor(named: "\(name).micro").integers()
-        var seqs: [[(ids: [Int], mask: [Bool])]] = Array(repeating: [], count: (groups.max() ?? 0) + 1)
-        for (k, g) in groups.enumerated() {
-            let ids = try reference.tensor(named: "\(name).seq\(k).ids").integers()
-            let mask = try reference.tensor(named: "\(name).seq\(k).mask").integers().map { $0 != 0 }
-            seqs[g].append((ids, mask))
-        }
-        return seqs.map { TrainingBatch(sequences: $0) }
-    }
+    static func batches(_ name: String) throws -> [TrainingBatch] { try TrainingGradientTests.batches(name, file: reference) }
 
     /// The step's mean loss and accumulated gradients with the given arithmetic.
     static func run(_ name: String, precision: ComputePrecision, recompute: Bool = false) throws -> (loss: Double, grads: [Float]) {
@@ -78,8 +61,8 @@ import MisalignCore
         let losses = Self.meta["cases"]![name]!["loss"]!
         let (loss, grads) = try Self.run(name, precision: .bf16)
         let p = try Self.parameters(name)
-        let emulated = try Self.flat(p, "\(name).emulated.grad"), f32 = try Self.flat(p, "\(name).f32.grad")
-        let autocast = try Self.flat(p, "\(name).autocast.grad")
+        let emulated = try Self.flat(p, name, "emulated.grad"), f32 = try Self.flat(p, name, "f32.grad")
+        let autocast = try Self.flat(p, name, "autocast.grad")
         let wantLoss = losses["emulated"]!.doubleValue!
         #expect(abs(loss - wantLoss) <= 1e-5 * abs(wantLoss), "loss \(loss) vs emulated \(wantLoss)")
         // f32 sums in another order than PyTorch's move a few activations across a bf16
@@ -104,7 +87,7 @@ import MisalignCore
     @Test func f32PrecisionMatchesFloat32() throws {
         let (loss, grads) = try Self.run("all", precision: .f32)
         let p = try Self.parameters("all")
-        let f32 = try Self.flat(p, "all.f32.grad")
+        let f32 = try Self.flat(p, "all", "f32.grad")
         let want = Self.meta["cases"]!["all"]!["loss"]!["f32"]!.doubleValue!
         #expect(abs(loss - want) <= 1e-5 * want)
         #expect(Self.distance(grads, f32) <= 1e-4)

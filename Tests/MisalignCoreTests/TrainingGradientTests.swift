@@ -41,26 +41,28 @@ import MisalignCore
         return p
     }
 
-    /// A flat [count] array of the reference's `<case>.<stage>.*` tensors in `p`'s layout.
-    static func flat(_ p: LoRAParameters, _ name: String, _ stage: String) throws -> [Float] {
+    /// A flat [count] array of the reference's `<case>.<stage>.*` tensors in `p`'s layout (from
+    /// `file`, by default this suite's reference).
+    static func flat(_ p: LoRAParameters, _ name: String, _ stage: String, file: SafeTensorsFile = reference) throws -> [Float] {
         var out = [Float](repeating: .nan, count: p.count)
         for key in p.keys {
             let s = p.slots[key]!
             for (off, which) in [(s.a, "A"), (s.b, "B")] {
-                let v = try reference.tensor(named: "\(name).\(stage).\(key.peftPrefix).lora_\(which).weight").floats()
+                let v = try file.tensor(named: "\(name).\(stage).\(key.peftPrefix).lora_\(which).weight").floats()
                 for i in 0..<v.count { out[off + i] = v[i] }
             }
         }
         return out
     }
 
-    /// The case's micro-batches (sequences grouped by `<case>.micro`).
-    static func batches(_ name: String, first: Int = 0, count: Int? = nil, micro: [Int]? = nil) throws -> [TrainingBatch] {
-        let groups = try micro ?? reference.tensor(named: "\(name).micro").integers()
+    /// The case's micro-batches (sequences grouped by `<case>.micro`), from `file`.
+    static func batches(_ name: String, first: Int = 0, count: Int? = nil, micro: [Int]? = nil,
+                        file: SafeTensorsFile = reference) throws -> [TrainingBatch] {
+        let groups = try micro ?? file.tensor(named: "\(name).micro").integers()
         var seqs: [[(ids: [Int], mask: [Bool])]] = Array(repeating: [], count: (groups.max() ?? 0) + 1)
         for (k, g) in groups.enumerated() {
-            let ids = try reference.tensor(named: "\(name).seq\(first + k).ids").integers()
-            let mask = try reference.tensor(named: "\(name).seq\(first + k).mask").integers().map { $0 != 0 }
+            let ids = try file.tensor(named: "\(name).seq\(first + k).ids").integers()
+            let mask = try file.tensor(named: "\(name).seq\(first + k).mask").integers().map { $0 != 0 }
             seqs[g].append((ids, mask))
         }
         return seqs.map { TrainingBatch(sequences: $0) }
