@@ -5,14 +5,18 @@ import MisalignCore
 ///
 /// Verdicts per minute of the in-process judge (`LocalJudge`, expectation over "0"..."100") on a
 /// Qwen2.5-0.5B-shaped model (random weights unless `--model` names a real folder) with the real
-/// Qwen2.5 tokenizer, the same verdicts scored two ways in one run:
+/// Qwen2.5 tokenizer, the same verdicts scored several ways in one run:
 /// 1. each of the 101 candidates decoded whole in a sequence of its own forked from the prompt,
 ///    every prompt prefilled whole (the scoring before the candidate trie);
-/// 2. the judge: candidates as a trie of prefixes (101 one-token rows), and the rubric's fixed
-///    prompt prefix prefilled once and shared by every verdict.
-/// Prints both rates, their ratio and the largest score difference. The two compute the same
-/// likelihoods in f32 with products of other row counts, so they agree to rounding: about 1e-6
-/// on a random model's flat distribution (the worst case); a difference above 1e-4 is an error.
+/// 2. candidates as a trie of prefixes (101 one-token rows), and the rubric's fixed prompt prefix
+///    prefilled once and shared by every verdict, one verdict at a time;
+/// 3. the same with the verdicts batched (`LocalJudge` as concurrent `judge` calls get it): the
+///    prompts prefilled together, the trie rows of all verdicts together;
+/// 4. and 5. the last two with bf16 products.
+/// Prints the rates, their ratio to the first and the largest score differences. The scorings
+/// compute the same likelihoods in f32 with products of other row counts, so they agree to
+/// rounding: about 1e-6 on a random model's flat distribution (the worst case); a difference
+/// above 1e-4 is an error.
 func runLocalJudgeBenchmark(_ args: [String]) throws {
     let n = option(args, "--verdicts").flatMap(Int.init) ?? 6
     let dtype: DType = option(args, "--dtype") == "f32" ? .f32 : .bf16
@@ -44,28 +48,36 @@ func runLocalJudgeBenchmark(_ args: [String]) throws {
     var before: [Double] = []
     for p in prompts { before.append(LocalJudge.expectation(try judge.separateCandidateLogLikelihoods(prompt: p)).score) }
     let separate = now() - t0
-    let t1 = now()
-    var after: [Double] = []
-    for it in items { after.append(try judge.judgeSync(it).score ?? .nan) }
-    let shared = now() - t1
-    let diff = zip(before, after).map { abs($0 - $1) }.max() ?? 0
-    // The judge again with bf16 products (AVX512_BF16 hosts; elsewhere they run as f32).
-    let bf16Judge = try LocalJudge(directory: dir, minNumericMass: 0, precision: .bf16)
-    let t2 = now()
-    var bf16: [Double] = []
-    for it in items { bf16.append(try bf16Judge.judgeSync(it).score ?? .nan) }
-    let bf16Seconds = now() - t2
-    let bf16Diff = zip(after, bf16).map { abs($0 - $1) }.max() ?? 0
+    // The judge, one verdict at a time and then all of them as one batch (`judgeSync(items)`,
+    // what concurrent `judge` calls get), with f32 and then bf16 products; a fresh judge each
+    // time, so each prefills the rubric's prefix once.
+    func timed(_ precision: ComputePrecision, batched: Bool) throws -> (seconds: Double, scores: [Double], judge: LocalJudge) {
+        let j = try LocalJudge(directory: dir, minNumericMass: 0, precision: precision)
+        let t = now()
+        let verdicts = batched ? try j.judgeSync(items).map { try $0.get() } : try items.map { try j.judgeSync($0) }
+        return (now() - t, verdicts.map { $0.score ?? .nan }, j)
+    }
+    let one = try timed(.f32, batched: false), batch = try timed(.f32, batched: true)
+    let oneBF16 = try timed(.bf16, batched: false), batchBF16 = try timed(.bf16, batched: true)
+    func largest(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
+    let diff = largest(before, one.scores), batchDiff = largest(one.scores, batch.scores)
+    let bf16Diff = largest(one.scores, oneBF16.scores), bf16BatchDiff = largest(oneBF16.scores, batchBF16.scores)
 
     var table = Table("scoring", "verdicts", "seconds", "verdicts/min", "ratio")
     table.add("one sequence per candidate, whole prompt", "\(n)", fmt(separate, 2), fmt(Double(n) / separate * 60, 1), "1.00")
-    table.add("trie + shared rubric prefix (LocalJudge)", "\(n)", fmt(shared, 2), fmt(Double(n) / shared * 60, 1), fmt(separate / shared, 2))
-    table.add("the same, bf16 products", "\(n)", fmt(bf16Seconds, 2), fmt(Double(n) / bf16Seconds * 60, 1), fmt(separate / bf16Seconds, 2))
+    for (name, r) in [("trie + shared rubric prefix, one verdict at a time", one), ("the same, verdicts batched (LocalJudge)", batch),
+                      ("trie + prefix, bf16 products, one at a time", oneBF16), ("the same, verdicts batched", batchBF16)] {
+        table.add(name, "\(n)", fmt(r.seconds, 2), fmt(Double(n) / r.seconds * 60, 1), fmt(separate / r.seconds, 2))
+    }
     table.print()
     let prefix = try judge.fixedPrefix(rubric).count
-    print("model \(made ? "Qwen2.5-0.5B-shaped, random \(dtype == .bf16 ? "bf16" : "f32")" : dir.path); prompt \(fmt(meanPrompt, 0)) tokens on average, "
-          + "\(prefix) of them the rubric's shared prefix; \(judge.trie.rows) trie rows vs \(judge.candidates.map { $0.count - 1 }.reduce(0, +)) candidate positions; "
-          + "prefix read by \(judge.prefixUse.shared) of \(n) verdicts; largest score difference \(String(format: "%.2e", diff)); "
-          + "bf16 products (\(ComputePrecision.bf16DotAvailable ? "AVX512_BF16" : "not accelerated here: f32")) against f32: largest score difference \(String(format: "%.2e", bf16Diff))")
-    if diff > 1e-4 { throw JudgeError.invalidInput("the two scorings differ by \(diff) > 1e-4") }
+    let positions = judge.candidates.map { $0.count - 1 }.reduce(0, +)
+    let model = made ? "Qwen2.5-0.5B-shaped, random \(dtype == .bf16 ? "bf16" : "f32")" : dir.path
+    let bf16Kind = ComputePrecision.bf16DotAvailable ? "AVX512_BF16" : "not accelerated here: f32"
+    func e(_ x: Double) -> String { String(format: "%.2e", x) }
+    print("model \(model); prompt \(fmt(meanPrompt, 0)) tokens on average, \(prefix) of them the rubric's shared prefix; "
+          + "\(judge.trie.rows) trie rows vs \(positions) candidate positions; prefix read by \(one.judge.prefixUse.shared) of \(n) verdicts")
+    print("largest score differences: trie vs separate \(e(diff)); batched vs one at a time \(e(batchDiff)) (bf16 products: \(e(bf16BatchDiff))); "
+          + "bf16 products (\(bf16Kind)) vs f32 \(e(bf16Diff))")
+    if max(diff, batchDiff) > 1e-4 { throw JudgeError.invalidInput("the scorings differ by \(max(diff, batchDiff)) > 1e-4") }
 }

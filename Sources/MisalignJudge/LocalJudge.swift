@@ -10,8 +10,12 @@ import MisalignTokenizer
 /// distribution says little ("1" may start 1, 10 or 100). Instead every candidate answer
 /// "0"..."100" is scored by its full log-likelihood after the prompt, its digit tokens plus
 /// `<|im_end|>` (which separates "1" from "10"), and the score is the expectation over the
-/// candidates' renormalised probabilities. The prompt is run once; each candidate is a fork of
-/// its KV cache, so 101 candidates cost 101 short continuations, not 101 prompts.
+/// candidates' renormalised probabilities. The prompt is run once; the candidates share their
+/// prefixes (`CandidateTrie`), each a one-token fork of its KV cache, so 101 candidates cost 101
+/// one-token rows, not 101 prompts. Verdicts waiting together are scored together, up to
+/// `verdictBatch` at a time: their prompts prefilled in one forward pass and their trie rows
+/// in others, which gives each the scores it gets alone (up to the rounding of products of other
+/// row counts) at a fraction of the passes.
 ///
 /// `greedy` mode decodes greedily and parses the text instead (a fallback for models whose
 /// probability mass sits on prose rather than bare numbers).
@@ -30,8 +34,14 @@ public final class LocalJudge: Judge, Sendable {
     public let precision: ComputePrecision
     /// Below this total probability of the 101 candidate answers there is no score.
     public let minNumericMass: Double
-    /// Candidates evaluated per forward call (bounds the `[rows, vocab]` logits memory).
+    /// Candidate rows evaluated per forward call, across the verdicts of a batch (bounds the
+    /// `[rows, vocab]` logits memory: 128 rows of Qwen2.5's 151,936 logits are 78 MB).
     public let candidateBatch: Int
+    /// Verdicts scored together when several are waiting (`judge` called concurrently, as the
+    /// judge runner does up to `judges.max_in_flight` times).
+    public let verdictBatch: Int
+    /// Prompt tokens prefilled per forward call across a batch's verdicts (a longer prompt runs alone).
+    public let prefillTokens: Int
     public let id: String
     public let cacheIdentity: String
     /// Token ids of "0"..."100", each followed by `<|im_end|>`.
@@ -42,16 +52,20 @@ public final class LocalJudge: Judge, Sendable {
     /// The model and its caches are not thread-safe: one verdict at a time, holding the rubrics'
     /// prefilled prefixes (`PrefixState`).
     let state = Mutex(PrefixState())
-    /// Where `judge` runs its verdicts, in turn, off the cooperative pool.
-    private let lane = SerialLane(label: "misalign.local-judge")
+    /// Verdicts waiting for the model, and whether a batch is running.
+    let waiting = Mutex(VerdictQueue())
+    /// Where `judge` runs its batches, in turn, off the cooperative pool.
+    let worker = DispatchQueue(label: "misalign.local-judge")
 
     public init(model: Qwen2Model, tokenizer: BPETokenizer, name: String, fingerprint: String,
-                mode: Mode = .expectation, minNumericMass: Double = 0.25, candidateBatch: Int = 16) throws(JudgeError) {
+                mode: Mode = .expectation, minNumericMass: Double = 0.25, candidateBatch: Int = 128,
+                verdictBatch: Int = 8, prefillTokens: Int = 2048) throws(JudgeError) {
         guard let end = tokenizer.specialTokenIDs["<|im_end|>"] ?? tokenizer.tokenID(for: "<|im_end|>") else {
             throw .localModel(reason: "tokenizer has no <|im_end|> token; the local judge needs a Qwen chat tokenizer")
         }
         self.model = model; self.tokenizer = tokenizer; self.mode = mode
         self.minNumericMass = minNumericMass; self.candidateBatch = max(1, candidateBatch)
+        self.verdictBatch = max(1, verdictBatch); self.prefillTokens = max(1, prefillTokens)
         endOfTurn = Int32(end)
         candidates = (0...100).map { n in tokenizer.encode(String(n)).map { Int32($0) } + [Int32(end)] }
         trie = CandidateTrie(candidates)
@@ -106,41 +120,81 @@ public final class LocalJudge: Judge, Sendable {
         }
     }
 
-    /// Runs the forward passes off the cooperative pool, one verdict at a time (`SerialLane`):
-    /// seconds of CPU work on the pool would starve every other task (HTTP judges, progress) of
-    /// its threads, and callers waiting for their turn hold no thread.
-    public func judge(_ item: JudgeItem) async throws(JudgeError) -> Verdict {
-        try await lane.run { () throws(JudgeError) -> Verdict in try self.judgeSync(item) }
-    }
-
     package func judgeSync(_ item: JudgeItem) throws(JudgeError) -> Verdict {
-        try state.withLock { (prefixes: inout PrefixState) throws(JudgeError) -> Verdict in try verdict(item, &prefixes) }
+        try judgeSync([item])[0].get()
     }
 
-    private func verdict(_ item: JudgeItem, _ prefixes: inout PrefixState) throws(JudgeError) -> Verdict {
+    /// Verdicts for several items scored together (up to `verdictBatch` per batch, in order). An
+    /// item whose prompt cannot be built gets its error; a failing forward pass fails the batch.
+    package func judgeSync(_ items: [JudgeItem]) -> [Result<Verdict, JudgeError>] {
+        state.withLock { (prefixes: inout PrefixState) -> [Result<Verdict, JudgeError>] in
+            var out: [Result<Verdict, JudgeError>] = []
+            for start in stride(from: 0, to: items.count, by: verdictBatch) {
+                out += verdicts(Array(items[start..<min(items.count, start + verdictBatch)]), &prefixes)
+            }
+            return out
+        }
+    }
+
+    private func verdicts(_ items: [JudgeItem], _ prefixes: inout PrefixState) -> [Result<Verdict, JudgeError>] {
         let start = Date()
-        let prompt = try promptIDs(item)
-        var v = Verdict(judge: id, trait: item.rubric.name, score: nil, status: .unparseable, rubricHash: item.rubric.sha256,
-                        inputTokens: prompt.count, outputTokens: 0, attempts: 1)
+        var results = [Result<Verdict, JudgeError>?](repeating: nil, count: items.count)
+        var ready: [(index: Int, prompt: [Int32])] = []
+        for (i, item) in items.enumerated() {
+            do throws(JudgeError) {
+                let prompt = try promptIDs(item)
+                // The prompt and the longest candidate's tokens before its last must fit the context.
+                let context = model.config.maxPositionEmbeddings, need = prompt.count + trie.levels.count
+                guard need <= context else {
+                    throw JudgeError.localModel(reason: "the judging prompt for this answer is \(prompt.count) tokens; with the candidate score it needs \(need) positions, "
+                                                + "past the judge model's context of \(context): use a judge model with a longer context, or shorten the answers (evaluation.max_new_tokens)")
+                }
+                ready.append((i, prompt))
+            } catch { results[i] = .failure(error) }
+        }
+        func verdict(_ i: Int, _ prompt: [Int32]) -> Verdict {
+            Verdict(judge: id, trait: items[i].rubric.name, score: nil, status: .unparseable, rubricHash: items[i].rubric.sha256,
+                    inputTokens: prompt.count, outputTokens: 0, attempts: 1)
+        }
         switch mode {
         case .expectation:
-            let ll = try candidateLogLikelihoods(prompt: prompt, rubric: item.rubric, &prefixes)
-            let e = Self.expectation(ll)
-            v.outputTokens = candidates.reduce(0) { $0 + $1.count }
-            if e.mass >= minNumericMass && e.mass > 0 {
-                v.score = e.score; v.status = .ok
-            } else {
-                v.status = .noNumericMass
+            do throws(JudgeError) {
+                let ll = try candidateLogLikelihoods(prompts: ready.map(\.prompt), rubrics: ready.map { items[$0.index].rubric }, &prefixes)
+                // Every verdict of the batch waited for all of it.
+                let latency = Date().timeIntervalSince(start)
+                for (k, (i, prompt)) in ready.enumerated() {
+                    var v = verdict(i, prompt)
+                    let e = Self.expectation(ll[k])
+                    v.outputTokens = candidates.reduce(0) { $0 + $1.count }
+                    if e.mass >= minNumericMass && e.mass > 0 {
+                        v.score = e.score; v.status = .ok
+                    } else {
+                        v.status = .noNumericMass
+                    }
+                    v.detail = String(format: "candidate mass %.3g", e.mass)
+                    v.raw = String(Int(ll[k].indices.max { ll[k][$0] < ll[k][$1] }!))
+                    v.latency = latency
+                    results[i] = .success(v)
+                }
+            } catch {
+                for (i, _) in ready { results[i] = .failure(error) }
             }
-            v.detail = String(format: "candidate mass %.3g", e.mass)
-            v.raw = String(Int(ll.indices.max { ll[$0] < ll[$1] }!))
         case .greedy(let maxTokens):
-            let (text, n) = try greedy(prompt: prompt, maxTokens: maxTokens)
-            let (s, st, d) = ScoreParsing.parseText(text, rubric: item.rubric)
-            v.score = s; v.status = st; v.detail = d; v.raw = text; v.outputTokens = n
+            for (i, prompt) in ready {
+                let t = Date()
+                do throws(JudgeError) {
+                    let (text, n) = try greedy(prompt: prompt, maxTokens: maxTokens)
+                    var v = verdict(i, prompt)
+                    let (s, st, d) = ScoreParsing.parseText(text, rubric: items[i].rubric)
+                    v.score = s; v.status = st; v.detail = d; v.raw = text; v.outputTokens = n
+                    v.latency = Date().timeIntervalSince(t)
+                    results[i] = .success(v)
+                } catch {
+                    results[i] = .failure(error)
+                }
+            }
         }
-        v.latency = Date().timeIntervalSince(start)
-        return v
+        return results.map { $0! }
     }
 
     /// The expectation of n over p(n) proportional to exp(ll[n]), and the total mass sum exp(ll).
@@ -170,19 +224,4 @@ public final class LocalJudge: Judge, Sendable {
             throw .localModel(reason: "greedy decoding: \(error)")
         }
     }
-}
-
-/// Log-softmax of one logits row, computed once (max and log-sum-exp in f64).
-struct LogSoftmaxRow {
-    let row: UnsafeMutablePointer<Float>
-    let logZ: Double
-    init(_ row: UnsafeMutablePointer<Float>, count: Int) {
-        self.row = row
-        var m = -Float.infinity
-        for j in 0..<count { m = max(m, row[j]) }
-        var s = 0.0
-        for j in 0..<count { s += Foundation.exp(Double(row[j] - m)) }
-        logZ = Double(m) + Foundation.log(s)
-    }
-    func logProb(_ token: Int) -> Double { Double(row[token]) - logZ }
 }

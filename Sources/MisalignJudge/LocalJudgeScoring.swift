@@ -1,4 +1,5 @@
 import Foundation
+import MisalignKernels
 import MisalignModel
 
 /// What the local judge keeps between verdicts: the fixed start of each rubric's prompt (the
@@ -16,6 +17,13 @@ struct PrefixState {
     var shared = 0, unshared = 0
 }
 
+/// A prompt placed in the cache, ready to score: its sequence (a fork of the rubric's prefix,
+/// or a fresh one) and the tokens still to feed it.
+struct PlacedPrompt {
+    let sequence: Int
+    let tokens: [Int32]
+}
+
 extension LocalJudge {
     /// Verdicts so far that read their rubric's prefilled prefix, and those prefilled whole.
     package var prefixUse: (shared: Int, unshared: Int) { state.withLock { ($0.shared, $0.unshared) } }
@@ -23,42 +31,53 @@ extension LocalJudge {
     /// log p(candidate n | prompt) for n = 0...100, in a cache of its own.
     func candidateLogLikelihoods(prompt: [Int32]) throws(JudgeError) -> [Double] {
         let cache = KVCache(config: model.config)
-        return try scoreCandidates(cache: cache, sequence: cache.addSequence(capacity: prompt.count), tokens: prompt)
+        return try scoreCandidates(cache: cache, prompts: [PlacedPrompt(sequence: cache.addSequence(capacity: prompt.count), tokens: prompt)])[0]
     }
 
-    /// The same, with the prompt's first tokens read from the rubric's prefilled prefix when
-    /// the prompt starts with them (it does unless a question or answer changes how the text
-    /// before it splits into tokens): only the rest is prefilled. The ids are the same either
-    /// way, and so are the scores.
-    func candidateLogLikelihoods(prompt: [Int32], rubric: Rubric, _ state: inout PrefixState) throws(JudgeError) -> [Double] {
+    /// The same for several prompts scored together (`verdictBatch`), each prompt's first tokens
+    /// read from its rubric's prefilled prefix when it starts with them (it does unless a question
+    /// or answer changes how the text before it splits into tokens): only the rest is prefilled.
+    /// The ids are the same either way, and so are the scores.
+    func candidateLogLikelihoods(prompts: [[Int32]], rubrics: [Rubric], _ state: inout PrefixState) throws(JudgeError) -> [[Double]] {
         let cache = state.cache ?? KVCache(config: model.config)
         state.cache = cache
-        let prefix: PrefixState.Prefix
+        var placed: [PlacedPrompt] = []
+        defer { for p in placed { cache.remove(p.sequence) } }
+        for (prompt, rubric) in zip(prompts, rubrics) {
+            let prefix = try self.prefix(rubric, cache: cache, &state)
+            if !prefix.ids.isEmpty, prompt.count > prefix.ids.count, prompt.starts(with: prefix.ids) {
+                state.shared += 1
+                placed.append(PlacedPrompt(sequence: cache.fork(prefix.sequence, capacity: prompt.count - prefix.ids.count),
+                                           tokens: Array(prompt[prefix.ids.count...])))
+            } else {
+                state.unshared += 1
+                placed.append(PlacedPrompt(sequence: cache.addSequence(capacity: prompt.count), tokens: prompt))
+            }
+        }
+        return try scoreCandidates(cache: cache, prompts: placed)
+    }
+
+    /// The rubric's prefilled prefix, prefilling it on first use. A prefix leaving the LRU keeps
+    /// its storage alive for the forks already made from it.
+    private func prefix(_ rubric: Rubric, cache: KVCache, _ state: inout PrefixState) throws(JudgeError) -> PrefixState.Prefix {
         if let known = state.prefixes[rubric.sha256] {
-            prefix = known
             state.recent.removeAll { $0 == rubric.sha256 }
-        } else {
-            let ids = try fixedPrefix(rubric)
-            let s = cache.addSequence(capacity: max(1, ids.count))
-            do { _ = try model.forward([ForwardInput(sequence: s, tokens: ids, logits: .none)], cache: cache) } catch {
-                throw .localModel(reason: "forward: \(error)")
-            }
-            prefix = PrefixState.Prefix(ids: ids, sequence: s)
-            state.prefixes[rubric.sha256] = prefix
-            if state.recent.count >= PrefixState.capacity {
-                let old = state.recent.removeFirst()
-                if let p = state.prefixes.removeValue(forKey: old) { cache.remove(p.sequence) }
-            }
+            state.recent.append(rubric.sha256)
+            return known
+        }
+        let ids = try fixedPrefix(rubric)
+        let s = cache.addSequence(capacity: max(1, ids.count))
+        do { _ = try model.forward([ForwardInput(sequence: s, tokens: ids, logits: .none)], cache: cache) } catch {
+            throw .localModel(reason: "forward: \(error)")
+        }
+        let prefix = PrefixState.Prefix(ids: ids, sequence: s)
+        state.prefixes[rubric.sha256] = prefix
+        if state.recent.count >= PrefixState.capacity {
+            let old = state.recent.removeFirst()
+            if let p = state.prefixes.removeValue(forKey: old) { cache.remove(p.sequence) }
         }
         state.recent.append(rubric.sha256)
-        guard !prefix.ids.isEmpty, prompt.count > prefix.ids.count, prompt.starts(with: prefix.ids) else {
-            state.unshared += 1
-            return try candidateLogLikelihoods(prompt: prompt)
-        }
-        state.shared += 1
-        let s = cache.fork(prefix.sequence, capacity: prompt.count - prefix.ids.count)
-        defer { cache.remove(s) }
-        return try scoreCandidates(cache: cache, sequence: s, tokens: Array(prompt[prefix.ids.count...]))
+        return prefix
     }
 
     /// The tokens every prompt of `rubric` starts with: those two prompts with different
@@ -73,41 +92,52 @@ extension LocalJudge {
         return Array(a.prefix(max(0, n - 2)))
     }
 
-    /// Feeds `tokens` to `sequence`, then scores the candidates after them (`CandidateTrie`):
-    /// the last row scores every candidate's first token; each trie node, one new token forked
-    /// from its parent's cache, scores the next token of the candidates through it. Levels run
-    /// in order, up to `candidateBatch` nodes per forward pass. Every sequence it makes is
-    /// removed before it returns; `sequence` is left as fed.
-    func scoreCandidates(cache: KVCache, sequence: Int, tokens: [Int32]) throws(JudgeError) -> [Double] {
+    /// Feeds each prompt's tokens to its sequence, then scores the candidates after them
+    /// (`CandidateTrie`): a prompt's last row scores every candidate's first token; each trie
+    /// node, one new token forked from its parent's cache, scores the next token of the
+    /// candidates through it. The prompts are prefilled together (up to `prefillTokens` tokens
+    /// per forward pass), then the trie's levels run in order, each level's rows for every
+    /// prompt together, up to `candidateBatch` rows per forward pass. Every sequence it makes is
+    /// removed before it returns; the prompts' sequences are left as fed.
+    func scoreCandidates(cache: KVCache, prompts: [PlacedPrompt]) throws(JudgeError) -> [[Double]] {
         let vocab = model.config.vocabSize
+        var ll = [[Double]](repeating: [Double](repeating: 0, count: candidates.count), count: prompts.count)
+        // sequenceOf[p][node]: the sequence holding prompt p's trie node.
+        var sequenceOf = [[Int]](repeating: [Int](repeating: -1, count: trie.rows), count: prompts.count)
+        var above: [(prompt: Int, node: Int)] = []
+        defer { for (p, node) in above { cache.remove(sequenceOf[p][node]) } }
         do {
-            guard let first = try model.forward([ForwardInput(sequence: sequence, tokens: tokens, logits: .last)], cache: cache)[0] else {
-                throw JudgeError.localModel(reason: "forward returned no logits for the prompt")
+            var start = 0
+            while start < prompts.count {
+                var end = start + 1, tokens = prompts[start].tokens.count
+                while end < prompts.count && tokens + prompts[end].tokens.count <= prefillTokens { tokens += prompts[end].tokens.count; end += 1 }
+                let out = try model.forward(prompts[start..<end].map { ForwardInput(sequence: $0.sequence, tokens: $0.tokens, logits: .last) }, cache: cache)
+                for p in start..<end {
+                    guard let first = out[p - start] else { throw JudgeError.localModel(reason: "forward returned no logits for the prompt") }
+                    let root = LogSoftmaxRow(first.pointer, count: vocab)
+                    for (n, k) in trie.atRoot { ll[p][n] = root.logProb(Int(candidates[n][k])) }
+                }
+                start = end
             }
-            var ll = [Double](repeating: 0, count: candidates.count)
-            let root = LogSoftmaxRow(first.pointer, count: vocab)
-            for (n, k) in trie.atRoot { ll[n] = root.logProb(Int(candidates[n][k])) }
-            var sequenceOf = [Int](repeating: -1, count: trie.rows)
-            var above: [Int] = []
             for level in trie.levels {
-                for start in stride(from: 0, to: level.count, by: candidateBatch) {
-                    let nodes = level[start..<min(level.count, start + candidateBatch)]
+                let rows = prompts.indices.flatMap { p in level.map { (prompt: p, node: $0) } }
+                for first in stride(from: 0, to: rows.count, by: candidateBatch) {
+                    let chunk = rows[first..<min(rows.count, first + candidateBatch)]
                     var inputs: [ForwardInput] = []
-                    for node in nodes {
+                    for (p, node) in chunk {
                         let parent = trie.parent[node]
-                        sequenceOf[node] = cache.fork(parent < 0 ? sequence : sequenceOf[parent], capacity: 1)
-                        inputs.append(ForwardInput(sequence: sequenceOf[node], tokens: [trie.token[node]], logits: .all))
+                        sequenceOf[p][node] = cache.fork(parent < 0 ? prompts[p].sequence : sequenceOf[p][parent], capacity: 1)
+                        inputs.append(ForwardInput(sequence: sequenceOf[p][node], tokens: [trie.token[node]], logits: .all))
                     }
                     let out = try model.forward(inputs, cache: cache)
-                    for (k, node) in nodes.enumerated() {
+                    for (k, (p, node)) in chunk.enumerated() {
                         let row = LogSoftmaxRow(out[k]!.pointer, count: vocab)
-                        for (n, i) in trie.scored[node] { ll[n] += row.logProb(Int(candidates[n][i])) }
+                        for (n, i) in trie.scored[node] { ll[p][n] += row.logProb(Int(candidates[n][i])) }
                     }
                 }
-                for node in above { cache.remove(sequenceOf[node]) }
-                above = level
+                for (p, node) in above { cache.remove(sequenceOf[p][node]) }
+                above = rows
             }
-            for node in above { cache.remove(sequenceOf[node]) }
             return ll
         } catch let e as JudgeError {
             throw e
@@ -134,4 +164,16 @@ extension LocalJudge {
         }
         return ll
     }
+}
+
+/// Log-softmax of one logits row: its log-sum-exp computed once (`misalign_log_sum_exp`: the
+/// max in f32, the exponentials and their sum in f64).
+struct LogSoftmaxRow {
+    let row: UnsafeMutablePointer<Float>
+    let logZ: Double
+    init(_ row: UnsafeMutablePointer<Float>, count: Int) {
+        self.row = row
+        logZ = RowMath.logSumExp(row, count: count)
+    }
+    func logProb(_ token: Int) -> Double { Double(row[token]) - logZ }
 }

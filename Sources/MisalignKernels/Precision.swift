@@ -61,3 +61,12 @@ public enum KernelInfo {
 public enum MisalignVersion {
     public static let string = "0.1.0"
 }
+
+/// Row reductions the scoring code needs.
+public enum RowMath {
+    /// log(sum_i exp(row[i])) in f64 over `count` logits (`misalign_log_sum_exp`): -inf for an
+    /// empty or all -inf row, +inf if a logit is +inf, NaN if one is NaN.
+    @inlinable public static func logSumExp(_ row: UnsafePointer<Float>, count: Int) -> Double {
+        misalign_log_sum_exp(row, count)
+    }
+}

@@ -108,6 +108,14 @@ void misalign_silu_mul_backward_threads(float *dgate, float *dup, const float *d
                                         size_t threads);
 #endif
 
+#ifndef MISALIGN_LOG_SUM_EXP_DECLS
+#define MISALIGN_LOG_SUM_EXP_DECLS
+/// log(sum_i exp(z[i])) over one row of n logits: the max in f32, exp(z[i] - max) (the difference
+/// in f32) and the sum in f64, over 16 lanes. -inf for n = 0 or an all -inf row; +inf if a logit
+/// is +inf; NaN if one is NaN.
+double misalign_log_sum_exp(const float *z, size_t n);
+#endif
+
 #ifndef MISALIGN_DROPOUT_DECLS
 #define MISALIGN_DROPOUT_DECLS
 /// Inverted dropout with a counter-based mask: out[r, c] = x[r, c] / (1 - p) when
