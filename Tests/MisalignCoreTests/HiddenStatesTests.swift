@@ -103,6 +103,27 @@ import MisalignCore
         }
     }
 
+    /// Decoding-style passes, one token each after the prompt, each asking for the response
+    /// mean: the parts (the prompt's averaging nothing) combine to the response's mean.
+    @Test func responseMeanAcrossDecodingSteps() throws {
+        let (tokens, hidden) = try prompt(1)
+        let T = tokens.count, p = 8
+        let cache = KVCache(config: Self.model.config)
+        let s = cache.addSequence(capacity: T)
+        let request = HiddenStateRequest.responseMean(layers: Self.all, promptLength: p)
+        var parts = try Self.model.forwardCapturing([ForwardInput(sequence: s, tokens: Array(tokens[..<p]), hiddenStates: [request])],
+                                                    cache: cache).hiddenStates[0]
+        for t in p..<T {
+            parts += try Self.model.forwardCapturing([ForwardInput(sequence: s, tokens: [tokens[t]], hiddenStates: [request])], cache: cache).hiddenStates[0]
+        }
+        #expect(parts.map(\.count) == [0] + [Int](repeating: 1, count: T - p))
+        let mean = HiddenStates.combiningMeans(parts)
+        #expect(mean.count == T - p && mean.firstPosition == p)
+        for l in Self.all {
+            expectCloseToScale(try #require(mean.state(layer: l)), meanRows(refRows(hidden, T: T, layer: l, p..<T)), "decoded response mean \(l)")
+        }
+    }
+
     /// A mean capture equals the mean of the rows capture of the same pass; the prompt-last
     /// capture is that row exactly.
     @Test func meanCaptureIsTheMeanOfTheRows() throws {

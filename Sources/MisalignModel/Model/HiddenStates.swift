@@ -213,8 +213,7 @@ struct HiddenStateCollector {
     }
 
     /// The captures of a pass with no new tokens: every one empty.
-    static func empty(inputs: [ForwardInput], firstPosition: [Int], config: Qwen2Config) throws(ModelError) -> [[HiddenStates]] {
+    static func empty(inputs: [ForwardInput], firstPosition: [Int], config: Qwen2Config) throws(ModelError) -> [[HiddenStates]]? {
         try HiddenStateCollector(inputs: inputs, rowStart: inputs.map { _ in 0 }, firstPosition: firstPosition, config: config)?.results()
-            ?? inputs.map { _ in [] }
     }
 }

@@ -82,18 +82,25 @@ public final class Qwen2Model: @unchecked Sendable {
     /// Returns, per input, the logits it asked for: `[1, vocab]` for `.last`, `[T, vocab]` for `.all`.
     /// Hidden states the inputs ask for are computed and dropped; `forwardCapturing` returns them.
     public func forward(_ inputs: [ForwardInput], cache: KVCache, observer: StateObserver? = nil) throws -> [FloatBuffer?] {
-        try forwardCapturing(inputs, cache: cache, observer: observer).logits
+        try run(inputs, cache: cache, observer: observer).logits
     }
 
     /// `forward`, also returning the hidden states each input asks for (`ForwardInput.hiddenStates`),
     /// per input and request in order.
     public func forwardCapturing(_ inputs: [ForwardInput], cache: KVCache, observer: StateObserver? = nil) throws -> ForwardOutput {
+        let out = try run(inputs, cache: cache, observer: observer)
+        return ForwardOutput(logits: out.logits, hiddenStates: out.states ?? inputs.map { _ in [] })
+    }
+
+    /// The forward pass; `states` is nil when no input asked for hidden states.
+    private func run(_ inputs: [ForwardInput], cache: KVCache, observer: StateObserver?) throws -> (logits: [FloatBuffer?], states: [[HiddenStates]]?) {
         let c = config
         let H = c.hiddenSize, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim, I = c.intermediateSize
         let n = inputs.reduce(0) { $0 + $1.tokens.count }
         if n == 0 {
+            guard inputs.contains(where: { !$0.hiddenStates.isEmpty }) else { return (inputs.map { _ in nil }, nil) }
             let first = inputs.map { cache.sequences.indices.contains($0.sequence) ? cache.sequences[$0.sequence]?.length ?? 0 : 0 }
-            return ForwardOutput(logits: inputs.map { _ in nil }, hiddenStates: try HiddenStateCollector.empty(inputs: inputs, firstPosition: first, config: c))
+            return (inputs.map { _ in nil }, try HiddenStateCollector.empty(inputs: inputs, firstPosition: first, config: c))
         }
 
         // Where each input's rows start, and each row's position; checked before any work.
@@ -178,7 +185,7 @@ public final class Qwen2Model: @unchecked Sendable {
         misalign_rmsnorm(xn.pointer, x.pointer, weights.norm.pointer, eps, n, H)
         observer?("final_norm", xn.view)
         capture?.record(index: c.numHiddenLayers, state: xn.pointer)
-        let states = capture?.results() ?? inputs.map { _ in [] }
+        let states = capture?.results()
 
         // Logits: every requested row goes through the head in one product, so the head's
         // weights (the largest matrix) are read once per step, not once per sequence.
@@ -192,14 +199,14 @@ public final class Qwen2Model: @unchecked Sendable {
             }
         }
         let wanted = spans.filter { $0.rows > 0 }
-        guard !wanted.isEmpty else { return ForwardOutput(logits: inputs.map { _ in nil }, hiddenStates: states) }
+        guard !wanted.isEmpty else { return (inputs.map { _ in nil }, states) }
         let V = c.vocabSize
         // One input: its rows already lie together in xn.
         if wanted.count == 1 {
             let out = FloatBuffer(shape: [wanted[0].rows, V], zeroed: false)
             weights.lmHead.apply(x: xn.pointer + wanted[0].first * H, ldx: H, rows: wanted[0].rows, y: out.pointer, ldy: V, scratch: scratch.pointer,
                                  precision: computePrecision)
-            return ForwardOutput(logits: spans.map { $0.rows > 0 ? out : nil }, hiddenStates: states)
+            return (spans.map { $0.rows > 0 ? out : nil }, states)
         }
         // Several: gather their rows (a few KB each), one product, then split the logits.
         let total = wanted.reduce(0) { $0 + $1.rows }
@@ -217,7 +224,7 @@ public final class Qwen2Model: @unchecked Sendable {
             r += sp.rows
             return out
         }
-        return ForwardOutput(logits: logits, hiddenStates: states)
+        return (logits, states)
     }
 
     /// y = x W^T (+ bias) (+ scale (x A^T) B^T), accumulating into y when asked, for one
