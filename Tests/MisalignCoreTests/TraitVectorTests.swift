@@ -204,6 +204,9 @@ import MisalignCore
                 #expect(f == url.path && fd == field && e.description.contains(words), "\(e)")
             }
         }
+        // Half-precision vectors load, widened to f32.
+        let half = try TraitVector.load(from: try file(dir, "bf16.safetensors", [("evil", .bf16, [3, H])]), fitting: cfg)
+        #expect(half.values.shape == [3, H] && half.values.toArray().allSatisfy { $0 == 0 })
         // Not a safetensors file at all: the reader's own error.
         let junk = dir.appendingPathComponent("junk.safetensors")
         try Data([1, 2, 3]).write(to: junk)

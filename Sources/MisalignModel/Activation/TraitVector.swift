@@ -30,6 +30,8 @@ public struct TraitVector: Sendable {
     public let settings: String
     /// The file it was read from, or "trait vector <trait>" for one made in memory; errors name it.
     public let source: String
+    /// The tensor the values came from (`vector` unless a converted file named it otherwise).
+    public private(set) var tensorNameInFile: String = TraitVector.tensorName
 
     /// Rows: hidden states per model, `numHiddenLayers + 1`.
     public var entries: Int { values.shape[0] }
@@ -73,9 +75,6 @@ public struct TraitVector: Sendable {
             throw TraitVectorError.layerCountMismatch(file: source, tensor: name, found: entries, model: config.numHiddenLayers + 1)
         }
     }
-
-    /// The tensor the values came from (`vector` unless a converted file named it otherwise).
-    public private(set) var tensorNameInFile: String = TraitVector.tensorName
 
     // MARK: - Files
 
