@@ -36,6 +36,7 @@ import MisalignCore
         SafeTensorsError.truncated(file: "w.safetensors", size: 3),
         TokenizerError.fileMissing(path: "/t/tokenizer.json"),
         TrainingError.invalidSetting(name: "lr", detail: "is -1; it must be in [0, 10]"),
+        TraitVectorError.hiddenSizeMismatch(file: "evil.safetensors", tensor: "vector", found: 896, model: 64),
     ]
 
     @Test func localizedDescriptionIsTheMessage() {

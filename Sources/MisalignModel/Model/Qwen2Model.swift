@@ -11,8 +11,11 @@ public struct ForwardInput: Sendable {
     public var sequence: Int
     public var tokens: [Int32]
     public var logits: LogitsRequest
-    public init(sequence: Int, tokens: [Int32], logits: LogitsRequest = .last) {
-        self.sequence = sequence; self.tokens = tokens; self.logits = logits
+    /// Hidden states to capture for these tokens (`HiddenStateRequest`), returned by
+    /// `forwardCapturing`; none by default, and then nothing is copied or allocated for them.
+    public var hiddenStates: [HiddenStateRequest]
+    public init(sequence: Int, tokens: [Int32], logits: LogitsRequest = .last, hiddenStates: [HiddenStateRequest] = []) {
+        self.sequence = sequence; self.tokens = tokens; self.logits = logits; self.hiddenStates = hiddenStates
     }
 }
 
@@ -77,15 +80,32 @@ public final class Qwen2Model: @unchecked Sendable {
 
     /// Runs the new tokens through the model, appending their keys and values to `cache`.
     /// Returns, per input, the logits it asked for: `[1, vocab]` for `.last`, `[T, vocab]` for `.all`.
+    /// Hidden states the inputs ask for are computed and dropped; `forwardCapturing` returns them.
     public func forward(_ inputs: [ForwardInput], cache: KVCache, observer: StateObserver? = nil) throws -> [FloatBuffer?] {
+        try run(inputs, cache: cache, observer: observer).logits
+    }
+
+    /// `forward`, also returning the hidden states each input asks for (`ForwardInput.hiddenStates`),
+    /// per input and request in order.
+    public func forwardCapturing(_ inputs: [ForwardInput], cache: KVCache, observer: StateObserver? = nil) throws -> ForwardOutput {
+        let out = try run(inputs, cache: cache, observer: observer)
+        return ForwardOutput(logits: out.logits, hiddenStates: out.states ?? inputs.map { _ in [] })
+    }
+
+    /// The forward pass; `states` is nil when no input asked for hidden states.
+    private func run(_ inputs: [ForwardInput], cache: KVCache, observer: StateObserver?) throws -> (logits: [FloatBuffer?], states: [[HiddenStates]]?) {
         let c = config
         let H = c.hiddenSize, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim, I = c.intermediateSize
         let n = inputs.reduce(0) { $0 + $1.tokens.count }
-        if n == 0 { return inputs.map { _ in nil } }
+        if n == 0 {
+            guard inputs.contains(where: { !$0.hiddenStates.isEmpty }) else { return (inputs.map { _ in nil }, nil) }
+            let first = inputs.map { cache.sequences.indices.contains($0.sequence) ? cache.sequences[$0.sequence]?.length ?? 0 : 0 }
+            return (inputs.map { _ in nil }, try HiddenStateCollector.empty(inputs: inputs, firstPosition: first, config: c))
+        }
 
         // Where each input's rows start, and each row's position; checked before any work.
-        var rowStart = [Int](), positions = [Int]()
-        rowStart.reserveCapacity(inputs.count); positions.reserveCapacity(n)
+        var rowStart = [Int](), positions = [Int](), firstPosition = [Int]()
+        rowStart.reserveCapacity(inputs.count); positions.reserveCapacity(n); firstPosition.reserveCapacity(inputs.count)
         for inp in inputs {
             guard let s = cache.sequences[inp.sequence] else { throw ModelError.invalidRequest("sequence \(inp.sequence) was removed from the cache") }
             let end = s.length + inp.tokens.count
@@ -97,8 +117,11 @@ public final class Qwen2Model: @unchecked Sendable {
             }
             for t in inp.tokens where t < 0 || Int(t) >= c.vocabSize { throw ModelError.invalidToken(id: Int(t), vocabSize: c.vocabSize) }
             rowStart.append(positions.count)
+            firstPosition.append(s.length)
             positions.append(contentsOf: s.length..<end)
         }
+        // Nil unless some input asks for hidden states (requests are checked here, before any work).
+        var capture = try HiddenStateCollector(inputs: inputs, rowStart: rowStart, firstPosition: firstPosition, config: c)
 
         let x = FloatBuffer(shape: [n, H], zeroed: false)
         let xn = FloatBuffer(shape: [n, H], zeroed: false)
@@ -118,6 +141,7 @@ public final class Qwen2Model: @unchecked Sendable {
             for t in inp.tokens { weights.embedTokens.row(Int(t), into: x.pointer + row * H); row += 1 }
         }
         observer?("embed", x.view)
+        capture?.record(index: 0, state: x.pointer)
 
         let eps = Float(c.rmsNormEps)
         for (l, w) in weights.layers.enumerated() {
@@ -153,11 +177,15 @@ public final class Qwen2Model: @unchecked Sendable {
             misalign_silu_mul_threads(gate.pointer, gate.pointer, up.pointer, n * I, max(1, BLAS.threads))
             project([(w.downProj, .down, x.pointer, H, nil)], layer: l, x: gate.pointer, ldx: I, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
             observer?("layer.\(l)", x.view)
+            // Hidden state l + 1 is this layer's output, except the last: that one is after the final norm.
+            if l + 1 < c.numHiddenLayers { capture?.record(index: l + 1, state: x.pointer) }
         }
         for inp in inputs { cache.sequences[inp.sequence]!.length += inp.tokens.count }
 
         misalign_rmsnorm(xn.pointer, x.pointer, weights.norm.pointer, eps, n, H)
         observer?("final_norm", xn.view)
+        capture?.record(index: c.numHiddenLayers, state: xn.pointer)
+        let states = capture?.results()
 
         // Logits: every requested row goes through the head in one product, so the head's
         // weights (the largest matrix) are read once per step, not once per sequence.
@@ -171,14 +199,14 @@ public final class Qwen2Model: @unchecked Sendable {
             }
         }
         let wanted = spans.filter { $0.rows > 0 }
-        guard !wanted.isEmpty else { return inputs.map { _ in nil } }
+        guard !wanted.isEmpty else { return (inputs.map { _ in nil }, states) }
         let V = c.vocabSize
         // One input: its rows already lie together in xn.
         if wanted.count == 1 {
             let out = FloatBuffer(shape: [wanted[0].rows, V], zeroed: false)
             weights.lmHead.apply(x: xn.pointer + wanted[0].first * H, ldx: H, rows: wanted[0].rows, y: out.pointer, ldy: V, scratch: scratch.pointer,
                                  precision: computePrecision)
-            return spans.map { $0.rows > 0 ? out : nil }
+            return (spans.map { $0.rows > 0 ? out : nil }, states)
         }
         // Several: gather their rows (a few KB each), one product, then split the logits.
         let total = wanted.reduce(0) { $0 + $1.rows }
@@ -189,13 +217,14 @@ public final class Qwen2Model: @unchecked Sendable {
         weights.lmHead.apply(x: gathered.pointer, ldx: H, rows: total, y: all.pointer, ldy: V, scratch: scratch.pointer,
                                precision: computePrecision)
         r = 0
-        return spans.map { sp in
+        let logits = spans.map { sp -> FloatBuffer? in
             guard sp.rows > 0 else { return nil }
             let out = FloatBuffer(shape: [sp.rows, V], zeroed: false)
             out.pointer.update(from: all.pointer + r * V, count: sp.rows * V)
             r += sp.rows
             return out
         }
+        return (logits, states)
     }
 
     /// y = x W^T (+ bias) (+ scale (x A^T) B^T), accumulating into y when asked, for one
