@@ -47,27 +47,28 @@ public struct AdapterDynamicsTracker: Sendable {
         var modules: [ModuleDynamics] = [], nextCarry: [LoRAKey: Carry] = [:]
         var sumSelf = 0.0, sumWithPrevious = 0.0, sumIncrement = 0.0, sumIncrementInner = 0.0
         var sigmaMax = 0.0
+        var workspace = GramWorkspace()
         for key in keys {
-            let f = try adapter.updateFactors(key, label: label)
-            let earlier = try window.map { (w) throws(AdapterDynamicsError) in try w.adapter.updateFactors(key, label: w.label) }
-            if let p = earlier.last, p.out != f.out || p.inDim != f.inDim {
+            // dW_t first, then dW_{t-1} and dW_{t-2} where the series has them.
+            var factors = [(pair: try adapter.checkedPair(key, label: label), scale: adapter.updateScale)]
+            for w in window.reversed() { factors.append((try w.adapter.checkedPair(key, label: w.label), w.adapter.updateScale)) }
+            let shape = [factors[0].pair.b.shape[0], factors[0].pair.a.shape[1]]
+            if let previous = factors.dropFirst().first, [previous.pair.b.shape[0], previous.pair.a.shape[1]] != shape {
                 throw .shapeChanged(checkpoint: label, other: window.last!.label, module: key.peftPrefix,
-                                    shape: [f.out, f.inDim], otherShape: [p.out, p.inDim])
+                                    shape: shape, otherShape: [previous.pair.b.shape[0], previous.pair.a.shape[1]])
             }
-            let (bb, aa) = f.grams()
-            let n2 = f.scale * f.scale * UpdateFactors.frobeniusInner(bb, aa)
-            let s2 = f.scale * f.scale * SmallSymmetric.largestEigenvalueOfProduct(bb, aa, n: f.rank)
-            let magnitude = abs(f.scale) * (trace(bb, f.rank) * trace(aa, f.rank)).squareRoot()
-            guard n2.isFinite, s2.isFinite, magnitude.isFinite else { throw .nonFinite(checkpoint: label, module: key.peftPrefix) }
-            let sigma = s2.squareRoot()
+            let products = UpdateProducts(factors, workspace: &workspace)
+            let n2 = products.inner[0], magnitude = products.magnitude
+            guard n2.isFinite, magnitude.isFinite else { throw .nonFinite(checkpoint: label, module: key.peftPrefix) }
+            let sigma = products.sigmaMaxSquared.squareRoot()
             var c = Carry(selfInner: n2, innerWithPrevious: nil, incrementSquared: nil, magnitude: magnitude, sigmaMax: sigma)
             var cosine: Double? = nil, incrementNorm: Double? = nil, incrementCosine: Double? = nil, growth: Double? = nil
-            if let p1 = earlier.last, let was = carry[key] {
-                let g1 = f.inner(p1)
+            if factors.count >= 2, let was = carry[key] {
+                let g1 = products.inner[1]
                 c.innerWithPrevious = g1
                 cosine = Self.cosine(g1, n2, was.selfInner)
                 // ||dW_t - dW_{t-1}||^2, zero when below the products' rounding.
-                let floor = Self.roundingFloor(magnitude + was.magnitude, p1)
+                let floor = Self.roundingFloor(magnitude + was.magnitude, out: shape[0], inDim: shape[1])
                 var inc2 = n2 - 2 * g1 + was.selfInner
                 if inc2 <= floor { inc2 = 0 }
                 c.incrementSquared = inc2
@@ -75,9 +76,9 @@ public struct AdapterDynamicsTracker: Sendable {
                 growth = was.sigmaMax > 0 ? sigma / was.sigmaMax : nil
                 sumWithPrevious += g1
                 sumIncrement += inc2
-                if earlier.count == 2, let was12 = was.innerWithPrevious, let wasInc2 = was.incrementSquared {
+                if factors.count == 3, let was12 = was.innerWithPrevious, let wasInc2 = was.incrementSquared {
                     // <dW_t - dW_{t-1}, dW_{t-1} - dW_{t-2}>
-                    let g2 = f.inner(earlier[0])
+                    let g2 = products.inner[2]
                     let inner = inc2 > 0 && wasInc2 > 0 ? g1 - g2 - was.selfInner + was12 : 0
                     incrementCosine = Self.cosine(inner, inc2, wasInc2)
                     sumIncrementInner += inner
@@ -86,7 +87,7 @@ public struct AdapterDynamicsTracker: Sendable {
             nextCarry[key] = c
             sumSelf += n2
             sigmaMax = max(sigmaMax, sigma)
-            modules.append(ModuleDynamics(key: key, rank: f.rank, norm: n2.squareRoot(), sigmaMax: sigma, cosine: cosine,
+            modules.append(ModuleDynamics(key: key, rank: products.rank, norm: n2.squareRoot(), sigmaMax: sigma, cosine: cosine,
                                           incrementNorm: incrementNorm, incrementCosine: incrementCosine, sigmaGrowth: growth))
         }
         var nextTotals = Totals(selfInner: sumSelf, incrementSquared: nil, sigmaMax: sigmaMax)
@@ -124,11 +125,9 @@ public struct AdapterDynamicsTracker: Sendable {
     /// A bound on the float64 rounding of `<dW_t, dW_t> - 2 <dW_t, dW_{t-1}> + <dW_{t-1}, dW_{t-1}>`:
     /// each Gram entry sums `out` or `in` products, so `16 sqrt(out + in) eps (m_t + m_{t-1})^2`
     /// with `m = s ||B||_F ||A||_F`. A squared increment below it is indistinguishable from zero.
-    static func roundingFloor(_ magnitudes: Double, _ f: UpdateFactors) -> Double {
-        16 * Double(f.out + f.inDim).squareRoot() * Double.ulpOfOne * magnitudes * magnitudes
+    static func roundingFloor(_ magnitudes: Double, out: Int, inDim: Int) -> Double {
+        16 * Double(out + inDim).squareRoot() * Double.ulpOfOne * magnitudes * magnitudes
     }
-
-    private func trace(_ m: [Double], _ n: Int) -> Double { (0..<n).reduce(0) { $0 + m[$1 * n + $1] } }
 }
 
 extension AdapterDynamics {

@@ -9,71 +9,94 @@ public struct LoRAUpdateMeasure: Equatable, Sendable {
     public let sigmaMax: Double
 }
 
-/// One module's factors widened to float64: `dW = scale * B A`, `A [rank, inDim]`, `B [out, rank]`.
-struct UpdateFactors {
-    let rank: Int, inDim: Int, out: Int
+/// Float64 buffers for the stacked factors, grown to the largest module and reused for the
+/// others, so a 7B adapter's 196 modules do not each allocate (and page-fault) tens of megabytes.
+struct GramWorkspace {
+    var stackedB: [Double] = []  // [out, R]: B_0 | B_1 | ... side by side
+    var stackedA: [Double] = []  // [R, in]:  A_0 ; A_1 ; ... one below the other
+    var gramB: [Double] = []     // [r_0, R] = B_0^T stackedB
+    var gramA: [Double] = []     // [r_0, R] = A_0 stackedA^T
+
+    static func fit(_ buffer: inout [Double], _ count: Int) {
+        if buffer.count < count { buffer = [Double](repeating: 0, count: count) }
+    }
+}
+
+/// The float64 Gram products of one module's update `dW_0 = s_0 B_0 A_0` with itself and with
+/// updates `dW_j = s_j B_j A_j` (j >= 1) of the same `[out, in]` weight, whatever their ranks,
+/// never forming an update:
+///
+///     <dW_0, dW_j>_F = s_0 s_j trace(B_0 A_0 A_j^T B_j^T) = s_0 s_j sum((B_0^T B_j) .* (A_0 A_j^T))
+///
+/// All of them come from the stacked factors, `B_0^T [B_0 | B_1 | ...]` and `A_0 [A_0; A_1; ...]^T`
+/// (`dsyrk` for the self blocks, one `dgemm` for the others), the float32 factors widened to
+/// float64 (exactly) on the way.
+struct UpdateProducts {
+    let rank: Int
+    /// `B_0^T B_0` and `A_0 A_0^T`, `[rank, rank]`.
+    let bb: [Double], aa: [Double]
+    /// `<dW_0, dW_j>_F`; `inner[0] = ||dW_0||_F^2`.
+    let inner: [Double]
+    /// `s_0 ||B_0||_F ||A_0||_F`: the size the products' rounding scales with.
+    let magnitude: Double
     let scale: Double
-    let a: [Double], b: [Double]
 
-    init(_ pair: LoRAAdapter.Pair, scale: Double) {
-        rank = pair.a.shape[0]; inDim = pair.a.shape[1]; out = pair.b.shape[0]
-        self.scale = scale
-        a = Self.widen(pair.a); b = Self.widen(pair.b)
-    }
-
-    static func widen(_ x: FloatBuffer) -> [Double] {
-        let p = x.pointer
-        return [Double](unsafeUninitializedCapacity: x.count) { buffer, count in
-            for i in 0..<x.count { buffer[i] = Double(p[i]) }
-            count = x.count
-        }
-    }
-
-    /// `B^T B` and `A A^T`, both `[rank, rank]`.
-    func grams() -> (bb: [Double], aa: [Double]) {
-        var bb = [Double](repeating: 0, count: rank * rank), aa = bb
-        b.withUnsafeBufferPointer { bp in bb.withUnsafeMutableBufferPointer { cp in
-            BLAS.syrk(trans: true, n: rank, k: out, a: bp.baseAddress!, lda: rank, c: cp.baseAddress!, ldc: rank)
+    /// `factors[0]` is `dW_0`; every pair is checked (2-D, multiplying, same `[out, in]`) by the caller.
+    init(_ factors: [(pair: LoRAAdapter.Pair, scale: Double)], workspace w: inout GramWorkspace) {
+        let out = factors[0].pair.b.shape[0], inDim = factors[0].pair.a.shape[1]
+        let ranks = factors.map(\.pair.rank), total = ranks.reduce(0, +), r0 = ranks[0]
+        GramWorkspace.fit(&w.stackedB, out * total); GramWorkspace.fit(&w.stackedA, total * inDim)
+        GramWorkspace.fit(&w.gramB, r0 * total); GramWorkspace.fit(&w.gramA, r0 * total)
+        w.stackedB.withUnsafeMutableBufferPointer { sb in w.stackedA.withUnsafeMutableBufferPointer { sa in
+            var column = 0
+            for (pair, _) in factors {
+                let r = pair.rank, b = pair.b.pointer, a = pair.a.pointer
+                for o in 0..<out { for j in 0..<r { sb[o * total + column + j] = Double(b[o * r + j]) } }
+                let rows = sa.baseAddress! + column * inDim
+                for i in 0..<(r * inDim) { rows[i] = Double(a[i]) }
+                column += r
+            }
+            // Self blocks by syrk (half the products), the cross blocks beside them by gemm.
+            let rest = total - r0
+            w.gramB.withUnsafeMutableBufferPointer { gb in
+                BLAS.syrk(trans: true, n: r0, k: out, a: sb.baseAddress!, lda: total, c: gb.baseAddress!, ldc: total)
+                if rest > 0 {
+                    BLAS.gemm(transA: true, m: r0, n: rest, k: out, a: sb.baseAddress!, lda: total,
+                              b: sb.baseAddress! + r0, ldb: total, c: gb.baseAddress! + r0, ldc: total)
+                }
+            }
+            w.gramA.withUnsafeMutableBufferPointer { ga in
+                BLAS.syrk(n: r0, k: inDim, a: sa.baseAddress!, lda: inDim, c: ga.baseAddress!, ldc: total)
+                if rest > 0 {
+                    BLAS.gemm(transB: true, m: r0, n: rest, k: inDim, a: sa.baseAddress!, lda: inDim,
+                              b: sa.baseAddress! + r0 * inDim, ldb: inDim, c: ga.baseAddress! + r0, ldc: total)
+                }
+            }
         } }
-        a.withUnsafeBufferPointer { ap in aa.withUnsafeMutableBufferPointer { cp in
-            BLAS.syrk(n: rank, k: inDim, a: ap.baseAddress!, lda: inDim, c: cp.baseAddress!, ldc: rank)
+        // The [r0, r0] self blocks, made exactly symmetric.
+        var bb = [Double](repeating: 0, count: r0 * r0), aa = bb
+        for i in 0..<r0 { for j in 0..<r0 {
+            bb[i * r0 + j] = (w.gramB[i * total + j] + w.gramB[j * total + i]) / 2
+            aa[i * r0 + j] = (w.gramA[i * total + j] + w.gramA[j * total + i]) / 2
         } }
-        return (bb, aa)
-    }
-
-    /// `<dW, dW>_F = s^2 trace((B^T B)(A A^T))` and `sigma_max(dW)^2 = s^2 lambda_max((B^T B)(A A^T))`.
-    func selfProducts() -> (normSquared: Double, sigmaMaxSquared: Double) {
-        let (bb, aa) = grams()
-        let s2 = scale * scale
-        return (s2 * Self.frobeniusInner(bb, aa), s2 * SmallSymmetric.largestEigenvalueOfProduct(bb, aa, n: rank))
-    }
-
-    /// `<dW_x, dW_y>_F = s_x s_y trace(B_x A_x A_y^T B_y^T) = s_x s_y sum((B_x^T B_y) .* (A_x A_y^T))`,
-    /// both factors `[r_x, r_y]`: the ranks may differ. `x` and `y` update the same `[out, in]` weight.
-    func inner(_ y: UpdateFactors) -> Double {
-        precondition(out == y.out && inDim == y.inDim, "inner: updates of different shapes")
-        var p = [Double](repeating: 0, count: rank * y.rank), q = p
-        b.withUnsafeBufferPointer { bx in y.b.withUnsafeBufferPointer { by in p.withUnsafeMutableBufferPointer { pp in
-            BLAS.gemm(transA: true, m: rank, n: y.rank, k: out, a: bx.baseAddress!, lda: rank,
-                      b: by.baseAddress!, ldb: y.rank, c: pp.baseAddress!, ldc: y.rank)
-        } } }
-        a.withUnsafeBufferPointer { ax in y.a.withUnsafeBufferPointer { ay in q.withUnsafeMutableBufferPointer { qp in
-            BLAS.gemm(transB: true, m: rank, n: y.rank, k: inDim, a: ax.baseAddress!, lda: inDim,
-                      b: ay.baseAddress!, ldb: inDim, c: qp.baseAddress!, ldc: y.rank)
-        } } }
-        return scale * y.scale * Self.frobeniusInner(p, q)
-    }
-
-    /// `sum(x .* y)`, with a compensated (Neumaier) sum so the r^2 terms add no rounding of their own.
-    static func frobeniusInner(_ x: [Double], _ y: [Double]) -> Double {
-        var sum = 0.0, c = 0.0
-        for i in x.indices {
-            let v = x[i] * y[i], t = sum + v
-            c += abs(sum) >= abs(v) ? (sum - t) + v : (v - t) + sum
-            sum = t
+        var inner: [Double] = [], column = 0
+        for (pair, scale) in factors {
+            var sum = 0.0, c = 0.0  // Neumaier: the r0 r_j terms add no rounding of their own
+            for i in 0..<r0 { for j in column..<(column + pair.rank) {
+                let v = w.gramB[i * total + j] * w.gramA[i * total + j], t = sum + v
+                c += abs(sum) >= abs(v) ? (sum - t) + v : (v - t) + sum
+                sum = t
+            } }
+            inner.append(factors[0].scale * scale * (sum + c))
+            column += pair.rank
         }
-        return sum + c
+        rank = r0; self.bb = bb; self.aa = aa; self.inner = inner; self.scale = factors[0].scale
+        let traces = (0..<r0).reduce(0.0) { $0 + bb[$1 * r0 + $1] } * (0..<r0).reduce(0.0) { $0 + aa[$1 * r0 + $1] }
+        magnitude = abs(scale) * traces.squareRoot()
     }
+
+    /// `sigma_max(dW_0)^2 = s_0^2 lambda_max((B_0^T B_0)(A_0 A_0^T))`.
+    var sigmaMaxSquared: Double { scale * scale * SmallSymmetric.largestEigenvalueOfProduct(bb, aa, n: rank) }
 }
 
 extension LoRAAdapter {
@@ -84,47 +107,42 @@ extension LoRAAdapter {
         config.useRSLoRA ? config.alpha / Double(config.rank).squareRoot() : config.alpha / Double(config.rank)
     }
 
-    /// The name errors use for this adapter: its folder, else `fallback`.
-    func checkpointLabel(_ fallback: String) -> String { path ?? fallback }
-
-    /// The float64 factors of `key`'s update, checked: the pair exists, multiplies and is finite.
-    func updateFactors(_ key: LoRAKey, label: String) throws(AdapterDynamicsError) -> UpdateFactors {
-        guard let pair = pairs[key] else {
-            throw .moduleMissing(checkpoint: label, module: key.peftPrefix)
-        }
+    /// `key`'s pair, checked: it exists and its factors multiply.
+    func checkedPair(_ key: LoRAKey, label: String) throws(AdapterDynamicsError) -> Pair {
+        guard let pair = pairs[key] else { throw .moduleMissing(checkpoint: label, module: key.peftPrefix) }
         guard pair.a.shape.count == 2, pair.b.shape.count == 2, pair.a.shape[0] >= 1, pair.b.shape[1] == pair.a.shape[0] else {
             throw .factorsDoNotMultiply(checkpoint: label, module: key.peftPrefix, a: pair.a.shape, b: pair.b.shape)
         }
-        return UpdateFactors(pair, scale: updateScale)
+        return pair
     }
 
     /// `||dW||_F` and `sigma_max(dW)` of `key`'s update `dW = s B A`, from the `[r, r]` Gram
     /// matrices `B^T B` and `A A^T` (Docs/AdapterDynamics.md), never forming `dW`.
     public func updateMeasure(_ key: LoRAKey) throws(AdapterDynamicsError) -> LoRAUpdateMeasure {
-        let label = checkpointLabel("the adapter")
-        let f = try updateFactors(key, label: label)
-        let (n2, s2) = f.selfProducts()
-        guard n2.isFinite, s2.isFinite else { throw .nonFinite(checkpoint: label, module: key.peftPrefix) }
-        return LoRAUpdateMeasure(norm: n2.squareRoot(), sigmaMax: s2.squareRoot())
+        let label = path ?? "the adapter"
+        var workspace = GramWorkspace()
+        let p = UpdateProducts([(try checkedPair(key, label: label), updateScale)], workspace: &workspace)
+        guard p.inner[0].isFinite else { throw .nonFinite(checkpoint: label, module: key.peftPrefix) }
+        return LoRAUpdateMeasure(norm: p.inner[0].squareRoot(), sigmaMax: p.sigmaMaxSquared.squareRoot())
     }
 
     /// The Frobenius inner product `<dW_self, dW_other>_F` of the two adapters' updates of `key`,
     /// `s_1 s_2 trace((B_1^T B_2)(A_2 A_1^T))`, whatever the two ranks; never forms either update.
     public func updateInnerProduct(with other: LoRAAdapter, at key: LoRAKey) throws(AdapterDynamicsError) -> Double {
-        let label = checkpointLabel("the adapter"), otherLabel = other.checkpointLabel("the other adapter")
-        let x = try updateFactors(key, label: label)
+        let label = path ?? "the adapter", otherLabel = other.path ?? "the other adapter"
+        let x = try checkedPair(key, label: label)
         guard other.pairs[key] != nil else {
             throw .moduleSetChanged(checkpoint: label, other: otherLabel, module: key.peftPrefix, inCheckpoint: true)
         }
-        let y = try other.updateFactors(key, label: otherLabel)
-        guard x.out == y.out, x.inDim == y.inDim else {
-            throw .shapeChanged(checkpoint: label, other: otherLabel, module: key.peftPrefix, shape: [x.out, x.inDim], otherShape: [y.out, y.inDim])
+        let y = try other.checkedPair(key, label: otherLabel)
+        guard x.b.shape[0] == y.b.shape[0], x.a.shape[1] == y.a.shape[1] else {
+            throw .shapeChanged(checkpoint: label, other: otherLabel, module: key.peftPrefix,
+                                shape: [x.b.shape[0], x.a.shape[1]], otherShape: [y.b.shape[0], y.a.shape[1]])
         }
-        let v = x.inner(y)
-        guard v.isFinite else {
-            let bad = x.inner(x).isFinite ? otherLabel : label
-            throw .nonFinite(checkpoint: bad, module: key.peftPrefix)
-        }
-        return v
+        var workspace = GramWorkspace()
+        let p = UpdateProducts([(x, updateScale), (y, other.updateScale)], workspace: &workspace)
+        guard p.inner[0].isFinite else { throw .nonFinite(checkpoint: label, module: key.peftPrefix) }
+        guard p.inner[1].isFinite else { throw .nonFinite(checkpoint: otherLabel, module: key.peftPrefix) }
+        return p.inner[1]
     }
 }

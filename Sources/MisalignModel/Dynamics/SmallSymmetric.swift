@@ -64,42 +64,45 @@ package enum SmallSymmetric {
 
     /// The eigenvalues of a symmetric `a [n, n]`, largest first, by cyclic Jacobi rotations
     /// until the off-diagonal part is below float64 rounding of the diagonal.
-    package static func eigenvalues(_ a: [Double], n: Int) -> [Double] {
-        precondition(a.count == n * n, "eigenvalues: not [\(n), \(n)]")
-        var a = a
-        for sweep in 0..<64 {
-            var off = 0.0, diagonal = 0.0
-            for p in 0..<n {
-                diagonal += a[p * n + p] * a[p * n + p]
-                for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] }
-            }
-            if off <= Double.ulpOfOne * Double.ulpOfOne * diagonal * 1e-4 || off == 0 { break }
-            for p in 0..<n {
-                for q in (p + 1)..<n {
-                    let apq = a[p * n + q]
-                    if apq == 0 { continue }
-                    let app = a[p * n + p], aqq = a[q * n + q]
-                    // After a few sweeps an element far below both diagonal entries is rounding: drop it.
-                    let g = 100 * abs(apq)
-                    if sweep > 3 && abs(app) + g == abs(app) && abs(aqq) + g == abs(aqq) {
-                        a[p * n + q] = 0; a[q * n + p] = 0; continue
-                    }
-                    let theta = (aqq - app) / (2 * apq)
-                    let t = abs(theta) > 1e150 ? 1 / (2 * theta)
-                        : (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
-                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                    a[p * n + p] = app - t * apq
-                    a[q * n + q] = aqq + t * apq
-                    a[p * n + q] = 0; a[q * n + p] = 0
-                    for r in 0..<n where r != p && r != q {
-                        let arp = a[r * n + p], arq = a[r * n + q]
-                        let np = c * arp - s * arq, nq = s * arp + c * arq
-                        a[r * n + p] = np; a[p * n + r] = np
-                        a[r * n + q] = nq; a[q * n + r] = nq
+    package static func eigenvalues(_ matrix: [Double], n: Int) -> [Double] {
+        precondition(matrix.count == n * n, "eigenvalues: not [\(n), \(n)]")
+        var copy = matrix
+        copy.withUnsafeMutableBufferPointer { a in
+            for sweep in 0..<64 {
+                var off = 0.0, diagonal = 0.0
+                for p in 0..<n {
+                    diagonal += a[p * n + p] * a[p * n + p]
+                    for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] }
+                }
+                if off == 0 || off <= Double.ulpOfOne * Double.ulpOfOne * diagonal * 1e-4 { break }
+                for p in 0..<n {
+                    for q in (p + 1)..<n {
+                        let apq = a[p * n + q]
+                        if apq == 0 { continue }
+                        let app = a[p * n + p], aqq = a[q * n + q]
+                        // After a few sweeps an element far below both diagonal entries is rounding: drop it.
+                        let g = 100 * abs(apq)
+                        if sweep > 3 && abs(app) + g == abs(app) && abs(aqq) + g == abs(aqq) {
+                            a[p * n + q] = 0; a[q * n + p] = 0; continue
+                        }
+                        let theta = (aqq - app) / (2 * apq)
+                        let t = abs(theta) > 1e150 ? 1 / (2 * theta)
+                            : (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
+                        let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                        a[p * n + p] = app - t * apq
+                        a[q * n + q] = aqq + t * apq
+                        a[p * n + q] = 0; a[q * n + p] = 0
+                        // Rows p and q (the matrix is kept symmetric: columns mirror them).
+                        for r in 0..<n where r != p && r != q {
+                            let arp = a[p * n + r], arq = a[q * n + r]
+                            let np = c * arp - s * arq, nq = s * arp + c * arq
+                            a[p * n + r] = np; a[r * n + p] = np
+                            a[q * n + r] = nq; a[r * n + q] = nq
+                        }
                     }
                 }
             }
         }
-        return (0..<n).map { a[$0 * n + $0] }.sorted(by: >)
+        return (0..<n).map { copy[$0 * n + $0] }.sorted(by: >)
     }
 }
