@@ -20,6 +20,13 @@ public struct ModuleDynamics: Equatable, Sendable {
     /// `sigma_max(dW_t) / sigma_max(dW_{t-1})`.
     public let sigmaGrowth: Double?
 
+    /// The values as computed by `AdapterDynamicsTracker`, or as a store read them back.
+    public init(key: LoRAKey, rank: Int, norm: Double, sigmaMax: Double, cosine: Double?, incrementNorm: Double?,
+                incrementCosine: Double?, sigmaGrowth: Double?) {
+        self.key = key; self.rank = rank; self.norm = norm; self.sigmaMax = sigmaMax; self.cosine = cosine
+        self.incrementNorm = incrementNorm; self.incrementCosine = incrementCosine; self.sigmaGrowth = sigmaGrowth
+    }
+
     /// `||dW_t||_F^2 / sigma_max^2`, in [1, r]: how many directions carry the update (nil for a zero update).
     public var stableRank: Double? { sigmaMax > 0 ? (norm * norm) / (sigmaMax * sigmaMax) : nil }
 
@@ -63,6 +70,14 @@ public struct AdapterDynamics: Equatable, Sendable {
     public let incrementCosine: Double?
     /// `sigmaMax_t / sigmaMax_{t-1}` of the whole adapter.
     public let sigmaGrowth: Double?
+
+    /// The values as computed by `AdapterDynamicsTracker`, or as a store read them back.
+    public init(index: Int, label: String, modules: [ModuleDynamics], norm: Double, sigmaMax: Double, cosine: Double?,
+                meanCosine: Double?, incrementNorm: Double?, incrementCosine: Double?, sigmaGrowth: Double?) {
+        self.index = index; self.label = label; self.modules = modules; self.norm = norm; self.sigmaMax = sigmaMax
+        self.cosine = cosine; self.meanCosine = meanCosine; self.incrementNorm = incrementNorm
+        self.incrementCosine = incrementCosine; self.sigmaGrowth = sigmaGrowth
+    }
 
     public func module(_ key: LoRAKey) -> ModuleDynamics? { modules.first { $0.key == key } }
 

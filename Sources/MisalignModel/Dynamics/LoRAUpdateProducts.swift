@@ -51,7 +51,11 @@ struct UpdateProducts {
             var column = 0
             for (pair, _) in factors {
                 let r = pair.rank, b = pair.b.pointer, a = pair.a.pointer
-                for o in 0..<out { for j in 0..<r { sb[o * total + column + j] = Double(b[o * r + j]) } }
+                // Row by row through raw pointers, so the widening vectorises.
+                for o in 0..<out {
+                    let source = b + o * r, target = sb.baseAddress! + (o * total + column)
+                    for j in 0..<r { target[j] = Double(source[j]) }
+                }
                 let rows = sa.baseAddress! + column * inDim
                 for i in 0..<(r * inDim) { rows[i] = Double(a[i]) }
                 column += r
