@@ -134,6 +134,30 @@ import MisalignCore
         #expect(SmallSymmetric.largestEigenvalueOfProduct(a, [Double](repeating: 0, count: 36), n: 6) == 0)
     }
 
+    /// The Gram products summed over slices of the long dimensions (as for a 7B projection,
+    /// whose factors are widened a slice at a time) equal the explicit `sum(dW_0 .* dW_j)`.
+    @Test func slicedProductsMatchExplicitUpdates() {
+        let shapes: [LoRAModule: (Int, Int)] = [.q: (37, 29)]
+        let key = LoRAKey(layer: 0, module: .q)
+        let factors = [(3, 1), (5, 2), (2, 3)].map { r, seed in
+            let a = Self.adapter(rank: r, shapes: shapes, seed: UInt64(seed), alpha: Double(r + 1))
+            return (pair: a.pairs[key]!, scale: a.updateScale)
+        }
+        // dW_j = s_j B_j A_j formed explicitly in float64.
+        let updates = factors.map { f in
+            (0..<(37 * 29)).map { e in
+                (0..<f.pair.rank).reduce(0.0) { $0 + Double(f.pair.b.pointer[e / 29 * f.pair.rank + $1]) * Double(f.pair.a.pointer[$1 * 29 + e % 29]) } * f.scale
+            }
+        }
+        let explicit = updates.map { u in zip(updates[0], u).reduce(0.0) { $0 + $1.0 * $1.1 } }
+        var workspace = GramWorkspace()  // reused, as the tracker reuses it across modules
+        for slice in [1000, 1, 4, 10] {
+            let p = UpdateProducts(factors, workspace: &workspace, slice: slice)
+            #expect(p.inner.count == 3)
+            for (got, want) in zip(p.inner, explicit) { #expect(abs(got - want) <= 1e-12 * abs(explicit[0]), "slice \(slice): \(got) vs \(want)") }
+        }
+    }
+
     // MARK: Edge cases and errors
 
     /// An adapter over `shapes` ([out, in] per module of layer 0) with factors from `seed`;

@@ -9,13 +9,16 @@ public struct LoRAUpdateMeasure: Equatable, Sendable {
     public let sigmaMax: Double
 }
 
-/// Float64 buffers for the stacked factors, grown to the largest module and reused for the
-/// others, so a 7B adapter's 196 modules do not each allocate (and page-fault) tens of megabytes.
+/// Float64 buffers for a slice of the stacked factors, and the Gram blocks accumulated over the
+/// slices. A slice holds `chunkElements` values (2 MB), so it stays in cache between its
+/// widening and the products that read it: the factors are read as float32 and never written
+/// out whole in float64 (the three adapters a 7B checkpoint compares would be 2 GB).
 struct GramWorkspace {
-    var stackedB: [Double] = []  // [out, R]: B_0 | B_1 | ... side by side
-    var stackedA: [Double] = []  // [R, in]:  A_0 ; A_1 ; ... one below the other
-    var gramB: [Double] = []     // [r_0, R] = B_0^T stackedB
-    var gramA: [Double] = []     // [r_0, R] = A_0 stackedA^T
+    static let chunkElements = 1 << 18
+    var stackedB: [Double] = []  // [rows, R]: rows of B_0 | B_1 | ... side by side
+    var stackedA: [Double] = []  // [R, columns]: columns of A_0 ; A_1 ; ... one below the other
+    var gramB: [Double] = []     // [r_0, R] = B_0^T [B_0 | B_1 | ...]
+    var gramA: [Double] = []     // [r_0, R] = A_0 [A_0; A_1; ...]^T
 
     static func fit(_ buffer: inout [Double], _ count: Int) {
         if buffer.count < count { buffer = [Double](repeating: 0, count: count) }
@@ -29,8 +32,9 @@ struct GramWorkspace {
 ///     <dW_0, dW_j>_F = s_0 s_j trace(B_0 A_0 A_j^T B_j^T) = s_0 s_j sum((B_0^T B_j) .* (A_0 A_j^T))
 ///
 /// All of them come from the stacked factors, `B_0^T [B_0 | B_1 | ...]` and `A_0 [A_0; A_1; ...]^T`
-/// (`dsyrk` for the self blocks, one `dgemm` for the others), the float32 factors widened to
-/// float64 (exactly) on the way.
+/// (`dsyrk` for the self blocks, `dgemm` for the others), summed over slices of the long
+/// dimension (`out` for B, `in` for A) that are widened from float32 to float64 (exactly) one
+/// at a time.
 struct UpdateProducts {
     let rank: Int
     /// `B_0^T B_0` and `A_0 A_0^T`, `[rank, rank]`.
@@ -42,38 +46,49 @@ struct UpdateProducts {
     let scale: Double
 
     /// `factors[0]` is `dW_0`; every pair is checked (2-D, multiplying, same `[out, in]`) by the caller.
-    init(_ factors: [(pair: LoRAAdapter.Pair, scale: Double)], workspace w: inout GramWorkspace) {
+    /// `slice`: rows of B and columns of A per slice (default: `chunkElements` values per slice).
+    init(_ factors: [(pair: LoRAAdapter.Pair, scale: Double)], workspace w: inout GramWorkspace, slice: Int? = nil) {
         let out = factors[0].pair.b.shape[0], inDim = factors[0].pair.a.shape[1]
-        let ranks = factors.map(\.pair.rank), total = ranks.reduce(0, +), r0 = ranks[0]
-        GramWorkspace.fit(&w.stackedB, out * total); GramWorkspace.fit(&w.stackedA, total * inDim)
+        let ranks = factors.map(\.pair.rank), total = ranks.reduce(0, +), r0 = ranks[0], rest = total - r0
+        let slice = max(1, slice ?? GramWorkspace.chunkElements / total)
+        GramWorkspace.fit(&w.stackedB, slice * total); GramWorkspace.fit(&w.stackedA, total * slice)
         GramWorkspace.fit(&w.gramB, r0 * total); GramWorkspace.fit(&w.gramA, r0 * total)
-        w.stackedB.withUnsafeMutableBufferPointer { sb in w.stackedA.withUnsafeMutableBufferPointer { sa in
-            var column = 0
-            for (pair, _) in factors {
-                let r = pair.rank, b = pair.b.pointer, a = pair.a.pointer
-                // Row by row through raw pointers, so the widening vectorises.
-                for o in 0..<out {
-                    let source = b + o * r, target = sb.baseAddress! + (o * total + column)
-                    for j in 0..<r { target[j] = Double(source[j]) }
+        w.stackedB.withUnsafeMutableBufferPointer { sbBuffer in w.gramB.withUnsafeMutableBufferPointer { gbBuffer in
+            let sb = sbBuffer.baseAddress!, gb = gbBuffer.baseAddress!
+            for first in stride(from: 0, to: out, by: slice) {
+                let rows = min(slice, out - first), beta: Double = first == 0 ? 0 : 1
+                var column = 0
+                for (pair, _) in factors {
+                    let r = pair.rank, b = pair.b.pointer + first * r
+                    for o in 0..<rows {
+                        let source = b + o * r, target = sb + (o * total + column)
+                        for j in 0..<r { target[j] = Double(source[j]) }
+                    }
+                    column += r
                 }
-                let rows = sa.baseAddress! + column * inDim
-                for i in 0..<(r * inDim) { rows[i] = Double(a[i]) }
-                column += r
-            }
-            // Self blocks by syrk (half the products), the cross blocks beside them by gemm.
-            let rest = total - r0
-            w.gramB.withUnsafeMutableBufferPointer { gb in
-                BLAS.syrk(trans: true, n: r0, k: out, a: sb.baseAddress!, lda: total, c: gb.baseAddress!, ldc: total)
+                BLAS.syrk(trans: true, n: r0, k: rows, a: sb, lda: total, beta: beta, c: gb, ldc: total)
                 if rest > 0 {
-                    BLAS.gemm(transA: true, m: r0, n: rest, k: out, a: sb.baseAddress!, lda: total,
-                              b: sb.baseAddress! + r0, ldb: total, c: gb.baseAddress! + r0, ldc: total)
+                    BLAS.gemm(transA: true, m: r0, n: rest, k: rows, a: sb, lda: total,
+                              b: sb + r0, ldb: total, beta: beta, c: gb + r0, ldc: total)
                 }
             }
-            w.gramA.withUnsafeMutableBufferPointer { ga in
-                BLAS.syrk(n: r0, k: inDim, a: sa.baseAddress!, lda: inDim, c: ga.baseAddress!, ldc: total)
+        } }
+        w.stackedA.withUnsafeMutableBufferPointer { saBuffer in w.gramA.withUnsafeMutableBufferPointer { gaBuffer in
+            let sa = saBuffer.baseAddress!, ga = gaBuffer.baseAddress!
+            for first in stride(from: 0, to: inDim, by: slice) {
+                let columns = min(slice, inDim - first), beta: Double = first == 0 ? 0 : 1
+                var row = 0
+                for (pair, _) in factors {
+                    for p in 0..<pair.rank {
+                        let source = pair.a.pointer + (p * inDim + first), target = sa + (row + p) * columns
+                        for i in 0..<columns { target[i] = Double(source[i]) }
+                    }
+                    row += pair.rank
+                }
+                BLAS.syrk(n: r0, k: columns, a: sa, lda: columns, beta: beta, c: ga, ldc: total)
                 if rest > 0 {
-                    BLAS.gemm(transB: true, m: r0, n: rest, k: inDim, a: sa.baseAddress!, lda: inDim,
-                              b: sa.baseAddress! + r0 * inDim, ldb: inDim, c: ga.baseAddress! + r0, ldc: total)
+                    BLAS.gemm(transB: true, m: r0, n: rest, k: columns, a: sa, lda: columns,
+                              b: sa + r0 * columns, ldb: columns, beta: beta, c: ga + r0, ldc: total)
                 }
             }
         } }
@@ -114,7 +129,8 @@ extension LoRAAdapter {
     /// `key`'s pair, checked: it exists and its factors multiply.
     func checkedPair(_ key: LoRAKey, label: String) throws(AdapterDynamicsError) -> Pair {
         guard let pair = pairs[key] else { throw .moduleMissing(checkpoint: label, module: key.peftPrefix) }
-        guard pair.a.shape.count == 2, pair.b.shape.count == 2, pair.a.shape[0] >= 1, pair.b.shape[1] == pair.a.shape[0] else {
+        guard pair.a.shape.count == 2, pair.b.shape.count == 2, pair.a.shape[0] >= 1, pair.b.shape[1] == pair.a.shape[0],
+              pair.a.shape[1] >= 1, pair.b.shape[0] >= 1 else {
             throw .factorsDoNotMultiply(checkpoint: label, module: key.peftPrefix, a: pair.a.shape, b: pair.b.shape)
         }
         return pair
