@@ -8,8 +8,9 @@ package enum SmallSymmetric {
     ///
     /// `g h` is not symmetric, but with `h = L L^T` (pivoted Cholesky, `L [n, k]`) its nonzero
     /// eigenvalues are those of the symmetric positive-semidefinite `L^T g L [k, k]`, whose
-    /// eigenvalues Jacobi's method finds to within float64 rounding of its norm. So the
-    /// result's relative error is a few ulps even when `g` or `h` is singular (a zero lora_B).
+    /// eigenvalues Jacobi's method finds to within float64 rounding of its norm. The error is a
+    /// small multiple of `n eps ||g|| ||h||`, whether or not `g` or `h` is singular (a zero
+    /// lora_B): a few ulps of the result unless the two are nearly orthogonal to each other.
     package static func largestEigenvalueOfProduct(_ g: [Double], _ h: [Double], n: Int) -> Double {
         precondition(g.count == n * n && h.count == n * n, "largestEigenvalueOfProduct: not [\(n), \(n)]")
         let (l, k) = pivotedCholesky(h, n: n)
