@@ -19,6 +19,7 @@ import MisalignCore
     /// One sample of every public error type of the library (`declaredErrorTypes` below
     /// checks that this list is complete).
     static let samples: [any Error & CustomStringConvertible] = [
+        AdapterDynamicsError.noModules(checkpoint: "checkpoints/step-10"),
         ChangePointError.invalidInput(field: "s.jsonl line 1: score", reason: "is 150, outside the judge scale 0-100"),
         ConfigError.missingFile(path: "/m/config.json"),
         EarlyWarningError.invalidSetting(name: "monitor.every_k", detail: "must be >= 1"),
