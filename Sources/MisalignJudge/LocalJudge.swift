@@ -49,7 +49,7 @@ public final class LocalJudge: Judge, Sendable {
     let endOfTurn: Int32
     /// The candidates as a trie of prefixes, each scored once.
     package let trie: CandidateTrie
-    /// The model and its caches are not thread-safe: one verdict at a time, holding the rubrics'
+    /// The model and its caches are not thread-safe: one batch at a time, holding the rubrics'
     /// prefilled prefixes (`PrefixState`).
     let state = Mutex(PrefixState())
     /// Verdicts waiting for the model, and whether a batch is running.
