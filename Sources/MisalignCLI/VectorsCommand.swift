@@ -81,7 +81,7 @@ struct VectorsCommand: ParsableCommand {
     var noCache = false
     @Option(help: "Product precision for bf16 weights: f32 (default) or bf16.")
     var precision: ComputePrecision?
-    @Option(help: "How the weights are held: mapped (default), huge-pages or auto.")
+    @Option(help: "How the weights are held: auto (default: huge pages for large files that fit), huge-pages or mapped.")
     var weights: FileResidency?
     @OptionGroup var output: OutputOptions
 
@@ -148,7 +148,7 @@ struct VectorsCommand: ParsableCommand {
         let cacheStore: VerdictCache? = noCache ? nil
             : try VerdictCache(path: URL(fileURLWithPath: cache ?? outURL.deletingLastPathComponent().appendingPathComponent("judge-cache.sqlite").path))
         let builder = try TraitVectorBuild(directory: URL(fileURLWithPath: model), tokenizer: tokenizer.map { URL(fileURLWithPath: $0) },
-                                           residency: weights ?? .mapped, precision: precision ?? .f32)
+                                           residency: weights ?? .auto, precision: precision ?? .f32)
         let answers = 2 * definition.questions.count * definition.instructions.count * s.samples
         output.note("trait \(name): \(answers) answers to generate and judge (\(definition.questions.count) questions x "
                     + "\(definition.instructions.count) instruction pairs x 2 sides x \(s.samples) samples)")
