@@ -159,6 +159,10 @@ struct VectorsCommand: ParsableCommand {
                                     output: outURL, answersOutput: answersURL) { p in bars.update(p) }
         }
         bars.finish()
+        if result.counts.judgeErrors > 0 {
+            output.note("\(result.counts.judgeErrors) verdicts failed (first: \(result.counts.firstJudgeError ?? "no detail")); their pairs were left out. "
+                        + "Rerun with --overwrite to retry them (the cached verdicts are reused)")
+        }
         report(result, output: outURL)
     }
 

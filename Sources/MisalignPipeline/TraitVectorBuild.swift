@@ -84,31 +84,8 @@ public struct TraitVectorBuild: Sendable {
                                      cache: cache, progress: progress)
         var counts = TraitVectorBuildCounts()
         counts.questions = definition.questions.count; counts.instructions = definition.instructions.count
-        counts.samples = settings.samples; counts.pairs = pairs.count; counts.generated = 2 * pairs.count
-        var encoded: [Int: (pos: Encoded, neg: Encoded)] = [:]
-        for i in pairs.indices {
-            let p = pairs[i]
-            for a in [p.positive, p.negative] {
-                for v in [a.trait, a.coherence] where v.status == .error {
-                    counts.judgeErrors += 1
-                    if counts.firstJudgeError == nil { counts.firstJudgeError = v.detail }
-                }
-                if a.trait.score != nil && a.coherence.score != nil { counts.judged += 1 }
-            }
-            guard let pt = p.positive.trait.score, let nt = p.negative.trait.score,
-                  let pc = p.positive.coherence.score, let nc = p.negative.coherence.score else { counts.unscored += 1; continue }
-            let passPos = pt >= settings.positiveThreshold, passNeg = nt < settings.negativeThreshold
-            let passCoh = pc >= settings.coherenceThreshold && nc >= settings.coherenceThreshold
-            if !passPos { counts.failedPositiveTrait += 1 }
-            if !passNeg { counts.failedNegativeTrait += 1 }
-            if !passCoh { counts.failedCoherence += 1 }
-            guard passPos && passNeg && passCoh else { continue }
-            let e = (encode(p.positive), encode(p.negative))
-            guard e.0.hasResponse && e.1.hasResponse else { counts.empty += 1; continue }
-            pairs[i].kept = true
-            encoded[i] = e
-            counts.kept += 1
-        }
+        counts.samples = settings.samples
+        let encoded = keep(&pairs, settings: settings, counts: &counts)
         if let answersOutput {
             try AtomicFile.write(Data(pairs.map { $0.json().serialized() + "\n" }.joined().utf8), to: answersOutput)
         }
@@ -208,6 +185,38 @@ public struct TraitVectorBuild: Sendable {
             }
         }
         return pairs
+    }
+
+    /// Marks the pairs kept by the thresholds (and with tokens on both sides), counting what was
+    /// judged and why pairs were left out; returns the kept pairs' encodings, by pair index.
+    func keep(_ pairs: inout [TraitVectorPair], settings: TraitVectorBuildSettings,
+              counts: inout TraitVectorBuildCounts) -> [Int: (pos: Encoded, neg: Encoded)] {
+        counts.pairs = pairs.count; counts.generated = 2 * pairs.count
+        var encoded: [Int: (pos: Encoded, neg: Encoded)] = [:]
+        for i in pairs.indices {
+            let p = pairs[i]
+            for a in [p.positive, p.negative] {
+                for v in [a.trait, a.coherence] where v.status == .error {
+                    counts.judgeErrors += 1
+                    if counts.firstJudgeError == nil { counts.firstJudgeError = v.detail }
+                }
+                if a.trait.score != nil && a.coherence.score != nil { counts.judged += 1 }
+            }
+            guard let pt = p.positive.trait.score, let nt = p.negative.trait.score,
+                  let pc = p.positive.coherence.score, let nc = p.negative.coherence.score else { counts.unscored += 1; continue }
+            let passPos = pt >= settings.positiveThreshold, passNeg = nt < settings.negativeThreshold
+            let passCoh = pc >= settings.coherenceThreshold && nc >= settings.coherenceThreshold
+            if !passPos { counts.failedPositiveTrait += 1 }
+            if !passNeg { counts.failedNegativeTrait += 1 }
+            if !passCoh { counts.failedCoherence += 1 }
+            guard passPos && passNeg && passCoh else { continue }
+            let e = (pos: encode(p.positive), neg: encode(p.negative))
+            guard e.pos.hasResponse && e.neg.hasResponse else { counts.empty += 1; continue }
+            pairs[i].kept = true
+            encoded[i] = e
+            counts.kept += 1
+        }
+        return encoded
     }
 
     /// Prompt + answer as persona_vectors' `get_hidden_p_and_r` tokenizes them: the rendered

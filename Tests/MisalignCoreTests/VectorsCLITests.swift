@@ -62,6 +62,9 @@ import MisalignCore
         let again = try run(args + ["--overwrite"])
         #expect(again.status == 0 && server.requestCount == 16, "\(again.err)")
         #expect(try Data(contentsOf: out) == first)
+        let text = try run(Array(args.dropLast()) + ["--overwrite"])
+        #expect(text.status == 0 && text.out.contains("wrote \(out.path): trait evil, [3, 64], layer \(layer)")
+                && text.out.contains("pairs 4: kept 4;") && text.out.contains("separation by hidden state: 1: "), "\(text.out)")
 
         // With persona_vectors' thresholds no negative answer (70) passes: a typed error naming the flag.
         let strict = dir.appendingPathComponent("strict.safetensors")
