@@ -176,6 +176,10 @@ import MisalignCore
             #expect(recorder.labels(question: p.questionText, answer: p.negative.answer) == [Label(side: .negative, q: p.question, k: p.instruction, s: p.sample)])
         }
 
+        // The prompt text the captures encode is the prompt the answers were generated from.
+        let p0 = r.pairs[0]
+        #expect(Self.tokenizer.encode(p0.positive.promptText).map { Int32($0) } == Self.promptIDs(p0.questionText, system: p0.positive.system))
+
         // The vector, recomputed from the kept answers' captures.
         var builder = TraitVectorBuilder(config: Self.model.config)
         var means: [(TraitVectorBuilder.Side, HiddenStates)] = []
