@@ -33,6 +33,7 @@ struct Misalign: ParsableCommand {
             DetectCommand.self,
             TrainCommand.self,
             JudgeCommand.self,
+            VectorsCommand.self,
             ReportCommand.self,
             InitCommand.self,
             RunCommand.self,

@@ -38,6 +38,7 @@ import MisalignCore
         TokenizerError.fileMissing(path: "/t/tokenizer.json"),
         TrainingError.invalidSetting(name: "lr", detail: "is -1; it must be in [0, 10]"),
         TraitVectorError.hiddenSizeMismatch(file: "evil.safetensors", tensor: "vector", found: 896, model: 64),
+        TraitVectorBuildError.noInstructions(file: "traits/evil.json"),
     ]
 
     @Test func localizedDescriptionIsTheMessage() {
