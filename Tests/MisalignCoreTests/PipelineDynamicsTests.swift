@@ -115,7 +115,7 @@ import MisalignCore
 
     @Test func turnedOffThereAreNoDynamicsAndNoReportSection() async throws {
         let f = try PipelineFixture("pipeline-dynamics-off")
-        let e = try Experiment.load(from: f.writeConfig(Self.config(f, output: "off", detection: "  adapter_dynamics: false\n")))
+        let e = try Experiment.load(from: f.writeConfig(Self.config(f, output: "disabled", detection: "  adapter_dynamics: false\n")))
         #expect(e.detection.adapterDynamics == false)
         let summary = try await PipelineRunner(e).run()
         #expect(summary.done["dynamics"] == 0)
