@@ -10,9 +10,10 @@ import MisalignModel
 /// Resuming: a checkpoint's values depend on the two adapters before it (the tracker's
 /// window), so the first unit left to do is preceded by re-feeding the tracker those two
 /// adapters, whose results are dropped; finished units are never recomputed. An adapter that
-/// does not compare with the one before it (`AdapterDynamicsError`: another module set or
-/// shape) ends the run's series: its unit and every later one finish with the reason as a
-/// failure (`misalign status` shows it), nothing stored, and the other stages go on.
+/// does not read here (`LoRAError`: a layout this reader refuses) or does not compare with the
+/// one before it (`AdapterDynamicsError`: another module set or shape) ends the run's series:
+/// its unit and every later one finish with the reason as a failure (`misalign status` shows
+/// it), nothing stored, and the other stages go on.
 extension PipelineRunner {
     func dynamicsStage() throws -> Int {
         guard experiment.detection.adapterDynamics else { return 0 }
@@ -42,7 +43,7 @@ extension PipelineRunner {
                 if stopped == nil, let why = try store.unitFailure(stage: "dynamics", unit: unit) { stopped = why }
                 // A finished unit after one left to do (not written by this code, but harmless):
                 // the tracker still needs its adapter to stay in step.
-                if tracker != nil, stopped == nil { _ = try feed(&tracker!, r, ck) }
+                if tracker != nil, stopped == nil { do { _ = try feed(&tracker!, ck) } catch { tracker = nil } }  // the next unit re-feeds, or records why not
                 before.append(ck)
                 continue
             }
@@ -59,23 +60,28 @@ extension PipelineRunner {
                 done += 1
                 continue
             }
-            if tracker == nil {
-                var fresh = AdapterDynamicsTracker()
-                for p in before.suffix(2) { _ = try feed(&fresh, r, p) }  // the window, as an unbroken series would hold it
-                tracker = fresh
-            }
+            var result: AdapterDynamics?
             do {
-                let d = try tracker!.append(try adapter(r, ck), label: "step \(ck.step)")
-                try store.transaction {
-                    try store.addAdapterDynamics(r, step: ck.step, d)
-                    try store.finish(stage: "dynamics", unit: unit, items: 1, seconds: Date().timeIntervalSince(t0))
+                if tracker == nil {
+                    var fresh = AdapterDynamicsTracker()
+                    for p in before.suffix(2) { _ = try feed(&fresh, p) }  // the window, as an unbroken series would hold it
+                    tracker = fresh
                 }
-            } catch let e as AdapterDynamicsError {
-                let why = "the adapter series of \(r) ends at step \(ck.step): \(e.description)"
+                result = try tracker!.append(try LoRAAdapter(directory: URL(fileURLWithPath: ck.path)), label: "step \(ck.step)")
+            } catch {
+                // An adapter that does not read here (a layout this reader refuses, though a
+                // server may take it) or does not compare: the series ends, the run goes on.
+                let why = "the adapter series of \(r) ends at step \(ck.step): \(error)"
                 note("dynamics: \(why)")
                 stopped = why
                 try store.transaction {
                     try store.finish(stage: "dynamics", unit: unit, items: 0, seconds: Date().timeIntervalSince(t0), failure: why)
+                }
+            }
+            if let d = result {
+                try store.transaction {
+                    try store.addAdapterDynamics(r, step: ck.step, d)
+                    try store.finish(stage: "dynamics", unit: unit, items: 1, seconds: Date().timeIntervalSince(t0))
                 }
             }
             before.append(ck)
@@ -86,15 +92,8 @@ extension PipelineRunner {
     }
 
     /// Appends a finished checkpoint's adapter to `tracker` (re-feeding its window).
-    private func feed(_ tracker: inout AdapterDynamicsTracker, _ r: RunID, _ ck: (step: Int, path: String)) throws -> AdapterDynamics {
-        try tracker.append(try adapter(r, ck), label: "step \(ck.step)")
-    }
-
-    /// A checkpoint's adapter; an unreadable folder stops the stage, naming the unit.
-    private func adapter(_ r: RunID, _ ck: (step: Int, path: String)) throws -> LoRAAdapter {
-        do { return try LoRAAdapter(directory: URL(fileURLWithPath: ck.path)) } catch {
-            throw PipelineError.stage(stage: "dynamics", unit: Self.dynamicsUnit(r, step: ck.step), reason: "\(error)")
-        }
+    private func feed(_ tracker: inout AdapterDynamicsTracker, _ ck: (step: Int, path: String)) throws -> AdapterDynamics {
+        try tracker.append(try LoRAAdapter(directory: URL(fileURLWithPath: ck.path)), label: "step \(ck.step)")
     }
 }
 
