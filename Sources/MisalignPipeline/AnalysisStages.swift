@@ -70,7 +70,10 @@ extension PipelineRunner {
         let e = experiment
         guard let judge = e.detection.judge else { return 0 }
         let config = e.detection.onsetConfig(traits: e.judges.traits, adding: components.onsetRules)
-        guard !config.signals.isEmpty else { return 0 }
+        // Adapter signals (`adapter_norm`, ...) that `detection.directions` names: point onsets
+        // from the stored dynamics, beside the judged signals (DynamicsStage.swift).
+        let adapterSignals = e.detection.adapterDynamics ? e.detection.adapterSignals.map { $0.signal.rawValue } : []
+        guard !config.signals.isEmpty || !adapterSignals.isEmpty else { return 0 }
         var done = 0
         for r in e.runs {
             let unit = "\(r)/\(judge)"
@@ -80,6 +83,7 @@ extension PipelineRunner {
             var complete = !cks.isEmpty
             for ck in cks where try !store.isDone(stage: "aggregate", unit: "\(r)/step-\(ck.step)/\(judge)") { complete = false }
             guard complete else { continue }
+            if !adapterSignals.isEmpty, try !dynamicsComplete(r) { continue }
             try checkCancelled("detect")
             let t0 = Date()
             let records = judge == DetectionSettings.meanJudge
@@ -97,13 +101,26 @@ extension PipelineRunner {
                 done += 1
                 continue
             }
-            let report: OnsetReport
-            do {
-                guard let rep = try OnsetAnalysis.analyze(records: records, config: config).first else { continue }
-                report = rep
-            } catch {
-                throw PipelineError.stage(stage: "detect", unit: "\(r)", reason: "\(error.description); with \(cks.count) checkpoints, "
-                                          + "choose detection.methods that fit (zscore, cusum and bocpd need more than 10)")
+            var report = OnsetReport(dataset: r.dataset, seed: r.seed, signals: [], lagSteps: nil, lagInterval: nil,
+                                     probabilityLagPositive: nil, resamples: 0)
+            if !config.signals.isEmpty {
+                do {
+                    guard let rep = try OnsetAnalysis.analyze(records: records, config: config).first else { continue }
+                    report = rep
+                } catch {
+                    throw PipelineError.stage(stage: "detect", unit: "\(r)", reason: "\(error.description); with \(cks.count) checkpoints, "
+                                              + "choose detection.methods that fit (zscore, cusum and bocpd need more than 10)")
+                }
+            }
+            if !adapterSignals.isEmpty {
+                report.signals += try adapterOnsets(r, config: config)
+                // A lag with an adapter signal at either end is a point estimate: those have no interval.
+                if adapterSignals.contains(config.leadSignal) || adapterSignals.contains(config.lagSignal) {
+                    let lead = report.signals.first { $0.signal == config.leadSignal }?.consensusStep
+                    let lag = report.signals.first { $0.signal == config.lagSignal }?.consensusStep
+                    report.lagSteps = lead.flatMap { a in lag.map { $0 - a } }
+                    report.lagInterval = nil; report.probabilityLagPositive = nil
+                }
             }
             try store.transaction {
                 try store.addOnsets(r, judge: judge, report)

@@ -79,12 +79,17 @@ extension DetectionSettings: SettingGroup {
                     }
                 },
                 record: { $0.directions.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.rawValue)" }.joined(separator: ",") }),
+            // A pipeline setting (the `dynamics` stage), so an experiment's only: `misalign detect --scores` has no adapters.
+            Key.boolSetting("adapter-dynamics", \.adapterDynamics, effect: .analysis, sources: [.yaml]),
         ]
     }
 
     /// The rules the settings build, checked once every setting is read.
     public func crossCheck(given: Set<String>) -> (setting: String, detail: String)? {
         do { _ = try rules() } catch { return ("rules", error.description) }
+        if !adapterDynamics, let s = adapterSignals.first {
+            return ("directions", "names \(s.signal.rawValue), an adapter signal, but adapter_dynamics is false; set it true or leave the signal out")
+        }
         return nil
     }
 

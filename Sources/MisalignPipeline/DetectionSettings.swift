@@ -1,5 +1,6 @@
 import Foundation
 import MisalignChangePoint
+import MisalignModel
 
 /// Onset detection over the per-checkpoint curves (`detection:`).
 public struct DetectionSettings: Sendable {
@@ -25,6 +26,10 @@ public struct DetectionSettings: Sendable {
     public var judge: String?
     /// Direction in which each trait goes wrong; the study's when absent.
     public var directions: [String: Direction] = ["evil": .up, "hallucination": .up, "coherence": .down, "aligned": .down]
+    /// Whether the pipeline computes the adapter dynamics of every checkpoint (`dynamics` stage,
+    /// Docs/AdapterDynamics.md); the adapter signals (`adapter_norm`, ...) enter detection when
+    /// `directions` names them.
+    public var adapterDynamics = true
 
     public init() {}
 
@@ -47,6 +52,11 @@ public struct DetectionSettings: Sendable {
                            consensus: consensus, resamples: resamples, seed: seed, confidence: confidence)
     }
 
+    /// The adapter signals detection runs on: those `directions` names, in `AdapterSignal`'s order.
+    public var adapterSignals: [(signal: AdapterSignal, direction: Direction)] {
+        AdapterSignal.allCases.compactMap { s in directions[s.rawValue].map { (s, $0) } }
+    }
+
     /// The settings added with the study preset, as ` key value` pairs for the analysis
     /// fingerprint; empty when they are today's defaults, so runs made before them still match.
     var fingerprintSuffix: String {
@@ -56,6 +66,7 @@ public struct DetectionSettings: Sendable {
         if let b = parameters.baseline { out += " baseline \(b)" }
         let rules = rulesRecord
         if !rules.isEmpty { out += " rules \(rules)" }
+        if !adapterDynamics { out += " adapter_dynamics false" }
         return out
     }
 }

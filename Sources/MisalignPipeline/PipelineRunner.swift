@@ -12,8 +12,8 @@ public enum PipelineEvent: Sendable {
 
 /// What a call to `PipelineRunner.run()` did.
 public struct PipelineSummary: Sendable {
-    /// Units finished by this call, per stage (train: steps; generate: answers; judge: verdicts;
-    /// aggregate: checkpoints; detect: runs).
+    /// Units finished by this call, per stage (train: steps; dynamics: adapter checkpoints;
+    /// generate: answers; judge: verdicts; aggregate: checkpoints; detect: runs).
     public var done: [String: Int] = [:]
     /// True when the run was already complete and nothing was done.
     public var nothingToDo: Bool { done.values.allSatisfy { $0 == 0 } }
@@ -29,7 +29,7 @@ public struct PipelineSummary: Sendable {
     public var earlyWarning: [EarlyWarningStatus] = []
 }
 
-/// Runs an `Experiment` to completion: train -> generate -> judge -> aggregate -> detect, each
+/// Runs an `Experiment` to completion: train -> dynamics -> generate -> judge -> aggregate -> detect, each
 /// stage skipping the units the run store already holds, so calling `run()` again after a
 /// crash resumes exactly where the last call stopped and a complete run does nothing.
 ///
@@ -43,7 +43,7 @@ public struct PipelineSummary: Sendable {
 // under `cancelLock`; `components` is set before `run()`; `store`, `lock` and the rest of
 // `summary` are written by `run()` and the stage it awaits, one stage at a time.
 public final class PipelineRunner: @unchecked Sendable {
-    public static let stages = ["train", "generate", "judge", "aggregate", "detect"]
+    public static let stages = ["train", "dynamics", "generate", "judge", "aggregate", "detect"]
     public let experiment: Experiment
     let progress: @Sendable (PipelineEvent) -> Void
     private let cancelLock = NSLock()
@@ -101,6 +101,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 case "train":
                     n = try await runOffPool { try self.trainStage() }  // minutes of blocking work, off the cooperative pool
                     try await followStage()  // external_checkpoints with follow: true (FollowStage.swift)
+                case "dynamics": n = try await runOffPool { try self.dynamicsStage() }  // reads every adapter: blocking work
                 case "generate": n = try await generateStage()
                 case "judge": n = try await judgeStage()
                 case "aggregate": n = try aggregateStage()

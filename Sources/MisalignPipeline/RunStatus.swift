@@ -77,6 +77,9 @@ public struct RunStatus: Sendable {
         var stages: [StageStatus] = []
         stages.append(StageStatus(stage: "train", done: trainDone, total: e.externalCheckpoints.isEmpty ? trainTotal : 0,
                                   secondsPerUnit: try store.rate(stage: "train")))
+        // One unit per checkpoint (one without an adapter, such as the base model's, finishes with nothing to compute).
+        stages.append(StageStatus(stage: "dynamics", done: try store.unitCount(stage: "dynamics"),
+                                  total: e.detection.adapterDynamics ? checkpoints : 0, secondsPerUnit: try store.rate(stage: "dynamics")))
         stages.append(StageStatus(stage: "generate", done: try store.count("generations"), total: checkpoints.map { $0 * per },
                                   secondsPerUnit: try store.rate(stage: "generate")))
         var verdicts = 0

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// Where the pipeline tells an observer that a unit of a stage is committed to the store
-/// (train: an optimizer step; generate: a question group; judge: a verdict; aggregate: a
+/// (train: an optimizer step; dynamics: an adapter checkpoint; generate: a question group; judge: a verdict; aggregate: a
 /// checkpoint; detect: a run; probe: a monitor probe). Package-internal: the kill-and-resume
 /// tests install an observer that `kill -9`s the process there (`MisalignTesting.CrashPoint`).
 package enum StageHooks {

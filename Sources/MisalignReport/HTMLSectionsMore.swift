@@ -39,7 +39,7 @@ extension HTMLReport {
 
     static func training(_ input: ReportInput) -> String {
         let e = Markup.escape
-        guard !input.training.isEmpty else { return empty("No training metrics in this input (metrics.jsonl).") }
+        guard !input.training.isEmpty else { return empty("No training metrics in this input (metrics.jsonl).") + adapterDynamics(input) }
         var h = "<p>Mean cross-entropy on the assistant replies and the learning rate of each optimizer step.\(simBadge(input))</p>\n"
         for d in ReportCharts.uniqueInOrder(input.training.map(\.dataset)) {
             let curves = input.training.filter { $0.dataset == d }
@@ -54,7 +54,7 @@ extension HTMLReport {
                     Markup.number(t.points.last { $0.heldOutLoss != nil }?.heldOutLoss, digits: 3),
                     lrs.max().map { String(format: "%.2e", $0) } ?? "-"]
         }, numeric: [1, 2, 3, 4, 5, 6])
-        return h
+        return h + adapterDynamics(input)
     }
 
     static func samples(_ input: ReportInput) -> String {

@@ -55,6 +55,7 @@ public enum MarkdownReport {
             return [c(t.dataset + (t.seed.map { ", seed \($0)" } ?? "")), "\(t.points.count)", Markup.number(l.first, digits: 3),
                     Markup.number(l.last, digits: 3), Markup.number(t.points.last { $0.heldOutLoss != nil }?.heldOutLoss, digits: 3), t.points.map(\.lr).filter(\.isFinite).max().map { String(format: "%.2e", $0) } ?? "-"]
         }, empty: "No training metrics in this input.")
+        m += adapterDynamics(input)
 
         m += "## Sample answers\n\n"
         if input.samples.isEmpty { m += "No sample answers in this input.\n\n" }

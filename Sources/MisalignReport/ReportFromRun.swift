@@ -48,6 +48,7 @@ extension ReportInput {
         input.controls = ControlComparison.all(runs: runReports, controls: r.experiment?.controls ?? [:], confidence: input.confidence)
         input.agreement = try r.agreement()
         for id in runs { input.training.append(try r.training(id)) }
+        input.adapterDynamics = try r.adapterDynamics(runs)
         input.samples = try r.samples(runs: runs, reports: runReports, perCheckpoint: options.samplesPerCheckpoint)
         input.reproducibility = try r.reproducibility()
         return input

@@ -38,6 +38,8 @@ public struct ReportInput: Codable, Sendable, Equatable {
     public var reproducibility: Reproducibility
     /// Each dataset level against its matched control (absent in inputs saved before levels).
     public var controls: [ControlComparison]?
+    /// Each run's adapter dynamics (absent when the run has none: no adapters, or inputs saved before them).
+    public var adapterDynamics: [AdapterDynamicsRun]?
 
     public init(title: String, runName: String? = nil, simulated: Bool = false, notes: [String] = [],
                 confidence: Double = 0.95, resamples: Int = 0, leadSignal: String = "hallucination", lagSignal: String = "evil",

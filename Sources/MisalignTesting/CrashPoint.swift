@@ -8,7 +8,7 @@ import MisalignCore
 
 /// The kill-and-resume tests' hook: with `MISALIGN_TEST_KILL_AT=STAGE:N` in the environment,
 /// `installFromEnvironment()` makes the process SIGKILL itself right after the pipeline commits
-/// its N-th unit of STAGE (train: optimizer steps; generate: question groups; judge: verdicts;
+/// its N-th unit of STAGE (train: optimizer steps; dynamics: adapter checkpoints; generate: question groups; judge: verdicts;
 /// aggregate: checkpoints; detect: runs; probe: monitor probes). Nothing is cleaned up, exactly
 /// as with `kill -9`. The CLI installs it at start; the library never does.
 public enum CrashPoint {

@@ -29,8 +29,8 @@ struct ExamplesTests {
         let config = try fx.writeConfig(fx.config())
         let r = try await Self.run("EmbedPipeline", [config.path])
         #expect(r.status == 0, "\(r.out)\(r.err)")
-        // 2 datasets x 2 seeds x 6 steps; checkpoints 0, 2, 4, 6 x 2 questions x 2 samples.
-        #expect(r.out.contains("did: train 24, generate 64, judge 192, aggregate 16, detect 4"), "\(r.out)")
+        // 2 datasets x 2 seeds x 6 steps; adapters at 2, 4, 6; checkpoints 0, 2, 4, 6 x 2 questions x 2 samples.
+        #expect(r.out.contains("did: train 24, dynamics 12, generate 64, judge 192, aggregate 16, detect 4"), "\(r.out)")
         // One line per dataset x seed with both onsets and the lag, then the report's path.
         for run in ["medical, seed 0", "medical, seed 11", "math, seed 0", "math, seed 11"] {
             #expect(r.out.contains("\(run): hallucination ") && r.out.contains("evil"), "\(run) missing: \(r.out)")

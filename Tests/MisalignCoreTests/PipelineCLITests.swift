@@ -39,7 +39,7 @@ struct PipelineCLITests {
         let runDir = f.dir.appendingPathComponent("run")
         let status = try CLI.run(["status", runDir.path, "--json"])
         let stages = try JSONValue.parse(status.out).arrayValue ?? []
-        #expect(stages.map { $0["stage"]?.stringValue } == ["train", "generate", "judge", "aggregate", "detect"])
+        #expect(stages.map { $0["stage"]?.stringValue } == ["train", "dynamics", "generate", "judge", "aggregate", "detect"])
         #expect(stages.allSatisfy { $0["done"]?.intValue == $0["total"]?.intValue }, "\(status.out)")
 
         let ck = PipelineRunner.checkpointFolder(runDir, RunID(dataset: "medical", seed: 0)).appendingPathComponent("checkpoint-4")

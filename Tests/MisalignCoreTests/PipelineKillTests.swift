@@ -24,7 +24,7 @@ struct PipelineKillTests {
 
         // Each kill lands in a later stage than the one before: the resumed run redoes
         // nothing finished and continues to the next kill point.
-        for point in ["train:3", "train:8", "generate:2", "generate:9", "judge:1", "judge:40", "aggregate:5", "detect:1"] {
+        for point in ["train:3", "train:8", "dynamics:3", "generate:2", "generate:9", "judge:1", "judge:40", "aggregate:5", "detect:1"] {
             let r = try runMisalign(["run", killed.path, "--quiet"], env: ["MISALIGN_TEST_KILL_AT": point])
             #expect(r.signaled && r.status == SIGKILL, "expected a kill at \(point): \(r.status) \(r.err)")
         }

@@ -46,6 +46,7 @@ import MisalignCore
             }
             try store.markTrained(r)
         }
+        #expect(try runner.dynamicsStage() == 0, "no adapter on disk: the units finish with nothing computed")
         #expect(try runner.aggregateStage() == 2)
         #expect(try runner.detectStage() == 1)
         #expect(try runner.detectStage() == 0, "nothing left to do")

@@ -110,7 +110,8 @@ final class PipelineFixture: @unchecked Sendable {
         let store = try RunStore(run: run, create: false)
         var out: [String: [String]] = [:]
         let skip: [String: Set<String>] = ["metrics": ["seconds"], "judgments": ["latency"]]
-        for t in ["runs", "checkpoints", "metrics", "generations", "judgments", "aggregates", "misaligned", "onsets", "lags", "lag_summary"] {
+        for t in ["runs", "checkpoints", "metrics", "generations", "judgments", "aggregates", "misaligned", "onsets", "lags", "lag_summary",
+                  "adapter_dynamics", "adapter_modules"] {
             let cols = try store.rows("PRAGMA table_info(\(t))").compactMap { $0[1].text }.filter { !(skip[t]?.contains($0) ?? false) }
             out[t] = try store.rows("SELECT \(cols.joined(separator: ", ")) FROM \(t) ORDER BY \(cols.joined(separator: ", "))").map {
                 $0.map(\.description).joined(separator: "|").replacingOccurrences(of: run.path, with: "RUN")

@@ -162,7 +162,7 @@ struct SettingsTablesTests {
         let samples: [String: String] = [
             "preset": "study", "methods": "[zscore]", "consensus": "median", "baseline": "4", "rules": "{zscore: {z: 2.5}}",
             "resamples": "10", "seed": "7", "confidence": "0.9", "scale": "10", "lead": "coherence", "lag": "hallucination",
-            "min_agreeing": "2", "judge": "\"anthropic:claude-x\"", "directions": "{evil: down}",
+            "min_agreeing": "2", "judge": "\"anthropic:claude-x\"", "directions": "{evil: down}", "adapter_dynamics": "false",
         ]
         let base = try e.legacyFingerprints().last!.1
         for key in DetectionSettings.keys {
