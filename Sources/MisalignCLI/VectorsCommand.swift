@@ -188,6 +188,7 @@ struct VectorsCommand: ParsableCommand {
 }
 
 /// One progress bar per phase of a build (generate, judge, capture), each finished when the next starts.
+// Unchecked Sendable: every stored property is read and written only while holding `lock`.
 private final class PhaseBars: @unchecked Sendable {
     private let lock = NSLock()
     private let mode: ProgressBar.Mode

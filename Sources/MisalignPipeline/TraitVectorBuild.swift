@@ -297,6 +297,7 @@ public struct TraitVectorBuild: Sendable {
 }
 
 /// A count shared by the generator's callbacks.
+// Unchecked Sendable: `n` is read and written only while holding `lock`.
 private final class BuildCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
