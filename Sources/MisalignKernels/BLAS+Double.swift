@@ -14,13 +14,7 @@ extension BLAS {
         beta: Double = 0,
         c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
-        precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m=\(m) n=\(n) k=\(k)")
-        precondition(lda >= max(1, transA ? m : k), "gemm: lda=\(lda) too small")
-        precondition(ldb >= max(1, transB ? k : n), "gemm: ldb=\(ldb) too small")
-        precondition(ldc >= max(1, n), "gemm: ldc=\(ldc) too small")
-        let limit = Int(Int32.max)
-        precondition(m <= limit && n <= limit && k <= limit && lda <= limit && ldb <= limit && ldc <= limit,
-                     "gemm: size beyond BLAS's 32-bit range")
+        checkGemm(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
         if m == 0 || n == 0 { return }
         cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

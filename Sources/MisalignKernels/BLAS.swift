@@ -36,13 +36,7 @@ public enum BLAS {
         beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m=\(m) n=\(n) k=\(k)")
-        precondition(lda >= max(1, transA ? m : k), "gemm: lda=\(lda) too small")
-        precondition(ldb >= max(1, transB ? k : n), "gemm: ldb=\(ldb) too small")
-        precondition(ldc >= max(1, n), "gemm: ldc=\(ldc) too small")
-        let limit = Int(Int32.max)
-        precondition(m <= limit && n <= limit && k <= limit && lda <= limit && ldb <= limit && ldc <= limit,
-                     "gemm: size beyond BLAS's 32-bit range")
+        checkGemm(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
         if m == 0 || n == 0 { return }
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,
@@ -65,5 +59,19 @@ public enum BLAS {
         precondition(c.rows == m && c.cols == n, "gemm: output \(c.shape) is not [\(m), \(n)]")
         gemm(transA: transA, transB: transB, m: m, n: n, k: ka, alpha: alpha,
              a: a.pointer, lda: a.cols, b: b.pointer, ldb: b.cols, beta: beta, c: c.pointer, ldc: c.cols)
+    }
+}
+
+extension BLAS {
+    /// The sizes and strides every `gemm` (float32 and float64) checks before calling BLAS.
+    @inline(__always)
+    static func checkGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m=\(m) n=\(n) k=\(k)")
+        precondition(lda >= max(1, transA ? m : k), "gemm: lda=\(lda) too small")
+        precondition(ldb >= max(1, transB ? k : n), "gemm: ldb=\(ldb) too small")
+        precondition(ldc >= max(1, n), "gemm: ldc=\(ldc) too small")
+        let limit = Int(Int32.max)
+        precondition(m <= limit && n <= limit && k <= limit && lda <= limit && ldb <= limit && ldc <= limit,
+                     "gemm: size beyond BLAS's 32-bit range")
     }
 }
