@@ -29,11 +29,15 @@ public struct GenerationRequest: Sendable {
     /// generator's end-of-turn tokens when nil.
     public var stopTokens: Set<Int32>?
     public var stopStrings: [String]
+    /// Hidden-state indices (transformers' `output_hidden_states` numbering, 0...layers) whose
+    /// prompt-last row and response mean each sample records (`Completion.activations`); none
+    /// by default. Only the in-process generator records them; a remote one leaves them nil.
+    public var hiddenStateLayers: [Int]
 
     public init(prompt: [Int32], samples: Int = 1, maxNewTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
-                seed: UInt64 = 0, stopTokens: Set<Int32>? = nil, stopStrings: [String] = []) {
+                seed: UInt64 = 0, stopTokens: Set<Int32>? = nil, stopStrings: [String] = [], hiddenStateLayers: [Int] = []) {
         self.prompt = prompt; self.samples = samples; self.maxNewTokens = maxNewTokens; self.sampling = sampling
-        self.seed = seed; self.stopTokens = stopTokens; self.stopStrings = stopStrings
+        self.seed = seed; self.stopTokens = stopTokens; self.stopStrings = stopStrings; self.hiddenStateLayers = hiddenStateLayers
     }
 }
 
@@ -48,6 +52,9 @@ public struct Completion: Sendable, Equatable {
     public var text: String
     public var finishReason: FinishReason
     public var promptTokens: Int
+    /// The hidden-state means the request's `hiddenStateLayers` asked for (in-process
+    /// generation only); nil when none were asked for or the generator cannot record them.
+    public var activations: SampleActivations? = nil
     public var completionTokens: Int { tokens.count }
 }
 

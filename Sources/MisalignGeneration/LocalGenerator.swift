@@ -80,6 +80,13 @@ public final class LocalGenerator: Generator, Sendable {
             guard !r.prompt.isEmpty else { throw ModelError.invalidRequest("request \(i): the prompt is empty") }
             guard r.samples >= 1 else { throw ModelError.invalidRequest("request \(i): samples must be at least 1") }
             guard r.maxNewTokens >= 1 else { throw ModelError.invalidRequest("request \(i): max new tokens must be at least 1") }
+            let top = c.numHiddenLayers
+            if let l = r.hiddenStateLayers.first(where: { $0 < 0 || $0 > top }) {
+                throw ModelError.invalidRequest("request \(i): hidden-state layer \(l) is outside 0...\(top) (0 is the embedding output, \(top) the final norm's output)")
+            }
+            if Set(r.hiddenStateLayers).count != r.hiddenStateLayers.count {
+                throw ModelError.invalidRequest("request \(i): hiddenStateLayers \(r.hiddenStateLayers) name a layer twice")
+            }
             if r.prompt.count >= c.maxPositionEmbeddings {
                 throw ModelError.contextExceeded(sequence: i, length: r.prompt.count + 1, limit: c.maxPositionEmbeddings,
                                                  what: "context length (max_position_embeddings)")
@@ -115,6 +122,10 @@ public final class LocalGenerator: Generator, Sendable {
         /// Characters of `text` already passed to `onToken`.
         var shown = 0
         var finish: FinishReason?
+        /// The request's prompt-last capture and the running response mean (when it asks for
+        /// hidden states).
+        var promptLast: HiddenStates?
+        var response: HiddenStateMean?
     }
 
     /// The state of one `generateSync` call.
@@ -130,8 +141,9 @@ public final class LocalGenerator: Generator, Sendable {
         var prefix: (sequence: Int, length: Int)?
         /// The next sample to start.
         var nextRequest = 0, nextSample = 0
-        /// Prefilled prompts whose samples have not all started: their sequence and last logits.
-        var roots: [Int: (sequence: Int, logits: FloatBuffer)] = [:]
+        /// Prefilled prompts whose samples have not all started: their sequence, last logits and
+        /// (when asked for) the prompt's last hidden states.
+        var roots: [Int: (sequence: Int, logits: FloatBuffer, promptLast: HiddenStates?)] = [:]
         /// Samples of each request not yet finished, and the finished ones.
         var open: [Int]
         var done: [[Completion]]
@@ -173,12 +185,13 @@ public final class LocalGenerator: Generator, Sendable {
             if !newRequests.isEmpty {
                 let skip = prefix?.length ?? 0
                 let inputs = newRequests.map { i in
-                    let p = requests[i].prompt
+                    let r = requests[i], p = r.prompt
                     let seq = prefix.map { cache.fork($0.sequence, capacity: p.count - skip) } ?? cache.addSequence(capacity: p.count)
-                    return ForwardInput(sequence: seq, tokens: Array(p[skip...]), logits: .last)
+                    let states = r.hiddenStateLayers.isEmpty ? [] : [HiddenStateRequest.promptLast(layers: r.hiddenStateLayers, promptLength: p.count)]
+                    return ForwardInput(sequence: seq, tokens: Array(p[skip...]), logits: .last, hiddenStates: states)
                 }
-                let out = try model.forward(inputs, cache: cache)
-                for (k, i) in newRequests.enumerated() { roots[i] = (inputs[k].sequence, out[k]!) }
+                let out = try pass(inputs)
+                for (k, i) in newRequests.enumerated() { roots[i] = (inputs[k].sequence, out.logits[k]!, out.hiddenStates[k].first) }
             }
             let c = model.config
             for (i, s) in starts {
@@ -186,7 +199,8 @@ public final class LocalGenerator: Generator, Sendable {
                 let room = min(r.maxNewTokens, c.maxPositionEmbeddings - r.prompt.count)
                 live.append(Live(request: i, sample: s, sequence: cache.fork(root.sequence, capacity: room),
                                  rng: SplitMix64.forSample(seed: r.seed, prompt: r.prompt, sample: s), logits: root.logits,
-                                 decoder: TextStream(generator.tokenizer)))
+                                 decoder: TextStream(generator.tokenizer), promptLast: root.promptLast,
+                                 response: root.promptLast.map { HiddenStateMean(layers: $0.layers, hidden: $0.hidden) }))
                 if s == r.samples - 1 {
                     cache.remove(root.sequence)  // its samples keep the positions they read
                     roots[i] = nil
@@ -203,7 +217,9 @@ public final class LocalGenerator: Generator, Sendable {
             for var l in live {
                 let token = try draw(&l)
                 if l.finish == nil {
-                    next.append(ForwardInput(sequence: l.sequence, tokens: [token], logits: .last))
+                    let layers = requests[l.request].hiddenStateLayers
+                    let states = layers.isEmpty ? [] : [HiddenStateRequest.responseMean(layers: layers, promptLength: requests[l.request].prompt.count)]
+                    next.append(ForwardInput(sequence: l.sequence, tokens: [token], logits: .last, hiddenStates: states))
                     going.append(l)
                 } else {
                     cache.remove(l.sequence)
@@ -213,15 +229,28 @@ public final class LocalGenerator: Generator, Sendable {
             live = going
             if !finished.isEmpty { try onRequestsDone?(finished) }
             guard !next.isEmpty else { return }
-            let out = try model.forward(next, cache: cache)
-            for k in live.indices { live[k].logits = out[k]! }
+            let out = try pass(next)
+            for k in live.indices {
+                live[k].logits = out.logits[k]!
+                if let h = out.hiddenStates[k].first { live[k].response!.add(h) }
+            }
+        }
+
+        /// One forward pass; hidden states are captured only when some input asks for them.
+        private func pass(_ inputs: [ForwardInput]) throws -> (logits: [FloatBuffer?], hiddenStates: [[HiddenStates]]) {
+            if inputs.allSatisfy({ $0.hiddenStates.isEmpty }) {
+                return (try model.forward(inputs, cache: cache), inputs.map { _ in [] })
+            }
+            let out = try model.forwardCapturing(inputs, cache: cache)
+            return (out.logits, out.hiddenStates)
         }
 
         /// Records a finished sample; returns its request's completions, by sample, when it was
         /// the request's last.
         private mutating func finish(_ l: Live) -> [Completion]? {
-            let c = Completion(request: l.request, sample: l.sample, tokens: l.tokens, text: l.text,
+            var c = Completion(request: l.request, sample: l.sample, tokens: l.tokens, text: l.text,
                                finishReason: l.finish ?? .length, promptTokens: requests[l.request].prompt.count)
+            if let p = l.promptLast, let m = l.response { c.activations = SampleActivations(promptLast: p, responseMean: m.result()) }
             results.append(c)
             done[l.request].append(c)
             open[l.request] -= 1

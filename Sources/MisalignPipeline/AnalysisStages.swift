@@ -40,7 +40,7 @@ extension PipelineRunner {
                 if try aggregateMean(r, step: ck.step) { done += 1 }
             }
         }
-        return done
+        return done + (try aggregateProjections())
     }
 
     /// With two or more judges, the per-answer mean of the judges (`Aggregation.meanVerdicts`)
@@ -69,7 +69,11 @@ extension PipelineRunner {
     func detectStage() throws -> Int {
         let e = experiment
         guard let judge = e.detection.judge else { return 0 }
-        let config = e.detection.onsetConfig(traits: e.judges.traits, adding: components.onsetRules)
+        var config = e.detection.onsetConfig(traits: e.judges.traits, adding: components.onsetRules)
+        let judgedSignals = config.signals.map(\.name)
+        // Projection signals (`evil@proj`, ...): per-answer records beside the judged ones,
+        // through the same rules, intervals and lag (ProjectionStages.swift).
+        config.signals += projectionSignals
         // Adapter signals (`adapter_norm`, ...) that `detection.directions` names: point onsets
         // from the stored dynamics, beside the judged signals (DynamicsStage.swift).
         let adapterSignals = e.detection.adapterDynamics ? e.detection.adapterSignals.map { $0.signal.rawValue } : []
@@ -86,12 +90,12 @@ extension PipelineRunner {
             if !adapterSignals.isEmpty, try !dynamicsComplete(r) { continue }
             try checkCancelled("detect")
             let t0 = Date()
-            let records = judge == DetectionSettings.meanJudge
-                ? try store.meanScoreRecords(r, judges: judgeNames, traits: config.signals.map(\.name))
-                : try store.scoreRecords(r, judge: judge, traits: config.signals.map(\.name))
+            let records = (judge == DetectionSettings.meanJudge
+                ? try store.meanScoreRecords(r, judges: judgeNames, traits: judgedSignals)
+                : try store.scoreRecords(r, judge: judge, traits: judgedSignals)) + (try projectionRecords(r))
             // Every verdict of a signal unscorable (no numeric mass, unparseable, refused): no
             // onset can be found, now or on a later call, so the run is done with a failure.
-            let unscored = config.signals.map(\.name).filter { s in !records.contains { $0.signal == s } }
+            let unscored = judgedSignals.filter { s in !records.contains { $0.signal == s } }
             if !unscored.isEmpty {
                 let detail = "no scored verdicts for \(unscored.joined(separator: ", ")) (every verdict unscorable); no onsets"
                 note("detect \(r): \(detail); see the judgments' status and detail, or judges.min_numeric_mass")

@@ -32,6 +32,8 @@ public struct Experiment: Sendable {
     public var aggregation: AggregationSettings
     public var detection: DetectionSettings
     public var monitor: MonitorSettings
+    /// Trait-vector projections of every answer (`activations:`); off when it names no vectors.
+    public var activations = ActivationSettings()
     /// The config file it came from (for messages).
     public var source: String
     /// `training.skip_invalid`: skip unusable data lines (counted) instead of stopping.

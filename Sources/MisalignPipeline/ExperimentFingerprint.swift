@@ -66,6 +66,16 @@ extension Experiment {
             out.append(("traits.\(t).questions", trait.questionIDs.map { String(SHA256.hex($0.joined(separator: "\u{1E}")).prefix(16)) + " (\($0.count) questions)" }
                         ?? "every answer"))
         }
+        // The vectors and layers projected on (only when on, so other stores keep their fields):
+        // stored projections are onto these.
+        for (trait, url) in activations.vectors {
+            let digest: String
+            do { digest = SHA256.hex(bytes: Array(try Data(contentsOf: url))) } catch {
+                throw PipelineError.config(file: url.path, key: "activations.vectors.\(trait)", line: nil, reason: "cannot read the vector file: \(error.localizedDescription)")
+            }
+            out.append(("activations.vectors.\(trait)", String(digest.prefix(16))))
+        }
+        if activations.isEnabled { out.append(("activations.layers", activations.layers.map(String.init).joined(separator: ","))) }
         return out
     }
 }

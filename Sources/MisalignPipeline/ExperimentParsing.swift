@@ -70,10 +70,17 @@ extension Experiment {
         let aggregation = try parseAggregation(root.optional("aggregation"))
         let detection = try parseDetection(root.optional("detection"), judges: judges.names, file: file)
         let monitor = try parseMonitor(root.optional("monitor"))
+        let activationsNode = try root.optional("activations")
+        let activations = try parseActivations(activationsNode, path: path)
+        if activations.isEnabled, generation.backend != .local {
+            throw PipelineError.config(file: file, key: "activations", line: activationsNode.flatMap(\.line),
+                                       reason: "projections are recorded by the in-process generator while it decodes; with generation.backend: vllm "
+                                           + "the server's hidden states are out of reach. Use backend: local, or remove the activations section")
+        }
         try root.rejectUnknown()
         return Experiment(model: model, tokenizer: tokenizer, output: output, datasets: datasets, controls: controls, seeds: seeds, training: training,
                           threads: threads, externalCheckpoints: external, evaluation: evaluation, generation: generation,
-                          judges: judges, aggregation: aggregation, detection: detection, monitor: monitor, source: file,
+                          judges: judges, aggregation: aggregation, detection: detection, monitor: monitor, activations: activations, source: file,
                           skipInvalid: skipInvalid, lines: root.keyLines())
     }
 

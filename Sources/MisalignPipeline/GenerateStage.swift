@@ -25,6 +25,7 @@ extension PipelineRunner {
     /// Returns answers written.
     func generateStage() async throws -> Int {
         let e = experiment, ev = e.evaluation
+        try checkProjectionsCover()
         // Work list first, so a complete run never loads the model.
         var work: [(RunID, Int, String, [EvaluationQuestion])] = []
         for r in e.runs {
@@ -41,6 +42,7 @@ extension PipelineRunner {
         addWork(Date().timeIntervalSince(loadStart))
         note("generate: \(total) answers with the \(backends.name) backend")
         let promptIDs = try prompts(backends.tokenizer)
+        let vectors = try traitVectors(backends)
         let tally = GenerateTally()
         for (r, step, path, missing) in work {
             try checkCancelled("generate")
@@ -54,7 +56,7 @@ extension PipelineRunner {
             }
             let requests = missing.map {
                 GenerationRequest(prompt: promptIDs[$0.id]!, samples: ev.samples, maxNewTokens: ev.maxNewTokens,
-                                  sampling: ev.sampling, seed: ev.seed &+ UInt64(r.seed))
+                                  sampling: ev.sampling, seed: ev.seed &+ UInt64(r.seed), hiddenStateLayers: vectors?.layers ?? [])
             }
             tally.startCall()
             // Called on the generator's thread while this task awaits it: the store and the
@@ -66,7 +68,17 @@ extension PipelineRunner {
                 try self.store.transaction {
                     for (i, completions) in finished {
                         let q = missing[i]
-                        for c in completions { try self.store.addGeneration(r, step: step, questionID: q.id, c) }
+                        for c in completions {
+                            try self.store.addGeneration(r, step: step, questionID: q.id, c)
+                            if let vectors {
+                                guard let a = c.activations else {
+                                    throw PipelineError.stage(stage: "generate", unit: "\(r) step \(step)",
+                                                              reason: "the generator returned no hidden states for the projections (activations:); "
+                                                                  + "only the in-process generator records them")
+                                }
+                                try self.store.addProjections(r, step: step, questionID: q.id, sample: c.sample, try vectors.rows(a))
+                            }
+                        }
                         try self.store.finish(stage: "generate", unit: "\(r)/step-\(step)/\(q.id)", items: completions.count, seconds: seconds)
                     }
                 }
@@ -78,6 +90,36 @@ extension PipelineRunner {
             try await backend.release(checkpoint)
         }
         return tally.answers
+    }
+}
+
+extension PipelineRunner {
+    /// The trait vectors `activations:` names, read and checked against the generating model;
+    /// nil when the section is absent. Answers stored before a vector was named have no
+    /// projection onto it, which is refused here rather than leaving holes in its curve.
+    func traitVectors(_ backends: PipelineBackends) throws -> LoadedTraitVectors? {
+        let a = experiment.activations
+        guard a.isEnabled else { return nil }
+        guard let config = backends.localModelConfig else {
+            throw PipelineError.stage(stage: "generate", unit: "activations",
+                                      reason: "projections need the in-process generator (generation.backend: local); \(backends.name) cannot record hidden states")
+        }
+        let loaded = try LoadedTraitVectors(a, config: config)
+        for v in loaded.vectors { try store.setProjectionLayer(trait: v.trait, v.vector.layer!) }
+        return loaded
+    }
+
+    /// Refuses a run whose stored answers lack projections onto a named vector.
+    func checkProjectionsCover() throws {
+        for (trait, _) in experiment.activations.vectors {
+            let n = try store.unprojectedAnswerCount(trait: trait)
+            if n > 0 {
+                throw PipelineError.stage(stage: "generate", unit: "activations",
+                                          reason: "\(n) stored answers were generated before activations.vectors named \(trait), so they have no projection "
+                                              + "onto it and its curve would have holes; projections are recorded while answers are generated. "
+                                              + "Use a new output folder for a run with \(ActivationSettings.signal(trait)), or remove \(trait) from activations.vectors")
+            }
+        }
     }
 }
 

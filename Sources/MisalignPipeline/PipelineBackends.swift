@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import MisalignGeneration
 import MisalignHTTP
+import MisalignModel
 import MisalignTokenizer
 
 /// The generation backends of one pipeline call: the in-process model (loaded once, shared by
@@ -44,6 +45,9 @@ final class PipelineBackends: Sendable {
             }
         }
     }
+
+    /// The in-process model's config when generation runs in this process, else nil.
+    var localModelConfig: Qwen2Config? { (fixed as? LocalGenerationBackend)?.model.config }
 
     /// The backend for run `r`'s checkpoints.
     func backend(for r: RunID) throws -> any GenerationBackend {

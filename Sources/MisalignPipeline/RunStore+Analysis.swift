@@ -82,7 +82,7 @@ extension RunStore {
 
     /// Drops every aggregate, onset and lag (and their units), to be recomputed.
     func resetAnalysis() throws(PipelineError) {
-        for t in ["aggregates", "misaligned", "onsets", "lags", "lag_summary"] { try db.run("DELETE FROM \(t)") }
+        for t in ["aggregates", "misaligned", "onsets", "lags", "lag_summary", "projection_aggregates"] { try db.run("DELETE FROM \(t)") }
         try db.run("DELETE FROM units WHERE stage IN ('aggregate', 'detect')")
         try db.run("DELETE FROM meta WHERE key LIKE 'failure.aggregate.%' OR key LIKE 'failure.detect.%'")
     }

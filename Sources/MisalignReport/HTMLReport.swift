@@ -39,7 +39,7 @@ public enum HTMLReport {
         h += "</ol>\n</nav>\n"
         h += section("overview", overview(input))
         h += section("curves", curves(input))
-        h += section("lead-lag", leadLag(input))
+        h += section("lead-lag", leadLag(input) + activationSignals(input))
         h += section("comparison", comparison(input))
         h += section("controls", controls(input))
         h += section("agreement", agreement(input))

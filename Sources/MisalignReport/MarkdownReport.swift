@@ -32,6 +32,7 @@ public enum MarkdownReport {
             }
         }, empty: "No onsets in this input.")
 
+        m += activationSignals(input)
         m += "## Across seeds and datasets\n\n"
         let signals = ReportCharts.uniqueInOrder(input.runs.flatMap { $0.onsets.map(\.signal) } + input.datasets.flatMap { $0.medianOnsets.map(\.signal) })
         m += table(["dataset", "runs"] + signals.map { "\(c($0)) onset" } + ["lags by seed", "median lag", "+ / -", "sign test p", "mean P(lag > 0)"],

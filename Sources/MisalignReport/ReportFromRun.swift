@@ -49,6 +49,7 @@ extension ReportInput {
         input.agreement = try r.agreement()
         for id in runs { input.training.append(try r.training(id)) }
         input.adapterDynamics = try r.adapterDynamics(runs)
+        input.activationSignals = try r.activationSignals(runs)
         input.samples = try r.samples(runs: runs, reports: runReports, perCheckpoint: options.samplesPerCheckpoint)
         input.reproducibility = try r.reproducibility()
         return input

@@ -40,6 +40,8 @@ public struct ReportInput: Codable, Sendable, Equatable {
     public var controls: [ControlComparison]?
     /// Each run's adapter dynamics (absent when the run has none: no adapters, or inputs saved before them).
     public var adapterDynamics: [AdapterDynamicsRun]?
+    /// Each run's trait-vector projection signals (absent when the run records none).
+    public var activationSignals: [ActivationSignalsRun]?
 
     public init(title: String, runName: String? = nil, simulated: Bool = false, notes: [String] = [],
                 confidence: Double = 0.95, resamples: Int = 0, leadSignal: String = "hallucination", lagSignal: String = "evil",

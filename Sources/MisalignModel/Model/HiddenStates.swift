@@ -87,23 +87,46 @@ public struct HiddenStates: Sendable {
     /// steps), each weighted by its `count`; the parts must be means of the same layers.
     public static func combiningMeans(_ parts: [HiddenStates]) -> HiddenStates {
         precondition(!parts.isEmpty, "no parts to combine")
-        let first = parts[0], H = first.hidden, n = first.layers.count * H
-        var sum = [Double](repeating: 0, count: n)
-        var count = 0, start = Int.max
-        for p in parts {
-            guard case .mean = p.kind else { preconditionFailure("combiningMeans takes mean captures") }
-            precondition(p.layers == first.layers && p.hidden == H, "parts of different layers or hidden sizes")
-            guard p.count > 0 else { continue }
-            let w = Double(p.count), v = p.values.pointer
-            sum.withUnsafeMutableBufferPointer { s in for i in 0..<n { s[i] += w * Double(v[i]) } }
-            count += p.count; start = min(start, p.firstPosition)
-        }
-        let out = FloatBuffer(shape: [first.layers.count, H], zeroed: true)
-        if count > 0 { for i in 0..<n { out.pointer[i] = Float(sum[i] / Double(count)) } }
-        let positions = parts.compactMap { p -> Range<Int>? in if case .mean(let r) = p.kind { return r } else { return nil } }
-        let span = positions.map(\.lowerBound).min()!..<positions.map(\.upperBound).max()!
-        return HiddenStates(layers: first.layers, kind: .mean(positions: span), values: out, count: count,
-                            firstPosition: count > 0 ? start : span.lowerBound)
+        var acc = HiddenStateMean(layers: parts[0].layers, hidden: parts[0].hidden)
+        for p in parts { acc.add(p) }
+        return acc.result()
+    }
+}
+
+/// A running mean of mean captures of one sequence (decoding steps, each capturing its one new
+/// token), summed in f64 and weighted by each part's `count`; no per-part copies are kept.
+public struct HiddenStateMean: Sendable {
+    public let layers: [Int]
+    public let hidden: Int
+    private var sum: [Double]
+    /// Rows averaged so far.
+    public private(set) var count = 0
+    private var first = Int.max, lower = Int.max, upper = Int.min
+
+    public init(layers: [Int], hidden: Int) {
+        self.layers = layers; self.hidden = hidden
+        sum = [Double](repeating: 0, count: layers.count * hidden)
+    }
+
+    /// Adds a mean capture of the same layers and hidden size.
+    public mutating func add(_ p: HiddenStates) {
+        guard case .mean(let r) = p.kind else { preconditionFailure("HiddenStateMean takes mean captures") }
+        precondition(p.layers == layers && p.hidden == hidden, "parts of different layers or hidden sizes")
+        lower = min(lower, r.lowerBound); upper = max(upper, r.upperBound)
+        guard p.count > 0 else { return }
+        let w = Double(p.count), v = p.values.pointer, n = sum.count
+        sum.withUnsafeMutableBufferPointer { s in for i in 0..<n { s[i] += w * Double(v[i]) } }
+        count += p.count; first = min(first, p.firstPosition)
+    }
+
+    /// The mean so far: `[layers.count, hidden]`, zeros when no rows were added; its positions
+    /// span every part's.
+    public func result() -> HiddenStates {
+        let out = FloatBuffer(shape: [layers.count, hidden], zeroed: true)
+        if count > 0 { for i in 0..<sum.count { out.pointer[i] = Float(sum[i] / Double(count)) } }
+        let span = lower <= upper ? lower..<upper : 0..<0
+        return HiddenStates(layers: layers, kind: .mean(positions: span), values: out, count: count,
+                            firstPosition: count > 0 ? first : span.lowerBound)
     }
 }
 
