@@ -11,7 +11,12 @@ import MisalignCore
 /// 1. static groups, as the generate stage ran before: `max-live / samples` questions at a time,
 ///    every sample of a group decoding until the group's longest ends, prompts prefilled whole;
 /// 2. continuous batching: `max-live` samples in work, the next one admitted as one ends;
-/// 3. the same with the prompts' common prefix (template and system prompt) prefilled once.
+/// 3. the same with the prompts' common prefix (template and system prompt) prefilled once;
+/// 4. (with `--layers N`, default 2; 0 leaves it out) the same while every sample records its
+///    prompt-last and response-mean hidden states at N layers and each answer is projected onto
+///    two trait vectors there (what the pipeline's `activations:` does), against the same run
+///    without, each run twice in turns (plain, recording, plain, recording) so the host's drift
+///    falls on both; the overhead is the recording runs' time over the plain runs'.
 ///
 /// A random model never produces an end-of-turn token, so each request stops on a set of
 /// vocab / `mean-tokens` token ids (every k-th id): a sample then ends after about
@@ -25,6 +30,7 @@ func runGenerateStudyBenchmark(_ args: [String]) throws {
     let maxTokens = option(args, "--max-tokens").flatMap(Int.init) ?? 1000
     let meanTokens = option(args, "--mean-tokens").flatMap(Double.init) ?? 50
     let maxLive = option(args, "--max-live").flatMap(Int.init) ?? 64
+    let layerCount = option(args, "--layers").flatMap(Int.init) ?? 2
     let dtype: DType = option(args, "--dtype") == "f32" ? .f32 : .bf16
     let tokenizerDir = URL(fileURLWithPath: option(args, "--tokenizer") ?? "Tests/Fixtures/tokenizer")
     var dir: URL
@@ -82,6 +88,41 @@ func runGenerateStudyBenchmark(_ args: [String]) throws {
     let prefixed = try generator.generateSync(requests, maxLive: maxLive, sharePrefix: true)
     let prefixedSeconds = now() - t0
 
+    // 4. Recording hidden states and projecting, in turns with plain runs.
+    var recorded: [Completion] = [], plainSeconds = [prefixedSeconds], recordSeconds: [Double] = []
+    var layers: [Int] = []
+    var projectionSum = 0.0
+    if layerCount > 0 {
+        let L = model.config.numHiddenLayers
+        layers = (1...layerCount).map { k in max(1, min(L, k * L / (layerCount + 1))) }
+        layers = Array(Set(layers)).sorted()
+        let capturing = requests.map { r in var r = r; r.hiddenStateLayers = layers; return r }
+        var rng = SplitMix64(seed: 11)
+        let vectors = try (0..<2).map { i -> TraitVector in
+            let v = FloatBuffer(shape: [L + 1, model.config.hiddenSize], zeroed: false)
+            for j in 0..<v.count { v.pointer[j] = Float(Double.random(in: -1...1, using: &rng)) }
+            return try TraitVector(trait: "trait\(i)", values: v, layer: layers[0])
+        }
+        func recordRun() throws -> Double {
+            let t = now()
+            recorded = try generator.generateSync(capturing, maxLive: maxLive, sharePrefix: true)
+            var sink = 0.0
+            for c in recorded {
+                guard let a = c.activations else { continue }
+                for v in vectors {
+                    for l in layers { sink += (try v.projection(of: a.responseMean, layer: l) ?? 0) + (try v.projection(of: a.promptLast, layer: l) ?? 0) }
+                }
+            }
+            projectionSum = sink
+            return now() - t
+        }
+        recordSeconds.append(try recordRun())
+        t0 = now()
+        _ = try generator.generateSync(requests, maxLive: maxLive, sharePrefix: true)
+        plainSeconds.append(now() - t0)
+        recordSeconds.append(try recordRun())
+    }
+
     let answers = questions * samples
     let tokens = grouped.reduce(0) { $0 + $1.tokens.count }
     let lengths = grouped.map(\.tokens.count).sorted()
@@ -93,7 +134,19 @@ func runGenerateStudyBenchmark(_ args: [String]) throws {
     add("static groups of \(perGroup) questions, prompts whole", grouped, staticSeconds)
     add("continuous, \(maxLive) live", continuous, continuousSeconds)
     add("continuous, \(maxLive) live, shared prefix", prefixed, prefixedSeconds)
+    if !recordSeconds.isEmpty {
+        add("the same, second run", prefixed, plainSeconds[1])
+        add("the same, recording \(layers.count) layers + projections", recorded, recordSeconds[0])
+        add("the same, recording, second run", recorded, recordSeconds[1])
+    }
     table.print()
+    if !recordSeconds.isEmpty {
+        let plain = plainSeconds.reduce(0, +), rec = recordSeconds.reduce(0, +)
+        let same = zip(prefixed, recorded).filter { $0.tokens == $1.tokens }.count
+        print("recording hidden states at layers \(layers) (prompt-last and response mean per sample) and projecting every answer onto 2 vectors "
+              + "at each: \(fmt(rec, 1)) s against \(fmt(plain, 1)) s without over two runs each, overhead \(fmt((rec / plain - 1) * 100, 1))%; "
+              + "answers identical to the plain run's: \(same)/\(recorded.count) (sum of the projections \(fmt(projectionSum, 3)))")
+    }
     func same(_ a: [Completion], _ b: [Completion]) -> Int { zip(a, b).filter { $0.tokens == $1.tokens }.count }
     print("model \(made ? "Qwen2.5-0.5B-shaped, random \(dtype == .bf16 ? "bf16" : "f32")" : dir.path); \(questions) questions x \(samples) samples = \(answers) answers, "
           + "\(tokens) tokens (length min \(lengths.first ?? 0), median \(lengths.isEmpty ? 0 : lengths[lengths.count / 2]), max \(lengths.last ?? 0); "

@@ -42,8 +42,8 @@ let benchmarks: [Benchmark] = [
               values: ["--verdicts", "--in-flight"], run: runJudgeBenchmark),
     Benchmark(name: "local-judge", summary: "in-process judge verdicts/min on a 0.5B-shaped model: candidate trie + shared rubric prefix vs one sequence per candidate",
               values: ["--verdicts", "--model", "--dtype", "--tokenizer"], run: runLocalJudgeBenchmark),
-    Benchmark(name: "generate-study", summary: "answers/min of a study's evaluation (8 questions x 20 samples) on a 0.5B-shaped model: static groups vs continuous batching, shared prompt prefix",
-              values: ["--questions", "--samples", "--max-tokens", "--mean-tokens", "--max-live", "--model", "--dtype", "--tokenizer"], run: runGenerateStudyBenchmark),
+    Benchmark(name: "generate-study", summary: "answers/min of a study's evaluation (8 questions x 20 samples) on a 0.5B-shaped model: static groups vs continuous batching, shared prompt prefix; recording hidden states for projections (--layers)",
+              values: ["--questions", "--samples", "--max-tokens", "--mean-tokens", "--max-live", "--model", "--dtype", "--tokenizer", "--layers"], run: runGenerateStudyBenchmark),
 ]
 
 /// The benchmarks named on the command line (all but write-synthetic when none is) and the

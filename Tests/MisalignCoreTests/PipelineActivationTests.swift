@@ -128,6 +128,11 @@ import MisalignCore
         let json = input.jsonData()
         #expect(try ReportInput.decode(json).activationSignals == input.activationSignals)
 
+        // Exports carry both tables.
+        let csv = try String(contentsOf: e.output.appendingPathComponent("exports/projections.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(csv.first == "dataset,seed,step,question_id,sample,trait,layer,kind,value" && csv.count == 1 + answers * 12)
+        #expect(FileManager.default.fileExists(atPath: e.output.appendingPathComponent("exports/projection_aggregates.jsonl").path))
+
         // A second call does nothing.
         #expect(try await PipelineRunner(e).run().nothingToDo)
     }
