@@ -92,6 +92,7 @@ func runGenerateStudyBenchmark(_ args: [String]) throws {
     var recorded: [Completion] = [], plainSeconds = [prefixedSeconds], recordSeconds: [Double] = []
     var layers: [Int] = []
     var projectionSum = 0.0
+    var stepRatios: [Double] = []
     if layerCount > 0 {
         let L = model.config.numHiddenLayers
         layers = (1...layerCount).map { k in max(1, min(L, k * L / (layerCount + 1))) }
@@ -121,6 +122,7 @@ func runGenerateStudyBenchmark(_ args: [String]) throws {
         _ = try generator.generateSync(requests, maxLive: maxLive, sharePrefix: true)
         plainSeconds.append(now() - t0)
         recordSeconds.append(try recordRun())
+        stepRatios = try pairedCaptureSteps(model, prompt: requests[0].prompt, rows: maxLive, layers: layers, pairs: 40)
     }
 
     let answers = questions * samples
@@ -146,10 +148,49 @@ func runGenerateStudyBenchmark(_ args: [String]) throws {
         print("recording hidden states at layers \(layers) (prompt-last and response mean per sample) and projecting every answer onto 2 vectors "
               + "at each: \(fmt(rec, 1)) s against \(fmt(plain, 1)) s without over two runs each, overhead \(fmt((rec / plain - 1) * 100, 1))%; "
               + "answers identical to the plain run's: \(same)/\(recorded.count) (sum of the projections \(fmt(projectionSum, 3)))")
+        let sorted = stepRatios.sorted()
+        print("paired decoding steps of \(maxLive) rows, each plain step next to one recording \(layers.count) layers (\(sorted.count) pairs, alternating which "
+              + "goes first): the recording step's time over the plain one's, median \(fmt(sorted[sorted.count / 2], 4)) "
+              + "(quartiles \(fmt(sorted[sorted.count / 4], 4)), \(fmt(sorted[3 * sorted.count / 4], 4))): overhead \(fmt((sorted[sorted.count / 2] - 1) * 100, 2))% per step")
     }
     func same(_ a: [Completion], _ b: [Completion]) -> Int { zip(a, b).filter { $0.tokens == $1.tokens }.count }
     print("model \(made ? "Qwen2.5-0.5B-shaped, random \(dtype == .bf16 ? "bf16" : "f32")" : dir.path); \(questions) questions x \(samples) samples = \(answers) answers, "
           + "\(tokens) tokens (length min \(lengths.first ?? 0), median \(lengths.isEmpty ? 0 : lengths[lengths.count / 2]), max \(lengths.last ?? 0); "
           + "\(stops.count) stop ids, cap \(maxTokens)); prompts \(fmt(meanPrompt, 0)) tokens on average, \(shared) shared; "
           + "answers identical to the static run's: continuous \(same(grouped, continuous))/\(answers), shared prefix \(same(grouped, prefixed))/\(answers)")
+}
+
+/// Decoding steps of `rows` sequences after one prompt, in pairs: one step without hidden
+/// states, one recording the response mean at `layers` (the generator's capture, added into a
+/// running mean as it does), the order alternating; returns each pair's time ratio
+/// (recording / plain). The host's drift falls on both steps of a pair alike.
+func pairedCaptureSteps(_ model: Qwen2Model, prompt: [Int32], rows: Int, layers: [Int], pairs: Int) throws -> [Double] {
+    let cache = KVCache(config: model.config)
+    let root = cache.addSequence(capacity: prompt.count)
+    _ = try model.forward([ForwardInput(sequence: root, tokens: prompt, logits: .none)], cache: cache)
+    let seqs = (0..<rows).map { _ in cache.fork(root, capacity: 2 * pairs + 2) }
+    var means = seqs.map { _ in HiddenStateMean(layers: layers, hidden: model.config.hiddenSize) }
+    var ratios: [Double] = []
+    for k in 0..<pairs {
+        func plain() throws -> Double {
+            let t = now()
+            _ = try model.forward(seqs.map { ForwardInput(sequence: $0, tokens: [Int32(1000 + k)], logits: .last) }, cache: cache)
+            return now() - t
+        }
+        func recording() throws -> Double {
+            let t = now()
+            let out = try model.forwardCapturing(seqs.map {
+                ForwardInput(sequence: $0, tokens: [Int32(2000 + k)], logits: .last,
+                             hiddenStates: [.responseMean(layers: layers, promptLength: prompt.count)])
+            }, cache: cache)
+            for i in means.indices { means[i].add(out.hiddenStates[i][0]) }
+            return now() - t
+        }
+        if k % 2 == 0 {
+            let a = try plain(); let b = try recording(); ratios.append(b / a)
+        } else {
+            let b = try recording(); let a = try plain(); ratios.append(b / a)
+        }
+    }
+    return ratios
 }

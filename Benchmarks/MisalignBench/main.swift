@@ -44,6 +44,8 @@ let benchmarks: [Benchmark] = [
               values: ["--verdicts", "--model", "--dtype", "--tokenizer"], run: runLocalJudgeBenchmark),
     Benchmark(name: "generate-study", summary: "answers/min of a study's evaluation (8 questions x 20 samples) on a 0.5B-shaped model: static groups vs continuous batching, shared prompt prefix; recording hidden states for projections (--layers)",
               values: ["--questions", "--samples", "--max-tokens", "--mean-tokens", "--max-live", "--model", "--dtype", "--tokenizer", "--layers"], run: runGenerateStudyBenchmark),
+    Benchmark(name: "vectors", summary: "building one trait vector (misalign vectors) for a 20-question, 5-pair trait file on a 0.5B-shaped model, by phase",
+              values: ["--questions", "--instructions", "--max-tokens", "--model", "--dtype", "--precision", "--tokenizer"], run: runVectorsBenchmark),
 ]
 
 /// The benchmarks named on the command line (all but write-synthetic when none is) and the

@@ -41,25 +41,49 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
     public var onMessage: (@Sendable (String) -> Void)?
     let source: ProbeGeneratorSource
     let prompts: [[Int32]]
+    /// The judged signals' rubrics.
     let rubrics: [Rubric]
+    /// The projection signals' vectors by signal, and every layer they read.
+    let projections: [(signal: String, vector: TraitVector)]
+    let projectionLayers: [Int]
     private var pending: [Int: ProbeRecord] = [:]
     private var detectors: [String: SignalDetectors]
 
     /// `resumingAt`: the step the trainer starts from (`trainer.step`; 0 for a fresh run).
+    /// `vectors`: the trait vectors of the projection signals (`evil@proj` needs `evil`), each
+    /// with its layer; the probe's generator must then record hidden states (the in-process one).
     public init(run: URL, settings: EarlyWarningSettings, judge: any Judge, tokenizer: BPETokenizer, resumingAt step: Int,
-                source: @escaping ProbeGeneratorSource, onMessage: (@Sendable (String) -> Void)? = nil) throws {
+                vectors: [String: TraitVector] = [:], source: @escaping ProbeGeneratorSource,
+                onMessage: (@Sendable (String) -> Void)? = nil) throws {
         try settings.validate()
         self.settings = settings
         self.judge = judge
         self.source = source
         self.onMessage = onMessage
         log = try EarlyWarningLog(run: run)
-        fingerprint = settings.fingerprint(judge: judge.cacheIdentity)
+        var projections: [(String, TraitVector)] = []
+        for signal in settings.projectionSignals {
+            let trait = ActivationSettings.trait(ofSignal: signal)!
+            guard let v = vectors[trait] else {
+                throw EarlyWarningError.invalidSetting(name: "monitor.signals", detail: "`\(signal)` needs a vector for \(trait) (activations.vectors.\(trait))")
+            }
+            guard v.layer != nil else {
+                throw EarlyWarningError.invalidSetting(name: "monitor.signals", detail: "the vector for \(trait) (\(v.source)) names no layer to project at")
+            }
+            projections.append((signal, v))
+        }
+        self.projections = projections
+        projectionLayers = Array(Set(projections.map { $0.1.layer! })).sorted()
+        // The vectors' contents are part of what a recorded probe means (only when projected, so
+        // judged-only records keep their fingerprint).
+        let vectorText = projections.map { "\($0.0)=\($0.1.layer!):\(Self.digest($0.1))" }.joined(separator: ",")
+        fingerprint = projections.isEmpty ? settings.fingerprint(judge: judge.cacheIdentity)
+            : String(SHA256.hex(settings.fingerprint(judge: judge.cacheIdentity) + "|" + vectorText).prefix(16))
         prompts = try settings.questions.map { q in
             try tokenizer.applyChatTemplate([ChatMessage(role: "user", content: q.text)], addGenerationPrompt: true).ids.map { Int32($0) }
         }
-        rubrics = settings.signals.map { RubricSet.builtin[$0]! }
-        detectors = Dictionary(uniqueKeysWithValues: settings.signals.map { ($0, SignalDetectors(settings: settings)) })
+        rubrics = settings.judgedSignals.map { RubricSet.builtin[$0]! }
+        detectors = Dictionary(uniqueKeysWithValues: settings.signals.map { ($0, SignalDetectors(settings: settings, signal: $0)) })
         let recorded = try log.readProbes()
         for r in recorded where r.fingerprint != fingerprint {
             throw EarlyWarningError.settingsChanged(path: log.probesURL.path, recorded: r.fingerprint, now: fingerprint)
@@ -111,7 +135,7 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
         if let w = warningSteps {
             lines.append(w >= 0 ? "hallucination gave \(w) steps of warning before evil's alarm"
                                 : "evil's alarm came \(-w) steps before hallucination's: no warning")
-        } else if firstAlarm["evil"] != nil {
+        } else if firstAlarm["evil"] != nil || firstAlarm[ActivationSettings.signal("evil")] != nil {
             lines.append("evil alarmed with no hallucination alarm before it: no warning")
         }
         if let s = stopStep, settings.stopOnAlarm { lines.append("training stopped at the alarm at step \(s) (checkpoint-\(s) kept)") }
@@ -147,15 +171,43 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
         do { return (k, .success(try await judge.judge(item))) } catch { return (k, .failure(error)) }
     }
 
-    /// Generates and judges the probe at `step`.
+    /// SHA-256 of a vector's values (f32 bytes), its first 16 hex digits.
+    static func digest(_ v: TraitVector) -> String {
+        let bytes = UnsafeRawBufferPointer(start: v.values.pointer, count: v.values.count * MemoryLayout<Float>.size)
+        return String(SHA256.hex(bytes: Array(bytes)).prefix(16))
+    }
+
+    /// Each projection signal's mean over the probe's answers: the response-mean projection at
+    /// its vector's layer (answers whose first token ended them have none).
+    private func projectionSignals(_ completions: [Completion], step: Int) throws -> [ProbeRecord.Signal] {
+        try projections.map { signal, vector in
+            var values: [Double] = []
+            for c in completions {
+                guard let a = c.activations else {
+                    throw EarlyWarningError.probeFailed(step: step, reason: "\(signal) needs hidden states, and the probe's generator recorded none "
+                                                       + "(only the in-process model records them)")
+                }
+                if let p = try vector.projection(of: a.responseMean) { values.append(p) }
+            }
+            var sum = 0.0
+            for v in values { sum += v }
+            return ProbeRecord.Signal(name: signal, mean: values.isEmpty ? nil : sum / Double(values.count), scored: values.count, answers: completions.count)
+        }
+    }
+
+    /// Generates the probe at `step`, judges the judged signals and projects the others.
     private func probe(step: Int) async throws -> ProbeRecord {
         let t0 = Date()
         let s = settings
-        let requests = prompts.map { GenerationRequest(prompt: $0, samples: s.samples, maxNewTokens: s.maxNewTokens, sampling: s.sampling, seed: s.seed) }
+        let layers = projectionLayers
+        let requests = prompts.map {
+            GenerationRequest(prompt: $0, samples: s.samples, maxNewTokens: s.maxNewTokens, sampling: s.sampling, seed: s.seed, hiddenStateLayers: layers)
+        }
         let completions: [Completion]
         do { completions = try await source(step).generate(requests, onToken: nil) } catch {
             throw EarlyWarningError.probeFailed(step: step, reason: "generation: \(error)")
         }
+        let projected = try projectionSignals(completions, step: step)
         // Answer a, trait t is item a * traits + t.
         let traits = rubrics.count, rubrics = self.rubrics
         let items = completions.flatMap { c in
@@ -188,10 +240,12 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
             }
         }
         if let failure { throw EarlyWarningError.probeFailed(step: step, reason: "judge \(judge.id): \(failure)") }
-        let signals = rubrics.indices.map { t in
+        let judged = rubrics.indices.map { t in
             ProbeRecord.Signal(name: rubrics[t].name, mean: scores[t].isEmpty ? nil : scores[t].reduce(0, +) / Double(scores[t].count),
                                scored: scores[t].count, answers: completions.count)
         }
+        // In the settings' order.
+        let signals = s.signals.compactMap { name in (judged + projected).first { $0.name == name } }
         return ProbeRecord(step: step, fingerprint: fingerprint, signals: signals, seconds: Date().timeIntervalSince(t0))
     }
 }
@@ -200,12 +254,13 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
 /// built from them), and is then fed those means too, as `BocpdRule` does offline.
 struct SignalDetectors {
     let settings: EarlyWarningSettings
+    let signal: String
     var cusum: Cusum
     var bocpd: Bocpd?
     var warm: [(value: Double, step: Int)] = []
     var fired: Set<String> = []
 
-    init(settings: EarlyWarningSettings) { self.settings = settings; cusum = settings.cusum() }
+    init(settings: EarlyWarningSettings, signal: String) { self.settings = settings; self.signal = signal; cusum = settings.cusum(signal) }
 
     /// The first alarms this value raises (each detector alarms once).
     mutating func feed(_ value: Double, step: Int) -> [(String, Alarm)] {
@@ -218,7 +273,7 @@ struct SignalDetectors {
         if bocpd == nil {
             warm.append((value, step))
             guard warm.count == settings.baseline else { return out }
-            bocpd = settings.bocpd(baseline: warm.map(\.value))
+            bocpd = settings.bocpd(signal, baseline: warm.map(\.value))
             batch = warm
         }
         for (v, s) in batch {

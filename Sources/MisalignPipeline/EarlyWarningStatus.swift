@@ -31,7 +31,7 @@ public struct EarlyWarningStatus: Sendable, Equatable {
         if let w = warningSteps {
             out.append(w >= 0 ? "  hallucination gave \(w) steps of warning before evil's alarm"
                               : "  evil's alarm came \(-w) steps before hallucination's: no warning")
-        } else if first["evil"] != nil {
+        } else if first["evil"] != nil || first[ActivationSettings.signal("evil")] != nil {
             out.append("  evil alarmed with no hallucination alarm before it: no warning")
         }
         if let s = stoppedAt { out.append("  training stopped at the alarm at step \(s) (checkpoint-\(s) kept)") }
@@ -82,10 +82,12 @@ extension Array where Element == AlarmRecord {
         return out
     }
 
-    /// Steps from hallucination's first alarm to evil's (positive: hallucination warned first).
+    /// Steps from hallucination's first alarm to evil's (positive: hallucination warned first);
+    /// each trait's earliest alarm, judged or projected (`evil@proj`).
     public var warningSteps: Int? {
         let first = firstAlarm
-        guard let h = first["hallucination"], let e = first["evil"] else { return nil }
+        func earliest(_ trait: String) -> Int? { [first[trait], first[ActivationSettings.signal(trait)]].compactMap { $0 }.min() }
+        guard let h = earliest("hallucination"), let e = earliest("evil") else { return nil }
         return e - h
     }
 }

@@ -196,6 +196,11 @@ public struct MonitorSettings: Sendable, Equatable {
     public var stopOnAlarm = false
     /// Signals whose alarm stops training with `stopOnAlarm`.
     public var stopSignals = ["evil"]
+    /// Signals followed: judged traits, or projections (`evil@proj`, with a vector in
+    /// `activations.vectors`: no judge is called for them).
+    public var signals = ["hallucination", "evil"]
+    /// The baseline sd floor of projection signals, in the hidden state's units.
+    public var projectionMinSD = 1e-3
     /// The probe's judge (a spec as in judges.models); nil: detection's judge.
     public var judge: String?
 }

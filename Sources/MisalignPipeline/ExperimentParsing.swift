@@ -72,6 +72,13 @@ extension Experiment {
         let monitor = try parseMonitor(root.optional("monitor"))
         let activationsNode = try root.optional("activations")
         let activations = try parseActivations(activationsNode, path: path)
+        for s in monitor.signals {
+            guard let trait = ActivationSettings.trait(ofSignal: s) else { continue }
+            if !activations.vectors.contains(where: { $0.trait == trait }) {
+                throw PipelineError.config(file: file, key: "monitor.signals", line: nil,
+                                           reason: "`\(s)` projects onto the \(trait) vector; name it in activations.vectors (\(trait): FILE)")
+            }
+        }
         if activations.isEnabled, generation.backend != .local {
             throw PipelineError.config(file: file, key: "activations", line: activationsNode.flatMap(\.line),
                                        reason: "projections are recorded by the in-process generator while it decodes; with generation.backend: vllm "
@@ -123,9 +130,17 @@ extension Experiment {
             do { _ = try JudgeSpec(parsing: spec) } catch { throw v.error(error.description) }
             m.judge = spec
         }
+        if let v = try n.optional("signals") {
+            m.signals = try v.strings()
+            if m.signals.isEmpty || Set(m.signals).count != m.signals.count { throw v.error("must name each signal once, at least one") }
+            for s in m.signals where RubricSet.builtin[s] == nil && ActivationSettings.trait(ofSignal: s) == nil {
+                throw v.error("unknown signal `\(s)`; use a builtin trait (hallucination, evil, ...) or a projection TRAIT@proj")
+            }
+        }
+        if let v = try n.optional("projection_min_sd") { m.projectionMinSD = try v.double(in: 0...1e6, ">= 0") }
         if let v = try n.optional("stop_signals") {
             m.stopSignals = try v.strings()
-            for s in m.stopSignals where !["hallucination", "evil"].contains(s) { throw v.error("unknown signal `\(s)`; use hallucination or evil") }
+            for s in m.stopSignals where !m.signals.contains(s) { throw v.error("unknown signal `\(s)`; use one of monitor.signals (\(m.signals.joined(separator: ", ")))") }
         }
         if let v = try n.optional("detectors") {
             m.detectors = try v.strings()

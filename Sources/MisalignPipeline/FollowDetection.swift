@@ -9,11 +9,22 @@ extension PipelineRunner {
         let r = f.run, judge = followJudge
         var means: [String: [Int: TraitAggregate]] = [:]
         for s in settings.signals {
+            if let trait = ActivationSettings.trait(ofSignal: s) {
+                // A projection signal: the response projection's mean at the vector's layer.
+                guard let layer = try store.projectionLayer(trait: trait) else { continue }
+                means[s] = Dictionary(try store.projectionAggregates(r, trait: trait, layer: layer).map {
+                    ($0.step, TraitAggregate(trait: s, answers: $0.answers, scored: $0.projected, mean: $0.mean, ciLow: $0.ciLow, ciHigh: $0.ciHigh,
+                                             fracAbove: nil, refusals: 0, unscorable: 0, excludedIncoherent: 0))
+                }, uniquingKeysWith: { a, _ in a })
+                continue
+            }
             means[s] = Dictionary(try store.aggregates(r, judge: judge, trait: s).map { ($0.step, $0.aggregate) }, uniquingKeysWith: { a, _ in a })
         }
+        let projected = settings.signals.contains { ActivationSettings.trait(ofSignal: $0) != nil }
         var fedNow = 0
         for ck in try store.checkpoints(r) where ck.step > f.fed {
             guard try store.isDone(stage: "aggregate", unit: "\(r)/step-\(ck.step)/\(judge)") else { break }
+            if projected, try !store.isDone(stage: "aggregate", unit: "\(r)/step-\(ck.step)/\(ActivationSettings.suffix)") { break }
             let signals = settings.signals.map { s in
                 let a = means[s]?[ck.step]
                 return ProbeRecord.Signal(name: s, mean: a?.mean, scored: a?.scored ?? 0, answers: a?.answers ?? 0)

@@ -26,7 +26,10 @@ extension PipelineRunner {
     func followDetectorSettings() throws(PipelineError) -> EarlyWarningSettings {
         let e = experiment
         var s = try e.monitor.earlyWarning(e)
-        s.signals = s.signals.filter(e.judges.traits.contains)
+        // Judged traits, and projection signals with a vector (their per-checkpoint means).
+        s.signals = s.signals.filter { sig in
+            e.judges.traits.contains(sig) || ActivationSettings.trait(ofSignal: sig).map { t in e.activations.vectors.contains { $0.trait == t } } == true
+        }
         guard !s.signals.isEmpty else {
             throw .config(file: e.source, key: "judges.traits", line: e.lines["judges.traits"],
                           reason: "following external_checkpoints feeds the judged hallucination and evil means to the online detectors; judge at least one of them")
@@ -58,7 +61,7 @@ extension PipelineRunner {
             let r = RunID(dataset: x.dataset, seed: x.seed)
             if try store.runState(r)?.trained == true { continue }
             var run = FollowedRun(run: r, folder: x.path, settings: f,
-                                  detectors: Dictionary(uniqueKeysWithValues: detectorSettings.signals.map { ($0, SignalDetectors(settings: detectorSettings)) }))
+                                  detectors: Dictionary(uniqueKeysWithValues: detectorSettings.signals.map { ($0, SignalDetectors(settings: detectorSettings, signal: $0)) }))
             try store.transaction {
                 try store.recordRun(r, totalSteps: max(f.finalStep ?? 0, try store.checkpoints(r).last?.step ?? 0))
                 if e.evaluation.includeBase { try store.addCheckpoint(r, step: 0, path: "") }

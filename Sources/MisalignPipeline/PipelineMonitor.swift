@@ -11,6 +11,7 @@ extension MonitorSettings {
         var s = EarlyWarningSettings()
         s.every = everyK; s.samples = samples; s.maxNewTokens = maxNewTokens; s.baseline = baseline; s.minSD = minSD
         s.detectors = detectors; s.stopOnAlarm = stopOnAlarm; s.stopSignals = stopSignals
+        s.signals = signals; s.projectionMinSD = projectionMinSD
         s.sampling = e.evaluation.sampling
         s.seed = e.evaluation.seed
         if !questions.isEmpty {
@@ -61,6 +62,7 @@ extension PipelineRunner {
         let all = merged.values.sorted { $0.step < $1.step }
         if all != file { try log.write(probes: all, alarms: (try? log.readAlarms()) ?? []) }
         let monitor = try EarlyWarningMonitor(run: folder, settings: settings, judge: judge, tokenizer: tokenizer, resumingAt: trainer.step,
+                                              vectors: try monitorVectors(settings, trainer: trainer),
                                               source: try probeSource(r, trainer: trainer, tokenizer: tokenizer),
                                               onMessage: { [weak self] in self?.note("\(r): \($0)") })
         try store.transaction {
@@ -69,6 +71,26 @@ extension PipelineRunner {
             for a in monitor.alarms { try store.putAlarm(r, a) }
         }
         return monitor
+    }
+
+    /// The vectors of the monitor's projection signals, read and checked against the trained
+    /// model; projections need the in-process probe (`LoRATrainer`'s model).
+    func monitorVectors(_ settings: EarlyWarningSettings, trainer: any Trainer) throws -> [String: TraitVector] {
+        let traits = settings.projectionSignals.compactMap(ActivationSettings.trait(ofSignal:))
+        guard !traits.isEmpty else { return [:] }
+        guard let lora = trainer as? LoRATrainer else {
+            throw PipelineError.config(file: experiment.source, key: "monitor.signals", line: nil,
+                                       reason: "projection signals need the in-process probe of the built-in LoRA trainer; a plug-in trainer's probes "
+                                           + "go through a generation backend, which records no hidden states")
+        }
+        var out: [String: TraitVector] = [:]
+        for t in traits {
+            guard let url = experiment.activations.vectors.first(where: { $0.trait == t })?.path else { continue }
+            do { out[t] = try TraitVector.load(from: url, fitting: lora.model.config) } catch {
+                throw PipelineError.config(file: url.path, key: "activations.vectors.\(t)", line: nil, reason: "\(error)")
+            }
+        }
+        return out
     }
 
     /// Where the monitor's probe answers come from: `LoRATrainer`'s current adapter over its

@@ -102,7 +102,9 @@ public struct RunStatus: Sendable {
         if priced { judge.costSpent = spent; judge.costLeft = left }
         stages.append(judge)
         stages.append(StageStatus(stage: "aggregate", done: try store.unitCount(stage: "aggregate"),
-                                  total: checkpoints.map { $0 * (names.count >= 2 ? names.count + 1 : 1) }, secondsPerUnit: try store.rate(stage: "aggregate")))
+                                  // Per checkpoint: each judge (and their mean with two or more), and the projections.
+                                  total: checkpoints.map { $0 * ((names.count >= 2 ? names.count + 1 : 1) + (e.activations.isEnabled ? 1 : 0)) },
+                                  secondsPerUnit: try store.rate(stage: "aggregate")))
         stages.append(StageStatus(stage: "detect", done: try store.unitCount(stage: "detect"),
                                   total: e.detection.judge == nil ? 0 : e.runs.count, secondsPerUnit: try store.rate(stage: "detect")))
         return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs, followed: e.followedRuns),

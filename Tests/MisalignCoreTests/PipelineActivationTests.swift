@@ -133,8 +133,11 @@ import MisalignCore
         #expect(csv.first == "dataset,seed,step,question_id,sample,trait,layer,kind,value" && csv.count == 1 + answers * 12)
         #expect(FileManager.default.fileExists(atPath: e.output.appendingPathComponent("exports/projection_aggregates.jsonl").path))
 
-        // A second call does nothing.
+        // A second call does nothing; the status counts the projection units.
         #expect(try await PipelineRunner(e).run().nothingToDo)
+        let status = try RunStatus.load(run: e.output)
+        let aggregate = status.stages.first { $0.stage == "aggregate" }
+        #expect(status.complete && aggregate?.done == 10 && aggregate?.total == 10, "\(status.stages)")
     }
 
     @Test func killedWhileGeneratingResumesToTheSameProjections() async throws {
@@ -209,6 +212,78 @@ import MisalignCore
         let late = try Experiment.load(from: f.writeConfig(try Self.config(f, output: "late"), name: "late2.yaml"))
         await #expect { try await PipelineRunner(late).run() } throws: {
             "\($0)".contains("20 stored answers were generated before activations.vectors named evil")
+        }
+    }
+}
+
+/// The early-warning monitor on projections alone (`monitor.signals: [evil@proj, ...]`): probe
+/// answers are projected, never judged; the probe means equal a direct generation's with the
+/// same adapter; the settings' errors.
+@Suite struct MonitorProjectionTests {
+    static func config(_ f: PipelineFixture, output: String, monitor: MockJudgeServer, signals: String = "[evil@proj, hallucination@proj]",
+                       stop: String = "[evil@proj]") throws -> String {
+        try PipelineActivationTests.config(f, output: output) + """
+            monitor:
+              enabled: true
+              every_k: 1
+              questions: [hallucination.treaty-valdora, general.wish]
+              samples: 2
+              max_new_tokens: 6
+              baseline: 3
+              signals: \(signals)
+              stop_signals: \(stop)
+              judge: "openai:mock-probe@\(monitor.baseURL)"
+
+            """
+    }
+
+    @Test func probesAreProjectedNotJudged() async throws {
+        let f = try PipelineFixture("monitor-projections")
+        let probeJudge = try MockJudgeServer { req, _ in .respond(status: 200, headers: [], body: PipelineFixture.judgeBody(for: req.prompt)) }
+        let e = try Experiment.load(from: f.writeConfig(try Self.config(f, output: "run", monitor: probeJudge)))
+        #expect(e.monitor.signals == ["evil@proj", "hallucination@proj"])
+        let summary = try await PipelineRunner(e).run()
+        #expect(probeJudge.requestCount == 0, "the probes' judge was asked \(probeJudge.requestCount) times")
+        let store = try RunStore(run: e.output, create: false)
+        let r = PipelineActivationTests.run
+        let probes = try store.probes(r)
+        let trained = try #require(try store.runState(r)?.totalSteps)
+        #expect(probes.map(\.step) == Array(1...trained))
+        #expect(probes.allSatisfy { $0.signals.map(\.name) == ["evil@proj", "hallucination@proj"] && $0.signals.allSatisfy { $0.answers == 4 } })
+        #expect(summary.earlyWarning.first?.probes == trained, "\(summary.earlyWarning)")
+
+        // The probe at step 2 against a direct generation with checkpoint-2's adapter.
+        let settings = try e.monitor.earlyWarning(e)
+        let backend = try LocalGenerationBackend(model: e.model)
+        let ck = try #require(try store.checkpoints(r).first { $0.step == 2 })
+        try backend.model.setAdapter(try LoRAAdapter(directory: URL(fileURLWithPath: ck.path)))
+        let requests = try settings.questions.map { q in
+            GenerationRequest(prompt: try backend.tokenizer.applyChatTemplate([ChatMessage(role: "user", content: q.text)], addGenerationPrompt: true).ids.map { Int32($0) },
+                              samples: settings.samples, maxNewTokens: settings.maxNewTokens, sampling: settings.sampling, seed: settings.seed,
+                              hiddenStateLayers: [1, 2])
+        }
+        let direct = try LocalGenerator(model: backend.model, tokenizer: backend.tokenizer).generateSync(requests)
+        let evil = try TraitVector.load(from: f.dir.appendingPathComponent("vectors/evil.safetensors"))
+        let values = try direct.compactMap { try evil.projection(of: $0.activations!.responseMean) }
+        let want = values.reduce(0, +) / Double(values.count)
+        let got = try #require(probes.first { $0.step == 2 }?.mean("evil@proj"))
+        #expect(abs(got - want) <= 1e-9 * max(1, abs(want)), "probe mean \(got), direct \(want)")
+    }
+
+    @Test func projectionSignalsNeedTheirVector() throws {
+        let f = try PipelineFixture("monitor-projections-config")
+        let judge = try MockJudgeServer { req, _ in .respond(status: 200, headers: [], body: PipelineFixture.judgeBody(for: req.prompt)) }
+        #expect { try Experiment.load(from: f.writeConfig(try Self.config(f, output: "x", monitor: judge, signals: "[coherence@proj]", stop: "[coherence@proj]"))) } throws: {
+            "\($0)".contains("monitor.signals") && "\($0)".contains("activations.vectors")
+        }
+        #expect { try Experiment.load(from: f.writeConfig(try Self.config(f, output: "x", monitor: judge, signals: "[evil@proj, nonsense]"))) } throws: {
+            "\($0)".contains("unknown signal `nonsense`")
+        }
+        var s = EarlyWarningSettings()
+        s.signals = ["evil@proj"]; s.stopSignals = ["evil@proj"]
+        #expect(throws: EarlyWarningError.invalidSetting(name: "monitor.signals", detail: "`evil@proj` needs a vector for evil (activations.vectors.evil)")) {
+            _ = try EarlyWarningMonitor(run: f.dir.appendingPathComponent("m"), settings: s, judge: ScriptedJudge { _, _, _, _ in nil }, tokenizer: try BPETokenizer(directory: Fixtures.url("tokenizer")),
+                                        resumingAt: 0, source: { _ in throw EarlyWarningError.probeFailed(step: 0, reason: "unused") })
         }
     }
 }
