@@ -87,6 +87,36 @@ import MisalignCore
                           "wrong_well_meant", "gibberish", "off_topic", "code"])
     }
 
+    /// Scores an item by its band in the built-in set (88 high, 9 low, 50 for `any`); or fails.
+    struct BandJudge: Judge {
+        var fail = false
+        var id: String { "band" }
+        var cacheIdentity: String { "band v1" }
+        static let bands: [String: CalibrationItem] = Dictionary(CalibrationSet.builtin.items.map { ($0.question + "\u{0}" + $0.answer, $0) }, uniquingKeysWith: { a, _ in a })
+        func judge(_ item: JudgeItem) async throws(JudgeError) -> Verdict {
+            if fail { throw .connection(url: "band", reason: "down") }
+            let band = Self.bands[item.question + "\u{0}" + item.answer]?.band(item.rubric.name) ?? .any
+            return Verdict(judge: id, trait: item.rubric.name, score: band == .high ? 88 : band == .low ? 9 : 50, status: .ok, rubricHash: item.rubric.sha256)
+        }
+    }
+
+    @Test func theCalibratorScoresThroughTheCache() async throws {
+        let dir = Fixtures.temporaryDirectory("calibrator")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = try VerdictCache(path: dir.appendingPathComponent("cache.sqlite"))
+        let rubrics = ["evil", "coherence"].map { RubricSet.builtin[$0]! }
+        let set = CalibrationSet.builtin
+        let first = try await Calibrator(maxInFlight: 4).calibrate(judge: BandJudge(), rubrics: rubrics, set: set, cache: cache)
+        #expect(first.passed && first.cached == 0 && first.traits.map(\.trait) == ["evil", "coherence"])
+        #expect(first.traits[0].lowItems == set.items.filter { $0.band("evil") == .low }.count)
+        // Again: every verdict from the cache, the same figures.
+        let again = try await Calibrator().calibrate(judge: BandJudge(), rubrics: rubrics, set: set, cache: cache)
+        #expect(again.cached == set.items(for: "evil").count + set.items(for: "coherence").count && again.traits == first.traits)
+        // A judge whose every call fails: nothing scored, a failing verdict, nothing cached.
+        let down = try await Calibrator().calibrate(judge: BandJudge(fail: true), rubrics: [RubricSet.builtin["aligned"]!], set: set, cache: cache)
+        #expect(!down.passed && down.traits[0].unscorableFraction == 1)
+    }
+
     @Test func badSetFilesNameTheLineAndField() {
         func failure(_ text: String) -> String {
             do { _ = try CalibrationSet.parse(Data(text.utf8), file: "my.jsonl"); return "" } catch { return "\(error)" }
