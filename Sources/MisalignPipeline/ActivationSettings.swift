@@ -38,6 +38,8 @@ struct LoadedTraitVectors {
     let vectors: [(trait: String, vector: TraitVector, file: URL)]
     /// Every layer recorded: each vector's own and the extra ones, ascending.
     let layers: [Int]
+    /// Each vector's direction at every recorded layer, by trait then layer.
+    let directions: [(trait: String, direction: TraitDirection)]
 
     init(_ a: ActivationSettings, config: Qwen2Config) throws(PipelineError) {
         var out: [(String, TraitVector, URL)] = []
@@ -61,19 +63,33 @@ struct LoadedTraitVectors {
         }
         vectors = out
         self.layers = layers.sorted()
+        // Each vector's direction (row and norm) at every recorded layer, computed once.
+        var directions: [(String, TraitDirection)] = []
+        for (trait, v, url) in out {
+            for l in self.layers {
+                do { directions.append((trait, try v.direction(layer: l))) } catch {
+                    throw PipelineError.config(file: url.path, key: "activations.vectors.\(trait)", line: nil, reason: "\(error)")
+                }
+            }
+        }
+        self.directions = directions
     }
 
     /// The projection rows of one answer: per vector and recorded layer, the response mean's
     /// projection (nil when the response had no tokens read back) and the prompt's last token's.
-    func rows(_ a: SampleActivations) throws -> [ProjectionRow] {
+    func rows(_ a: SampleActivations) -> [ProjectionRow] {
         var out: [ProjectionRow] = []
-        for (trait, v, _) in vectors {
-            for l in layers {
-                out.append(ProjectionRow(trait: trait, layer: l, kind: .response, value: try v.projection(of: a.responseMean, layer: l)))
-                out.append(ProjectionRow(trait: trait, layer: l, kind: .promptLast, value: try v.projection(of: a.promptLast, layer: l)))
-            }
+        for (trait, d) in directions {
+            out.append(ProjectionRow(trait: trait, layer: d.layer, kind: .response, value: Self.project(d, a.responseMean)))
+            out.append(ProjectionRow(trait: trait, layer: d.layer, kind: .promptLast, value: Self.project(d, a.promptLast)))
         }
         return out
+    }
+
+    /// A mean capture's projection onto `d`; nil when it averaged no rows.
+    static func project(_ d: TraitDirection, _ h: HiddenStates) -> Double? {
+        guard h.count > 0, let row = h.state(layer: d.layer) else { return nil }
+        return d.project(row.pointer)
     }
 }
 

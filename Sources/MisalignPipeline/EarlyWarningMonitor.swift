@@ -45,6 +45,8 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
     let rubrics: [Rubric]
     /// The projection signals' vectors by signal, and every layer they read.
     let projections: [(signal: String, vector: TraitVector)]
+    /// Each projection signal's direction at its vector's layer.
+    let directions: [TraitDirection]
     let projectionLayers: [Int]
     private var pending: [Int: ProbeRecord] = [:]
     private var detectors: [String: SignalDetectors]
@@ -73,6 +75,7 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
             projections.append((signal, v))
         }
         self.projections = projections
+        directions = try projections.map { try $0.1.direction() }
         projectionLayers = Array(Set(projections.map { $0.1.layer! })).sorted()
         // The vectors' contents are part of what a recorded probe means (only when projected, so
         // judged-only records keep their fingerprint).
@@ -180,14 +183,15 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
     /// Each projection signal's mean over the probe's answers: the response-mean projection at
     /// its vector's layer (answers whose first token ended them have none).
     private func projectionSignals(_ completions: [Completion], step: Int) throws -> [ProbeRecord.Signal] {
-        try projections.map { signal, vector in
+        try zip(projections, directions).map { p, direction in
+            let signal = p.signal
             var values: [Double] = []
             for c in completions {
                 guard let a = c.activations else {
                     throw EarlyWarningError.probeFailed(step: step, reason: "\(signal) needs hidden states, and the probe's generator recorded none "
                                                        + "(only the in-process model records them)")
                 }
-                if let p = try vector.projection(of: a.responseMean) { values.append(p) }
+                if let x = LoadedTraitVectors.project(direction, a.responseMean) { values.append(x) }
             }
             var sum = 0.0
             for v in values { sum += v }

@@ -76,7 +76,7 @@ extension PipelineRunner {
                                                               reason: "the generator returned no hidden states for the projections (activations:); "
                                                                   + "only the in-process generator records them")
                                 }
-                                try self.store.addProjections(r, step: step, questionID: q.id, sample: c.sample, try vectors.rows(a))
+                                try self.store.addProjections(r, step: step, questionID: q.id, sample: c.sample, vectors.rows(a))
                             }
                         }
                         try self.store.finish(stage: "generate", unit: "\(r)/step-\(step)/\(q.id)", items: completions.count, seconds: seconds)

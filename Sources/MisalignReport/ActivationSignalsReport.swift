@@ -99,12 +99,7 @@ extension ReportCharts {
             markers.insert(LineChart.Marker(x: t.judgedOnset, label: "judged onset\(t.judgedOnset.map { " \(Markup.step($0))" } ?? ": none")",
                                             color: palette[0], dash: "4 3"), at: 0)
         }
-        var c = LineChart(title: "\(run.label): \(t.trait)", series: series, markers: markers)
-        c.yDomain = nil
-        c.yLabel = "share of each curve's range"
-        c.width = width
-        c.plotHeight = 180
-        return c
+        return fitted(LineChart(title: "\(run.label): \(t.trait)", series: series, markers: markers), yLabel: "share of each curve's range", width: width)
     }
 }
 

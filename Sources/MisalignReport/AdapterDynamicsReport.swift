@@ -142,7 +142,12 @@ extension ReportCharts {
             LineChart.Marker(x: o.consensusStep, label: "\(o.signal) onset\(o.consensusStep.map { " \(Markup.step($0))" } ?? ": none")",
                              color: palette[(signals.firstIndex(of: o.signal) ?? 0) % palette.count], dash: "4 3")
         }
-        var c = LineChart(title: title, series: series, markers: markers)
+        return fitted(LineChart(title: title, series: series, markers: markers), yLabel: yLabel, width: width)
+    }
+
+    /// A chart of the report's small multiples: y fitted to the data (not 0-100), 180 high.
+    static func fitted(_ chart: LineChart, yLabel: String, width: Double) -> LineChart {
+        var c = chart
         c.yDomain = nil
         c.yLabel = yLabel
         c.width = width
