@@ -131,3 +131,42 @@ import MisalignCore
         #expect(failure("[1]").contains("expected a JSON object per line"))
     }
 }
+
+/// `misalign judge calibrate` against the mock judge server: a judge that reads the items'
+/// coherence bands passes, a flat one fails with exit status 1 and its reasons.
+@Suite struct CalibrateCLITests {
+    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        try CLI.run(args, environment: ["PATH": "/usr/bin:/bin"])
+    }
+
+    @Test func aReadingJudgePassesAndAFlatOneFails() throws {
+        let dir = Fixtures.temporaryDirectory("calibrate-cli")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let items = CalibrationSet.builtin.items
+        let reading = try MockJudgeServer { req, _ in
+            let band = items.first { req.prompt.contains($0.answer) }?.band("coherence") ?? .any
+            return okResponse([(band == .high ? "90" : band == .low ? "5" : "50", 0)])
+        }
+        let cache = dir.appendingPathComponent("cache.sqlite").path
+        let ok = try run(["judge", "calibrate", "--judge", "openai:reader@\(reading.baseURL)", "--trait", "coherence", "--cache", cache, "--json", "--quiet"])
+        #expect(ok.status == 0, "\(ok.err)")
+        let report = try JSONValue.parse(ok.out)
+        let trait = report.arrayValue?.first?["traits"]?.arrayValue?.first
+        #expect(trait?["trait"]?.stringValue == "coherence" && trait?["passed"]?.boolValue == true && trait?["auc"]?.doubleValue == 1)
+        #expect(reading.requestCount == CalibrationSet.builtin.items(for: "coherence").count)
+        // Again: every verdict from the cache.
+        let again = try run(["judge", "calibrate", "--judge", "openai:reader@\(reading.baseURL)", "--trait", "coherence", "--cache", cache, "--quiet"])
+        #expect(again.status == 0 && again.out.contains("pass") && reading.requestCount == CalibrationSet.builtin.items(for: "coherence").count)
+
+        let flat = try MockJudgeServer { _, _ in okResponse([("57", 0)]) }
+        let bad = try run(["judge", "calibrate", "--judge", "openai:flat@\(flat.baseURL)", "--trait", "coherence", "--no-cache", "--quiet"])
+        #expect(bad.status == 1 && bad.out.contains("FAIL") && bad.out.contains("AUC 0.500 is below 0.85"), "\(bad.out)")
+        #expect(bad.err.contains("failed calibration: openai:flat"), "\(bad.err)")
+
+        // Judging flags are refused with calibrate, and an unknown action is named.
+        let mixed = try run(["judge", "calibrate", "--judge", "openai:flat@\(flat.baseURL)", "--out", "x.jsonl"])
+        #expect(mixed.status != 0 && mixed.err.contains("--out is for judging answers"))
+        let unknown = try run(["judge", "recalibrate", "--judge", "openai:flat@\(flat.baseURL)"])
+        #expect(unknown.status != 0 && unknown.err.contains("unknown action `recalibrate`"))
+    }
+}
