@@ -19,12 +19,7 @@ extension JudgeCommand {
         let total = chosen.reduce(0) { $0 + set.items(for: $1.name).count } * judges.count
         let bar = ProgressBar(label: "calibrated", total: total, mode: output.progressMode)
         factory.notice = { bar.note($0) }
-        var built: [any Judge] = []
-        for text in judges {
-            var spec = try JudgeSpec(parsing: text)
-            if spec.baseURL == nil, spec.kind != .local { spec.baseURL = baseURL }
-            built.append(try factory.make(spec))
-        }
+        let built = try makeJudges(factory)
         let cacheStore: VerdictCache? = noCache ? nil : try VerdictCache(path: URL(fileURLWithPath: cache ?? "judge-cache.sqlite"))
         let calibrator = Calibrator(maxInFlight: js.maxInFlight)
         var reports: [CalibrationReport] = []

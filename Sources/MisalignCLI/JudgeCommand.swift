@@ -205,12 +205,7 @@ struct JudgeCommand: ParsableCommand {
         // Made before the judges so their clients can say when they wait on a rate limit.
         let bar = ProgressBar(label: "judged", total: records.count * chosen.count * judges.count, mode: output.progressMode)
         factory.notice = { bar.note($0) }
-        var built: [any Judge] = []
-        for text in judges {
-            var spec = try JudgeSpec(parsing: text)
-            if spec.baseURL == nil, spec.kind != .local { spec.baseURL = baseURL }
-            built.append(try factory.make(spec))
-        }
+        let built = try makeJudges(factory)
         guard Set(built.map(\.id)).count == built.count else {
             throw CLIError("two judges share an id (\(built.map(\.id).joined(separator: ", "))); judge each model once")
         }
@@ -270,3 +265,15 @@ struct JudgeCommand: ParsableCommand {
     }
 }
 
+extension JudgeCommand {
+    /// The `--judge` specs made into judges (`--base-url` for API judges given without @URL).
+    func makeJudges(_ factory: JudgeFactory) throws -> [any Judge] {
+        var built: [any Judge] = []
+        for text in judges {
+            var spec = try JudgeSpec(parsing: text)
+            if spec.baseURL == nil, spec.kind != .local { spec.baseURL = baseURL }
+            built.append(try factory.make(spec))
+        }
+        return built
+    }
+}
