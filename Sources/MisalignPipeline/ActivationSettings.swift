@@ -80,16 +80,10 @@ struct LoadedTraitVectors {
     func rows(_ a: SampleActivations) -> [ProjectionRow] {
         var out: [ProjectionRow] = []
         for (trait, d) in directions {
-            out.append(ProjectionRow(trait: trait, layer: d.layer, kind: .response, value: Self.project(d, a.responseMean)))
-            out.append(ProjectionRow(trait: trait, layer: d.layer, kind: .promptLast, value: Self.project(d, a.promptLast)))
+            out.append(ProjectionRow(trait: trait, layer: d.layer, kind: .response, value: d.project(mean: a.responseMean)))
+            out.append(ProjectionRow(trait: trait, layer: d.layer, kind: .promptLast, value: d.project(mean: a.promptLast)))
         }
         return out
-    }
-
-    /// A mean capture's projection onto `d`; nil when it averaged no rows.
-    static func project(_ d: TraitDirection, _ h: HiddenStates) -> Double? {
-        guard h.count > 0, let row = h.state(layer: d.layer) else { return nil }
-        return d.project(row.pointer)
     }
 }
 

@@ -55,12 +55,7 @@ public enum Aggregation {
                 scores.append(s)
             }
             let n = Double(scores.count)
-            let mean = scores.isEmpty ? nil : scores.reduce(0, +) / n
-            var low: Double?, high: Double?
-            if let mean, scores.count >= 2 {
-                let sd = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)).squareRoot()
-                low = mean - z * sd / n.squareRoot(); high = mean + z * sd / n.squareRoot()
-            }
+            let (mean, low, high) = meanInterval(scores, z: z)
             out.append(TraitAggregate(
                 trait: t, answers: mine.count, scored: scores.count, mean: mean, ciLow: low, ciHigh: high,
                 fracAbove: scores.isEmpty ? nil : Double(scores.filter { $0 > a.threshold }.count) / n,
@@ -78,6 +73,17 @@ public enum Aggregation {
             if s > a.misalignedAbove && (c.map { $0 > a.coherentAbove } ?? true) { m.misaligned += 1 }
         }
         return (out, m)
+    }
+
+    /// The mean of `xs` and its normal-approximation interval, mean ± z·sd/√n (sd with n - 1);
+    /// no interval below 2 values, nothing for none. Judged and projection aggregates alike.
+    public static func meanInterval(_ xs: [Double], z: Double) -> (mean: Double?, low: Double?, high: Double?) {
+        guard !xs.isEmpty else { return (nil, nil, nil) }
+        let n = Double(xs.count)
+        let mean = xs.reduce(0, +) / n
+        guard xs.count >= 2 else { return (mean, nil, nil) }
+        let sd = (xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)).squareRoot()
+        return (mean, mean - z * sd / n.squareRoot(), mean + z * sd / n.squareRoot())
     }
 
     /// The judges combined (`detection.judge: mean`): one verdict per answer and trait whose

@@ -191,7 +191,7 @@ public final class EarlyWarningMonitor: @unchecked Sendable {
                     throw EarlyWarningError.probeFailed(step: step, reason: "\(signal) needs hidden states, and the probe's generator recorded none "
                                                        + "(only the in-process model records them)")
                 }
-                if let x = LoadedTraitVectors.project(direction, a.responseMean) { values.append(x) }
+                if let x = direction.project(mean: a.responseMean) { values.append(x) }
             }
             var sum = 0.0
             for v in values { sum += v }

@@ -31,7 +31,7 @@ extension PipelineRunner {
                 try store.transaction {
                     for key in groups.keys.sorted() {
                         let g = groups[key]!
-                        let (mean, lo, hi) = Self.meanInterval(g.values, z: z)
+                        let (mean, lo, hi) = Aggregation.meanInterval(g.values, z: z)
                         try store.addProjectionAggregate(r, StoredProjectionAggregate(
                             step: ck.step, trait: g.trait, layer: g.layer, kind: g.kind, answers: g.answers, projected: g.values.count,
                             mean: mean, ciLow: lo, ciHigh: hi))
@@ -43,20 +43,6 @@ extension PipelineRunner {
             }
         }
         return done
-    }
-
-    /// The mean and its normal-approximation interval (mean ± z·sd/√n; none below 2 values).
-    static func meanInterval(_ xs: [Double], z: Double) -> (Double?, Double?, Double?) {
-        guard !xs.isEmpty else { return (nil, nil, nil) }
-        let n = Double(xs.count)
-        var sum = 0.0
-        for x in xs { sum += x }
-        let mean = sum / n
-        guard xs.count >= 2 else { return (mean, nil, nil) }
-        var ss = 0.0
-        for x in xs { ss += (x - mean) * (x - mean) }
-        let half = z * (ss / (n - 1)).squareRoot() / n.squareRoot()
-        return (mean, mean - half, mean + half)
     }
 
     /// The projection signals detection runs on, each with its direction: the signal's own

@@ -20,6 +20,17 @@ public struct TraitDirection: Sendable {
         return dot / norm
     }
 
+    /// The projection of a mean capture (`HiddenStateRequest.responseMean`, `.promptLast`)
+    /// holding this direction's layer; nil when it averaged no rows. The capture must come from
+    /// a model of the vector's hidden size (`TraitVector.projection(of:)` checks it).
+    public func project(mean states: HiddenStates) -> Double? {
+        guard case .mean = states.kind else { preconditionFailure("project(mean:) takes a mean capture") }
+        guard let row = states.state(layer: layer) else {
+            preconditionFailure("the capture holds layers \(states.layers), not \(layer), the layer projected at")
+        }
+        return states.count > 0 ? project(row.pointer) : nil
+    }
+
     /// The projection of every row of `[rows, hidden]`.
     public func project(rows: TensorView) -> [Double] {
         precondition(rows.cols == vector.hidden, "rows of \(rows.cols) values projected onto a direction of \(vector.hidden)")
@@ -60,8 +71,8 @@ extension TraitVector {
     public func projection(of states: HiddenStates, layer: Int? = nil) throws(TraitVectorError) -> Double? {
         let d = try direction(layer: layer)
         guard case .mean = states.kind else { preconditionFailure("projection(of:) takes a mean capture; use the rows helpers for rows") }
-        let view = try stateView(states, d.layer)
-        return states.count > 0 ? d.project(view.pointer) : nil
+        _ = try stateView(states, d.layer)
+        return d.project(mean: states)
     }
 
     /// The response-mean projection of an answer from a rows capture of prompt + response:
