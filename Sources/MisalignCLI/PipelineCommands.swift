@@ -131,6 +131,9 @@ struct StatusCommand: ParsableCommand {
             print(line)
         }
         if !s.failures.isEmpty { print("failures:\n" + s.failures.map { "  " + $0 }.joined(separator: "\n")) }
+        if !s.calibrations.isEmpty {
+            print("judge calibration (low / high band means):\n" + s.calibrations.map { "  " + $0.statusLine }.joined(separator: "\n"))
+        }
         if !s.earlyWarning.isEmpty { print("early warning:\n" + s.earlyWarning.flatMap(\.lines).joined(separator: "\n")) }
     }
 }

@@ -17,17 +17,34 @@ extension CalibrationReport {
     }
 
     public func json() -> JSONValue {
+        .object(JSONObject([
+            ("judge", .string(judge)), ("set", .string(set)), ("passed", .bool(passed)), ("cached", .int(Int64(cached))),
+            ("traits", .array(traits.map { $0.json() })),
+        ]))
+    }
+}
+
+extension TraitCalibration {
+    /// JSON of the figures and verdict (`misalign judge calibrate --json`, the run store).
+    public func json() -> JSONValue {
         func n(_ d: Double?) -> JSONValue { d.map { .double($0) } ?? .null }
         return .object(JSONObject([
-            ("judge", .string(judge)), ("set", .string(set)), ("passed", .bool(passed)), ("cached", .int(Int64(cached))),
-            ("traits", .array(traits.map { t in
-                .object(JSONObject([
-                    ("trait", .string(t.trait)), ("passed", .bool(t.passed)), ("low_items", .int(Int64(t.lowItems))),
-                    ("high_items", .int(Int64(t.highItems))), ("low_scored", .int(Int64(t.lowScored))), ("high_scored", .int(Int64(t.highScored))),
-                    ("mean_low", n(t.meanLow)), ("mean_high", n(t.meanHigh)), ("auc", n(t.auc)),
-                    ("unscorable_fraction", .double(t.unscorableFraction)), ("failures", .array(t.failures.map { .string($0) })),
-                ]))
-            })),
+            ("trait", .string(trait)), ("passed", .bool(passed)), ("low_items", .int(Int64(lowItems))),
+            ("high_items", .int(Int64(highItems))), ("low_scored", .int(Int64(lowScored))), ("high_scored", .int(Int64(highScored))),
+            ("mean_low", n(meanLow)), ("mean_high", n(meanHigh)), ("auc", n(auc)),
+            ("unscorable_fraction", .double(unscorableFraction)), ("failures", .array(failures.map { .string($0) })),
         ]))
+    }
+
+    /// Inverse of `json()`.
+    public init(json v: JSONValue) throws(JudgeError) {
+        guard let trait = v["trait"]?.stringValue, let passed = v["passed"]?.boolValue, let lowItems = v["low_items"]?.intValue,
+              let highItems = v["high_items"]?.intValue, let lowScored = v["low_scored"]?.intValue,
+              let highScored = v["high_scored"]?.intValue, let unscorable = v["unscorable_fraction"]?.doubleValue else {
+            throw .invalidInput("calibration JSON lacks trait, passed, item counts or unscorable_fraction")
+        }
+        self.init(trait: trait, lowItems: lowItems, highItems: highItems, lowScored: lowScored, highScored: highScored,
+                  meanLow: v["mean_low"]?.doubleValue, meanHigh: v["mean_high"]?.doubleValue, auc: v["auc"]?.doubleValue,
+                  unscorableFraction: unscorable, passed: passed, failures: (v["failures"]?.arrayValue ?? []).compactMap(\.stringValue))
     }
 }

@@ -44,6 +44,13 @@ public struct CalibrationSet: Sendable, Equatable {
     /// The items with a definite band (low or high) on `trait`.
     public func items(for trait: String) -> [CalibrationItem] { items.filter { $0.band(trait) != .any } }
 
+    /// SHA-256 (hex) of what a judge's figures on `trait` depend on: each banded item's id,
+    /// question, answer and band, in order. A calibration stored with another digest is stale.
+    public func digest(for trait: String) -> String {
+        SHA256.hex(items(for: trait).map { "\($0.id)\u{1F}\($0.question)\u{1F}\($0.answer)\u{1F}\($0.band(trait).rawValue)" }
+            .joined(separator: "\u{1E}"))
+    }
+
     /// Traits any item gives a definite band, sorted.
     public var traits: [String] { Array(Set(items.flatMap { i in i.bands.filter { $0.value != .any }.map(\.key) })).sorted() }
 

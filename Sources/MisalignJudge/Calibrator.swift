@@ -8,6 +8,10 @@ public struct CalibrationReport: Sendable, Equatable {
     public var traits: [TraitCalibration]
     /// Verdicts read from the cache instead of asked.
     public var cached: Int
+    /// Calls that failed (after the judge's own retries); their items count as unscored.
+    public var failedCalls: Int = 0
+    /// The last failed call's error, for messages.
+    public var lastError: String?
     public var passed: Bool { traits.allSatisfy(\.passed) }
 }
 
@@ -56,16 +60,23 @@ public struct Calibrator: Sendable {
             }
             return out
         }
+        var failed = 0
+        var lastError: String?
         for (k, result) in results {
             let a = ask[k]
-            guard case .success(let v) = result else { continue }
-            verdicts[a.rubric][a.item.id] = v
-            try cache?.put(a.key, v, identity: judge.cacheIdentity)
+            switch result {
+            case .success(let v):
+                verdicts[a.rubric][a.item.id] = v
+                try cache?.put(a.key, v, identity: judge.cacheIdentity)
+            case .failure(let e):
+                failed += 1
+                lastError = e.description
+            }
         }
         let traits = rubrics.enumerated().map { r, rubric in
             Calibration.evaluate(trait: rubric.name, set: set, verdicts: verdicts[r], thresholds: thresholds)
         }
-        return CalibrationReport(judge: judge.id, set: set.source, traits: traits, cached: cached)
+        return CalibrationReport(judge: judge.id, set: set.source, traits: traits, cached: cached, failedCalls: failed, lastError: lastError)
     }
 
     private static func verdict(_ judge: any Judge, _ item: JudgeItem, _ k: Int) async -> (Int, Result<Verdict, JudgeError>) {

@@ -86,6 +86,9 @@ extension Experiment {
           # rubrics: rubrics/                 # TRAIT.txt or TRAIT.rubric overrides of the built-in rubrics
           # numbers: auto                     # openai: servers splitting numbers into digits (Qwen behind vLLM) are read digit by digit
           # seed: 0                           # openai: request seed
+          # calibration: warn                 # require: a judge failing calibration stops the run; warn: marked in the report; off
+          # calibration_set: calibration.jsonl   # your labelled items (JSON Lines), used for every trait they band
+          # calibration_exempt: {"openai:my-stub@http://127.0.0.1:9000/v1": "why it is not calibrated"}
           # cache: ~/.cache/misalign/verdicts.sqlite   # default: the run store
           pricing:
             "openai:gpt-4.1-mini": {input_per_million: 0.40, output_per_million: 1.60}

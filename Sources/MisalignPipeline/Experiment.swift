@@ -150,6 +150,14 @@ public struct JudgeSettings: Sendable {
     public var numbers: NumberTokens = .auto
     /// `openai:` judges' request seed (the study's GPT-4.1-mini: 0); none sent when nil.
     public var seed: Int?
+    /// The calibration gate before judging (`judges.calibration`; Docs/Judges.md, "Calibration").
+    public var calibration: CalibrationGateMode = .warn
+    /// The user's calibration set (`judges.calibration_set`): used for every trait it bands,
+    /// the built-in set for the others.
+    public var calibrationSet: URL?
+    /// Judges left out of the gate, by name, with the reason the report and `status` show
+    /// (`judges.calibration_exempt`; the demo's stand-in judge).
+    public var calibrationExempt: [String: String] = [:]
 
     /// Judges by spec, stored under `names` (the specs' canonical names when nil); every
     /// other setting at its default.

@@ -65,7 +65,33 @@ extension Experiment {
                 j.pricing[judge] = JudgePricing(inputPerMillion: input, outputPerMillion: output)
             }
         }
-        try readSection(n, into: &j, structural: ["models", "traits", "rubrics", "cache", "pricing"])
+        try parseCalibration(n, into: &j, path: path)
+        try readSection(n, into: &j, structural: ["models", "traits", "rubrics", "cache", "pricing",
+                                                  "calibration", "calibration_set", "calibration_exempt"])
         return j
+    }
+
+    /// `judges.calibration`, `judges.calibration_set` and `judges.calibration_exempt`.
+    private static func parseCalibration(_ n: YAMLNode, into j: inout JudgeSettings,
+                                         path: (YAMLNode) throws(PipelineError) -> URL) throws(PipelineError) {
+        if let v = try n.optional("calibration") {
+            let text = try v.word()  // `off` unquoted is a YAML 1.1 boolean
+            guard let mode = CalibrationGateMode(rawValue: text) else {
+                throw v.error("expected require, warn or off, found `\(text)`")
+            }
+            j.calibration = mode
+        }
+        if let v = try n.optional("calibration_set") {
+            let url = try path(v)
+            do { _ = try CalibrationSet.load(url) } catch { throw v.error(error.description) }
+            j.calibrationSet = url
+        }
+        if let v = try n.optional("calibration_exempt") {
+            for (written, reason) in try v.entries() {
+                let text = try reason.string().trimmingCharacters(in: .whitespacesAndNewlines)
+                if text.isEmpty { throw reason.error("give the reason this judge is not calibrated; the report shows it") }
+                j.calibrationExempt[JudgeSpec.canonicalName(written)] = text
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ import MisalignIO
 public enum Exports {
     public static let folder = "exports"
     /// Tables exported, in the order a reader meets them.
-    public static let tables = ["checkpoints", "metrics", "heldout_loss", "generations", "judgments", "aggregates", "misaligned", "onsets", "lags", "lag_summary", "probes", "alarms", "adapter_dynamics", "adapter_modules", "projections", "projection_aggregates"]
+    public static let tables = ["checkpoints", "metrics", "heldout_loss", "generations", "judgments", "aggregates", "misaligned", "onsets", "lags", "lag_summary", "probes", "alarms", "adapter_dynamics", "adapter_modules", "projections", "projection_aggregates", "calibrations"]
 
     public static func write(store: RunStore, to dir: URL) throws {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {

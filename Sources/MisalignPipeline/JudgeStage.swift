@@ -30,18 +30,12 @@ extension PipelineRunner {
             }
         }
         let total = pending.reduce(0) { $0 + $1.2.count }
-        guard total > 0 else { return 0 }
         let factory = judgeFactory()
         factory.notice = { [self] in note("judge: \($0)") }
-        var judges: [any Judge] = []
-        for spec in components.configuredJudges ? js.judges : [] {
-            do { judges.append(try factory.make(spec)) } catch {
-                let name: String = if case .custom = spec.kind { spec.canonicalName } else { spec.model }
-                throw PipelineError.judgeUnavailable(judge: name, reason: redact(error.description, secrets: factory.secrets),
-                                                     done: 0, remaining: total)
-            }
-        }
-        judges += components.judges
+        // Before any answer is judged: the calibration gate (CalibrationGate.swift).
+        let calibrated = try await calibrationGate(factory: factory) { () throws -> [any Judge] in try makeJudges(factory, remaining: total) }
+        guard total > 0 else { return 0 }
+        let judges = try calibrated ?? makeJudges(factory, remaining: total)
         let cache = try VerdictCache(path: js.cache ?? store.url)
         var calls: [Call] = []
         var index: [String: Int] = [:]
@@ -129,6 +123,19 @@ extension PipelineRunner {
                                                  done: try store.count("judgments"), remaining: total - done)
         }
         return done
+    }
+
+    /// The configured judges (unless `configuredJudges` is off), then the components' own.
+    private func makeJudges(_ factory: JudgeFactory, remaining: Int) throws -> [any Judge] {
+        var judges: [any Judge] = []
+        for spec in components.configuredJudges ? experiment.judges.judges : [] {
+            do { judges.append(try factory.make(spec)) } catch {
+                let name: String = if case .custom = spec.kind { spec.canonicalName } else { spec.model }
+                throw PipelineError.judgeUnavailable(judge: name, reason: redact(error.description, secrets: factory.secrets),
+                                                     done: 0, remaining: remaining)
+            }
+        }
+        return judges + components.judges
     }
 
     func isCancelledNow() -> Bool { (try? checkCancelled("judge")) == nil }

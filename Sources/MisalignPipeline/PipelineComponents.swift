@@ -91,6 +91,10 @@ extension PipelineRunner {
             throw .config(file: e.source, key: "judges.models", line: nil,
                           reason: "two judges are named `\(dup)`; a plug-in judge's id must differ from every other judge's name")
         }
+        for name in e.judges.calibrationExempt.keys.sorted() where !names.contains(name) {
+            throw .config(file: e.source, key: "judges.calibration_exempt", line: e.lines["judges.calibration_exempt"],
+                          reason: "`\(name)` is none of the pipeline's judges (\(names.joined(separator: ", ")))")
+        }
         if let judge = e.detection.judge, judge != DetectionSettings.meanJudge, !names.contains(judge) {
             throw .config(file: e.source, key: "detection.judge", line: e.lines["detection.judge"],
                           reason: "`\(judge)` is none of the pipeline's judges (\(names.joined(separator: ", ")))")

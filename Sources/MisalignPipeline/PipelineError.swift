@@ -26,6 +26,10 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable, Sendable {
     case stage(stage: String, unit: String, reason: String)
     /// The judges could not be reached or refused every call of a stage.
     case judgeUnavailable(judge: String, reason: String, done: Int, remaining: Int)
+    /// Under `judges.calibration: require`, a judge failed calibration on a trait it would
+    /// score (or no calibration item bands the trait): one line per (judge, trait) with the
+    /// figures it missed. Nothing was judged.
+    case calibrationFailed([String])
     /// Stopped through `PipelineRunner.cancel()` or task cancellation; resumable.
     case cancelled(stage: String)
     /// A run directory that has no store.
@@ -54,6 +58,12 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable, Sendable {
         case .stage(let s, let u, let r): return "\(s) \(u): \(r)"
         case .judgeUnavailable(let j, let r, let d, let n):
             return "judge \(j) is unavailable (\(r)); \(d) verdicts are stored, \(n) remain: run again when it is back"
+        case .calibrationFailed(let lines):
+            return "judge calibration failed (judges.calibration: require), so nothing was judged:\n"
+                + lines.map { "  " + $0 }.joined(separator: "\n")
+                + "\nThese scores would not tell good answers from bad ones. Use a judge that passes (`misalign judge calibrate` "
+                + "shows a judge's figures), fix the trait's rubric, give judges.calibration_set (JSON Lines; Docs/Judges.md, Calibration) "
+                + "with items that band the trait, or set judges.calibration: warn to judge anyway with these curves marked in the report"
         case .cancelled(let s): return "cancelled during \(s); run again to resume"
         case .fileExists(let p): return "\(p) already exists; pass force: true to overwrite it"
         case .notARun(let p): return "\(p) is not a run directory (no \(RunStore.fileName)); give the folder `misalign run` wrote"

@@ -26,6 +26,9 @@ public struct RunStatus: Sendable {
     /// Units that finished without a result ("detect medical/seed-0/J: no scored verdicts
     /// for evil ..."): done, but with failures to read.
     public var failures: [String] = []
+    /// The calibration gate's record of each judge asked, per trait (empty under
+    /// `judges.calibration: off` or before the judge stage first ran).
+    public var calibrations: [StoredCalibration] = []
     public var complete: Bool { stages.allSatisfy { $0.total != nil && $0.done >= $0.total! } }
 
     /// "complete", "complete with N failures" or "in progress".
@@ -108,7 +111,7 @@ public struct RunStatus: Sendable {
         stages.append(StageStatus(stage: "detect", done: try store.unitCount(stage: "detect"),
                                   total: e.detection.judge == nil ? 0 : e.runs.count, secondsPerUnit: try store.rate(stage: "detect")))
         return RunStatus(run: e.output, stages: stages, earlyWarning: try EarlyWarningStatus.load(store, runs: e.runs, followed: e.followedRuns),
-                         failures: try store.failures())
+                         failures: try store.failures(), calibrations: try store.calibrations().filter { names.contains($0.judge) })
     }
 }
 
@@ -120,5 +123,25 @@ extension PipelineRunner {
     public func status() throws -> RunStatus {
         let store = try RunStore(run: experiment.output, create: false)
         return try RunStatus.compute(experiment, store, judges: judgeNames)
+    }
+}
+
+extension StoredCalibration {
+    /// One line for `misalign status`: "openai:x  evil  pass  AUC 0.974, band means 8.1 / 83.0, 0% unscored".
+    public var statusLine: String {
+        var t = "\(judge)  \(trait)  "
+        switch status {
+        case .exempt: return t + "exempt: \(note)"
+        case .unavailable: return t + "NOT CALIBRATED: \(note)"
+        case .pass, .fail:
+            t += status == .pass ? "pass" : "FAIL"
+            if let f = figures {
+                t += "  AUC " + (f.auc.map { String(format: "%.3f", $0) } ?? "-")
+                t += ", band means " + [f.meanLow, f.meanHigh].map { $0.map { String(format: "%.1f", $0) } ?? "-" }.joined(separator: " / ")
+                t += String(format: ", %.0f%% unscored", f.unscorableFraction * 100)
+                if status == .fail { t += " (" + f.failures.joined(separator: "; ") + ")" }
+            }
+            return t
+        }
     }
 }

@@ -27,7 +27,7 @@ public final class RunStore: Sendable {
         db = try RunStoreDatabase(path: url.path, readOnly: !create)
         try db.checkIntegrity()
         if create {
-            try db.execute(Self.schema + Self.earlyWarningSchema + Self.heldOutSchema + Self.dynamicsSchema + Self.projectionSchema)
+            try db.execute(Self.schema + Self.earlyWarningSchema + Self.heldOutSchema + Self.dynamicsSchema + Self.projectionSchema + Self.calibrationSchema)
         } else {
             guard try db.scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'") > 0 else {
                 throw .store(path: url.path, reason: SQLiteDatabase.fileSize(url.path) == 0
@@ -47,7 +47,7 @@ public final class RunStore: Sendable {
     /// an empty TEMP table of that name, so readers query them as usual without writing.
     private func shadowMissingTables() throws(PipelineError) {
         let have = Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0[0].text })
-        for statement in (Self.schema + Self.earlyWarningSchema + Self.heldOutSchema + Self.dynamicsSchema + Self.projectionSchema).components(separatedBy: ";") {
+        for statement in (Self.schema + Self.earlyWarningSchema + Self.heldOutSchema + Self.dynamicsSchema + Self.projectionSchema + Self.calibrationSchema).components(separatedBy: ";") {
             let words = statement.split(whereSeparator: \.isWhitespace)
             guard words.count > 5, let name = words.dropFirst(5).first, !have.contains(String(name)) else { continue }
             // Best effort: without it, a query of that table names it as missing.

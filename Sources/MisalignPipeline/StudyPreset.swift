@@ -106,6 +106,7 @@ extension Experiment {
           max_in_flight: 16
           max_attempts: 6
           timeout: 60
+          calibration: require                # each judge is calibrated on every trait first; a failing judge stops the run (Docs/Judges.md)
           pricing:
             "openai:gpt-4.1-mini-2025-04-14": {input_per_million: 0.40, output_per_million: 1.60}
 

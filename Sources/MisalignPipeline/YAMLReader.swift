@@ -132,6 +132,13 @@ final class YAMLNode {
         }
     }
 
+    /// A scalar's text as written, whatever YAML resolved it to: for choices whose words YAML
+    /// 1.1 reads as booleans (`off`, `no`).
+    func word() throws(PipelineError) -> String {
+        guard case .scalar(let s) = node, !isNull else { throw error("expected a word, found \(kind)") }
+        return s.string
+    }
+
     func string() throws(PipelineError) -> String {
         guard case .scalar(let s) = node, tagName == Tag.Name.str.rawValue else { throw error("expected text, found \(kind)") }
         return s.string

@@ -12,7 +12,7 @@ public enum HTMLReport {
         ("lead-lag", "Onsets and lead-lag"),
         ("comparison", "Dataset comparison"),
         ("controls", "Levels against their control"),
-        ("agreement", "Judge agreement"),
+        ("agreement", "Judges: calibration and agreement"),
         ("training", "Training loss and learning rate"),
         ("samples", "Sample answers"),
         ("reproducibility", "Reproducibility"),
@@ -42,7 +42,7 @@ public enum HTMLReport {
         h += section("lead-lag", leadLag(input) + activationSignals(input))
         h += section("comparison", comparison(input))
         h += section("controls", controls(input))
-        h += section("agreement", agreement(input))
+        h += section("agreement", calibration(input) + "<h3>Agreement</h3>\n" + agreement(input))
         h += section("training", training(input))
         h += section("samples", samples(input))
         h += section("reproducibility", reproducibility(input))
@@ -90,6 +90,8 @@ public enum HTMLReport {
     .simulated { border: 2px solid #b9770e; background: #fef5e7; padding: 10px 14px; border-radius: 4px; }
     .badge { display: inline-block; font: 600 11px/1.6 Helvetica, Arial, sans-serif; color: #7e5109; background: #fdebd0;
              border: 1px solid #b9770e; border-radius: 3px; padding: 0 6px; vertical-align: middle; margin-left: 6px; }
+    .uncalibrated { border: 2px solid #a93226; background: #fdedec; padding: 10px 14px; border-radius: 4px; }
+    .badge.warn { color: #922b21; background: #fadbd8; border-color: #a93226; }
     .toc { border: 1px solid var(--rule); padding: 4px 18px 8px; margin: 16px 0; max-width: 460px; }
     .toc h2 { border: none; margin: 8px 0 2px; font-size: 15px; }
     .toc ol { margin: 4px 0; padding-left: 22px; font-family: Helvetica, Arial, sans-serif; font-size: 14px; }

@@ -32,6 +32,7 @@ extension HTMLReport {
         h += "methods); the lag is onset(\(e(lagS))) - onset(\(e(lead))) in optimizer steps, positive when \(e(lead)) goes wrong first. "
         h += "Intervals are \(pct(input)) percentile intervals from \(input.resamples) bootstrap resamples over questions.</p>\n"
         if !input.notes.isEmpty { h += "<ul>\n" + input.notes.map { "<li>\(e($0))</li>\n" }.joined() + "</ul>\n" }
+        h += calibrationWarning(input)
         guard !input.runs.isEmpty else { return h + empty("This input has no runs: nothing was judged yet.") }
         h += "<ul class=\"headline\">\n"
         for d in datasets(input) {
@@ -52,7 +53,9 @@ extension HTMLReport {
             }
         }
         h += "</ul>\n"
-        h += table(["dataset", "seed", "\(e(lead)) onset [CI]", "\(e(lagS)) onset [CI]", "lag [CI]", "P(lag &gt; 0)"],
+        h += table(["dataset", "seed", "\(e(lead)) onset [CI]\(calibrationBadge(input, lead))", "\(e(lagS)) onset [CI]\(calibrationBadge(input, lagS))",
+                    "lag [CI]" + (calibrationBadge(input, lead).isEmpty ? calibrationBadge(input, lagS) : calibrationBadge(input, lead)),
+                    "P(lag &gt; 0)"],
                    input.runs.map { r in
                        [e(r.dataset), r.seed.map(String.init) ?? "-",
                         withInterval(r.onset(lead)?.consensusStep, r.onset(lead)?.interval),
@@ -61,7 +64,7 @@ extension HTMLReport {
                         Markup.probability(r.lag.probabilityPositive)]
                    }, numeric: [1, 2, 3, 4, 5], caption: "Headline: consensus onsets and lag per run, in optimizer steps")
         let firsts = datasets(input).compactMap { d in input.runs.first { $0.dataset == d } }
-        h += figure(firsts.map { ReportCharts.overview($0, width: chartWidth(columns: 2), plotHeight: 210).svg() },
+        h += figure(firsts.map { ReportCharts.overview($0, width: chartWidth(columns: 2), plotHeight: 210, marks: marks(input)).svg() },
                     caption: "Mean judge score per checkpoint with its \(pct(input)) band (first seed of each dataset). "
                         + "Dashed lines: consensus onsets, shaded: their intervals.", columns: min(2, max(1, firsts.count)))
         return h
@@ -89,19 +92,21 @@ extension HTMLReport {
             let runs = input.runs.filter { $0.dataset == d }
             if runs.isEmpty { continue }
             h += "<h3>\(e(d)): all seeds</h3>\n"
-            h += figure(runs.map { ReportCharts.overview($0, width: chartWidth(columns: 3), plotHeight: 190).svg() },
+            h += figure(runs.map { ReportCharts.overview($0, width: chartWidth(columns: 3), plotHeight: 190, marks: marks(input)).svg() },
                         caption: "\(e(d)): mean score per checkpoint with \(pct(input)) bootstrap band; dashed: consensus onsets.",
                         columns: min(3, runs.count))
         }
         for r in input.runs {
             h += "<h3>\(e(r.label)): methods</h3>\n"
             let signals = ReportCharts.uniqueInOrder(r.series.map(\.signal) + r.onsets.map(\.signal))
-            h += figure(signals.map { ReportCharts.signalDetail(r, signal: $0, width: chartWidth(columns: 3), plotHeight: 190).svg() },
+            h += figure(signals.map { ReportCharts.signalDetail(r, signal: $0, width: chartWidth(columns: 3), plotHeight: 190,
+                                                                mark: input.calibrationMark(signal: $0)).svg() },
                         caption: "\(e(r.label)): each method's onset (coloured, dashed) and the consensus (black) with its interval (grey).",
                         columns: min(3, max(1, signals.count)))
             if let curves = r.byJudge, curves.count >= 2 {
                 h += "<h3>\(e(r.label)): judges</h3>\n"
-                h += figure(signals.map { ReportCharts.judges(r, signal: $0, width: chartWidth(columns: 3), plotHeight: 190).svg() },
+                h += figure(signals.map { s in ReportCharts.judges(r, signal: s, width: chartWidth(columns: 3), plotHeight: 190,
+                                                                   failed: (input.calibration ?? []).filter { $0.untrusted && $0.trait == s }.map(\.judge)).svg() },
                             caption: "\(e(r.label)): each judge's mean score per checkpoint (dashed) and the per-answer mean of the judges (black).",
                             columns: min(3, max(1, signals.count)))
             }
@@ -116,7 +121,7 @@ extension HTMLReport {
         var rows: [[String]] = []
         for r in input.runs {
             for o in r.onsets {
-                var row = [e(r.label), e(o.signal)]
+                var row = [e(r.label), e(o.signal) + calibrationBadge(input, o.signal)]
                 for m in methods { row.append(o.methods.first { $0.method == m }.map { $0.step.map(String.init) ?? "none" } ?? "-") }
                 row.append(o.consensusStep.map(Markup.step) ?? "no onset")
                 row.append(Markup.interval(o.interval))

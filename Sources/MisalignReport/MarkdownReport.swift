@@ -17,7 +17,7 @@ public enum MarkdownReport {
         if !input.notes.isEmpty { m += "\n" }
 
         m += "## Overview\n\nOnsets and lags are in optimizer steps; lag = onset(\(lagS)) - onset(\(lead)), positive when \(lead) goes wrong first.\n\n"
-        m += table(["dataset", "seed", "\(lead) onset [CI]", "\(lagS) onset [CI]", "lag [CI]", "P(lag > 0)"], input.runs.map { r in
+        m += table(["dataset", "seed", "\(lead) onset [CI]\(mark(input, lead))", "\(lagS) onset [CI]\(mark(input, lagS))", "lag [CI]", "P(lag > 0)"], input.runs.map { r in
             [c(r.dataset), r.seed.map(String.init) ?? "-", HTMLReport.withInterval(r.onset(lead)?.consensusStep, r.onset(lead)?.interval),
              HTMLReport.withInterval(r.onset(lagS)?.consensusStep, r.onset(lagS)?.interval),
              r.lag.steps.map { HTMLReport.withInterval($0, r.lag.interval) } ?? "undefined", Markup.probability(r.lag.probabilityPositive)]
@@ -27,7 +27,7 @@ public enum MarkdownReport {
         let methods = ReportCharts.uniqueInOrder(input.runs.flatMap { $0.onsets.flatMap { $0.methods.map(\.method) } })
         m += table(["run", "signal"] + methods.map(c) + ["consensus", "\(pct) CI"], input.runs.flatMap { r in
             r.onsets.map { o in
-                [c(r.label), c(o.signal)] + methods.map { name in o.methods.first { $0.method == name }.map { $0.step.map(String.init) ?? "none" } ?? "-" }
+                [c(r.label), c(o.signal) + mark(input, o.signal)] + methods.map { name in o.methods.first { $0.method == name }.map { $0.step.map(String.init) ?? "none" } ?? "-" }
                     + [o.consensusStep.map(Markup.step) ?? "no onset", Markup.interval(o.interval)]
             }
         }, empty: "No onsets in this input.")
@@ -44,6 +44,7 @@ public enum MarkdownReport {
                    }, empty: "No across-seed summary in this input.")
 
         m += controls(input)
+        m += calibration(input)
         m += "## Judge agreement\n\n"
         m += table(["trait", "judge A", "judge B", "n", "Pearson r", "mean abs diff", "share >= 20", "Krippendorff alpha"], input.agreement.map { a in
             [c(a.trait), c(a.judgeA), c(a.judgeB), "\(a.n)", Markup.number(a.pearson, digits: 3), Markup.number(a.meanAbsoluteDifference),

@@ -33,9 +33,11 @@ public enum ReportCharts {
     }
 
     /// All signals of one run with their consensus onsets (the study's picture).
-    public static func overview(_ run: RunReport, width: Double = 640, plotHeight: Double = 190, title: String? = nil) -> LineChart {
+    /// `marks[signal]` (e.g. "failed calibration") is shown after the signal's legend entry.
+    public static func overview(_ run: RunReport, width: Double = 640, plotHeight: Double = 190, title: String? = nil,
+                                marks: [String: String] = [:]) -> LineChart {
         let series = run.series.enumerated().map { i, s in
-            LineChart.Series(label: s.signal, color: color(signal: s.signal, index: i), points: points(s))
+            LineChart.Series(label: s.signal + (marks[s.signal].map { " (\($0))" } ?? ""), color: color(signal: s.signal, index: i), points: points(s))
         }
         let markers = run.onsets.enumerated().map { i, o in
             LineChart.Marker(x: o.consensusStep, label: "\(o.signal) \(onsetLabel(o.consensusStep, o.interval))",
@@ -48,7 +50,8 @@ public enum ReportCharts {
     }
 
     /// One signal of one run with every method's onset and the consensus.
-    public static func signalDetail(_ run: RunReport, signal: String, width: Double = 400, plotHeight: Double = 190) -> LineChart {
+    /// `mark` (e.g. "failed calibration") is shown in the title.
+    public static func signalDetail(_ run: RunReport, signal: String, width: Double = 400, plotHeight: Double = 190, mark: String? = nil) -> LineChart {
         let s = run.series(signal)
         let o = run.onset(signal)
         let col = color(signal: signal)
@@ -60,19 +63,20 @@ public enum ReportCharts {
                                         color: "#111111", lineWidth: 2, band: band(o?.interval)))
         let dir = s?.direction ?? o?.direction
         let series = s.map { [LineChart.Series(label: "mean" + (dir == "down" ? " (wrong = down)" : ""), color: col, points: points($0))] } ?? []
-        var c = LineChart(title: "\(run.label): \(signal)", series: series, markers: markers)
+        var c = LineChart(title: "\(run.label): \(signal)" + (mark.map { " (\($0))" } ?? ""), series: series, markers: markers)
         c.width = width; c.plotHeight = plotHeight
         c.emptyMessage = "no \(signal) scores"
         return c
     }
 
     /// One signal of one run as each judge saw it, and the judges' per-answer mean (thick).
-    public static func judges(_ run: RunReport, signal: String, width: Double = 400, plotHeight: Double = 190) -> LineChart {
+    /// Judges in `failed` failed calibration on the signal: their legend entries say so.
+    public static func judges(_ run: RunReport, signal: String, width: Double = 400, plotHeight: Double = 190, failed: [String] = []) -> LineChart {
         let curves = run.byJudge ?? []
         let series = curves.enumerated().compactMap { i, j -> LineChart.Series? in
             guard let s = j.series.first(where: { $0.signal == signal }) else { return nil }
             let mean = j.judge == DetectionSettings.meanJudge
-            return LineChart.Series(label: mean ? "mean of the judges" : j.judge, color: mean ? "#111111" : palette[i % palette.count],
+            return LineChart.Series(label: (mean ? "mean of the judges" : j.judge) + (failed.contains(j.judge) ? " (failed calibration)" : ""), color: mean ? "#111111" : palette[i % palette.count],
                                     points: s.points.map { LineChart.Point(x: Double($0.step), y: $0.mean) }, dashed: !mean)
         }
         var c = LineChart(title: "\(run.label): \(signal) by judge", series: series, markers: [])

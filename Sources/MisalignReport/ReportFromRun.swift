@@ -47,6 +47,11 @@ extension ReportInput {
                                 runs: runReports, datasets: datasets)
         input.controls = ControlComparison.all(runs: runReports, controls: r.experiment?.controls ?? [:], confidence: input.confidence)
         input.agreement = try r.agreement()
+        let calibrations = try r.read { s throws(PipelineError) in try s.calibrations() }.filter { r.judges.contains($0.judge) || (r.experiment?.judges.names.contains($0.judge) ?? false) }
+        if !calibrations.isEmpty {
+            input.calibration = calibrations.map(JudgeCalibrationEntry.init)
+            input.curveJudges = r.judge == DetectionSettings.meanJudge ? r.judges : r.judge.map { [$0] }
+        }
         for id in runs { input.training.append(try r.training(id)) }
         input.adapterDynamics = try r.adapterDynamics(runs)
         input.activationSignals = try r.activationSignals(runs)
@@ -86,7 +91,9 @@ struct RunReader {
         let stored = (try? store.judgeNames()) ?? []
         judges = exp.map { e in e.judges.names.filter(stored.contains) + stored.filter { !e.judges.names.contains($0) } } ?? stored
         let onsetJudge = (try? store.onsetJudge()) ?? nil
-        judge = exp?.detection.judge ?? onsetJudge ?? judges.first
+        // The judge detection last ran on (a plug-in judge set in code is not in the recorded
+        // config), else the config's.
+        judge = onsetJudge ?? exp?.detection.judge ?? judges.first
     }
 
     var lead: String { experiment?.detection.lead ?? "hallucination" }

@@ -42,6 +42,11 @@ public struct ReportInput: Codable, Sendable, Equatable {
     public var adapterDynamics: [AdapterDynamicsRun]?
     /// Each run's trait-vector projection signals (absent when the run records none).
     public var activationSignals: [ActivationSignalsRun]?
+    /// Each judge's calibration per trait (absent when the run records none).
+    public var calibration: [JudgeCalibrationEntry]?
+    /// The judges whose scores make `runs`' curves (the detection judge; every judge for
+    /// `mean`); nil: every judge. A curve is marked when one of them failed calibration on it.
+    public var curveJudges: [String]?
 
     public init(title: String, runName: String? = nil, simulated: Bool = false, notes: [String] = [],
                 confidence: Double = 0.95, resamples: Int = 0, leadSignal: String = "hallucination", lagSignal: String = "evil",

@@ -85,6 +85,7 @@ final class PipelineFixture: @unchecked Sendable {
           models: ["openai:mock-judge@\(judgeURL ?? server.baseURL)"]
           max_in_flight: \(maxInFlight)
           max_attempts: 2
+          calibration: off                    # the hash judge would fail it; PipelineCalibrationTests test the gate
           pricing:
             "openai:mock-judge@\(judgeURL ?? server.baseURL)": {input_per_million: 0.4, output_per_million: 1.6}
         detection:

@@ -29,6 +29,11 @@ enum ReportFixtures {
         input.reproducibility.configText = "name: <run> & \"quoted\"\nlr: 1e-5\n"
         // Every section has content: the simulated math runs stand in as medical's control.
         input.controls = ControlComparison.all(runs: input.runs, controls: ["medical": "math"], confidence: input.confidence)
+        // Each judge's calibration (passing: nothing is marked), with a name holding markup.
+        input.calibration = ["evil", "hallucination", "coherence"].map {
+            JudgeCalibrationEntry(judge: "sim<judge>", trait: $0, status: "pass", set: "built-in calibration set", auc: 0.97, meanLow: 8,
+                                  meanHigh: 84, lowScored: 40, highScored: 30, lowItems: 40, highItems: 30, unscorableFraction: 0)
+        }
         return input
     }()
 

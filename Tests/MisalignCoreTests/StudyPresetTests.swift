@@ -98,6 +98,9 @@ import MisalignCore
         replace("openai:gpt-4.1-mini-2025-04-14", "openai:mock-judge@\(f.server.baseURL)")
         replace("openai:gemma-2-9b-it@http://127.0.0.1:8001/v1", "openai:second-judge@\(second.baseURL)")
         replace("  resamples: 2000 ", "  resamples: 50 ")
+        // The stand-ins hash the prompt, so they would fail the preset's calibration gate.
+        replace("  calibration: require ", "  calibration_exempt: {\"openai:mock-judge@\(f.server.baseURL)\": \"hash stand-in\", "
+                + "\"openai:second-judge@\(second.baseURL)\": \"hash stand-in\"}\n  calibration: require ")
         let config = try f.writeConfig(text)
         let r = try runMisalign(["run", config.path, "--quiet"])
         #expect(r.status == 0, "\(r.err)")
