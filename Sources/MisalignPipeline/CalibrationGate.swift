@@ -128,15 +128,13 @@ extension PipelineRunner {
     /// trait; notes it under `warn`.
     private func decide(_ rows: [StoredCalibration]) throws {
         let bad = rows.filter(\.untrusted)
-        guard !bad.isEmpty else {
-            if !rows.isEmpty { note("calibrate: " + Self.calibrationSummary(rows)) }
-            return
+        if !bad.isEmpty, experiment.judges.calibration == .require {
+            throw PipelineError.calibrationFailed(bad.map(Self.calibrationLine))
         }
-        let lines = bad.map(Self.calibrationLine)
-        if experiment.judges.calibration == .require {
-            throw PipelineError.calibrationFailed(lines)
-        }
-        for l in lines { note("calibrate: WARNING \(l); its curves are marked in the report (judges.calibration: warn)") }
+        guard !calibrationNoted, !rows.isEmpty else { return }
+        calibrationNoted = true
+        note("calibrate: " + Self.calibrationSummary(rows))
+        for l in bad.map(Self.calibrationLine) { note("calibrate: WARNING \(l); its curves are marked in the report (judges.calibration: warn)") }
     }
 
     /// "openai:x on evil: AUC 0.500 is below 0.85 ...; band means ..." for one failed row.

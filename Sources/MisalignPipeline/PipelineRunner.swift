@@ -64,6 +64,9 @@ public final class PipelineRunner: @unchecked Sendable {
     /// The checkpoints the trainers handed over in this call, by run and step: generation
     /// loads these instead of rebuilding them from their stored paths (`checkpoint(_:step:path:)`).
     private var trainerCheckpoints: [RunID: [Int: any Checkpoint]] = [:]
+    /// Whether the calibration gate's verdicts were noted in this call (following repeats the
+    /// judge stage; the notes are said once).
+    var calibrationNoted = false
     var store: RunStore!
     /// The run folder's writer lock, held from `prepare()` to the end of `run()`.
     var lock: RunLock?
