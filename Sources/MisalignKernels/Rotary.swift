@@ -10,7 +10,9 @@ public final class RotaryTable: Sendable {
     public let cos: FloatBuffer
     public let sin: FloatBuffer
 
-    public init(headDim: Int, theta: Double, maxPositions: Int) {
+    /// `scaleFrequencies` rewrites the f32 inverse frequencies before the tables are filled
+    /// (Llama 3's rope scaling).
+    public init(headDim: Int, theta: Double, maxPositions: Int, scaleFrequencies: (([Float]) -> [Float])? = nil) {
         self.headDim = headDim
         self.maxPositions = maxPositions
         let half = headDim / 2
@@ -22,6 +24,7 @@ public final class RotaryTable: Sendable {
             let exponent = Float(2 * i) / Float(headDim)
             invFreq[i] = 1 / Float(Foundation.pow(Double(Float(theta)), Double(exponent)))
         }
+        if let scaleFrequencies { invFreq = scaleFrequencies(invFreq) }
         let c = cos.pointer, s = sin.pointer
         for p in 0..<maxPositions {
             for i in 0..<half {

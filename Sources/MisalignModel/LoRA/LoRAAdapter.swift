@@ -93,7 +93,7 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable, Sendable {
         switch self {
         case .missingFile(let p): return "\(p) not found; a PEFT adapter folder has adapter_config.json and adapter_model.safetensors"
         case .invalidConfig(let f, let k, let d): return "\(f): field \"\(k)\" \(d)"
-        case .unexpectedTensor(let f, let n): return "\(f): tensor \"\(n)\" is not a LoRA A or B matrix of a Qwen2 projection"
+        case .unexpectedTensor(let f, let n): return "\(f): tensor \"\(n)\" is not a LoRA A or B matrix of a decoder projection (q, k, v, o, gate, up, down)"
         case .unpairedTensor(let f, let n): return "\(f): tensor \"\(n)\" has no matching lora_A/lora_B partner"
         case .shapeMismatch(let f, let n, let a, let b): return "\(f): \(n): lora_A \(a) and lora_B \(b) do not multiply (A is [r, in], B is [out, r])"
         case .doesNotFitModel(let n, let d): return "adapter matrix \(n) does not fit the model: \(d)"

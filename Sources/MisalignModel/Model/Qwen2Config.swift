@@ -1,7 +1,9 @@
 import Foundation
 import MisalignIO
 
-/// A Qwen2 / Qwen2.5 model's shape, decoded from Hugging Face `config.json`.
+/// A decoder's shape, decoded from Hugging Face `config.json`: Qwen2 / Qwen2.5 (`model_type:
+/// qwen2`) or Llama 3.x (`llama`), the families whose differences are data here (`ModelFamily`:
+/// q/k/v bias, Llama 3 rope scaling, tied or untied embeddings).
 ///
 /// Accepts both the older transformers keys (`rope_theta`, `torch_dtype`) and the
 /// transformers-5 ones (`rope_parameters.rope_theta`, `dtype`). Property names follow the HF
@@ -26,6 +28,12 @@ public struct Qwen2Config: Equatable, Sendable {
     public var eosTokenIds: [Int]
     public var hiddenAct: String
     public var useSlidingWindow: Bool
+    /// The architecture family (`model_type`).
+    public var family: ModelFamily = .qwen2
+    /// Whether q/k/v projections carry a bias (Qwen2: always; Llama: `attention_bias`).
+    public var attentionBias = true
+    /// Llama 3 rotary scaling (`rope_type: llama3`); nil: plain rotary embeddings.
+    public var ropeScaling: Llama3RopeScaling?
 
     public init(hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
                 numKeyValueHeads: Int, vocabSize: Int, headDim: Int? = nil, maxPositionEmbeddings: Int = 32768,
@@ -77,8 +85,9 @@ public struct Qwen2Config: Equatable, Sendable {
         let r = ConfigReader(obj: obj, file: file)
 
         let modelType = try r.string("model_type") ?? "qwen2"
-        guard modelType == "qwen2" else {
-            throw ConfigError.unsupported(file: file, field: "model_type", detail: "\"\(modelType)\" is not a Qwen2-architecture model (expected \"qwen2\")")
+        guard let family = ModelFamily(rawValue: modelType) else {
+            throw ConfigError.unsupported(file: file, field: "model_type", detail: "\"\(modelType)\" is not a supported architecture (supported: "
+                                          + ModelFamily.allCases.map { "\"\($0.rawValue)\" (\($0.displayName))" }.joined(separator: ", ") + ")")
         }
         let hidden = try r.requiredInt("hidden_size")
         let heads = try r.requiredInt("num_attention_heads")
@@ -99,6 +108,15 @@ public struct Qwen2Config: Equatable, Sendable {
             eosTokenIds: []
         )
         c.modelType = modelType
+        c.family = family
+        switch family {
+        case .qwen2: c.attentionBias = true
+        case .llama:
+            c.attentionBias = try r.bool("attention_bias") ?? false
+            if try r.bool("mlp_bias") == true {
+                throw ConfigError.unsupported(file: file, field: "mlp_bias", detail: "MLP biases are not implemented (Llama 3 has none)")
+            }
+        }
         // transformers 5 moved rope settings into `rope_parameters`; older files have `rope_theta`
         // and `rope_scaling`. Either may ask for scaled rotary embeddings (yarn, linear, dynamic,
         // llama3...), which are not implemented: refuse them wherever they are, rather than run
@@ -109,7 +127,9 @@ public struct Qwen2Config: Equatable, Sendable {
             }
             let sr = ConfigReader(obj: so, file: file, prefix: "rope_scaling.")
             let type = try sr.string("rope_type") ?? sr.string("type")
-            if type != "default" && so.count > 0 {
+            if type == "llama3", family == .llama {
+                c.ropeScaling = try Llama3RopeScaling(sr)
+            } else if type != "default" && so.count > 0 {
                 throw ConfigError.unsupported(file: file, field: "rope_scaling", detail: "\(type.map { "\"\($0)\"" } ?? "unnamed") rope scaling is not implemented; only unscaled (\"default\") rotary embeddings are. Remove rope_scaling (or set it to null) to run the model without scaling, as it was trained for contexts up to max_position_embeddings")
             }
         }
@@ -119,7 +139,9 @@ public struct Qwen2Config: Equatable, Sendable {
             }
             let rr = ConfigReader(obj: rpo, file: file, prefix: "rope_parameters.")
             let type = try rr.string("rope_type") ?? rr.string("type")
-            if let type, type != "default" {
+            if type == "llama3", family == .llama {
+                c.ropeScaling = try Llama3RopeScaling(rr)
+            } else if let type, type != "default" {
                 throw ConfigError.unsupported(file: file, field: "rope_parameters.rope_type", detail: "\"\(type)\" scaling is not implemented; only \"default\" rotary embeddings are")
             }
             c.ropeTheta = try rr.double("rope_theta") ?? r.double("rope_theta") ?? 10000
@@ -166,7 +188,7 @@ public struct Qwen2Config: Equatable, Sendable {
             throw ConfigError.invalidField(file: file, field: "head_dim", detail: "(\(headDim)) must be even for rotary embeddings")
         }
         if hiddenAct != "silu" {
-            throw ConfigError.unsupported(file: file, field: "hidden_act", detail: "\"\(hiddenAct)\" is not implemented; Qwen2 uses \"silu\"")
+            throw ConfigError.unsupported(file: file, field: "hidden_act", detail: "\"\(hiddenAct)\" is not implemented; \(family.displayName) uses \"silu\"")
         }
         if useSlidingWindow {
             throw ConfigError.unsupported(file: file, field: "use_sliding_window", detail: "sliding-window attention is not implemented")
@@ -197,7 +219,8 @@ public struct Qwen2Config: Equatable, Sendable {
 
     /// Parameter count of the base model (embedding and head counted once when tied).
     public var parameterCount: Int {
-        let attn = hiddenSize * qDim + qDim + 2 * (hiddenSize * kvDim + kvDim) + qDim * hiddenSize
+        let bias = attentionBias ? 1 : 0
+        let attn = hiddenSize * qDim + bias * qDim + 2 * (hiddenSize * kvDim + bias * kvDim) + qDim * hiddenSize
         let mlp = 3 * hiddenSize * intermediateSize
         let layer = attn + mlp + 2 * hiddenSize
         let embed = vocabSize * hiddenSize

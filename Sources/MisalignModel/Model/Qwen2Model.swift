@@ -47,7 +47,8 @@ public final class Qwen2Model: @unchecked Sendable {
     public init(weights: Qwen2Weights) {
         self.config = weights.config
         self.weights = weights
-        rotary = RotaryTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositionEmbeddings)
+        rotary = RotaryTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositionEmbeddings,
+                             scaleFrequencies: config.ropeScaling?.apply)
     }
 
     public convenience init(directory: URL, residency: FileResidency = .mapped) throws {

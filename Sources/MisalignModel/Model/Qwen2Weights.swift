@@ -2,12 +2,13 @@ import Foundation
 import MisalignIO
 import MisalignKernels
 
-/// The weights of one Qwen2 decoder layer, under their Hugging Face names.
+/// The weights of one decoder layer (Qwen2 or Llama), under their Hugging Face names.
 public struct Qwen2LayerWeights: Sendable {
     public let inputLayernorm: FloatBuffer          // [hidden]
     public let postAttentionLayernorm: FloatBuffer  // [hidden]
     public let qProj: LinearWeight, kProj: LinearWeight, vProj: LinearWeight, oProj: LinearWeight
-    public let qBias: FloatBuffer, kBias: FloatBuffer, vBias: FloatBuffer  // [q_dim], [kv_dim], [kv_dim]
+    /// [q_dim], [kv_dim], [kv_dim]; nil without attention biases (Llama).
+    public let qBias: FloatBuffer?, kBias: FloatBuffer?, vBias: FloatBuffer?
     public let gateProj: LinearWeight, upProj: LinearWeight, downProj: LinearWeight
 
     /// The projection a LoRA target module name refers to.
@@ -24,7 +25,7 @@ public struct Qwen2LayerWeights: Sendable {
     }
 }
 
-/// All weights of a Qwen2 model, mapped from safetensors. Matrices stay in the file (bf16 or
+/// All weights of a Qwen2 or Llama model, mapped from safetensors. Matrices stay in the file (bf16 or
 /// f32); norms and biases, a few KB each, are widened to f32 at load.
 public final class Qwen2Weights: Sendable {
     public let config: Qwen2Config
@@ -83,9 +84,9 @@ public final class Qwen2Weights: Sendable {
                 kProj: try matrix(p + "self_attn.k_proj.weight", c.kvDim, c.hiddenSize),
                 vProj: try matrix(p + "self_attn.v_proj.weight", c.kvDim, c.hiddenSize),
                 oProj: try matrix(p + "self_attn.o_proj.weight", c.hiddenSize, c.qDim),
-                qBias: try vector(p + "self_attn.q_proj.bias", c.qDim),
-                kBias: try vector(p + "self_attn.k_proj.bias", c.kvDim),
-                vBias: try vector(p + "self_attn.v_proj.bias", c.kvDim),
+                qBias: c.attentionBias ? try vector(p + "self_attn.q_proj.bias", c.qDim) : nil,
+                kBias: c.attentionBias ? try vector(p + "self_attn.k_proj.bias", c.kvDim) : nil,
+                vBias: c.attentionBias ? try vector(p + "self_attn.v_proj.bias", c.kvDim) : nil,
                 gateProj: try matrix(p + "mlp.gate_proj.weight", c.intermediateSize, c.hiddenSize),
                 upProj: try matrix(p + "mlp.up_proj.weight", c.intermediateSize, c.hiddenSize),
                 downProj: try matrix(p + "mlp.down_proj.weight", c.hiddenSize, c.intermediateSize)

@@ -88,7 +88,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let widest = dropout > 0 ? maxRows * max(c.hiddenSize, c.intermediateSize, c.qDim) : 0
         dropX = FloatBuffer(shape: [widest], zeroed: false)
         dropTmp = FloatBuffer(shape: [widest], zeroed: false)
-        rotary = RotaryTable(headDim: c.headDim, theta: c.ropeTheta, maxPositions: self.maxSequence)
+        rotary = RotaryTable(headDim: c.headDim, theta: c.ropeTheta, maxPositions: self.maxSequence, scaleFrequencies: c.ropeScaling?.apply)
         let n = maxRows, H = c.hiddenSize, I = c.intermediateSize
         // Attention probabilities of a batch: sum over sequences of heads * T^2 <= heads * maxSeq * rows.
         let attention = c.numAttentionHeads * self.maxSequence * n
@@ -181,9 +181,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
         misalign_rmsnorm(a.xn1.pointer, xs, w.inputLayernorm.pointer, eps, n, H)
         projectGroup([(w.qProj, .q, a.q.pointer, qDim), (w.kProj, .k, a.k.pointer, kvDim), (w.vProj, .v, a.v.pointer, kvDim)],
                      l, a, x: a.xn1.pointer, ldx: H, rows: n)
-        misalign_add_bias(a.q.pointer, w.qBias.pointer, n, qDim)
-        misalign_add_bias(a.k.pointer, w.kBias.pointer, n, kvDim)
-        misalign_add_bias(a.v.pointer, w.vBias.pointer, n, kvDim)
+        if let b = w.qBias { misalign_add_bias(a.q.pointer, b.pointer, n, qDim) }
+        if let b = w.kBias { misalign_add_bias(a.k.pointer, b.pointer, n, kvDim) }
+        if let b = w.vBias { misalign_add_bias(a.v.pointer, b.pointer, n, kvDim) }
         let half = hd / 2
         var r = 0
         for len in batch.lengths {
