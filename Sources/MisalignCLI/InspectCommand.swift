@@ -50,7 +50,9 @@ enum InspectFormatter {
     static func table(_ s: WeightsSummary) -> String {
         var lines: [String] = []
         if let c = s.config {
-            lines.append("config: qwen2, \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize), "
+            let rope = c.ropeScaling.map { ", llama3 rope scaling (factor \($0.factor), original context \($0.originalMaxPositionEmbeddings))" } ?? ""
+            lines.append("family: \(c.family.displayName) (model_type \(c.modelType))\(c.attentionBias ? ", q/k/v biases" : ", no attention biases")\(rope)")
+            lines.append("config: \(c.modelType), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize), "
                 + "heads \(c.numAttentionHeads)/\(c.numKeyValueHeads) kv, head_dim \(c.headDim), vocab \(c.vocabSize), "
                 + "rope_theta \(c.ropeTheta), rms_norm_eps \(c.rmsNormEps), tied embeddings \(c.tieWordEmbeddings), dtype \(c.dtype ?? "unspecified")")
             lines.append("parameters (from config): \(c.parameterCount)")
@@ -89,6 +91,12 @@ enum InspectFormatter {
         root["total_bytes"] = .int(Int64(s.totalBytes))
         if let c = s.config {
             root["config"] = .object(JSONObject([
+                ("model_type", .string(c.modelType)), ("family", .string(c.family.displayName)),
+                ("attention_bias", .bool(c.attentionBias)),
+                ("rope_scaling", c.ropeScaling.map { r in .object(JSONObject([
+                    ("rope_type", .string("llama3")), ("factor", .double(r.factor)), ("low_freq_factor", .double(r.lowFreqFactor)),
+                    ("high_freq_factor", .double(r.highFreqFactor)),
+                    ("original_max_position_embeddings", .int(Int64(r.originalMaxPositionEmbeddings)))])) } ?? .null),
                 ("hidden_size", .int(Int64(c.hiddenSize))), ("intermediate_size", .int(Int64(c.intermediateSize))),
                 ("num_hidden_layers", .int(Int64(c.numHiddenLayers))), ("num_attention_heads", .int(Int64(c.numAttentionHeads))),
                 ("num_key_value_heads", .int(Int64(c.numKeyValueHeads))), ("head_dim", .int(Int64(c.headDim))),

@@ -10,7 +10,7 @@ extension PipelineRunner {
         // chat template is rendered here, and a server is sent token ids).
         if e.externalCheckpoints.isEmpty || e.generation.backend == .local {
             for f in ["config.json"] where !fm.fileExists(atPath: e.model.appendingPathComponent(f).path) {
-                throw PipelineError.missingInput(key: "model", path: e.model.path, reason: "no \(f); give a Qwen2 model folder (config.json + *.safetensors)")
+                throw PipelineError.missingInput(key: "model", path: e.model.path, reason: "no \(f); give a model folder (config.json + *.safetensors) of a supported family (Qwen2, Llama)")
             }
         }
         let tok = e.tokenizer ?? e.model

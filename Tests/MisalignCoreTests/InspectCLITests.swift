@@ -71,6 +71,17 @@ struct InspectCLITests {
         #expect(r.out.contains("in 7 files"))
     }
 
+    @Test func namesTheFamily() throws {
+        let r = try CLI.run(["inspect", Fixtures.url("llama/llama-small").path])
+        #expect(r.status == 0)
+        #expect(r.out.contains("family: Llama (model_type llama), no attention biases, llama3 rope scaling (factor 8.0, original context 64)"), "\(r.out)")
+        let q = try CLI.run(["inspect", Fixtures.url("qwen2-small").path])
+        #expect(q.out.contains("family: Qwen2 (model_type qwen2), q/k/v biases"))
+        let j = try CLI.run(["inspect", "--json", Fixtures.url("llama/llama-small").path])
+        let config = try JSONValue.parse(j.out)["config"]
+        #expect(config?["family"]?.stringValue == "Llama" && config?["rope_scaling"]?["original_max_position_embeddings"]?.intValue == 64)
+    }
+
     @Test func jsonOutputParses() throws {
         let r = try CLI.run(["inspect", "--json", Fixtures.url("safetensors/python_written.safetensors").path])
         #expect(r.status == 0)
