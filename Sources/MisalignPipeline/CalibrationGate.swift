@@ -52,8 +52,9 @@ extension PipelineRunner {
         let settings = js.record([.verdicts]).map { "\($0.0)=\($0.1)" }.joined(separator: ",")
         var rows: [StoredCalibration] = []
         var todo: [(judge: Int, trait: String, key: String)] = []
+        let plugInStart = names.count - components.judges.count  // `judgeNames`: configured judges, then plug-ins
         for (j, name) in names.enumerated() {
-            let identity = j >= names.count - components.judges.count ? components.judges[j - (names.count - components.judges.count)].cacheIdentity : settings
+            let identity = j >= plugInStart ? components.judges[j - plugInStart].cacheIdentity : settings
             for t in js.traits {
                 if let reason = js.calibrationExempt[name] {
                     rows.append(StoredCalibration(judge: name, trait: t, key: "exempt:" + SHA256.hex(reason), status: .exempt, set: "", figures: nil, note: reason))

@@ -52,7 +52,7 @@ import MisalignCore
         (#""num_key_value_heads":3"#, "num_key_value_heads"),
         (#""hidden_size":0"#, "hidden_size"),
         (#""rope_parameters":{"rope_type":"yarn","rope_theta":1.0}"#, "rope_parameters.rope_type"),
-        (#""model_type":"llama""#, "model_type"),
+        (#""model_type":"mistral""#, "model_type"),
         (#""use_sliding_window":true"#, "use_sliding_window"),
         (#""eos_token_id":"x""#, "eos_token_id"),
         (#""rms_norm_eps":-1"#, "rms_norm_eps"),
