@@ -70,17 +70,7 @@ import Testing
 
     @Test func greedyTokensEqualGenerate() throws {
         let expected = try ids("greedy.ids")
-        let cache = KVCache(config: Self.model.config)
-        var next = try ids("prompt0.ids")
-        let s = cache.addSequence(capacity: next.count + expected.count)
-        var produced: [Int32] = []
-        for _ in 0..<expected.count {
-            let l = try Self.model.forward([ForwardInput(sequence: s, tokens: next)], cache: cache)[0]!
-            let argmax = (0..<l.count).max { l.pointer[$0] < l.pointer[$1] }!
-            produced.append(Int32(argmax))
-            next = [Int32(argmax)]
-        }
-        #expect(produced == expected)
+        #expect(try greedyTokens(Self.model, prompt: try ids("prompt0.ids"), count: expected.count) == expected)
     }
 
     @Test func aPEFTAdapterGivesPEFTsLogits() throws {
@@ -134,4 +124,19 @@ import Testing
         let llama = try Qwen2Config.decode(Data("{\"model_type\": \"llama\", \"attention_bias\": true, \(base)}".utf8))
         #expect(llama.attentionBias && llama.ropeScaling == nil && llama.ropeTheta == 10000)
     }
+}
+
+/// `count` greedy tokens after `prompt`, one forward per token through the cache (what
+/// transformers' `generate(do_sample=False)` produces).
+func greedyTokens(_ model: Qwen2Model, prompt: [Int32], count: Int) throws -> [Int32] {
+    let cache = KVCache(config: model.config)
+    let s = cache.addSequence(capacity: prompt.count + count)
+    var next = prompt, produced: [Int32] = []
+    for _ in 0..<count {
+        let l = try model.forward([ForwardInput(sequence: s, tokens: next)], cache: cache)[0]!
+        let argmax = Int32((0..<l.count).max { l.pointer[$0] < l.pointer[$1] }!)
+        produced.append(argmax)
+        next = [argmax]
+    }
+    return produced
 }

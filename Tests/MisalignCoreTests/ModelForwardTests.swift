@@ -145,19 +145,8 @@ import MisalignCore
     }
 
     @Test func greedyContinuationMatchesGenerate() throws {
-        let prompt = try ids("prompt1.ids")
         let expected = try ids("greedy.ids")
-        let cache = KVCache(config: Self.small.config)
-        let s = cache.addSequence(capacity: prompt.count + expected.count)
-        var next = prompt
-        var produced: [Int32] = []
-        for _ in 0..<expected.count {
-            let l = try Self.small.forward([ForwardInput(sequence: s, tokens: next)], cache: cache)[0]!
-            let argmax = (0..<l.count).max { l.pointer[$0] < l.pointer[$1] }!
-            produced.append(Int32(argmax))
-            next = [Int32(argmax)]
-        }
-        #expect(produced == expected)
+        #expect(try greedyTokens(Self.small, prompt: try ids("prompt1.ids"), count: expected.count) == expected)
     }
 
     /// Decoding one token at a time with the cache gives the logits of a full forward, at every position.
