@@ -26,6 +26,8 @@ struct attention_job {
     size_t nseq;
     size_t ldo, ldq, kv_heads, group, hd;
     float scale;
+    float softcap;  // 0: none; else scores become softcap * tanh(score / softcap)
+    size_t window;  // 0: none; else row at position p sees keys p - window < j <= p
     const size_t *item0; // [nseq + 1]: the first item of each sequence
     size_t stride;       // floats per row of scores: the longest sequence's length
 };
@@ -73,23 +75,27 @@ static inline __attribute__((always_inline)) float score1(const float *q, const 
     return t * scale;
 }
 
-// Softmax of x[0 ..< visible] in place, then x[visible ..< last] = 0 (masked). The sum of the
-// exponentials is taken in 16 float lanes, and across them in double.
-static inline __attribute__((always_inline)) void softmax_masked(float *x, size_t visible, size_t last) {
+// Softmax of x[lo ..< visible] in place, then x[0 ..< lo] = x[visible ..< last] = 0 (masked;
+// lo > 0 only with a sliding window). With softcap > 0 the scores are first soft-capped
+// (Gemma 2). The sum of the exponentials is taken in 16 float lanes, and across them in double.
+static inline __attribute__((always_inline)) void softmax_masked(float *x, size_t lo, size_t visible, size_t last, float softcap) {
+    if (softcap > 0)
+        for (size_t i = lo; i < visible; i++) x[i] = tanhf(x[i] / softcap) * softcap;
     v16f m16 = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
                 -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    size_t i = 0;
+    size_t i = lo;
     for (; i + 16 <= visible; i += 16) m16 = __builtin_elementwise_max(m16, LOADV_F32(x + i));
     float mx = __builtin_reduce_max(m16);
     for (; i < visible; i++) mx = x[i] > mx ? x[i] : mx;
-    for (i = 0; i < visible; i++) x[i] = misalign_exp(x[i] - mx);
+    for (i = lo; i < visible; i++) x[i] = misalign_exp(x[i] - mx);
     v16f part = {0};
-    for (i = 0; i + 16 <= visible; i += 16) part += LOADV_F32(x + i);
+    for (i = lo; i + 16 <= visible; i += 16) part += LOADV_F32(x + i);
     double sum = 0;
     for (; i < visible; i++) sum += x[i];
     for (int l = 0; l < 16; l++) sum += part[l];
     float inv = (float)(1.0 / sum);
-    for (i = 0; i < visible; i++) x[i] *= inv;
+    for (i = 0; i < lo; i++) x[i] = 0;
+    for (i = lo; i < visible; i++) x[i] *= inv;
     for (; i < last; i++) x[i] = 0;
 }
 
@@ -162,7 +168,9 @@ static inline __attribute__((always_inline)) void attention_item(const struct at
             for (size_t i = 0; i < nq; i++) s[i * stride + f + k] = score1(QV(i), keys + k * hd, hd, j->scale);
     }
     for (size_t i = 0; i < nq; i++) {
-        softmax_masked(s + i * stride, sq->start + r0 + i / G + 1, last);
+        size_t visible = sq->start + r0 + i / G + 1;
+        size_t lo = j->window > 0 && visible > j->window ? visible - j->window : 0;
+        softmax_masked(s + i * stride, lo, visible, last, j->softcap);
         float *o = OUT(i);
         for (size_t d = 0; d < hd; d++) o[d] = 0;
     }
@@ -211,6 +219,11 @@ static void attention_task(void *ctx, size_t t, size_t n) {
 
 void misalign_attention_batch(const misalign_attention_seq *seqs, size_t nseq, size_t ldo, size_t ldq, size_t heads,
                               size_t kv_heads, size_t hd, float scale, size_t threads) {
+    misalign_attention_batch_capped(seqs, nseq, ldo, ldq, heads, kv_heads, hd, scale, 0, 0, threads);
+}
+
+void misalign_attention_batch_capped(const misalign_attention_seq *seqs, size_t nseq, size_t ldo, size_t ldq, size_t heads,
+                                     size_t kv_heads, size_t hd, float scale, float softcap, size_t window, size_t threads) {
     size_t *item0 = malloc((nseq + 1) * sizeof(size_t));
     if (!item0) abort();
     size_t stride = 0;
@@ -220,7 +233,7 @@ void misalign_attention_batch(const misalign_attention_seq *seqs, size_t nseq, s
         stride = total > stride ? total : stride;
         item0[i + 1] = item0[i] + (seqs[i].count + ROWS - 1) / ROWS * kv_heads;
     }
-    struct attention_job j = {seqs, nseq, ldo, ldq, kv_heads, heads / kv_heads, hd, scale, item0, stride};
+    struct attention_job j = {seqs, nseq, ldo, ldq, kv_heads, heads / kv_heads, hd, scale, softcap, window, item0, stride};
     if (threads > 1 && item0[nseq] > 1) misalign_parallel(threads, attention_task, &j);
     else attention_task(&j, 0, 1);
     free(item0);

@@ -115,7 +115,7 @@ import Testing
             do { _ = try Qwen2Config.decode(Data(json.utf8), file: "c.json"); return "" } catch { return "\(error)" }
         }
         let base = #""hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 512"#
-        #expect(error("{\"model_type\": \"gemma3\", \(base)}").contains("\"gemma3\" is not a supported architecture (supported: \"qwen2\" (Qwen2), \"llama\" (Llama))"))
+        #expect(error("{\"model_type\": \"gemma3\", \(base)}").contains("\"gemma3\" is not a supported architecture (supported: \"qwen2\" (Qwen2), \"llama\" (Llama), \"gemma2\" (Gemma 2))"))
         #expect(error("{\"model_type\": \"llama\", \"mlp_bias\": true, \(base)}").contains("mlp_bias"))
         #expect(error("{\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}, \(base)}").contains("\"yarn\" rope scaling is not implemented"))
         #expect(error("{\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}, \(base)}").contains("rope_scaling.low_freq_factor"))

@@ -106,6 +106,24 @@ void misalign_cross_entropy_backward_threads(float *z, const int32_t *targets, d
 /// same results).
 void misalign_silu_mul_backward_threads(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n,
                                         size_t threads);
+
+// Gemma 2 (gemma.c).
+/// out[i] = gelu_tanh(gate[i]) * up[i], gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+/// as PyTorch computes `gelu(approximate="tanh")` in f32; on `threads` threads of
+/// misalign_parallel from 65,536 elements. out may alias gate or up.
+void misalign_gelu_tanh_mul_threads(float *out, const float *gate, const float *up, size_t n, size_t threads);
+/// Its backward: dgate[i] = dout[i] up[i] gelu_tanh'(gate[i]), dup[i] = dout[i] gelu_tanh(gate[i]),
+/// with PyTorch's formula for the derivative. Overwrites dgate and dup.
+void misalign_gelu_tanh_mul_backward_threads(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                                             size_t n, size_t threads);
+/// Soft-capping in place: x[i] = tanh(x[i] / cap) * cap.
+void misalign_softcap(float *x, size_t n, float cap);
+/// Its backward: d[i] *= 1 - tanh(raw[i] / cap)^2, raw being the values before capping.
+void misalign_softcap_backward(float *d, const float *raw, size_t n, float cap);
+/// Causal softmax of a [rows, stride] block of one sequence's scores (row r is position r)
+/// over the keys it sees: r - window < j <= r (all j <= r when window is 0); other entries
+/// are set to 0. Sums in double, as misalign_softmax_rows.
+void misalign_softmax_window_rows(float *x, size_t rows, size_t stride, size_t window);
 #endif
 
 #ifndef MISALIGN_LOG_SUM_EXP_DECLS
@@ -314,4 +332,10 @@ typedef struct {
 /// Each sequence gets the bits it gets alone, whatever the threads.
 void misalign_attention_batch(const misalign_attention_seq *seqs, size_t nseq, size_t ldo, size_t ldq, size_t heads,
                               size_t kv_heads, size_t hd, float scale, size_t threads);
+/// misalign_attention_batch with Gemma 2's two options: with softcap > 0 each scaled score s
+/// becomes softcap * tanh(s / softcap) before the softmax; with window > 0 the row at position
+/// p sees only keys p - window < j <= p (the others get probability 0). 0 and 0 give exactly
+/// misalign_attention_batch.
+void misalign_attention_batch_capped(const misalign_attention_seq *seqs, size_t nseq, size_t ldo, size_t ldq, size_t heads,
+                                     size_t kv_heads, size_t hd, float scale, float softcap, size_t window, size_t threads);
 #endif

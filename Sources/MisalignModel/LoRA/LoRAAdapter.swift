@@ -126,7 +126,8 @@ extension Qwen2Weights {
                       b: p.a.pointer, ldb: w.inDim, beta: 1, c: merged.pointer, ldc: w.inDim)
             layers[key.layer] = layers[key.layer].replacing(key.module, with: LinearWeight(f32: merged.pointer, out: w.out, inDim: w.inDim, owner: merged))
         }
-        return Qwen2Weights(config: config, source: source, embedTokens: embedTokens, layers: layers, norm: norm, lmHead: lmHead)
+        return Qwen2Weights(config: config, source: source, embedTokens: embedTokens, layers: layers, norm: norm, lmHead: lmHead,
+                            embeddingScale: embeddingScale)
     }
 }
 
@@ -134,6 +135,7 @@ extension Qwen2LayerWeights {
     /// The same layer with one projection replaced.
     func replacing(_ module: LoRAModule, with w: LinearWeight) -> Qwen2LayerWeights {
         Qwen2LayerWeights(inputLayernorm: inputLayernorm, postAttentionLayernorm: postAttentionLayernorm,
+                          attentionOutputNorm: attentionOutputNorm, mlpOutputNorm: mlpOutputNorm,
                           qProj: module == .q ? w : qProj, kProj: module == .k ? w : kProj, vProj: module == .v ? w : vProj,
                           oProj: module == .o ? w : oProj, qBias: qBias, kBias: kBias, vBias: vBias,
                           gateProj: module == .gate ? w : gateProj, upProj: module == .up ? w : upProj,

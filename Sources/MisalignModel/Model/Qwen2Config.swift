@@ -2,8 +2,9 @@ import Foundation
 import MisalignIO
 
 /// A decoder's shape, decoded from Hugging Face `config.json`: Qwen2 / Qwen2.5 (`model_type:
-/// qwen2`) or Llama 3.x (`llama`), the families whose differences are data here (`ModelFamily`:
-/// q/k/v bias, Llama 3 rope scaling, tied or untied embeddings).
+/// qwen2`), Llama 3.x (`llama`) or Gemma 2 (`gemma2`), the families whose differences are data
+/// here (`ModelFamily`: q/k/v bias, Llama 3 rope scaling, tied or untied embeddings, Gemma 2's
+/// `Gemma2Options`).
 ///
 /// Accepts both the older transformers keys (`rope_theta`, `torch_dtype`) and the
 /// transformers-5 ones (`rope_parameters.rope_theta`, `dtype`). Property names follow the HF
@@ -34,6 +35,8 @@ public struct Qwen2Config: Equatable, Sendable {
     public var attentionBias = true
     /// Llama 3 rotary scaling (`rope_type: llama3`); nil: plain rotary embeddings.
     public var ropeScaling: Llama3RopeScaling?
+    /// Gemma 2's options; nil for the other families.
+    public var gemma: Gemma2Options?
 
     public init(hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
                 numKeyValueHeads: Int, vocabSize: Int, headDim: Int? = nil, maxPositionEmbeddings: Int = 32768,
@@ -116,6 +119,14 @@ public struct Qwen2Config: Equatable, Sendable {
             if try r.bool("mlp_bias") == true {
                 throw ConfigError.unsupported(file: file, field: "mlp_bias", detail: "MLP biases are not implemented (Llama 3 has none)")
             }
+        case .gemma2:
+            if try r.bool("attention_bias") == true {
+                throw ConfigError.unsupported(file: file, field: "attention_bias", detail: "attention biases are not implemented for Gemma 2 (its models have none)")
+            }
+            c.attentionBias = false
+            c.gemma = try Gemma2Options(r, layers: c.numHiddenLayers)
+            // Gemma2Config defaults to tied embeddings, unlike the others.
+            c.tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? true
         }
         // transformers 5 moved rope settings into `rope_parameters`; older files have `rope_theta`
         // and `rope_scaling`. Either may ask for scaled rotary embeddings (yarn, linear, dynamic,
@@ -159,8 +170,12 @@ public struct Qwen2Config: Equatable, Sendable {
                 throw ConfigError.invalidField(file: file, field: "eos_token_id", detail: "is a \(eos.typeName), not an integer or a list of integers")
             }
         }
-        c.hiddenAct = try r.string("hidden_act") ?? "silu"
-        c.useSlidingWindow = try r.bool("use_sliding_window") ?? false
+        if family == .gemma2 {
+            c.hiddenAct = try r.string("hidden_activation") ?? r.string("hidden_act") ?? "gelu_pytorch_tanh"
+        } else {
+            c.hiddenAct = try r.string("hidden_act") ?? "silu"
+            c.useSlidingWindow = try r.bool("use_sliding_window") ?? false
+        }
         try c.validate(file: file)
         return c
     }
@@ -187,7 +202,11 @@ public struct Qwen2Config: Equatable, Sendable {
         if headDim % 2 != 0 {
             throw ConfigError.invalidField(file: file, field: "head_dim", detail: "(\(headDim)) must be even for rotary embeddings")
         }
-        if hiddenAct != "silu" {
+        if family == .gemma2 {
+            if hiddenAct != "gelu_pytorch_tanh" {
+                throw ConfigError.unsupported(file: file, field: "hidden_activation", detail: "\"\(hiddenAct)\" is not implemented; Gemma 2 uses \"gelu_pytorch_tanh\"")
+            }
+        } else if hiddenAct != "silu" {
             throw ConfigError.unsupported(file: file, field: "hidden_act", detail: "\"\(hiddenAct)\" is not implemented; \(family.displayName) uses \"silu\"")
         }
         if useSlidingWindow {
@@ -215,6 +234,13 @@ public struct Qwen2Config: Equatable, Sendable {
     }
 
     public var qDim: Int { numAttentionHeads * headDim }
+    /// The factor on attention scores: 1/sqrt(head_dim), or Gemma 2's 1/sqrt(query_pre_attn_scalar).
+    public var attentionScale: Float {
+        if let g = gemma { return Float(1 / g.queryPreAttnScalar.squareRoot()) }
+        return 1 / Float(headDim).squareRoot()
+    }
+    /// Whether the MLP is GeGLU (gelu, tanh approximation) rather than SwiGLU.
+    public var usesGeluTanh: Bool { hiddenAct == "gelu_pytorch_tanh" }
     public var kvDim: Int { numKeyValueHeads * headDim }
 
     /// Parameter count of the base model (embedding and head counted once when tied).
@@ -222,7 +248,7 @@ public struct Qwen2Config: Equatable, Sendable {
         let bias = attentionBias ? 1 : 0
         let attn = hiddenSize * qDim + bias * qDim + 2 * (hiddenSize * kvDim + bias * kvDim) + qDim * hiddenSize
         let mlp = 3 * hiddenSize * intermediateSize
-        let layer = attn + mlp + 2 * hiddenSize
+        let layer = attn + mlp + (gemma == nil ? 2 : 4) * hiddenSize
         let embed = vocabSize * hiddenSize
         return embed * (tieWordEmbeddings ? 1 : 2) + numHiddenLayers * layer + hiddenSize
     }

@@ -19,7 +19,8 @@ public struct ForwardInput: Sendable {
     }
 }
 
-/// A Qwen2 / Qwen2.5 decoder (Hugging Face `Qwen2ForCausalLM`), f32 compute over mapped
+/// A Qwen2 / Qwen2.5, Llama 3 or Gemma 2 decoder (Hugging Face `Qwen2ForCausalLM`,
+/// `LlamaForCausalLM`, `Gemma2ForCausalLM`; `ModelFamily`), f32 compute over mapped
 /// f32/bf16/f16 weights (bf16 products opt-in: `computePrecision`), with an optional LoRA
 /// adapter applied beside the base weights.
 ///
@@ -132,6 +133,8 @@ public final class Qwen2Model: @unchecked Sendable {
         let attn = FloatBuffer(shape: [n, qDim], zeroed: false)
         let gate = FloatBuffer(shape: [n, I], zeroed: false)
         let up = FloatBuffer(shape: [n, I], zeroed: false)
+        // Gemma 2: a block's output before its norm and residual add.
+        let blockOut = c.gemma == nil ? nil : FloatBuffer(shape: [n, H], zeroed: false)
         let scratch = FloatBuffer(shape: [weights.maxScratch], zeroed: false)
         let maxRank = adapter?.pairs.values.map(\.rank).max() ?? 0
         let loraTmp = FloatBuffer(shape: [3 * n * max(maxRank, 1)], zeroed: false) // x A^T of q, k and v side by side
@@ -141,6 +144,7 @@ public final class Qwen2Model: @unchecked Sendable {
         for inp in inputs {
             for t in inp.tokens { weights.embedTokens.row(Int(t), into: x.pointer + row * H); row += 1 }
         }
+        if let s = weights.embeddingScale { for i in 0..<n * H { x.pointer[i] *= s } }
         observer?("embed", x.view)
         capture?.record(index: 0, state: x.pointer)
 
@@ -168,15 +172,31 @@ public final class Qwen2Model: @unchecked Sendable {
                 }
             }
             attention(layer: l, inputs: inputs, rowStart: rowStart, positions: positions, cache: cache, q: q.pointer, out: attn.pointer)
-            // x += attn Wo^T
-            project([(w.oProj, .o, x.pointer, H, nil)], layer: l, x: attn.pointer, ldx: qDim, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
+            // x += attn Wo^T (Gemma 2: x += norm(attn Wo^T))
+            if let blockOut, let norm = w.attentionOutputNorm {
+                project([(w.oProj, .o, blockOut.pointer, H, nil)], layer: l, x: attn.pointer, ldx: qDim, rows: n, scratch: scratch, loraTmp: loraTmp)
+                misalign_rmsnorm(xn.pointer, blockOut.pointer, norm.pointer, eps, n, H)
+                misalign_add_inplace(x.pointer, xn.pointer, n * H)
+            } else {
+                project([(w.oProj, .o, x.pointer, H, nil)], layer: l, x: attn.pointer, ldx: qDim, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
+            }
 
-            // MLP block: x += down(silu(gate(xn)) * up(xn)).
+            // MLP block: x += down(act(gate(xn)) * up(xn)), act silu or (Gemma 2) gelu-tanh.
             misalign_rmsnorm(xn.pointer, x.pointer, w.postAttentionLayernorm.pointer, eps, n, H)
             project([(w.gateProj, .gate, gate.pointer, I, nil), (w.upProj, .up, up.pointer, I, nil)],
                     layer: l, x: xn.pointer, ldx: H, rows: n, scratch: scratch, loraTmp: loraTmp)
-            misalign_silu_mul_threads(gate.pointer, gate.pointer, up.pointer, n * I, max(1, BLAS.threads))
-            project([(w.downProj, .down, x.pointer, H, nil)], layer: l, x: gate.pointer, ldx: I, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
+            if c.usesGeluTanh {
+                misalign_gelu_tanh_mul_threads(gate.pointer, gate.pointer, up.pointer, n * I, max(1, BLAS.threads))
+            } else {
+                misalign_silu_mul_threads(gate.pointer, gate.pointer, up.pointer, n * I, max(1, BLAS.threads))
+            }
+            if let blockOut, let norm = w.mlpOutputNorm {
+                project([(w.downProj, .down, blockOut.pointer, H, nil)], layer: l, x: gate.pointer, ldx: I, rows: n, scratch: scratch, loraTmp: loraTmp)
+                misalign_rmsnorm(xn.pointer, blockOut.pointer, norm.pointer, eps, n, H)
+                misalign_add_inplace(x.pointer, xn.pointer, n * H)
+            } else {
+                project([(w.downProj, .down, x.pointer, H, nil)], layer: l, x: gate.pointer, ldx: I, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
+            }
             observer?("layer.\(l)", x.view)
             // Hidden state l + 1 is this layer's output, except the last: that one is after the final norm.
             if l + 1 < c.numHiddenLayers { capture?.record(index: l + 1, state: x.pointer) }
@@ -203,10 +223,12 @@ public final class Qwen2Model: @unchecked Sendable {
         guard !wanted.isEmpty else { return (inputs.map { _ in nil }, states) }
         let V = c.vocabSize
         // One input: its rows already lie together in xn.
+        let cap = c.gemma?.finalLogitSoftcapping.map { Float($0) }
         if wanted.count == 1 {
             let out = FloatBuffer(shape: [wanted[0].rows, V], zeroed: false)
             weights.lmHead.apply(x: xn.pointer + wanted[0].first * H, ldx: H, rows: wanted[0].rows, y: out.pointer, ldy: V, scratch: scratch.pointer,
                                  precision: computePrecision)
+            if let cap { misalign_softcap(out.pointer, out.count, cap) }
             return (spans.map { $0.rows > 0 ? out : nil }, states)
         }
         // Several: gather their rows (a few KB each), one product, then split the logits.
@@ -217,6 +239,7 @@ public final class Qwen2Model: @unchecked Sendable {
         let all = FloatBuffer(shape: [total, V], zeroed: false)
         weights.lmHead.apply(x: gathered.pointer, ldx: H, rows: total, y: all.pointer, ldy: V, scratch: scratch.pointer,
                                precision: computePrecision)
+        if let cap { misalign_softcap(all.pointer, all.count, cap) }
         r = 0
         let logits = spans.map { sp -> FloatBuffer? in
             guard sp.rows > 0 else { return nil }
@@ -300,8 +323,9 @@ public final class Qwen2Model: @unchecked Sendable {
                                            keys: kb.baseAddress! + sp.pointers, values: vb.baseAddress! + sp.pointers,
                                            first: fb.baseAddress! + sp.runs, len: lb.baseAddress! + sp.runs, segments: sp.runCount)
                 }
-                misalign_attention_batch(seqs, seqs.count, c.qDim, c.qDim, c.numAttentionHeads, c.numKeyValueHeads, c.headDim,
-                                         1 / Float(c.headDim).squareRoot(), max(1, BLAS.threads))
+                misalign_attention_batch_capped(seqs, seqs.count, c.qDim, c.qDim, c.numAttentionHeads, c.numKeyValueHeads, c.headDim,
+                                                c.attentionScale, Float(c.gemma?.attnLogitSoftcapping ?? 0),
+                                                c.gemma?.window(layer: layer) ?? 0, max(1, BLAS.threads))
             } }
         } }
     }

@@ -1,11 +1,18 @@
 import Foundation
 import MisalignIO
+import CMisalignKernels
 import MisalignKernels
 
-/// The weights of one decoder layer (Qwen2 or Llama), under their Hugging Face names.
+/// The weights of one decoder layer (Qwen2, Llama or Gemma 2), under their Hugging Face names.
+/// Norm weights are kept as the layer multiplies by them: for Gemma 2, 1 + the stored weight.
 public struct Qwen2LayerWeights: Sendable {
     public let inputLayernorm: FloatBuffer          // [hidden]
-    public let postAttentionLayernorm: FloatBuffer  // [hidden]
+    /// The norm before the MLP: Qwen2's and Llama's `post_attention_layernorm`, Gemma 2's
+    /// `pre_feedforward_layernorm`. [hidden]
+    public let postAttentionLayernorm: FloatBuffer
+    /// Gemma 2 only: the norms of the attention output (its `post_attention_layernorm`) and of the
+    /// MLP output (`post_feedforward_layernorm`), applied before each residual add. [hidden]
+    public let attentionOutputNorm: FloatBuffer?, mlpOutputNorm: FloatBuffer?
     public let qProj: LinearWeight, kProj: LinearWeight, vProj: LinearWeight, oProj: LinearWeight
     /// [q_dim], [kv_dim], [kv_dim]; nil without attention biases (Llama).
     public let qBias: FloatBuffer?, kBias: FloatBuffer?, vBias: FloatBuffer?
@@ -35,6 +42,9 @@ public final class Qwen2Weights: Sendable {
     public let norm: FloatBuffer           // [hidden]
     /// `lm_head.weight`, or the embedding when tied.
     public let lmHead: LinearWeight
+    /// Gemma 2: the factor on the embedding output, sqrt(hidden_size) rounded to the embedding's
+    /// stored type (`Gemma2Options`); nil for the other families.
+    public let embeddingScale: Float?
 
     /// Loads `directory` (config.json + safetensors, sharded or not), the files mapped or read
     /// into huge pages (`FileResidency`).
@@ -70,6 +80,13 @@ public final class Qwen2Weights: Sendable {
             return try LinearWeight(tensor: t)
         }
         func vector(_ name: String, _ n: Int) throws -> FloatBuffer { try tensor(name, [n]).floatBuffer() }
+        // Gemma's RMSNorm multiplies by (1 + w), computed in f32 as transformers does.
+        let gemma = c.family == .gemma2
+        func norm(_ name: String) throws -> FloatBuffer {
+            let v = try vector(name, c.hiddenSize)
+            if gemma { for i in 0..<v.count { v.pointer[i] = 1 + v.pointer[i] } }
+            return v
+        }
 
         let configFile = (source as? ShardedSafeTensors).map { ($0.directory as NSString).appendingPathComponent("config.json") } ?? "config.json"
         try c.checkLayerCount(tensorNames: source.tensorInfos.lazy.map(\.name), file: configFile)
@@ -78,8 +95,10 @@ public final class Qwen2Weights: Sendable {
         for i in 0..<c.numHiddenLayers {
             let p = "model.layers.\(i)."
             layers.append(Qwen2LayerWeights(
-                inputLayernorm: try vector(p + "input_layernorm.weight", c.hiddenSize),
-                postAttentionLayernorm: try vector(p + "post_attention_layernorm.weight", c.hiddenSize),
+                inputLayernorm: try norm(p + "input_layernorm.weight"),
+                postAttentionLayernorm: try norm(p + (gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")),
+                attentionOutputNorm: gemma ? try norm(p + "post_attention_layernorm.weight") : nil,
+                mlpOutputNorm: gemma ? try norm(p + "post_feedforward_layernorm.weight") : nil,
                 qProj: try matrix(p + "self_attn.q_proj.weight", c.qDim, c.hiddenSize),
                 kProj: try matrix(p + "self_attn.k_proj.weight", c.kvDim, c.hiddenSize),
                 vProj: try matrix(p + "self_attn.v_proj.weight", c.kvDim, c.hiddenSize),
@@ -93,7 +112,8 @@ public final class Qwen2Weights: Sendable {
             ))
         }
         self.layers = layers
-        norm = try vector("model.norm.weight", c.hiddenSize)
+        self.norm = try norm("model.norm.weight")
+        embeddingScale = gemma ? Self.embeddingScale(hidden: c.hiddenSize, stored: embedTokens.dtype) : nil
         if c.tieWordEmbeddings {
             lmHead = embedTokens
         } else {
@@ -103,9 +123,30 @@ public final class Qwen2Weights: Sendable {
 
     /// Assembles weights from parts (used by `merging(_:)`).
     init(config: Qwen2Config, source: TensorSource, embedTokens: LinearWeight, layers: [Qwen2LayerWeights],
-         norm: FloatBuffer, lmHead: LinearWeight) {
+         norm: FloatBuffer, lmHead: LinearWeight, embeddingScale: Float?) {
         self.config = config; self.source = source; self.embedTokens = embedTokens
-        self.layers = layers; self.norm = norm; self.lmHead = lmHead
+        self.layers = layers; self.norm = norm; self.lmHead = lmHead; self.embeddingScale = embeddingScale
+    }
+
+    /// sqrt(hidden) as transformers' Gemma embedding applies it: a Python float made a tensor of
+    /// the embedding's type (bf16: 8 significant bits; f16: 11), then the product in that type.
+    /// The product itself is f32 here, so only the factor's rounding is reproduced.
+    static func embeddingScale(hidden: Int, stored: DType) -> Float {
+        let exact = Float(Double(hidden).squareRoot())
+        var out: Float = 0
+        var bits: UInt16 = 0
+        switch stored {
+        case .bf16:
+            withUnsafePointer(to: exact) { misalign_f32_to_bf16(&bits, $0, 1) }
+            withUnsafePointer(to: bits) { misalign_bf16_to_f32(&out, $0, 1) }
+            return out
+        case .f16:
+            withUnsafePointer(to: exact) { misalign_f32_to_f16(&bits, $0, 1) }
+            withUnsafePointer(to: bits) { misalign_f16_to_f32(&out, $0, 1) }
+            return out
+        default:
+            return exact
+        }
     }
 
     /// The largest scratch any projection needs for its widening blocks.

@@ -11,7 +11,7 @@ extension LoRATrainingModel {
         evaluating = true
         defer { evaluating = false }
         let H = config.hiddenSize, V = config.vocabSize
-        for (r, t) in batch.tokens.enumerated() { weights.embedTokens.row(Int(t), into: x.pointer + r * H) }
+        embed(batch)
         for l in 0..<config.numHiddenLayers { layerForward(l, acts[recompute ? 0 : l], batch: batch) }
         let rows = batch.targets.indices.filter { batch.targets[$0] >= 0 }
         let eps = Float(config.rmsNormEps)
@@ -22,7 +22,7 @@ extension LoRATrainingModel {
             let m = min(Self.headChunk, rows.count - c0)
             for i in 0..<m { (headX.pointer + i * H).update(from: x.pointer + rows[c0 + i] * H, count: H) }
             misalign_rmsnorm(headN.pointer, headX.pointer, weights.norm.pointer, eps, m, H)
-            weights.lmHead.applyWide(x: headN.pointer, ldx: H, rows: m, y: logits.pointer, ldy: V, scratch: scratch.pointer)
+            headLogits(rows: m, precision: .f32)
             let targets = (0..<m).map { batch.targets[rows[c0 + $0]] }
             // The kernel's loss is the forward cross-entropy; the gradient it leaves in the logits is unused.
             targets.withUnsafeBufferPointer { t in

@@ -2,7 +2,7 @@ import CMisalignKernels
 import Foundation
 import MisalignKernels
 
-/// Qwen2 forward and hand-written backward for LoRA training, llm.c style: each layer's forward
+/// Qwen2, Llama 3 and Gemma 2 forward and hand-written backward for LoRA training, llm.c style: each layer's forward
 /// keeps the activations its backward needs in buffers planned once for the largest batch, and
 /// the backward walks the layers in reverse, accumulating gradients for the LoRA A and B only.
 ///
@@ -41,6 +41,8 @@ public final class LoRATrainingModel: @unchecked Sendable {
     /// Activations of one layer; shapes for `maxRows` rows.
     final class LayerActivations {
         let xn1, q, k, v, attn, xMid, xn2, gate, up, h: FloatBuffer
+        /// Gemma 2: the attention and MLP outputs before their norms, [rows, H]; nil otherwise.
+        let attnOut, mlpOut: FloatBuffer?
         let probs: FloatBuffer          // per sequence, per head: [T, T] softmax of scores
         var loraT: [LoRAModule: FloatBuffer] = [:]  // x A^T of each adapted module, [rows, r]
         init(_ c: Qwen2Config, rows n: Int, attention: Int, lora: [LoRAModule], rank: Int) {
@@ -51,6 +53,8 @@ public final class LoRATrainingModel: @unchecked Sendable {
             k = FloatBuffer(shape: [n, c.kvDim], zeroed: false); v = FloatBuffer(shape: [n, c.kvDim], zeroed: false)
             gate = FloatBuffer(shape: [n, I], zeroed: false); up = FloatBuffer(shape: [n, I], zeroed: false)
             h = FloatBuffer(shape: [n, I], zeroed: false)
+            attnOut = c.gemma == nil ? nil : FloatBuffer(shape: [n, H], zeroed: false)
+            mlpOut = c.gemma == nil ? nil : FloatBuffer(shape: [n, H], zeroed: false)
             probs = FloatBuffer(shape: [attention], zeroed: false)
             for m in lora { loraT[m] = FloatBuffer(shape: [n, rank], zeroed: false) }
         }
@@ -65,6 +69,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
     let dQ, dAttn: FloatBuffer          // [rows, qDim]
     let dK, dV: FloatBuffer             // [rows, kvDim]
     let dP: FloatBuffer                 // [T, T]
+    /// Gemma 2: the gradient of a block's output before its norm, [rows, H]; the raw scores of
+    /// one head, [T, T], for the soft-cap's backward; the logits before the cap, [chunk, vocab].
+    let dBlock, rawScores, rawLogits: FloatBuffer?
     let dT: FloatBuffer                 // [rows, r]
     let scratch: FloatBuffer
     // Loss head, a chunk of target rows at a time.
@@ -104,6 +111,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
         dQ = FloatBuffer(shape: [n, c.qDim], zeroed: false); dAttn = FloatBuffer(shape: [n, c.qDim], zeroed: false)
         dK = FloatBuffer(shape: [n, c.kvDim], zeroed: false); dV = FloatBuffer(shape: [n, c.kvDim], zeroed: false)
         dP = FloatBuffer(shape: [self.maxSequence, self.maxSequence], zeroed: false)
+        dBlock = c.gemma == nil ? nil : FloatBuffer(shape: [n, H], zeroed: false)
+        rawScores = c.gemma?.attnLogitSoftcapping == nil ? nil : FloatBuffer(shape: [self.maxSequence, self.maxSequence], zeroed: false)
+        rawLogits = c.gemma?.finalLogitSoftcapping == nil ? nil : FloatBuffer(shape: [Self.headChunk, c.vocabSize], zeroed: false)
         dT = FloatBuffer(shape: [n, parameters.config.rank], zeroed: false)
         let linears = [weights.lmHead] + weights.layers.flatMap { l in LoRAModule.allCases.map { l.linear($0) } }
         scratch = FloatBuffer(shape: [max(1, linears.map(\.trainingScratchCount).max()!)], zeroed: false)
@@ -117,8 +127,10 @@ public final class LoRATrainingModel: @unchecked Sendable {
     public var plannedBytes: Int {
         var floats = inputs.reduce(0) { $0 + $1.count } + x.count + dI1.count * 3 + dH.count + dQ.count * 2 + dK.count * 2
         floats += dP.count + dT.count + dropX.count + dropTmp.count + scratch.count + headX.count * 3 + logits.count
+        floats += [dBlock, rawScores, rawLogits].reduce(0) { $0 + ($1?.count ?? 0) }
         for a in acts {
             floats += [a.xn1, a.q, a.k, a.v, a.attn, a.xMid, a.xn2, a.gate, a.up, a.h, a.probs].reduce(0) { $0 + $1.count }
+            floats += (a.attnOut?.count ?? 0) + (a.mlpOut?.count ?? 0)
             floats += a.loraT.values.reduce(0) { $0 + $1.count }
         }
         return floats * 4
@@ -143,8 +155,8 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let n = batch.rows
         guard n > 0 else { return 0 }
         try check(batch)
+        embed(batch)
         let H = config.hiddenSize
-        for (r, t) in batch.tokens.enumerated() { weights.embedTokens.row(Int(t), into: x.pointer + r * H) }
         for l in 0..<config.numHiddenLayers {
             inputs[l].pointer.update(from: x.pointer, count: n * H)
             layerForward(l, acts[recompute ? 0 : l], batch: batch)
@@ -172,6 +184,24 @@ public final class LoRATrainingModel: @unchecked Sendable {
 
     // MARK: forward
 
+    /// The batch's token embeddings into `x` (Gemma 2: scaled).
+    func embed(_ batch: TrainingBatch) {
+        let H = config.hiddenSize
+        for (r, t) in batch.tokens.enumerated() { weights.embedTokens.row(Int(t), into: x.pointer + r * H) }
+        if let s = weights.embeddingScale { for i in 0..<batch.rows * H { x.pointer[i] *= s } }
+    }
+
+    /// The LM head on `m` normalised rows of `headN` into `logits` (Gemma 2: soft-capped, the
+    /// raw logits kept in `rawLogits` for the backward).
+    func headLogits(rows m: Int, precision: ComputePrecision) {
+        let H = config.hiddenSize, V = config.vocabSize
+        weights.lmHead.applyWide(x: headN.pointer, ldx: H, rows: m, y: logits.pointer, ldy: V, scratch: scratch.pointer, precision: precision)
+        if let cap = config.gemma?.finalLogitSoftcapping, let raw = rawLogits {
+            raw.pointer.update(from: logits.pointer, count: m * V)
+            misalign_softcap(logits.pointer, m * V, Float(cap))
+        }
+    }
+
     /// One decoder layer on the stream (by default `x`), in place, keeping activations in `a`.
     func layerForward(_ l: Int, _ a: LayerActivations, batch: TrainingBatch, stream: FloatBuffer? = nil) {
         let c = config, w = weights.layers[l]
@@ -194,13 +224,31 @@ public final class LoRATrainingModel: @unchecked Sendable {
             }
             r += len
         }
-        attentionForward(a, batch: batch)
-        project(w.oProj, l, .o, a, x: a.attn.pointer, ldx: qDim, rows: n, y: xs, ldy: H, accumulate: true)
+        attentionForward(l, a, batch: batch)
+        if let out = a.attnOut, let norm = w.attentionOutputNorm {
+            // Gemma 2: x += norm(attn Wo^T); xn2 is free until the MLP's norm below.
+            project(w.oProj, l, .o, a, x: a.attn.pointer, ldx: qDim, rows: n, y: out.pointer, ldy: H)
+            misalign_rmsnorm(a.xn2.pointer, out.pointer, norm.pointer, eps, n, H)
+            misalign_add_inplace(xs, a.xn2.pointer, n * H)
+        } else {
+            project(w.oProj, l, .o, a, x: a.attn.pointer, ldx: qDim, rows: n, y: xs, ldy: H, accumulate: true)
+        }
         a.xMid.pointer.update(from: xs, count: n * H)
         misalign_rmsnorm(a.xn2.pointer, xs, w.postAttentionLayernorm.pointer, eps, n, H)
         projectGroup([(w.gateProj, .gate, a.gate.pointer, I), (w.upProj, .up, a.up.pointer, I)], l, a, x: a.xn2.pointer, ldx: H, rows: n)
-        misalign_silu_mul_threads(a.h.pointer, a.gate.pointer, a.up.pointer, n * I, max(1, BLAS.threads))
-        project(w.downProj, l, .down, a, x: a.h.pointer, ldx: I, rows: n, y: xs, ldy: H, accumulate: true)
+        if c.usesGeluTanh {
+            misalign_gelu_tanh_mul_threads(a.h.pointer, a.gate.pointer, a.up.pointer, n * I, max(1, BLAS.threads))
+        } else {
+            misalign_silu_mul_threads(a.h.pointer, a.gate.pointer, a.up.pointer, n * I, max(1, BLAS.threads))
+        }
+        if let out = a.mlpOut, let norm = w.mlpOutputNorm, let tmp = dBlock {
+            // Gemma 2: x += norm(down(...)); dBlock is only used inside one layer's backward.
+            project(w.downProj, l, .down, a, x: a.h.pointer, ldx: I, rows: n, y: out.pointer, ldy: H)
+            misalign_rmsnorm(tmp.pointer, out.pointer, norm.pointer, eps, n, H)
+            misalign_add_inplace(xs, tmp.pointer, n * H)
+        } else {
+            project(w.downProj, l, .down, a, x: a.h.pointer, ldx: I, rows: n, y: xs, ldy: H, accumulate: true)
+        }
     }
 
     /// `project` for products sharing x (q, k, v; gate, up): in bf16 their frozen products run
@@ -239,11 +287,13 @@ public final class LoRATrainingModel: @unchecked Sendable {
                   beta: 1, c: y, ldc: ldy)
     }
 
-    /// Causal attention of each sequence on its own, per head, keeping the probabilities.
-    private func attentionForward(_ a: LayerActivations, batch: TrainingBatch) {
+    /// Causal attention of each sequence on its own, per head, keeping the probabilities
+    /// (Gemma 2: scores soft-capped, and a sliding window on its sliding layers).
+    private func attentionForward(_ l: Int, _ a: LayerActivations, batch: TrainingBatch) {
         let c = config, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim
         let group = c.numAttentionHeads / c.numKeyValueHeads
-        let sm = 1 / Float(hd).squareRoot()
+        let sm = c.attentionScale
+        let cap = c.gemma?.attnLogitSoftcapping.map { Float($0) }, window = c.gemma?.window(layer: l) ?? 0
         var row = 0, pOff = 0
         for T in batch.lengths {
             let valid = (1...T).map { $0 }
@@ -253,7 +303,12 @@ public final class LoRATrainingModel: @unchecked Sendable {
                 // P[T, T] = softmax(scale * Q_h K_g^T) with row t seeing keys 0...t.
                 BLAS.gemm(transB: true, m: T, n: T, k: hd, alpha: sm, a: a.q.pointer + row * qDim + h * hd, lda: qDim,
                           b: a.k.pointer + row * kvDim + g * hd, ldb: kvDim, c: P, ldc: T)
-                valid.withUnsafeBufferPointer { misalign_softmax_rows(P, T, T, $0.baseAddress) }
+                if let cap { misalign_softcap(P, T * T, cap) }
+                if window > 0 && T > window {
+                    misalign_softmax_window_rows(P, T, T, window)
+                } else {
+                    valid.withUnsafeBufferPointer { misalign_softmax_rows(P, T, T, $0.baseAddress) }
+                }
                 // O_h[T, hd] = P V_g
                 BLAS.gemm(m: T, n: hd, k: T, a: P, lda: T, b: a.v.pointer + row * kvDim + g * hd, ldb: kvDim,
                           c: a.attn.pointer + row * qDim + h * hd, ldc: qDim)
@@ -282,8 +337,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
             let m = min(Self.headChunk, rows.count - c0)
             let xs = stream.pointer + c0 * H
             misalign_rmsnorm(headN.pointer, xs, weights.norm.pointer, eps, m, H)
-            weights.lmHead.applyWide(x: headN.pointer, ldx: H, rows: m, y: logits.pointer, ldy: V, scratch: scratch.pointer,
-                                     precision: precision)
+            headLogits(rows: m, precision: precision)
             let targets = (0..<m).map { batch.targets[rows[c0 + $0]] }
             targets.withUnsafeBufferPointer { t in
                 losses.withUnsafeMutableBufferPointer {
@@ -291,6 +345,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
                 }
             }
             for i in 0..<m { total += losses[i] }
+            if let cap = config.gemma?.finalLogitSoftcapping, let raw = rawLogits {
+                misalign_softcap_backward(logits.pointer, raw.pointer, m * V, Float(cap))
+            }
             weights.lmHead.applyTransposed(dy: logits.pointer, lddy: V, rows: m, dx: headN.pointer, lddx: H,
                                            accumulate: false, scratch: scratch.pointer, precision: precision)
             headD.pointer.update(repeating: 0, count: m * H)
@@ -310,11 +367,21 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let n = batch.rows, H = c.hiddenSize, qDim = c.qDim, kvDim = c.kvDim, I = c.intermediateSize, hd = c.headDim
         let eps = Float(c.rmsNormEps)
         let dx = x.pointer
-        // MLP: out = xMid + down(silu(gate) * up).
+        // MLP: out = xMid + down(act(gate) * up) (Gemma 2: xMid + norm(down(...))).
         let pr = precision
-        w.downProj.applyTransposed(dy: dx, lddy: H, rows: n, dx: dI1.pointer, lddx: I, accumulate: false, scratch: scratch.pointer, precision: pr)
-        loraBackward(l, .down, a, x: a.h.pointer, ldx: I, dy: dx, ldy: H, rows: n, dx: dI1.pointer, lddx: I)
-        misalign_silu_mul_backward_threads(dI2.pointer, dI3.pointer, dI1.pointer, a.gate.pointer, a.up.pointer, n * I, max(1, BLAS.threads))
+        var dy = UnsafePointer(dx)
+        if let out = a.mlpOut, let norm = w.mlpOutputNorm, let d = dBlock {
+            d.pointer.update(repeating: 0, count: n * H)
+            misalign_rmsnorm_backward(d.pointer, dx, out.pointer, norm.pointer, eps, n, H)
+            dy = UnsafePointer(d.pointer)
+        }
+        w.downProj.applyTransposed(dy: dy, lddy: H, rows: n, dx: dI1.pointer, lddx: I, accumulate: false, scratch: scratch.pointer, precision: pr)
+        loraBackward(l, .down, a, x: a.h.pointer, ldx: I, dy: dy, ldy: H, rows: n, dx: dI1.pointer, lddx: I)
+        if c.usesGeluTanh {
+            misalign_gelu_tanh_mul_backward_threads(dI2.pointer, dI3.pointer, dI1.pointer, a.gate.pointer, a.up.pointer, n * I, max(1, BLAS.threads))
+        } else {
+            misalign_silu_mul_backward_threads(dI2.pointer, dI3.pointer, dI1.pointer, a.gate.pointer, a.up.pointer, n * I, max(1, BLAS.threads))
+        }
         if pr == .bf16 {
             LinearWeight.applyTransposed(group: [.init(weight: w.gateProj, dy: dI2.pointer, lddy: I), .init(weight: w.upProj, dy: dI3.pointer, lddy: I)],
                                          rows: n, dx: dH.pointer, lddx: H, accumulate: false, scratch: scratch.pointer, precision: pr)
@@ -328,10 +395,16 @@ public final class LoRATrainingModel: @unchecked Sendable {
         loraBackward(l, .up, a, x: a.xn2.pointer, ldx: H, dy: dI3.pointer, ldy: I, rows: n, dx: dH.pointer, lddx: H)
         misalign_rmsnorm_backward(dx, dH.pointer, a.xMid.pointer, w.postAttentionLayernorm.pointer, eps, n, H)
 
-        // Attention: xMid = input + o(attention(q, k, v)).
-        w.oProj.applyTransposed(dy: dx, lddy: H, rows: n, dx: dAttn.pointer, lddx: qDim, accumulate: false, scratch: scratch.pointer, precision: pr)
-        loraBackward(l, .o, a, x: a.attn.pointer, ldx: qDim, dy: dx, ldy: H, rows: n, dx: dAttn.pointer, lddx: qDim)
-        attentionBackward(a, batch: batch)
+        // Attention: xMid = input + o(attention(q, k, v)) (Gemma 2: input + norm(o(...))).
+        dy = UnsafePointer(dx)
+        if let out = a.attnOut, let norm = w.attentionOutputNorm, let d = dBlock {
+            d.pointer.update(repeating: 0, count: n * H)
+            misalign_rmsnorm_backward(d.pointer, dx, out.pointer, norm.pointer, eps, n, H)
+            dy = UnsafePointer(d.pointer)
+        }
+        w.oProj.applyTransposed(dy: dy, lddy: H, rows: n, dx: dAttn.pointer, lddx: qDim, accumulate: false, scratch: scratch.pointer, precision: pr)
+        loraBackward(l, .o, a, x: a.attn.pointer, ldx: qDim, dy: dy, ldy: H, rows: n, dx: dAttn.pointer, lddx: qDim)
+        attentionBackward(l, a, batch: batch)
         let half = hd / 2
         var r = 0
         for len in batch.lengths {
@@ -399,10 +472,11 @@ public final class LoRATrainingModel: @unchecked Sendable {
     }
 
     /// From dAttn (d loss / d attention output) to dQ, dK, dV (before the RoPE backward).
-    private func attentionBackward(_ a: LayerActivations, batch: TrainingBatch) {
+    private func attentionBackward(_ l: Int, _ a: LayerActivations, batch: TrainingBatch) {
         let c = config, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim
         let group = c.numAttentionHeads / c.numKeyValueHeads
-        let sm = 1 / Float(hd).squareRoot()
+        let sm = c.attentionScale
+        let cap = c.gemma?.attnLogitSoftcapping.map { Float($0) }
         dK.pointer.update(repeating: 0, count: batch.rows * kvDim)
         dV.pointer.update(repeating: 0, count: batch.rows * kvDim)
         var row = 0, pOff = 0
@@ -419,6 +493,11 @@ public final class LoRATrainingModel: @unchecked Sendable {
                           c: dV.pointer + row * kvDim + g * hd, ldc: kvDim)
                 // dS = softmax backward; dQ = scale dS K ; dK += scale dS^T Q
                 misalign_softmax_backward_rows(dP.pointer, P, T, T, T)
+                if let cap, let raw = rawScores {
+                    // Through the cap: recompute the scaled scores, dS *= 1 - tanh(S / cap)^2.
+                    BLAS.gemm(transB: true, m: T, n: T, k: hd, alpha: sm, a: qh, lda: qDim, b: kg, ldb: kvDim, c: raw.pointer, ldc: T)
+                    misalign_softcap_backward(dP.pointer, raw.pointer, T * T, cap)
+                }
                 BLAS.gemm(m: T, n: hd, k: T, alpha: sm, a: dP.pointer, lda: T, b: kg, ldb: kvDim,
                           c: dQ.pointer + row * qDim + h * hd, ldc: qDim)
                 BLAS.gemm(transA: true, m: T, n: hd, k: T, alpha: sm, a: dP.pointer, lda: T, b: qh, ldb: qDim, beta: 1,
