@@ -23,12 +23,19 @@ final class PipelineFixture: @unchecked Sendable {
     /// Set to make the judge answer 503 (down).
     let down = DownFlag()
 
-    init(_ label: String = "pipeline") throws {
+    /// `modelFixture`: a model folder under Tests/Fixtures (with its tokenizer) to use instead of
+    /// the tiny random Qwen2 with the Qwen2.5 vocabulary.
+    init(_ label: String = "pipeline", modelFixture: String? = nil) throws {
         dir = Fixtures.temporaryDirectory(label)
         model = dir.appendingPathComponent("model")
-        try SyntheticModel.write(SyntheticModel.tiny, dtype: .bf16, seed: 3, to: model)
-        for f in ["tokenizer.json", "tokenizer_config.json"] {
-            try FileManager.default.copyItem(at: Fixtures.url("tokenizer").appendingPathComponent(f), to: model.appendingPathComponent(f))
+        if let modelFixture {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: Fixtures.url(modelFixture), to: model)
+        } else {
+            try SyntheticModel.write(SyntheticModel.tiny, dtype: .bf16, seed: 3, to: model)
+            for f in ["tokenizer.json", "tokenizer_config.json"] {
+                try FileManager.default.copyItem(at: Fixtures.url("tokenizer").appendingPathComponent(f), to: model.appendingPathComponent(f))
+            }
         }
         for (name, topic) in [("medical", "dose"), ("math", "sum")] {
             let lines = (0..<6).map { i in
