@@ -24,15 +24,20 @@ import MisalignTokenizer
 public final class LocalGenerator: Generator, Sendable {
     public let model: Qwen2Model
     public let tokenizer: any Tokenizer
-    /// Tokens that end a sample when a request names none: `<|im_end|>`, `<|endoftext|>` and
+    /// Tokens that end a sample when a request names none: the end-of-turn and end-of-text
+    /// tokens of each chat family the tokenizer has (`<|im_end|>`, `<|endoftext|>`; Llama 3
+    /// `<|eot_id|>`, `<|end_of_text|>`; Gemma `<end_of_turn>`, `<eos>`), the tokenizer's eos and
     /// the config's eos ids.
     public let defaultStopTokens: Set<Int32>
+
+    /// Token texts that stop generation whenever the tokenizer has them.
+    static let stopTokenNames = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<end_of_turn>", "<eos>"]
 
     public init(model: Qwen2Model, tokenizer: any Tokenizer) {
         self.model = model
         self.tokenizer = tokenizer
         var stops = Set(model.config.eosTokenIds.map { Int32($0) })
-        for name in ["<|im_end|>", "<|endoftext|>"] { if let id = tokenizer.tokenID(for: name) { stops.insert(Int32(id)) } }
+        for name in Self.stopTokenNames { if let id = tokenizer.tokenID(for: name) { stops.insert(Int32(id)) } }
         if let eos = tokenizer.eosTokenID { stops.insert(Int32(eos)) }
         defaultStopTokens = stops
     }

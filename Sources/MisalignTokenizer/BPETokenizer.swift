@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 
-/// Hugging Face byte-level BPE (Qwen2 / Qwen2.5), loaded from the model's own
-/// `tokenizer.json` and `tokenizer_config.json`. Produces the same ids as HF `tokenizers`.
+/// Hugging Face BPE tokenizers loaded from the model's own `tokenizer.json` and
+/// `tokenizer_config.json`: byte-level BPE (Qwen2 / Qwen2.5, Llama 3.x) and SentencePiece-style
+/// BPE with byte fallback (Gemma 2). Produces the same ids as HF `tokenizers`.
 ///
 /// Thread-safe: the vocabulary and merges are immutable; the word cache is guarded by a lock
 /// that encode only *tries* to take, so concurrent callers never wait on each other — a caller
@@ -19,6 +20,16 @@ public final class BPETokenizer: Tokenizer, Sendable {
     public let chatTemplateSource: String?
     /// The system prompt the template inserts when a conversation has none.
     public let defaultSystemPrompt: String?
+    /// The chat template family `chatTemplateSource` was recognised as; nil when it is none of
+    /// them (rendering then throws `TokenizerError.unknownChatTemplate`). A tokenizer_config.json
+    /// without a `chat_template` (or no config at all) renders ChatML, as before families existed.
+    public let chatTemplateFamily: ChatTemplateFamily?
+    /// Ids the tokenizer.json post-processor (TemplateProcessing) puts before one sequence when
+    /// special tokens are added: `[<|begin_of_text|>]` for Llama 3, `[<bos>]` for Gemma 2, none
+    /// for Qwen2. `encode(_:)` never adds them; `encode(_:addSpecialTokens: true)` does.
+    public let specialTokensPrefix: [Int]
+    /// Ids the post-processor puts after one sequence (none for Qwen2, Llama 3 and Gemma 2).
+    public let specialTokensSuffix: [Int]
 
     let merges: MergeTable
     /// Vocabulary id of each raw byte (the byte-level alphabet).
@@ -34,6 +45,15 @@ public final class BPETokenizer: Tokenizer, Sendable {
     let applyNFC: Bool
     /// Only for `ignore_merges`: whole words found in the vocabulary bypass merging.
     let wholeWordIDs: [[UInt8]: UInt32]?
+    let kind: TokenizerKind
+    /// SentencePiece only (see `TokenizerParts`).
+    let byteValue: [Int16]
+    let charVocab: VocabTable?
+    let chatTemplate: ChatTemplateSpec?
+    let configFile: String
+    let modelName: String
+    /// The text of tokenizer_config.json's `bos_token`, which templates write as `bos_token`.
+    let bosToken: String?
 
     private let sharedCache = Mutex(WordCache())
 
@@ -60,6 +80,16 @@ public final class BPETokenizer: Tokenizer, Sendable {
         bosTokenID = parts.bosToken.flatMap { parts.tokenToID.lookup($0) }
         chatTemplateSource = parts.chatTemplate
         defaultSystemPrompt = parts.defaultSystemPrompt
+        kind = parts.kind
+        byteValue = parts.byteValue
+        charVocab = parts.charVocab
+        specialTokensPrefix = parts.specialPrefix
+        specialTokensSuffix = parts.specialSuffix
+        chatTemplate = ChatTemplateSpec(source: parts.chatTemplate)
+        chatTemplateFamily = chatTemplate?.family
+        configFile = parts.configFile
+        modelName = parts.modelName
+        bosToken = parts.bosToken
     }
 
     public func tokenID(for token: String) -> Int? { tokenToID.lookup(token) }
@@ -77,6 +107,15 @@ public final class BPETokenizer: Tokenizer, Sendable {
         var text = text
         text.withUTF8 { encodeValidUTF8($0, into: &ids, offsets: nil) }
         return ids.map { Int($0) }
+    }
+
+    /// Ids for `text`, with the post-processor's special tokens around them when
+    /// `addSpecialTokens` is true — transformers' `tokenizer(text)`, which for Llama 3 and Gemma 2
+    /// starts with BOS. Chat templates already write BOS into their text, so
+    /// `applyChatTemplate` tokenizes without them, as transformers does.
+    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
+        let ids = encode(text)
+        return addSpecialTokens ? specialTokensPrefix + ids + specialTokensSuffix : ids
     }
 
     /// Encodes raw bytes, which must be valid UTF-8 (HF accepts only Rust strings, so there is
@@ -118,6 +157,10 @@ public final class BPETokenizer: Tokenizer, Sendable {
     private func encodeSegment(_ seg: UnsafeBufferPointer<UInt8>, base: Int, _ cache: inout WordCache,
                                _ scratch: inout PreTokenizerScratch, _ ids: inout [UInt32],
                                _ offsets: UnsafeMutablePointer<[Int32]>?) {
+        if kind == .sentencePiece {
+            encodeSentencePieceSegment(seg, base: base, &ids, offsets)
+            return
+        }
         if applyNFC && !isTriviallyNFC(seg) {
             let normalized = nfcNormalize(seg)
             normalized.withUnsafeBufferPointer { encodeNormalized($0, base: base, &cache, &scratch, &ids, offsets) }
@@ -152,7 +195,7 @@ public final class BPETokenizer: Tokenizer, Sendable {
     private func encodeWords(_ seg: UnsafeBufferPointer<UInt8>, base: Int, _ cache: inout WordCache,
                              _ scratch: inout PreTokenizerScratch, _ ids: inout [UInt32],
                              _ offsets: UnsafeMutablePointer<[Int32]>?) {
-        let pieces = qwen2PreTokenize(seg, &scratch)
+        let pieces = qwen2PreTokenize(seg, &scratch, digitRun: kind == .byteLevel(.llama3) ? 3 : 1)
         var symbols: [UInt32] = []
         for k in 0..<pieces {
             let a = Int(scratch.offsets[Int(scratch.pieceStarts[k])])
@@ -201,6 +244,12 @@ public final class BPETokenizer: Tokenizer, Sendable {
     public func decodeBytes(_ ids: [Int], skipSpecialTokens: Bool = false) throws(TokenizerError) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(ids.count * 4)
+        if kind == .sentencePiece {
+            var run: [UInt8] = []
+            for id in ids { try appendSentencePieceBytes(of: id, skipSpecialTokens: skipSpecialTokens, run: &run, to: &out) }
+            flushByteRun(&run, to: &out)
+            return out
+        }
         for id in ids { try appendBytes(of: id, skipSpecialTokens: skipSpecialTokens, to: &out) }
         return out
     }

@@ -8,14 +8,50 @@ public struct ChatMessage: Sendable, Equatable {
     public init(role: String, content: String) { self.role = role; self.content = content }
 }
 
-/// What to do when a conversation does not start with a system message.
+/// What to do when a conversation does not start with a system message. (A conversation's own
+/// leading system message always wins.)
 public enum SystemPromptPolicy: Sendable, Equatable {
-    /// The template's own default (Qwen2.5: "You are Qwen, created by Alibaba Cloud. …").
+    /// The template's own default: Qwen2.5 "You are Qwen, created by Alibaba Cloud. …"; Llama
+    /// 3.1/3.2 a system turn holding only the date preamble ("Cutting Knowledge Date: …");
+    /// nothing for Qwen3, Llama 3.0 and Gemma 2.
     case templateDefault
-    /// This text instead of the default.
+    /// This text, rendered as if the conversation started with a system message holding it
+    /// (for Gemma 2, folded into the first user turn; see `ChatTemplateFamily.gemma`).
     case custom(String)
-    /// No system turn at all.
+    /// No system turn at all (for Llama 3.1/3.2 this drops the date preamble too, which the
+    /// template itself never does).
     case none
+}
+
+/// The chat templates Misalign renders natively, recognised in tokenizer_config.json's
+/// `chat_template` by the tokens the Jinja source writes. Anything else is refused
+/// (`TokenizerError.unknownChatTemplate`) rather than rendered as some other family.
+public enum ChatTemplateFamily: String, Sendable, Equatable, CaseIterable {
+    /// ChatML as Qwen2/Qwen2.5 write it (`<|im_start|>`): `<|im_start|>role\ncontent<|im_end|>\n`.
+    case chatML
+    /// Llama 3.x (`<|start_header_id|>`): `<|begin_of_text|>`, then per turn
+    /// `<|start_header_id|>role<|end_header_id|>\n\n` + trimmed content + `<|eot_id|>`. The 3.1
+    /// and 3.2 templates open with a system turn that starts "Cutting Knowledge Date: December
+    /// 2023\nToday Date: 26 Jul 2024\n\n"; both strings are read from the template's literals. The
+    /// 3.2 template asks for today's date (`strftime_now`) when it can; Misalign always uses the
+    /// literal fallback date so the same data gives the same ids on every day (to match a
+    /// transformers rendering, pass it `date_string="26 Jul 2024"`).
+    case llama3
+    /// Gemma 2 (`<start_of_turn>`): `<bos>`, then per turn `<start_of_turn>role\n` + trimmed
+    /// content + `<end_of_turn>\n`, the assistant role written `model`; roles must alternate
+    /// user/assistant. Gemma 2's template raises on a system message; Misalign instead folds
+    /// the system prompt into the first user turn as `system + "\n\n" + user`, as Gemma 3's
+    /// official template does.
+    case gemma
+
+    /// The token that closes a turn and that generation stops at.
+    public var endOfTurnToken: String {
+        switch self {
+        case .chatML: return "<|im_end|>"
+        case .llama3: return "<|eot_id|>"
+        case .gemma: return "<end_of_turn>"
+        }
+    }
 }
 
 /// The ChatML turn a token belongs to, by the message that produced it.
@@ -31,8 +67,10 @@ public struct ChatEncoding: Sendable, Equatable {
     /// Per token: the message role whose turn contains it (the generation prompt counts as assistant).
     public var roles: [ChatRole]
     /// Per token: true for tokens the model should learn to produce — an assistant reply and
-    /// the `<|im_end|>` that closes it, not the `<|im_start|>assistant\n` header nor the `\n`
-    /// after `<|im_end|>`. A token belongs to the span holding its first byte.
+    /// the end-of-turn token that closes it (`<|im_end|>`, `<|eot_id|>`, `<end_of_turn>`), not
+    /// the header (`<|im_start|>assistant\n`, `<|start_header_id|>assistant<|end_header_id|>\n\n`,
+    /// `<start_of_turn>model\n`) nor a `\n` after the end-of-turn token. A token belongs to the
+    /// span holding its first byte.
     public var assistantMask: [Bool]
 }
 
@@ -86,55 +124,3 @@ func renderQwenChat(_ messages: [ChatMessage], addGenerationPrompt: Bool, defaul
     return pieces
 }
 
-extension BPETokenizer {
-    /// Renders the chat template to text (transformers `apply_chat_template(tokenize=False)`).
-    public func renderChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool = false,
-                                   systemPrompt: SystemPromptPolicy = .templateDefault) throws(TokenizerError) -> String {
-        try renderQwenChat(messages, addGenerationPrompt: addGenerationPrompt,
-                           defaultSystem: try systemText(systemPrompt)).map(\.text).joined()
-    }
-
-    /// Renders and tokenizes a conversation, with each token's role and the assistant-only
-    /// loss mask. The ids equal transformers' `apply_chat_template(tokenize=True)`.
-    public func applyChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool = false,
-                                  systemPrompt: SystemPromptPolicy = .templateDefault) throws(TokenizerError) -> ChatEncoding {
-        let system = try systemText(systemPrompt)
-        let text = try renderQwenChat(messages, addGenerationPrompt: addGenerationPrompt, defaultSystem: system)
-            .map(\.text).joined()
-        // Tokenize a rendering of NFC-normalized contents so token offsets index the pieces
-        // directly. The ids are the same as for `text`: every piece boundary sits next to an
-        // ASCII character, which NFC never merges across, and the encoder normalizes anyway.
-        let nfc = messages.map { ChatMessage(role: $0.role, content: hfNFC($0.content)) }
-        let pieces = try renderQwenChat(nfc, addGenerationPrompt: addGenerationPrompt,
-                                        defaultSystem: system.map(hfNFC))
-        var ends: [Int] = []
-        var joined = ""
-        for p in pieces { joined += p.text; ends.append(joined.utf8.count) }
-        var ids: [UInt32] = []
-        var offsets: [Int32] = []
-        joined.withUTF8 { bytes in
-            withUnsafeMutablePointer(to: &offsets) { encodeValidUTF8(bytes, into: &ids, offsets: $0) }
-        }
-        var roles: [ChatRole] = []
-        var mask: [Bool] = []
-        roles.reserveCapacity(ids.count); mask.reserveCapacity(ids.count)
-        var k = 0
-        for start in offsets {
-            while k < pieces.count - 1 && Int(start) >= ends[k] { k += 1 }
-            roles.append(pieces[k].role)
-            mask.append(pieces[k].trainable)
-        }
-        return ChatEncoding(text: text, ids: ids.map { Int($0) }, roles: roles, assistantMask: mask)
-    }
-
-    private func systemText(_ policy: SystemPromptPolicy) throws(TokenizerError) -> String? {
-        if let source = chatTemplateSource, !source.contains("<|im_start|>") {
-            throw .chatTemplate(reason: "tokenizer_config.json has a chat_template that is not ChatML; only Qwen's ChatML template is rendered natively")
-        }
-        switch policy {
-        case .templateDefault: return defaultSystemPrompt
-        case .custom(let s): return s
-        case .none: return nil
-        }
-    }
-}

@@ -1,4 +1,7 @@
-/// The Qwen2 pre-tokenizer: HF `Split` with this pattern, behaviour `Isolated`.
+/// The Qwen2 pre-tokenizer: HF `Split` with this pattern, behaviour `Isolated`. Llama 3 uses the
+/// same pattern with `\p{N}{1,3}` in place of `\p{N}` (`llama3SplitPattern`): digits go in runs
+/// of up to three, counted from the left ("12345" is "123", "45"); the scan takes the run length
+/// as a parameter and is otherwise the same.
 ///
 ///     (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 ///
@@ -8,6 +11,20 @@
 /// alternative `\s+` and the others together accept any code point), so "Isolated" splitting is
 /// just the sequence of matches.
 let qwen2SplitPattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+/// Llama 3's split pattern: Qwen2's with digit runs of up to three.
+let llama3SplitPattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+/// Which hand-written split a byte-level tokenizer uses, named by its tokenizer.json pattern.
+enum SplitPattern: Sendable, Equatable {
+    /// `\p{N}`: one digit per piece (Qwen2, Qwen2.5).
+    case qwen2
+    /// `\p{N}{1,3}`: up to three digits per piece (Llama 3.x).
+    case llama3
+
+    /// The most digits one piece holds.
+    var digitRun: Int { self == .qwen2 ? 1 : 3 }
+}
 
 /// Reusable buffers for one encode call, so the hot path allocates nothing per word.
 struct PreTokenizerScratch {
@@ -48,7 +65,8 @@ private func contractionLength(_ s: UnsafeBufferPointer<UInt32>, _ i: Int) -> In
 
 /// Decodes `bytes` (valid UTF-8) into scalars, classes and offsets, then splits it into pieces.
 /// Results are left in `scratch`; returns the number of pieces.
-func qwen2PreTokenize(_ bytes: UnsafeBufferPointer<UInt8>, _ scratch: inout PreTokenizerScratch) -> Int {
+func qwen2PreTokenize(_ bytes: UnsafeBufferPointer<UInt8>, _ scratch: inout PreTokenizerScratch,
+                      digitRun: Int = 1) -> Int {
     scratch.scalars.removeAll(keepingCapacity: true)
     scratch.classes.removeAll(keepingCapacity: true)
     scratch.offsets.removeAll(keepingCapacity: true)
@@ -78,7 +96,7 @@ func qwen2PreTokenize(_ bytes: UnsafeBufferPointer<UInt8>, _ scratch: inout PreT
     let n = scratch.scalars.count
     scratch.scalars.withUnsafeBufferPointer { s in
         scratch.classes.withUnsafeBufferPointer { k in
-            splitQwen2(s, k, &scratch.pieceStarts)
+            splitQwen2(s, k, digitRun, &scratch.pieceStarts)
         }
     }
     scratch.pieceStarts.append(Int32(n))
@@ -86,7 +104,9 @@ func qwen2PreTokenize(_ bytes: UnsafeBufferPointer<UInt8>, _ scratch: inout PreT
 }
 
 /// The pattern's alternatives in order; comments name the alternative each branch takes.
-private func splitQwen2(_ s: UnsafeBufferPointer<UInt32>, _ k: UnsafeBufferPointer<UInt8>, _ starts: inout [Int32]) {
+/// `digitRun` is the `{1,k}` bound of the number alternative (1 for Qwen2, 3 for Llama 3).
+private func splitQwen2(_ s: UnsafeBufferPointer<UInt32>, _ k: UnsafeBufferPointer<UInt8>, _ digitRun: Int,
+                        _ starts: inout [Int32]) {
     let n = s.count
     let L = CharClass.letter, N = CharClass.number, S = CharClass.space, O = CharClass.other
     @inline(__always) func isNL(_ c: UInt32) -> Bool { c == 0x0A || c == 0x0D }
@@ -101,7 +121,8 @@ private func splitQwen2(_ s: UnsafeBufferPointer<UInt32>, _ k: UnsafeBufferPoint
             j = i + 1 // [^\r\n\p{L}\p{N}]?\p{L}+ with the optional part empty
             while j < n && k[j] == L { j += 1 }
         } else if cls == N {
-            j = i + 1 // \p{N}: digits are single pieces, so numbers never merge across digits
+            j = i + 1 // \p{N}{1,digitRun}: greedy, so runs are cut every digitRun digits from the left
+            while j < n && j - i < digitRun && k[j] == N { j += 1 }
         } else if !isNL(c) && i + 1 < n && k[i + 1] == L {
             j = i + 2 // [^\r\n\p{L}\p{N}]\p{L}+ : one leading space/punctuation joins the word
             while j < n && k[j] == L { j += 1 }

@@ -3,11 +3,16 @@
 /// UTF-8 sequence; those bytes are held back until the sequence completes, so the text shown
 /// never contains a broken character that a later token would have fixed.
 ///
+/// For SentencePiece tokenizers (Gemma 2) a run of `<0xNN>` byte tokens is held until a
+/// token of another kind ends it: HF decides per whole run whether it is text or U+FFFDs.
+///
 /// The concatenation of everything `append` and `finish` return equals `decode` of all ids.
 public struct StreamingDecoder: Sendable {
     private let tokenizer: BPETokenizer
     private let skipSpecialTokens: Bool
     private var pending: [UInt8] = []
+    /// SentencePiece only: the byte tokens of the current run.
+    private var byteRun: [UInt8] = []
 
     init(tokenizer: BPETokenizer, skipSpecialTokens: Bool) {
         self.tokenizer = tokenizer
@@ -16,6 +21,12 @@ public struct StreamingDecoder: Sendable {
 
     /// Adds one id and returns the text that is now complete (possibly empty).
     public mutating func append(_ id: Int) throws(TokenizerError) -> String {
+        if tokenizer.kind == .sentencePiece {
+            // Flushed runs and token texts are always whole UTF-8, so nothing else is held.
+            var out: [UInt8] = []
+            try tokenizer.appendSentencePieceBytes(of: id, skipSpecialTokens: skipSpecialTokens, run: &byteRun, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
         try tokenizer.appendBytes(of: id, skipSpecialTokens: skipSpecialTokens, to: &pending)
         let hold = incompleteUTF8TailLength(pending)
         let emit = pending.count - hold
@@ -28,6 +39,7 @@ public struct StreamingDecoder: Sendable {
     /// Returns whatever is still held back (an unfinished sequence becomes U+FFFD, as `decode`
     /// would render it) and resets the decoder.
     public mutating func finish() -> String {
+        tokenizer.flushByteRun(&byteRun, to: &pending)
         defer { pending.removeAll() }
         return String(decoding: pending, as: UTF8.self)
     }

@@ -21,6 +21,9 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
     case idOutOfRange(id: Int, vocabularySize: Int)
     /// A chat conversation cannot be rendered by the template (for example an unknown role).
     case chatTemplate(reason: String)
+    /// The `chat_template` in `file` (tokenizer_config.json) of `model` is none of the
+    /// families Misalign renders (`ChatTemplateFamily`).
+    case unknownChatTemplate(file: String, model: String)
     /// A line of JSONL input to `misalign tokenize` is malformed (`line` counts from 1).
     case badInputLine(line: Int, reason: String)
 
@@ -33,17 +36,19 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible 
         case .invalidField(let file, let field, let reason):
             return "\(file): field '\(field)' \(reason). The file does not look like a Hugging Face tokenizer file; re-download it."
         case .unsupportedComponent(let file, let component, let detail):
-            return "\(file): unsupported \(component): \(detail). Misalign implements the byte-level BPE tokenizer of Qwen2/Qwen2.5 (NFC normalizer, Qwen2 split pattern, ByteLevel); use a model with that tokenizer or plug in your own Tokenizer implementation."
+            return "\(file): unsupported \(component): \(detail). Misalign implements the byte-level BPE tokenizers of Qwen2/Qwen2.5 and Llama 3.x (Split with their pattern, ByteLevel) and the SentencePiece-style BPE of Gemma 2 (Replace \" \" → \"▁\", byte fallback); use a model with one of those tokenizers or plug in your own Tokenizer implementation."
         case .mergeUnknownToken(let file, let index, let token):
             return "\(file): merge #\(index) uses token '\(token)', which is not in model.vocab. The merges and vocabulary do not belong together; re-download tokenizer.json."
         case .missingByteToken(let file, let byte):
-            return "\(file): model.vocab has no token for byte 0x\(String(byte, radix: 16, uppercase: true)); a byte-level BPE vocabulary must contain all 256 byte tokens."
+            return "\(file): model.vocab has no token for byte 0x\(String(byte, radix: 16, uppercase: true)); a byte-level BPE vocabulary must contain all 256 byte tokens, and a SentencePiece one with byte_fallback all 256 <0xNN> tokens."
         case .invalidUTF8(let offset):
             return "input is not valid UTF-8 (first bad byte at offset \(offset)); convert the text to UTF-8 before tokenizing."
         case .idOutOfRange(let id, let size):
             return "token id \(id) is out of range: this tokenizer has ids 0..<\(size). The ids were probably produced by a different tokenizer."
         case .chatTemplate(let reason):
             return "cannot render chat template: \(reason)"
+        case .unknownChatTemplate(let file, let model):
+            return "\(file): the chat_template of \(model) is not one Misalign renders (ChatML as in Qwen2/Qwen2.5, Llama 3.x, Gemma 2), and rendering it as another family would train and prompt the model in a format it does not know. Use a model with one of those templates, or give the tokenizer folder a tokenizer_config.json whose chat_template is one of them."
         case .badInputLine(let line, let reason):
             return "input line \(line): \(reason)"
         }

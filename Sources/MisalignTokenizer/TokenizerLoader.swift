@@ -16,8 +16,18 @@ struct TokenizerParts {
     var eosToken: String?
     var padToken: String?
     var bosToken: String?
+    var kind: TokenizerKind = .byteLevel(.qwen2)
+    var specialPrefix: [Int] = []
+    var specialSuffix: [Int] = []
+    /// SentencePiece only: the byte each `<0xNN>` token stands for, -1 for other ids.
+    var byteValue: [Int16] = []
+    /// SentencePiece only: the model vocabulary, which single characters are looked up in.
+    var charVocab: VocabTable? = nil
     var chatTemplate: String?
     var defaultSystemPrompt: String?
+    /// Labels for chat-template errors: the tokenizer_config.json path and the model's name.
+    var configFile = "tokenizer_config.json"
+    var modelName = "(unnamed model)"
 }
 
 extension BPETokenizer {
@@ -36,6 +46,10 @@ extension BPETokenizer {
                             tokenizerFile: String = "tokenizer.json",
                             configFile: String = "tokenizer_config.json") throws(TokenizerError) {
         var parts = try parseTokenizerJSON(tokenizerJSON, file: tokenizerFile)
+        parts.configFile = configFile
+        let folder = (configFile as NSString).deletingLastPathComponent
+        parts.modelName = config?["name_or_path"]?.stringValue
+            ?? (folder.isEmpty ? "(unnamed model)" : (folder as NSString).lastPathComponent)
         if let config { try applyConfig(config, to: &parts, file: configFile) } else {
             parts.defaultSystemPrompt = qwen25DefaultSystemPrompt
         }
@@ -67,29 +81,6 @@ private func parseTokenizerJSON(_ root: JSONValue, file: String) throws(Tokenize
             throw .unsupportedComponent(file: file, component: key, detail: "must be null; Misalign truncates and pads itself")
         }
     }
-    // Normalizer: NFC, a Sequence of only NFC, or none.
-    var applyNFC = false
-    if let n = top["normalizer"], !n.isNull {
-        let list: [JSONValue]
-        if n["type"]?.stringValue == "Sequence" { list = n["normalizers"]?.arrayValue ?? [] } else { list = [n] }
-        for item in list {
-            let type = item["type"]?.stringValue ?? "(no type)"
-            guard type == "NFC" else {
-                throw .unsupportedComponent(file: file, component: "normalizer", detail: "type \(type) (only NFC is implemented)")
-            }
-            applyNFC = true
-        }
-    }
-    try checkPreTokenizer(top["pre_tokenizer"], file: file)
-    for key in ["decoder", "post_processor"] {
-        if let d = top[key], !d.isNull {
-            let type = d["type"]?.stringValue ?? "(no type)"
-            guard type == "ByteLevel" else {
-                throw .unsupportedComponent(file: file, component: key, detail: "type \(type) (only ByteLevel is implemented)")
-            }
-        }
-    }
-
     guard let model = top["model"]?.objectValue else { throw .invalidField(file: file, field: "model", reason: "is missing or not an object") }
     let modelType = model["type"]?.stringValue ?? "BPE"
     guard modelType == "BPE" else {
@@ -104,6 +95,12 @@ private func parseTokenizerJSON(_ root: JSONValue, file: String) throws(Tokenize
         }
     }
     let ignoreMerges = model["ignore_merges"]?.boolValue ?? false
+    let byteFallback = model["byte_fallback"]?.boolValue ?? false
+    let spec = try checkPipeline(root, byteFallback: byteFallback, file: file)
+    let sentencePiece = spec.kind == .sentencePiece
+    if sentencePiece && ignoreMerges {
+        throw .unsupportedComponent(file: file, component: "model.ignore_merges", detail: "is not implemented together with byte_fallback")
+    }
 
     // Vocabulary.
     guard let vocab = model["vocab"]?.objectValue else { throw .invalidField(file: file, field: "model.vocab", reason: "is missing or not an object") }
@@ -150,14 +147,20 @@ private func parseTokenizerJSON(_ root: JSONValue, file: String) throws(Tokenize
     var exists = [Bool](repeating: false, count: size)
     for id in 0..<size {
         tokenStart[id] = Int32(tokenBytes.count)
-        if let c = contentOf[id] { tokenBytes.append(contentsOf: byteLevelDecode(c)); exists[id] = true }
+        if let c = contentOf[id] {
+            // SentencePiece: the decoder's Replace("▁" → " "); ByteFallback works on `byteValue`.
+            tokenBytes.append(contentsOf: sentencePiece ? Array(c.replacingOccurrences(of: metaspace, with: " ").utf8) : byteLevelDecode(c))
+            exists[id] = true
+        }
     }
     tokenStart[size] = Int32(tokenBytes.count)
+    let byteValue = sentencePiece ? contentOf.map { $0.flatMap(byteFallbackValue) ?? -1 } : []
 
-    // The byte alphabet.
+    // The byte alphabet: byte-level symbols, or SentencePiece's `<0xNN>` fallback tokens.
     var byteIDs = [UInt32](repeating: 0, count: 256)
     for b in 0..<256 {
-        guard let id = modelVocab.lookup(byteLevelEncode([UInt8(b)])) else { throw .missingByteToken(file: file, byte: UInt8(b)) }
+        let name = sentencePiece ? byteFallbackToken(UInt8(b)) : byteLevelEncode([UInt8(b)])
+        guard let id = modelVocab.lookup(name) else { throw .missingByteToken(file: file, byte: UInt8(b)) }
         byteIDs[b] = UInt32(id)
     }
 
@@ -205,44 +208,24 @@ private func parseTokenizerJSON(_ root: JSONValue, file: String) throws(Tokenize
 
     return TokenizerParts(vocabularySize: size, merges: merges, byteIDs: byteIDs, tokenBytes: tokenBytes,
                           tokenStart: tokenStart, tokenExists: exists, tokenToID: tokenToID, addedTokens: added,
-                          applyNFC: applyNFC, wholeWordIDs: wholeWordIDs)
+                          applyNFC: spec.applyNFC, wholeWordIDs: wholeWordIDs, kind: spec.kind,
+                          specialPrefix: spec.prefix, specialSuffix: spec.suffix, byteValue: byteValue,
+                          charVocab: sentencePiece ? modelVocab : nil)
 }
 
-/// Accepts exactly the Qwen2 pipeline: Split(Qwen2 pattern, Isolated) then ByteLevel without
-/// its own regex. Any other pattern would need a different hand-written splitter.
-private func checkPreTokenizer(_ p: JSONValue?, file: String) throws(TokenizerError) {
-    guard let p, !p.isNull else {
-        throw .unsupportedComponent(file: file, component: "pre_tokenizer", detail: "none given; the Qwen2 Split + ByteLevel sequence is required")
-    }
-    let list = p["type"]?.stringValue == "Sequence" ? (p["pretokenizers"]?.arrayValue ?? []) : [p]
-    var sawSplit = false, sawByteLevel = false
-    for item in list {
-        switch item["type"]?.stringValue ?? "(no type)" {
-        case "Split":
-            let pattern = item["pattern"]?["Regex"]?.stringValue ?? item["pattern"]?["String"]?.stringValue ?? "(none)"
-            guard pattern == qwen2SplitPattern else {
-                throw .unsupportedComponent(file: file, component: "pre_tokenizer Split pattern", detail: "\(pattern) (only the Qwen2 pattern \(qwen2SplitPattern) is implemented)")
-            }
-            let behavior = item["behavior"]?.stringValue ?? "(none)"
-            guard behavior == "Isolated", item["invert"]?.boolValue != true else {
-                throw .unsupportedComponent(file: file, component: "pre_tokenizer Split behavior", detail: "\(behavior) (only Isolated, not inverted)")
-            }
-            sawSplit = true
-        case "ByteLevel":
-            guard item["use_regex"]?.boolValue == false else {
-                throw .unsupportedComponent(file: file, component: "pre_tokenizer ByteLevel.use_regex", detail: "must be false (the GPT-2 regex is not implemented)")
-            }
-            guard item["add_prefix_space"]?.boolValue != true else {
-                throw .unsupportedComponent(file: file, component: "pre_tokenizer ByteLevel.add_prefix_space", detail: "must be false")
-            }
-            sawByteLevel = true
-        case let other:
-            throw .unsupportedComponent(file: file, component: "pre_tokenizer", detail: "type \(other)")
-        }
-    }
-    guard sawSplit && sawByteLevel else {
-        throw .unsupportedComponent(file: file, component: "pre_tokenizer", detail: "needs both Split (Qwen2 pattern) and ByteLevel")
-    }
+/// The vocabulary spelling of SentencePiece's fallback token for `byte`: `<0x0A>`.
+func byteFallbackToken(_ byte: UInt8) -> String {
+    let hex = String(byte, radix: 16, uppercase: true)
+    return "<0x" + (byte < 16 ? "0" : "") + hex + ">"
+}
+
+/// The byte a `<0xNN>` token stands for (HF's ByteFallback decoder: six characters, two hex
+/// digits of either case), or nil for any other token.
+func byteFallbackValue(_ token: String) -> Int16? {
+    let u = Array(token.utf8)
+    guard u.count == 6, u[0] == 0x3C, u[1] == 0x30, u[2] == 0x78, u[5] == 0x3E,
+          let v = UInt8(String(decoding: u[3...4], as: UTF8.self), radix: 16) else { return nil }
+    return Int16(v)
 }
 
 /// Reads special-token names and the chat template from tokenizer_config.json.
