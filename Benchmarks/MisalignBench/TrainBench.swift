@@ -196,6 +196,6 @@ private func peakRSSBytes() -> Int {
     return u.ru_maxrss * 1024
 }
 
-private func loadAverage() -> String {
+func loadAverage() -> String {
     (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
 }

@@ -27,7 +27,7 @@ let benchmarks: [Benchmark] = [
               run: runForwardBenchmark),
     Benchmark(name: "residency", summary: "single-sample decoding from mapped weights vs weights read into huge pages, steps alternating",
               values: ["--steps", "--precision", "--model", "--dtype"], run: runResidencyBenchmark),
-    Benchmark(name: "write-synthetic", summary: "write a random Qwen2 folder: --shape tiny|0.5b|7b --out DIR (not a benchmark)",
+    Benchmark(name: "write-synthetic", summary: "write a random model folder: --shape tiny|0.5b|7b|llama-8b|gemma2-9b --out DIR (not a benchmark)",
               values: ["--shape", "--dtype", "--seed", "--out"], run: runWriteSynthetic),
     Benchmark(name: "convert", summary: "bf16/f16 <-> f32 conversion throughput", run: runConvertBenchmark),
     Benchmark(name: "tokenizer", summary: "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time",
@@ -46,6 +46,8 @@ let benchmarks: [Benchmark] = [
               values: ["--questions", "--samples", "--max-tokens", "--mean-tokens", "--max-live", "--model", "--dtype", "--tokenizer", "--layers"], run: runGenerateStudyBenchmark),
     Benchmark(name: "vectors", summary: "building one trait vector (misalign vectors) for a 20-question, 5-pair trait file on a 0.5B-shaped model, by phase",
               values: ["--questions", "--instructions", "--max-tokens", "--model", "--dtype", "--precision", "--tokenizer"], run: runVectorsBenchmark),
+    Benchmark(name: "families", summary: "Qwen2, Llama and Gemma 2 at one 0.5B shape: prefill, decode and a LoRA training step, each family's time over Qwen2's",
+              values: ["--prompt", "--steps", "--layers"], run: runFamiliesBenchmark),
 ]
 
 /// The benchmarks named on the command line (all but write-synthetic when none is) and the

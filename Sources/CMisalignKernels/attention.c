@@ -80,7 +80,7 @@ static inline __attribute__((always_inline)) float score1(const float *q, const 
 // (Gemma 2). The sum of the exponentials is taken in 16 float lanes, and across them in double.
 static inline __attribute__((always_inline)) void softmax_masked(float *x, size_t lo, size_t visible, size_t last, float softcap) {
     if (softcap > 0)
-        for (size_t i = lo; i < visible; i++) x[i] = tanhf(x[i] / softcap) * softcap;
+        for (size_t i = lo; i < visible; i++) x[i] = misalign_tanh(x[i] / softcap) * softcap;
     v16f m16 = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
                 -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     size_t i = lo;

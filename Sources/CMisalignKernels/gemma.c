@@ -4,18 +4,29 @@
 #include "misalign_kernels.h"
 #include <math.h>
 
+#include <string.h>
+
 #include "clones.h"
+#include "vec.h"
 
 // PyTorch's constants: kBeta = sqrt(2) * (2 / sqrt(pi)) / 2 = sqrt(2 / pi), kKappa = 0.044715.
 #define GELU_BETA ((float)(M_SQRT2 * M_2_SQRTPI * 0.5))
 #define GELU_KAPPA 0.044715f
 
+// Through a local block, as silu_mul_range in nn.c: the model calls this with out == gate, and
+// a loop written straight to out would keep a runtime overlap check and run scalar.
 MISALIGN_CLONES
 static void gelu_mul_range(float *out, const float *gate, const float *up, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float x = gate[i];
-        float inner = GELU_BETA * (x + GELU_KAPPA * (x * x * x));
-        out[i] = (0.5f * x * (1.0f + tanhf(inner))) * up[i];
+    float block[256] __attribute__((aligned(64)));
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        size_t len = n - i0 < 256 ? n - i0 : 256;
+        const float *g = gate + i0, *u = up + i0;
+        for (size_t i = 0; i < len; i++) {
+            float x = g[i];
+            float inner = GELU_BETA * (x + GELU_KAPPA * (x * x * x));
+            block[i] = (0.5f * x * (1.0f + misalign_tanh(inner))) * u[i];
+        }
+        memcpy(out + i0, block, len * sizeof(float));
     }
 }
 
@@ -24,7 +35,7 @@ static void gelu_mul_backward_range(float *dgate, float *dup, const float *dout,
     for (size_t i = 0; i < n; i++) {
         float x = gate[i], d = dout[i];
         float x2 = x * x;
-        float t = tanhf(GELU_BETA * (x + GELU_KAPPA * x2 * x));
+        float t = misalign_tanh(GELU_BETA * (x + GELU_KAPPA * x2 * x));
         float left = 0.5f * x, right = 1.0f + t;
         float dgelu = 0.5f * right + left * (1.0f - t * t) * GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * x2);
         float u = up[i];
@@ -64,13 +75,13 @@ void misalign_gelu_tanh_mul_backward_threads(float *dgate, float *dup, const flo
 
 MISALIGN_CLONES
 void misalign_softcap(float *x, size_t n, float cap) {
-    for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i] / cap) * cap;
+    for (size_t i = 0; i < n; i++) x[i] = misalign_tanh(x[i] / cap) * cap;
 }
 
 MISALIGN_CLONES
 void misalign_softcap_backward(float *d, const float *raw, size_t n, float cap) {
     for (size_t i = 0; i < n; i++) {
-        float t = tanhf(raw[i] / cap);
+        float t = misalign_tanh(raw[i] / cap);
         d[i] *= 1.0f - t * t;
     }
 }

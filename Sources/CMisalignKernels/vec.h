@@ -45,4 +45,25 @@ static inline __attribute__((always_inline)) float misalign_exp(float x) {
     memcpy(&scale, &bits, 4);
     return p * scale;
 }
+
+// tanh(x) within a few ulp, branch-free and call-free like misalign_exp (libm's tanhf is a
+// call per element: Gemma 2's GeGLU ran 1.3x slower than SwiGLU on it). |x| < 0.55: the odd
+// Taylor series to x^17 (the first term left out is below 6e-9 relative there); beyond:
+// 1 - 2 / (e^{2|x|} + 1) with the sign of x (1 where e^{2|x|} saturates). NaN stays NaN.
+static inline __attribute__((always_inline)) float misalign_tanh(float x) {
+    float a = __builtin_fabsf(x);
+    float z = x * x;
+    float p = 6404582.0f / 10854718875.0f;
+    p = p * z - 929569.0f / 638512875.0f;
+    p = p * z + 21844.0f / 6081075.0f;
+    p = p * z - 1382.0f / 155925.0f;
+    p = p * z + 62.0f / 2835.0f;
+    p = p * z - 17.0f / 315.0f;
+    p = p * z + 2.0f / 15.0f;
+    p = p * z - 1.0f / 3.0f;
+    float small = x + x * z * p;
+    float big = 1.0f - 2.0f / (misalign_exp(2.0f * a) + 1.0f);
+    big = __builtin_copysignf(big, x);
+    return a < 0.55f ? small : big;
+}
 #endif

@@ -17,7 +17,7 @@ import MisalignCore
 /// (`misalign-bench tokenizer` once failed with `unknown argument tokenizer`, stopping `make bench`).
 @Suite struct BenchCLITests {
     static let names = ["gemm", "safetensors", "matmul", "forward", "residency", "write-synthetic", "convert",
-                        "tokenizer", "changepoint", "train", "judge", "local-judge", "generate-study", "vectors"]
+                        "tokenizer", "changepoint", "train", "judge", "local-judge", "generate-study", "vectors", "families"]
 
     @Test func helpListsEveryBenchmarkAndItsOptions() throws {
         let r = try CLI.run(["--help"], executable: "misalign-bench")

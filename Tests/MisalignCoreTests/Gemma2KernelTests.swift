@@ -82,6 +82,39 @@ import CMisalignKernels
         #expect(split == one)
     }
 
+    /// The vectorised tanh behind the soft-caps and GeGLU (cap 1: tanh itself), within 4 ulp of
+    /// float64 over the whole range, both branches and the switch between them; its backward.
+    @Test func softCapIsTanhWithinAFewUlp() {
+        var x: [Float] = stride(from: -20.0, through: 20.0, by: 0.00071).map { Float($0) }
+        x += [0, -0, 1e-30, -1e-30, 0.55, -0.55, 0.5499999, 0.5500001, 89, -89, 1e30, -1e30, .infinity, -.infinity]
+        var y = x
+        y.withUnsafeMutableBufferPointer { misalign_softcap($0.baseAddress, x.count, 1) }
+        var worst = 0.0
+        for (a, b) in zip(x, y) {
+            let want = Foundation.tanh(Double(a))
+            let ulp = Double(Float(want).ulp)
+            worst = max(worst, abs(Double(b) - want) / max(ulp, Double(Float.leastNormalMagnitude)))
+        }
+        #expect(worst <= 4, "worst \(worst) ulp")
+        var nan: [Float] = [.nan]
+        nan.withUnsafeMutableBufferPointer { misalign_softcap($0.baseAddress, 1, 30) }
+        #expect(nan[0].isNaN)
+        // cap * tanh(x / cap) and d/dx = 1 - tanh^2, at Gemma 2's caps.
+        for cap: Float in [30, 50] {
+            var v: [Float] = [-200, -31, -1, 0, 0.3, 29, 400]
+            let raw = v
+            v.withUnsafeMutableBufferPointer { misalign_softcap($0.baseAddress, raw.count, cap) }
+            var d = [Float](repeating: 2, count: raw.count)
+            d.withUnsafeMutableBufferPointer { misalign_softcap_backward($0.baseAddress, raw, raw.count, cap) }
+            for i in raw.indices {
+                let t = Foundation.tanh(Double(raw[i]) / Double(cap))
+                #expect(abs(Double(v[i]) - Double(cap) * t) <= 4e-7 * Double(cap))
+                #expect(abs(Double(d[i]) - 2 * (1 - t * t)) <= 1e-6)
+            }
+        }
+        print("[gemma2] tanh worst \(worst) ulp")
+    }
+
     /// Row r sees r - window < j <= r; the rest is 0; each row sums to 1.
     @Test func windowedSoftmaxMatchesFloat64() {
         var rng = SplitMix64(seed: 9)
