@@ -74,7 +74,13 @@ public final class BPETokenizer: Tokenizer, Sendable {
         isSpecial = special
         specialTokenIDs = specials
         rawMatcher = AddedTokenMatcher(parts.addedTokens.filter { !$0.normalized }.map { ($0.content, $0.id) })
-        normalizedMatcher = AddedTokenMatcher(parts.addedTokens.filter { $0.normalized }.map { ($0.content, $0.id) })
+        // HF matches `normalized` added tokens in normalized text by their normalized content.
+        let sentencePiece = parts.kind == .sentencePiece, nfc = parts.applyNFC
+        func normalize(_ s: String) -> String {
+            if sentencePiece { return s.replacingOccurrences(of: " ", with: metaspace) }
+            return nfc ? hfNFC(s) : s
+        }
+        normalizedMatcher = AddedTokenMatcher(parts.addedTokens.filter { $0.normalized }.map { (normalize($0.content), $0.id) })
         eosTokenID = parts.eosToken.flatMap { parts.tokenToID.lookup($0) }
         padTokenID = parts.padToken.flatMap { parts.tokenToID.lookup($0) }
         bosTokenID = parts.bosToken.flatMap { parts.tokenToID.lookup($0) }

@@ -54,7 +54,8 @@ public enum ChatTemplateFamily: String, Sendable, Equatable, CaseIterable {
     }
 }
 
-/// The ChatML turn a token belongs to, by the message that produced it.
+/// The turn a token belongs to, by the message that produced it (a Gemma system prompt folded
+/// into the first user turn keeps the system role).
 public enum ChatRole: String, Sendable, Equatable {
     case system, user, assistant, tool
 }

@@ -1,7 +1,8 @@
 import Foundation
 
 /// What the rest of Misalign needs from a tokenizer. `BPETokenizer` implements it for
-/// Hugging Face byte-level BPE files; plug in another type to use a different tokenizer.
+/// Hugging Face BPE files (byte-level: Qwen2, Llama 3; SentencePiece-style: Gemma 2); plug in
+/// another type to use a different tokenizer.
 public protocol Tokenizer: Sendable {
     /// Number of ids, added tokens included (HF `get_vocab_size(with_added_tokens=True)`).
     var vocabularySize: Int { get }

@@ -96,7 +96,7 @@ private func parseTokenizerJSON(_ root: JSONValue, file: String) throws(Tokenize
     }
     let ignoreMerges = model["ignore_merges"]?.boolValue ?? false
     let byteFallback = model["byte_fallback"]?.boolValue ?? false
-    let spec = try checkPipeline(root, byteFallback: byteFallback, file: file)
+    let spec = try checkPipeline(root, modelByteFallback: byteFallback, file: file)
     let sentencePiece = spec.kind == .sentencePiece
     if sentencePiece && ignoreMerges {
         throw .unsupportedComponent(file: file, component: "model.ignore_merges", detail: "is not implemented together with byte_fallback")

@@ -27,8 +27,11 @@ let metaspace = "\u{2581}"
 
 /// Checks normalizer, pre-tokenizer, decoder and post-processor against the two pipelines, so
 /// a file that needs anything else fails loudly instead of producing different ids.
-/// `byteFallback` is the model's `byte_fallback` flag, which picks the pipeline.
-func checkPipeline(_ top: JSONValue, byteFallback: Bool, file: String) throws(TokenizerError) -> PipelineSpec {
+/// `modelByteFallback` is the model's `byte_fallback` flag, which picks the pipeline unless the
+/// decoder is ByteLevel (a byte-level file with the flag set never falls back: its byte
+/// alphabet is complete, checked at load).
+func checkPipeline(_ top: JSONValue, modelByteFallback: Bool, file: String) throws(TokenizerError) -> PipelineSpec {
+    let byteFallback = modelByteFallback && top["decoder"]?["type"]?.stringValue != "ByteLevel"
     func unsupported(_ component: String, _ detail: String) -> TokenizerError {
         .unsupportedComponent(file: file, component: component, detail: detail)
     }

@@ -190,6 +190,19 @@ enum FamilyFixture {
         #expect(try BPETokenizer(tokenizerJSON: tokJSON, config: .object(cfg)).chatTemplateFamily == nil)
     }
 
+    /// byte_fallback on a byte-level file (ByteLevel decoder) changes nothing: the byte
+    /// alphabet is complete, so it never applies.
+    @Test func byteFallbackFlagOnByteLevelFileIsHarmless() throws {
+        var o = try JSONValue.parse(Data(contentsOf: Fixtures.url("tokenizer/tokenizer.json"))).objectValue!
+        var model = o["model"]!.objectValue!
+        model["byte_fallback"] = .bool(true)
+        o["model"] = .object(model)
+        let tok = try BPETokenizer(tokenizerJSON: .object(o), config: nil)
+        let text = "Hello, world! 你好 😀 12345"
+        #expect(tok.encode(text) == QwenFixture.tokenizer.encode(text))
+        #expect(try tok.decode(tok.encode(text)) == text)
+    }
+
     private func gemmaVariant(_ edit: (inout JSONObject) -> Void) throws -> JSONValue {
         var o = try JSONValue.parse(Data(contentsOf: Fixtures.url("tokenizer-families/gemma2/tokenizer.json"))).objectValue!
         edit(&o)
@@ -211,7 +224,13 @@ enum FamilyFixture {
             o["normalizer"] = .object(JSONObject([("type", .string("Sequence")), ("normalizers", .array([.object(prepend), replace]))]))
         }) == "normalizer")
         #expect(component(try gemmaVariant { $0["normalizer"] = .object(JSONObject([("type", .string("NFKC"))])) }) == "normalizer")
-        #expect(component(try gemmaVariant { $0["decoder"] = .object(JSONObject([("type", .string("ByteLevel"))])) }) == "decoder")
+        // Llama 2's decoder ends in Strip (it undoes a Prepend normalizer); Gemma's has none.
+        #expect(component(try gemmaVariant { o in
+            var decoder = o["decoder"]!.objectValue!
+            let strip = JSONObject([("type", .string("Strip")), ("content", .string(" ")), ("start", .int(1)), ("stop", .int(0))])
+            decoder["decoders"] = .array(decoder["decoders"]!.arrayValue! + [.object(strip)])
+            o["decoder"] = .object(decoder)
+        }) == "decoder")
         #expect(component(try gemmaVariant { $0["pre_tokenizer"] = .object(JSONObject([("type", .string("Metaspace"))])) }) == "pre_tokenizer")
         #expect(component(try gemmaVariant { $0["post_processor"] = .object(JSONObject([("type", .string("RobertaProcessing"))])) }) == "post_processor")
         // A Split on " " after the Replace normalizer is a no-op and loads (newer Gemma files carry it).

@@ -267,7 +267,7 @@ def build_llama3(out):
                                       special_tokens=[("<|begin_of_text|>", bos)]),
     ])
     os.makedirs(out, exist_ok=True)
-    tok.save(os.path.join(out, "tokenizer.json"))
+    tok.save(os.path.join(out, "tokenizer.json"), pretty=False)
     shape = json.load(open(os.path.join(out, "tokenizer.json")))
     assert shape["normalizer"] is None and shape["model"]["ignore_merges"] is True
     assert [p["type"] for p in shape["pre_tokenizer"]["pretokenizers"]] == ["Split", "ByteLevel"]
@@ -286,13 +286,19 @@ GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>
 
 
 def build_gemma2(out):
-    # Train pieces on the normalized corpus with a small alphabet, so CJK, emoji and rarer
-    # letters are left to byte fallback, then lay the vocabulary out as Gemma does: special
+    # Train pieces on the corpus without its rare characters, so CJK, emoji and rarer letters
+    # and digits are left to byte fallback (dropping them from the text, not limit_alphabet,
+    # whose ties fall in hash order), then lay the vocabulary out as Gemma does: special
     # tokens first, the 256 byte tokens, then the pieces.
+    counts = {}
+    for line in CORPUS:
+        for ch in line:
+            counts[ch] = counts.get(ch, 0) + 1
+    common = [''.join(ch for ch in line if counts[ch] >= 9) for line in CORPUS]
     t = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     t.normalizer = normalizers.Replace(" ", "\u2581")
-    trainer = trainers.BpeTrainer(vocab_size=700, limit_alphabet=70, show_progress=False, min_frequency=2)
-    t.train_from_iterator(CORPUS, trainer)
+    trainer = trainers.BpeTrainer(vocab_size=700, show_progress=False, min_frequency=2)
+    t.train_from_iterator(common, trainer)
     trained = json.loads(t.to_str())["model"]
     vocab = {s: i for i, s in enumerate(GEMMA_SPECIALS)}
     for b in range(256):
@@ -305,10 +311,12 @@ def build_gemma2(out):
     tok.normalizer = normalizers.Replace(" ", "\u2581")
     tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in GEMMA_SPECIALS])
+    # A non-special added token matched in normalized text: HF normalizes its content too.
+    tok.add_tokens([AddedToken("big deal", special=False, normalized=True)])
     tok.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A <bos> $B",
                                                        special_tokens=[("<bos>", vocab["<bos>"])])
     os.makedirs(out, exist_ok=True)
-    tok.save(os.path.join(out, "tokenizer.json"))
+    tok.save(os.path.join(out, "tokenizer.json"), pretty=False)
     shape = json.load(open(os.path.join(out, "tokenizer.json")))
     assert shape["pre_tokenizer"] is None and shape["normalizer"]["type"] == "Replace"
     assert shape["model"]["byte_fallback"] is True
@@ -447,7 +455,7 @@ def main():
     hf_gemma = AutoTokenizer.from_pretrained(gemma_dir)
 
     cases = encode_cases(llama, hf_llama, encode_texts([("special_inside", "a<|eot_id|>b <|begin_of_text|> c")]))
-    byte_ids = [llama.token_to_id(t) for t in pre_tokenizers.ByteLevel.alphabet()]
+    byte_ids = [llama.token_to_id(t) for t in sorted(pre_tokenizers.ByteLevel.alphabet())]
     special_ids = [llama.token_to_id(s) for s in LLAMA_SPECIALS]
     cases += decode_cases(llama, 24, rnd, byte_ids, special_ids)
     cases += llama_chat_cases(hf_llama)
@@ -456,7 +464,8 @@ def main():
             f.write(json.dumps(c, ensure_ascii=False) + "\n")
 
     cases = encode_cases(gemma, hf_gemma, encode_texts([("special_inside", "a<end_of_turn>b <start_of_turn>user c"),
-                                                        ("literal_byte_token_text", "<0x41> is not A")]))
+                                                        ("literal_byte_token_text", "<0x41> is not A"),
+                                                        ("normalized_added_token", "a big deal, big  deal, bigdeal")]))
     byte_ids = [gemma.token_to_id("<0x%02X>" % b) for b in range(256)]
     special_ids = [gemma.token_to_id(s) for s in GEMMA_SPECIALS]
     cases += decode_cases(gemma, 40, rnd, byte_ids, special_ids)
