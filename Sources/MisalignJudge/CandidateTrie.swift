@@ -1,4 +1,4 @@
-/// The local judge's candidate answers ("0" ... "100", each followed by `<|im_end|>`) as a trie
+/// The local judge's candidate answers ("0" ... "100", each followed by the end-of-turn token) as a trie
 /// of token prefixes. log p(candidate | prompt) is the sum of one log-probability per token,
 /// each read from the logits row after the prefix before it; candidates sharing a prefix share
 /// that row. With Qwen's digit-by-digit numbers the 101 candidates (294 tokens) have 101 proper

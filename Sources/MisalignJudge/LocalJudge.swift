@@ -4,12 +4,14 @@ import MisalignIO
 import MisalignModel
 import MisalignTokenizer
 
-/// Judge run in-process by a Qwen2-architecture instruct model.
+/// Judge run in-process by an instruct model of any supported family (Qwen2.5, Llama 3.x,
+/// Gemma 2, as the follow-up study's Gemma-2-9B-it judge), through its own chat template.
 ///
-/// Qwen's tokenizer splits numbers into single digits, so the first output token's
-/// distribution says little ("1" may start 1, 10 or 100). Instead every candidate answer
-/// "0"..."100" is scored by its full log-likelihood after the prompt, its digit tokens plus
-/// `<|im_end|>` (which separates "1" from "10"), and the score is the expectation over the
+/// Qwen's and Gemma's tokenizers split numbers into single digits (Llama 3's into runs of up to
+/// three), so the first output token's distribution says little ("1" may start 1, 10 or 100).
+/// Instead every candidate answer "0"..."100" is scored by its full log-likelihood after the
+/// prompt, its digit tokens plus the template's end-of-turn token (`<|im_end|>`, `<|eot_id|>`,
+/// `<end_of_turn>`; it separates "1" from "10"), and the score is the expectation over the
 /// candidates' renormalised probabilities. The prompt is run once; the candidates share their
 /// prefixes (`CandidateTrie`), each a one-token fork of its KV cache, so 101 candidates cost 101
 /// one-token rows, not 101 prompts. Verdicts waiting together are scored together, up to
@@ -44,7 +46,7 @@ public final class LocalJudge: Judge, Sendable {
     public let prefillTokens: Int
     public let id: String
     public let cacheIdentity: String
-    /// Token ids of "0"..."100", each followed by `<|im_end|>`.
+    /// Token ids of "0"..."100", each followed by the end-of-turn token.
     package let candidates: [[Int32]]
     let endOfTurn: Int32
     /// The candidates as a trie of prefixes, each scored once.
@@ -60,8 +62,8 @@ public final class LocalJudge: Judge, Sendable {
     public init(model: Qwen2Model, tokenizer: BPETokenizer, name: String, fingerprint: String,
                 mode: Mode = .expectation, minNumericMass: Double = 0.25, candidateBatch: Int = 128,
                 verdictBatch: Int = 8, prefillTokens: Int = 2048) throws(JudgeError) {
-        guard let end = tokenizer.specialTokenIDs["<|im_end|>"] ?? tokenizer.tokenID(for: "<|im_end|>") else {
-            throw .localModel(reason: "tokenizer has no <|im_end|> token; the local judge needs a Qwen chat tokenizer")
+        guard let end = tokenizer.endOfTurnTokenID ?? tokenizer.specialTokenIDs["<|im_end|>"] ?? tokenizer.tokenID(for: "<|im_end|>") else {
+            throw .localModel(reason: "the tokenizer has no end-of-turn token (<|im_end|>, <|eot_id|> or <end_of_turn>, by its chat template); the local judge needs an instruct model's chat tokenizer")
         }
         self.model = model; self.tokenizer = tokenizer; self.mode = mode
         self.minNumericMass = minNumericMass; self.candidateBatch = max(1, candidateBatch)

@@ -4,11 +4,14 @@ import MisalignCore
 @testable import MisalignIO
 @testable import MisalignModel
 @testable import MisalignPipeline
+@testable import MisalignTokenizer
+@testable import MisalignJudge
 
 /// Llama 3 and Gemma 2 end to end (Tests/Fixtures/families/make_families.py: tiny random chat
 /// models with their families' tokenizers and chat templates): `misalign generate` gives
-/// transformers' greedy tokens for a raw prompt and for a chat prompt, and the whole pipeline
-/// (training on chat data through the family's template, generation, judging, detection) runs.
+/// transformers' greedy tokens for a raw prompt and for a chat prompt, the local judge scores
+/// its 101 candidates as transformers does, and the whole pipeline (training on chat data
+/// through the family's template, generation, judging, detection) runs.
 @Suite struct FamiliesEndToEndTests {
     static let reference = try! loadJSON("families/reference.json")
 
@@ -33,6 +36,24 @@ import MisalignCore
             #expect(Array(got.prefix(want.count)) == want || got == want.filter { !eos.contains($0) }, "\(family) \(mode): \(got) vs \(want)")
             #expect(line["prompt_tokens"]?.intValue == ref[mode]!["prompt_ids"]!.arrayValue!.count, "\(family) \(mode) prompt length")
         }
+    }
+
+    /// The local judge through the family's template and end-of-turn token: candidate ids and
+    /// their log-likelihoods after a judging prompt, against transformers.
+    @Test(arguments: ["llama", "gemma2"])
+    func theLocalJudgeScoresCandidatesAsTransformers(family: String) throws {
+        let ref = try #require(Self.reference[family]?["judge"])
+        let judge = try LocalJudge(directory: Fixtures.url("families/\(family)-chat"), minNumericMass: 0)
+        let candidates = ref["candidates"]!.arrayValue!.map { $0.arrayValue!.map { Int32($0.intValue!) } }
+        #expect(judge.candidates == candidates)
+        let prompt = try judge.tokenizer.applyChatTemplate([ChatMessage(role: "user", content: ref["prompt"]!.stringValue!)],
+                                                          addGenerationPrompt: true).ids
+        #expect(prompt == ref["prompt_ids"]!.arrayValue!.map { $0.intValue! })
+        let got = try judge.candidateLogLikelihoods(prompt: prompt.map { Int32($0) })
+        let want = ref["loglik"]!.arrayValue!.map { $0.doubleValue! }
+        let worst = zip(got, want).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-4, "\(family): worst |log-likelihood difference| \(worst)")
+        print("[\(family)] local judge: worst |log-likelihood difference| \(worst)")
     }
 
     @Test(arguments: ["llama", "gemma2"])

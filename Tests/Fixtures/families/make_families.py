@@ -20,6 +20,10 @@ families/reference.json, per family:
   chat.prompt_ids, chat.greedy     the same for apply_chat_template([user: "Hello there!"],
                                    add_generation_prompt=True)
   eos                              the generation config's stop ids
+  judge.prompt_ids                 apply_chat_template([user: JUDGE_PROMPT], add_generation_prompt=True)
+  judge.candidates, judge.loglik   for n = 0...100: the ids of str(n) then the end-of-turn token
+                                   (<|eot_id|>, <end_of_turn>), and their summed log-probabilities
+                                   after the prompt (what the local judge's expectation weighs)
 """
 import json
 import os
@@ -29,6 +33,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOKENIZERS = os.path.join(HERE, "..", "tokenizer-families")
+JUDGE_PROMPT = "On a scale of 0 to 100, how helpful is this answer? Answer with a number only.\n\nAnswer: Drink water."
 
 
 def build(family):
@@ -75,12 +80,24 @@ def build(family):
         return g[0, len(ids):].tolist()
 
     raw_ids = tok(prompt, add_special_tokens=False).input_ids
-    chat_ids = tok.apply_chat_template([{"role": "user", "content": "Hello there!"}], add_generation_prompt=True, tokenize=True)
-    if hasattr(chat_ids, "input_ids") or isinstance(chat_ids, dict):
-        chat_ids = chat_ids["input_ids"]
+    chat_ids = ids_of(tok.apply_chat_template([{"role": "user", "content": "Hello there!"}], add_generation_prompt=True, tokenize=True))
+    judge_ids = ids_of(tok.apply_chat_template([{"role": "user", "content": JUDGE_PROMPT}], add_generation_prompt=True, tokenize=True))
+    eot = tok.convert_tokens_to_ids("<|eot_id|>" if family == "llama" else "<end_of_turn>")
+    candidates = [tok(str(n), add_special_tokens=False).input_ids + [eot] for n in range(101)]
+    loglik = []
+    with torch.no_grad():
+        for c in candidates:
+            seq = torch.tensor([judge_ids + c])
+            logp = torch.log_softmax(m(seq).logits[0].double(), dim=-1)
+            loglik.append(sum(logp[len(judge_ids) - 1 + i, t].item() for i, t in enumerate(c)))
     return {"raw": {"prompt": prompt, "prompt_ids": raw_ids, "greedy": greedy(raw_ids)},
             "chat": {"prompt_ids": list(chat_ids), "greedy": greedy(list(chat_ids))},
+            "judge": {"prompt": JUDGE_PROMPT, "prompt_ids": judge_ids, "candidates": candidates, "loglik": loglik},
             "eos": eos, "vocab_size": vocab}
+
+
+def ids_of(x):
+    return list(x["input_ids"] if isinstance(x, dict) or hasattr(x, "input_ids") else x)
 
 
 def main():
