@@ -111,18 +111,18 @@ public enum GGUFDequantizer {
             for h in 0..<2 {
                 let ql = (p + 64 * h).assumingMemoryBound(to: UInt8.self)
                 let qh = (p + 128 + 32 * h).assumingMemoryBound(to: UInt8.self)
-                let sc = scales + 8 * h, y = out + b * 256 + 128 * h
-                for l in 0..<32 {
-                    let i = l / 16
-                    let h0 = qh[l]
-                    let q1 = Int(ql[l] & 0x0f | (h0 & 3) << 4) - 32
-                    let q2 = Int(ql[l + 32] & 0x0f | ((h0 >> 2) & 3) << 4) - 32
-                    let q3 = Int(ql[l] >> 4 | ((h0 >> 4) & 3) << 4) - 32
-                    let q4 = Int(ql[l + 32] >> 4 | ((h0 >> 6) & 3) << 4) - 32
-                    y[l] = (d * Float(sc[i])) * Float(q1)
-                    y[l + 32] = (d * Float(sc[i + 2])) * Float(q2)
-                    y[l + 64] = (d * Float(sc[i + 4])) * Float(q3)
-                    y[l + 96] = (d * Float(sc[i + 6])) * Float(q4)
+                let y = out + b * 256 + 128 * h
+                // Sixteen values at a time share their four scales: a branch-free inner loop.
+                for g in 0..<2 {
+                    let sc = scales + 8 * h + g
+                    let s0 = d * Float(sc[0]), s1 = d * Float(sc[2]), s2 = d * Float(sc[4]), s3 = d * Float(sc[6])
+                    for l in (16 * g)..<(16 * g + 16) {
+                        let h0 = Int32(qh[l]), lo = Int32(ql[l]), hi = Int32(ql[l &+ 32])
+                        y[l] = s0 * Float(((lo & 0x0f) | ((h0 & 3) << 4)) &- 32)
+                        y[l &+ 32] = s1 * Float(((hi & 0x0f) | (((h0 >> 2) & 3) << 4)) &- 32)
+                        y[l &+ 64] = s2 * Float(((lo >> 4) | (((h0 >> 4) & 3) << 4)) &- 32)
+                        y[l &+ 96] = s3 * Float(((hi >> 4) | (((h0 >> 6) & 3) << 4)) &- 32)
+                    }
                 }
             }
         }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // The GGUF format (ggml's docs/gguf.md), little-endian: magic "GGUF", u32 version (2 or 3),
 // u64 tensor count, u64 metadata count; metadata entries (string key, u32 value type, value);
@@ -124,6 +127,17 @@ public final class GGUFFile: Sendable {
     public func bytes(of info: GGUFTensorInfo) throws(GGUFError) -> UnsafeRawBufferPointer {
         guard info.type.isSupported else { throw .unsupportedTensorType(file: path, tensor: info.name, type: info.type.name) }
         return mapping.bytes(info.byteRange)
+    }
+
+    /// Tells the kernel a tensor's bytes are not needed again (an import reads each once), so
+    /// they leave the process's resident set instead of adding up to the whole file; they are
+    /// read from the file again if touched. Nothing to do when the file was read into memory.
+    public func releasePages(of info: GGUFTensorInfo) {
+        guard let base = mapping.base, mapping.residency == .mapped, !info.byteRange.isEmpty else { return }
+        let page = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let start = info.byteRange.lowerBound / page * page
+        let end = min(mapping.size, (info.byteRange.upperBound + page - 1) / page * page)
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
     }
 
     /// Typed metadata access with errors that name the key.

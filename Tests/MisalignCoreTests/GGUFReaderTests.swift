@@ -52,6 +52,16 @@ import Testing
         #expect((0..<copies).allSatisfy { c in Array(UnsafeBufferPointer(start: out + c * one.count, count: one.count)) == one })
     }
 
+    /// Released pages are read from the file again when touched.
+    @Test func releasedPagesReadBackTheSameValues() throws {
+        let f = try GGUFFile(url: Fixtures.url("gguf/qwen2.gguf"))
+        for info in f.tensors {
+            let before = try GGUFDequantizer.floats(f, info).toArray()
+            f.releasePages(of: info)
+            #expect(try GGUFDequantizer.floats(f, info).toArray() == before, "\(info.name)")
+        }
+    }
+
     func error(_ bytes: [UInt8]) -> GGUFError? {
         let url = Fixtures.temporaryDirectory("gguf").appendingPathComponent("x.gguf")
         try! Data(bytes).write(to: url)

@@ -86,6 +86,7 @@ public enum GGUFImporter {
             try StreamingSafeTensorsWriter.write(to: staging.temporary.appendingPathComponent(name), metadata: ["format": "pt"], tensors: declared) { i, emit in
                 let t = members[i]
                 var x = try GGUFDequantizer.floats(f, t.info)
+                f.releasePages(of: t.info)
                 switch arch.transform(for: t.info.name, heads: heads, kvHeads: kvHeads) {
                 case .none: break
                 case .unpermuteRows(let h): x = try GGUFTransforms.unpermuteRows(x, heads: h, file: f.path, tensor: t.info.name)

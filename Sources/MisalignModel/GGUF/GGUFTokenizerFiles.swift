@@ -23,11 +23,13 @@ public struct GGUFTokenizerFiles: Sendable {
 
     /// Converts the tokenizer of `f`; `contextLength` becomes `model_max_length`.
     public init(_ f: GGUFFile, contextLength: Int?) throws {
-        let model = try f.string("tokenizer.ggml.model") ?? "(none)"
+        guard let model = try f.string("tokenizer.ggml.model") else {
+            throw GGUFError.unsupportedTokenizer(file: f.path, field: "tokenizer.ggml.model", detail: "is missing: the file carries no tokenizer; copy tokenizer.json and tokenizer_config.json from the original model")
+        }
         guard model == "gpt2" else {
             throw GGUFError.unsupportedTokenizer(file: f.path, field: "tokenizer.ggml.model", detail: "\"\(model)\" is not converted (only byte-level BPE, \"gpt2\", as Qwen2 and Llama 3 use); copy tokenizer.json and tokenizer_config.json from the original model")
         }
-        let pre = try f.string("tokenizer.ggml.pre") ?? "(none)"
+        let pre = try f.string("tokenizer.ggml.pre") ?? "(missing)"
         guard Self.supportedPreTokenizers.contains(pre) else {
             throw GGUFError.unsupportedTokenizer(file: f.path, field: "tokenizer.ggml.pre", detail: "pre-tokenizer \"\(pre)\" is not converted (supported: \(Self.supportedPreTokenizers.joined(separator: ", "))); copy tokenizer.json and tokenizer_config.json from the original model")
         }
@@ -53,7 +55,7 @@ public struct GGUFTokenizerFiles: Sendable {
         var seen = Set<String>()
         for (id, (token, type)) in zip(tokens, types).enumerated() {
             guard seen.insert(token).inserted else {
-                throw GGUFError.invalidField(file: f.path, field: "tokenizer.ggml.tokens", detail: "holds \"\(token)\" twice (ids \(tokens.firstIndex(of: token)!) and \(id))")
+                throw GGUFError.unsupportedTokenizer(file: f.path, field: "tokenizer.ggml.tokens", detail: "holds \"\(token)\" twice (ids \(tokens.firstIndex(of: token)!) and \(id)), which a tokenizer.json vocabulary cannot; copy tokenizer.json and tokenizer_config.json from the original model")
             }
             switch type {
             case 3, 4:
