@@ -30,6 +30,7 @@ let benchmarks: [Benchmark] = [
     Benchmark(name: "write-synthetic", summary: "write a random model folder: --shape tiny|0.5b|7b|llama-8b|gemma2-9b --out DIR (not a benchmark)",
               values: ["--shape", "--dtype", "--seed", "--out"], run: runWriteSynthetic),
     Benchmark(name: "convert", summary: "bf16/f16 <-> f32 conversion throughput", run: runConvertBenchmark),
+    Benchmark(name: "gguf", summary: "GGUF Q4_K / Q6_K / Q8_0 dequantisation GB/s vs the memory read bandwidth", run: runGGUFBenchmark),
     Benchmark(name: "tokenizer", summary: "encode MB/s on a 6 MB mixed corpus vs HF tokenizers, tokenizer.json load time",
               values: ["--tokenizer", "--mb"], flags: ["--no-hf"], run: runTokenizerBenchmark),
     Benchmark(name: "changepoint", summary: "PELT on 100k points and the bootstrap onset analysis vs ruptures",

@@ -28,6 +28,7 @@ struct Misalign: ParsableCommand {
         version: MisalignVersion.string,
         subcommands: [
             InspectCommand.self,
+            ImportGGUFCommand.self,
             TokenizeCommand.self,
             GenerateCommand.self,
             DetectCommand.self,

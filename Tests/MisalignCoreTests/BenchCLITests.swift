@@ -16,7 +16,7 @@ import MisalignCore
 /// `misalign-bench`: every benchmark is listed and accepts its own name and options
 /// (`misalign-bench tokenizer` once failed with `unknown argument tokenizer`, stopping `make bench`).
 @Suite struct BenchCLITests {
-    static let names = ["gemm", "safetensors", "matmul", "forward", "residency", "write-synthetic", "convert",
+    static let names = ["gemm", "safetensors", "matmul", "forward", "residency", "write-synthetic", "convert", "gguf",
                         "tokenizer", "changepoint", "train", "judge", "local-judge", "generate-study", "vectors", "families"]
 
     @Test func helpListsEveryBenchmarkAndItsOptions() throws {

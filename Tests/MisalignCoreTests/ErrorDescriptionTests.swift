@@ -24,6 +24,7 @@ import MisalignCore
         ConfigError.missingFile(path: "/m/config.json"),
         EarlyWarningError.invalidSetting(name: "monitor.every_k", detail: "must be >= 1"),
         FileError.cannotOpen(path: "/x", reason: "No such file"),
+        GGUFError.unsupportedTensorType(file: "m.gguf", tensor: "blk.0.ffn_down.weight", type: "IQ2_XS"),
         SettingError(section: "evaluation", setting: "top-p", detail: "is 0.0; must be in (0, 1]"),
         SettingProblem(detail: "expected a number, found text `x`"),
         HTTPError.retryAfterTooLong(url: "http://127.0.0.1:1/v1", status: 429, seconds: 3600, cap: 60),
