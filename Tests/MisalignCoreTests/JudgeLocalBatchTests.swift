@@ -80,6 +80,9 @@ import MisalignCore
         for (a, b) in zip(alone, verdicts) {
             #expect(b.trait == a.trait && abs(b.score! - a.score!) < 1e-6)
         }
+        // The last batch's callers resume before its drain finds the queue empty and ends: wait
+        // for the worker (a serial queue) to finish that drain, then nothing is waiting or running.
+        judge.worker.sync {}
         #expect(judge.waiting.withLock { ($0.batches, $0.waiting.count, $0.draining) } == (3, 0, false))
     }
 

@@ -19,7 +19,7 @@ Writes into gguf/:
                                    gives it (dequantised, q/k un-permuted), checked here against
                                    gguf-py; prompt.ids / prompt.logits: a prompt and the logits
                                    of transformers' model holding those weights
-  gemma2.gguf / .reference.safetensors  a random Gemma 2 (norms stored + 1, SentencePiece
+  gemma2.gguf / .reference.safetensors  a random Gemma 2 (norms stored + 1, prompt.ids/.logits as above, SentencePiece
                                    tokenizer metadata) and transformers' GGUF loader's weights
   <model>.reference.json           the original tokenizer's encodings of some texts (checked here
                                    against AutoTokenizer.from_pretrained(gguf_file=...)), the
@@ -406,6 +406,16 @@ def write_gemma2():
     ref = {"weights." + k: v.float().contiguous().clone() for k, v in loaded.state_dict().items() if k != "lm_head.weight"}
     for k, v in ref.items():  # the norms come back as the model's own (1 + w stored, w loaded)
         assert np.abs(v.numpy() - sd[k[8:]]).max() < 0.01, k
+    # the logits of transformers' Gemma 2 holding the dequantised weights, with the original config
+    ref_model = Gemma2ForCausalLM(cfg).float().eval()
+    ref_model.config._attn_implementation = "eager"
+    ref_model.load_state_dict(loaded.state_dict(), strict=False)
+    ref_model.tie_weights()
+    g = torch.Generator().manual_seed(5)
+    ids = torch.randint(0, 64, (7,), generator=g)
+    with torch.no_grad():
+        ref["prompt.ids"] = ids.to(torch.int64)
+        ref["prompt.logits"] = ref_model(ids[None]).logits[0].contiguous()
     save_file(ref, os.path.join(HERE, "gemma2.reference.safetensors"))
     print("gemma2 tensors", len(ref))
 
