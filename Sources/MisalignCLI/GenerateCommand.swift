@@ -5,7 +5,7 @@ import MisalignCore
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Sample answers from a Qwen2 or Llama model, optionally with a LoRA adapter.",
+        abstract: "Sample answers from a Qwen2.5, Llama 3 or Gemma 2 model, optionally with a LoRA adapter.",
         discussion: """
         --prompt is one user message, rendered with the model's chat template (its default \
         system prompt unless --system is given); --raw sends the text to the model as it is. \

@@ -52,6 +52,7 @@ enum InspectFormatter {
         if let c = s.config {
             let rope = c.ropeScaling.map { ", llama3 rope scaling (factor \($0.factor), original context \($0.originalMaxPositionEmbeddings))" } ?? ""
             lines.append("family: \(c.family.displayName) (model_type \(c.modelType))\(c.attentionBias ? ", q/k/v biases" : ", no attention biases")\(rope)")
+            if let g = c.gemma { lines.append("gemma2: " + gemmaText(g, activation: c.hiddenAct)) }
             lines.append("config: \(c.modelType), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize), "
                 + "heads \(c.numAttentionHeads)/\(c.numKeyValueHeads) kv, head_dim \(c.headDim), vocab \(c.vocabSize), "
                 + "rope_theta \(c.ropeTheta), rms_norm_eps \(c.rmsNormEps), tied embeddings \(c.tieWordEmbeddings), dtype \(c.dtype ?? "unspecified")")
@@ -76,6 +77,15 @@ enum InspectFormatter {
         return lines.joined(separator: "\n")
     }
 
+    /// Gemma 2's options in one line.
+    static func gemmaText(_ g: Gemma2Options, activation: String) -> String {
+        func cap(_ v: Double?) -> String { v.map { "\($0)" } ?? "none" }
+        let sliding = g.slidingLayers.indices.filter { g.slidingLayers[$0] }
+        let window = g.slidingWindow.map { "sliding window \($0) on \(sliding.count) of \(g.slidingLayers.count) layers" } ?? "no sliding window"
+        return "\(activation), query_pre_attn_scalar \(g.queryPreAttnScalar), soft-caps \(cap(g.attnLogitSoftcapping)) (scores) and "
+            + "\(cap(g.finalLogitSoftcapping)) (logits), \(window)"
+    }
+
     static func json(_ s: WeightsSummary) -> String {
         var root = JSONObject()
         root["path"] = .string(s.path)
@@ -97,6 +107,12 @@ enum InspectFormatter {
                     ("rope_type", .string("llama3")), ("factor", .double(r.factor)), ("low_freq_factor", .double(r.lowFreqFactor)),
                     ("high_freq_factor", .double(r.highFreqFactor)),
                     ("original_max_position_embeddings", .int(Int64(r.originalMaxPositionEmbeddings)))])) } ?? .null),
+                ("gemma2", c.gemma.map { g in .object(JSONObject([
+                    ("hidden_activation", .string(c.hiddenAct)), ("query_pre_attn_scalar", .double(g.queryPreAttnScalar)),
+                    ("attn_logit_softcapping", g.attnLogitSoftcapping.map { .double($0) } ?? .null),
+                    ("final_logit_softcapping", g.finalLogitSoftcapping.map { .double($0) } ?? .null),
+                    ("sliding_window", g.slidingWindow.map { .int(Int64($0)) } ?? .null),
+                    ("sliding_layers", .array(g.slidingLayers.indices.filter { g.slidingLayers[$0] }.map { .int(Int64($0)) }))])) } ?? .null),
                 ("hidden_size", .int(Int64(c.hiddenSize))), ("intermediate_size", .int(Int64(c.intermediateSize))),
                 ("num_hidden_layers", .int(Int64(c.numHiddenLayers))), ("num_attention_heads", .int(Int64(c.numAttentionHeads))),
                 ("num_key_value_heads", .int(Int64(c.numKeyValueHeads))), ("head_dim", .int(Int64(c.headDim))),

@@ -17,7 +17,7 @@ struct JudgeCommand: ParsableCommand {
 
         Judges: openai:MODEL (OpenAI-compatible chat completions, scored from the top-20 \
         logprobs of one token), anthropic:MODEL (Messages API, integer parsed from the text), \
-        local:DIR (a Qwen2 instruct model folder, run in-process). Append @URL to point an API \
+        local:DIR (a Qwen2.5, Llama 3 or Gemma 2 instruct model folder, run in-process). Append @URL to point an API \
         judge at another server, e.g. openai:qwen2.5-7b@http://127.0.0.1:8000/v1 for vLLM, \
         llama.cpp or Ollama. Keys come from OPENAI_API_KEY / ANTHROPIC_API_KEY (rename with \
         --openai-key-env / --anthropic-key-env); a judge with @URL may run without a key. \

@@ -7,7 +7,8 @@ struct Misalign: ParsableCommand {
         commandName: "misalign",
         abstract: "Find when a language model starts to go wrong while it is being fine-tuned.",
         discussion: """
-        Misalign LoRA-fine-tunes Qwen2.5 models, samples answers at every checkpoint, has judges \
+        Misalign LoRA-fine-tunes Qwen2.5, Llama 3.x and Gemma 2 models (Hugging Face folders, or \
+        GGUF files through import-gguf), samples answers at every checkpoint, has judges \
         score them for evil, hallucination and coherence, and finds the step at which each \
         signal starts to rise.
 

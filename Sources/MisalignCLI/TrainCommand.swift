@@ -7,7 +7,7 @@ import MisalignCore
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "LoRA-fine-tune a Qwen2 or Llama model on a chat JSONL file, saving a checkpoint every few steps.",
+        abstract: "LoRA-fine-tune a Qwen2.5, Llama 3 or Gemma 2 model on a chat JSONL file, saving a checkpoint every few steps.",
         discussion: """
         Data: one conversation per line, {"messages": [{"role": "user", "content": ...}, \
         {"role": "assistant", "content": ...}]}. The loss covers assistant replies only.

@@ -80,6 +80,11 @@ struct InspectCLITests {
         let j = try CLI.run(["inspect", "--json", Fixtures.url("llama/llama-small").path])
         let config = try JSONValue.parse(j.out)["config"]
         #expect(config?["family"]?.stringValue == "Llama" && config?["rope_scaling"]?["original_max_position_embeddings"]?.intValue == 64)
+        let g = try CLI.run(["inspect", Fixtures.url("gemma2/gemma2-small").path])
+        #expect(g.out.contains("family: Gemma 2 (model_type gemma2), no attention biases"), "\(g.out)")
+        #expect(g.out.contains("gemma2: gelu_pytorch_tanh, query_pre_attn_scalar 24.0, soft-caps 5.0 (scores) and 8.0 (logits), sliding window 4 on 2 of 3 layers"), "\(g.out)")
+        let gj = try JSONValue.parse(try CLI.run(["inspect", "--json", Fixtures.url("gemma2/gemma2-small").path]).out)["config"]?["gemma2"]
+        #expect(gj?["sliding_layers"]?.arrayValue?.map { $0.intValue } == [0, 2] && gj?["final_logit_softcapping"]?.doubleValue == 8)
     }
 
     @Test func jsonOutputParses() throws {
