@@ -9,18 +9,12 @@ import Testing
 /// attention and the MLP, GeGLU, soft-capped scores and logits, query_pre_attn_scalar, a
 /// sliding window (4, shorter than the prompts) on layers 0 and 2, q wider than the hidden size.
 @Suite struct Gemma2FamilyTests {
-    static let reference = try! SafeTensorsFile(url: Fixtures.url("gemma2/reference.safetensors"))
-    static let meta = try! loadJSON("gemma2/reference.json")
+    static let reference = try! FamilyReference("gemma2")
     static let model = try! Qwen2Model(directory: Fixtures.url("gemma2/gemma2-small"))
 
-    func ref(_ name: String) throws -> [Float] { try Self.reference.tensor(named: name).floats() }
-    func ids(_ name: String) throws -> [Int32] { try Self.reference.tensor(named: name).integers().map { Int32($0) } }
-
-    func logits(_ model: Qwen2Model, _ tokens: [Int32]) throws -> FloatBuffer {
-        let cache = KVCache(config: model.config)
-        let s = cache.addSequence(capacity: tokens.count)
-        return try model.forward([ForwardInput(sequence: s, tokens: tokens, logits: .all)], cache: cache)[0]!
-    }
+    func ref(_ name: String) throws -> [Float] { try Self.reference.floats(name) }
+    func ids(_ name: String) throws -> [Int32] { try Self.reference.ids(name) }
+    func logits(_ model: Qwen2Model, _ tokens: [Int32]) throws -> FloatBuffer { try FamilyReference.logits(model, tokens) }
 
     @Test func theConfigIsReadAsGemma2() throws {
         let c = Self.model.config
@@ -40,18 +34,7 @@ import Testing
 
     @Test(arguments: 0..<2)
     func hiddenStatesAndLogitsMatchTransformers(prompt i: Int) throws {
-        let tokens = try ids("prompt\(i).ids")
-        let got = try logits(Self.model, tokens), want = try ref("prompt\(i).logits")
-        expectClose(got, want, "gemma2 prompt \(i) logits")
-        print("[gemma2] prompt \(i): logits max |diff| / max |logit| \(zip(got.buffer, want).map { abs($0 - $1) }.max()! / want.map(abs).max()!)")
-        let cache = KVCache(config: Self.model.config)
-        let s = cache.addSequence(capacity: tokens.count)
-        let layers = Array(0...Self.model.config.numHiddenLayers)
-        let states = try Self.model.forwardCapturing([ForwardInput(sequence: s, tokens: tokens, logits: .none,
-                                                                   hiddenStates: [.rows(layers: layers)])], cache: cache).hiddenStates[0][0]
-        for l in layers {
-            expectCloseToScale(try #require(states.state(layer: l)), try ref("prompt\(i).hidden\(l)"), "gemma2 prompt \(i) hidden state \(l)")
-        }
+        try Self.reference.checkHiddenStatesAndLogits(Self.model, prompt: i)
     }
 
     /// Token by token through the cache (the sliding window then cuts the cached keys) gives
@@ -99,34 +82,10 @@ import Testing
     /// with and without recomputation.
     @Test(arguments: [false, true])
     func loraGradientsMatchPEFT(recompute: Bool) throws {
-        let weights = Self.model.weights
-        let adapter = try LoRAAdapter(directory: Fixtures.url("gemma2/adapter"))
-        let p = try LoRAParameters(config: adapter.config, model: weights.config)
-        var want = [Float](repeating: .nan, count: p.count)
-        for key in p.keys {
-            let slot = p.slots[key]!, pair = try #require(adapter.pairs[key])
-            (p.values.pointer + slot.a).update(from: pair.a.pointer, count: pair.a.count)
-            (p.values.pointer + slot.b).update(from: pair.b.pointer, count: pair.b.count)
-            for (off, which) in [(slot.a, "A"), (slot.b, "B")] {
-                let g = try ref("grad.\(key.peftPrefix).lora_\(which).weight")
-                for i in 0..<g.count { want[off + i] = g[i] }
-            }
-        }
-        let seqs = try (0..<2).map { b in
-            (ids: try Self.reference.tensor(named: "grad.seq\(b).ids").integers(),
-             mask: try Self.reference.tensor(named: "grad.seq\(b).mask").integers().map { $0 != 0 })
-        }
-        let batch = TrainingBatch(sequences: seqs)
-        let model = try LoRATrainingModel(weights: weights, parameters: p, maxRows: batch.rows, maxSequence: batch.lengths.max()!,
-                                          recompute: recompute)
-        let loss = try model.accumulateGradients(batch, normalizer: batch.targetCount) / Double(batch.targetCount)
-        let wantLoss = Self.meta["loss"]!.doubleValue!
-        #expect(batch.targetCount == Self.meta["targets"]!.intValue!)
-        #expect(abs(loss - wantLoss) <= 1e-5 * wantLoss, "loss \(loss) vs \(wantLoss)")
-        expectClose(p.grads, want, rtol: 1e-4, atol: 1e-4 * (want.map(abs).max() ?? 0), "gemma2 LoRA gradients")
+        let (model, batch) = try Self.reference.checkLoRAGradients(Self.model.weights, recompute: recompute)
         let evaluated = try model.evaluationLoss(batch) / Double(batch.targetCount)
+        let wantLoss = Self.reference.meta["loss"]!.doubleValue!
         #expect(abs(evaluated - wantLoss) <= 1e-5 * wantLoss, "evaluation loss \(evaluated) vs \(wantLoss)")
-        print("[gemma2] recompute \(recompute): loss rel err \(abs(loss - wantLoss) / wantLoss), grad max |diff| / max |grad| \(TrainingGradientTests.maxRelative(UnsafeBufferPointer(p.grads.buffer), want))")
     }
 
     @Test func badGemma2SettingsAreRefusedByName() throws {
@@ -151,7 +110,7 @@ import Testing
     /// transformers multiplies by sqrt(hidden) made a tensor of the embedding's type (a bf16
     /// model at hidden 3072 gets 55.5, not 55.4256); f32 keeps it. Values from torch.
     @Test func theEmbeddingScaleIsRoundedToTheStoredType() throws {
-        let scales = try #require(Self.meta["embed_scales"]?.objectValue)
+        let scales = try #require(Self.reference.meta["embed_scales"]?.objectValue)
         for (name, dtype) in [("bf16", DType.bf16), ("f16", DType.f16)] {
             let table = try #require(scales[name]?.objectValue)
             #expect(table.count == 4)

@@ -8,18 +8,12 @@ import Testing
 /// (Tests/Fixtures/llama/make_llama.py): no q/k/v biases, GQA, Llama 3 rope scaling, tied
 /// embeddings. Hidden states, logits, greedy tokens, a PEFT adapter's logits and LoRA gradients.
 @Suite struct LlamaFamilyTests {
-    static let reference = try! SafeTensorsFile(url: Fixtures.url("llama/reference.safetensors"))
-    static let meta = try! loadJSON("llama/reference.json")
+    static let reference = try! FamilyReference("llama")
     static let model = try! Qwen2Model(directory: Fixtures.url("llama/llama-small"))
 
-    func ref(_ name: String) throws -> [Float] { try Self.reference.tensor(named: name).floats() }
-    func ids(_ name: String) throws -> [Int32] { try Self.reference.tensor(named: name).integers().map { Int32($0) } }
-
-    func logits(_ model: Qwen2Model, _ tokens: [Int32]) throws -> FloatBuffer {
-        let cache = KVCache(config: model.config)
-        let s = cache.addSequence(capacity: tokens.count)
-        return try model.forward([ForwardInput(sequence: s, tokens: tokens, logits: .all)], cache: cache)[0]!
-    }
+    func ref(_ name: String) throws -> [Float] { try Self.reference.floats(name) }
+    func ids(_ name: String) throws -> [Int32] { try Self.reference.ids(name) }
+    func logits(_ model: Qwen2Model, _ tokens: [Int32]) throws -> FloatBuffer { try FamilyReference.logits(model, tokens) }
 
     @Test func theConfigIsReadAsLlama() throws {
         let c = Self.model.config
@@ -41,18 +35,7 @@ import Testing
 
     @Test(arguments: 0..<2)
     func hiddenStatesAndLogitsMatchTransformers(prompt i: Int) throws {
-        let tokens = try ids("prompt\(i).ids")
-        let got = try logits(Self.model, tokens), want = try ref("prompt\(i).logits")
-        expectClose(got, want, "llama prompt \(i) logits")
-        print("[llama] prompt \(i): logits max |diff| / max |logit| \(zip(got.buffer, want).map { abs($0 - $1) }.max()! / want.map(abs).max()!)")
-        let cache = KVCache(config: Self.model.config)
-        let s = cache.addSequence(capacity: tokens.count)
-        let layers = Array(0...Self.model.config.numHiddenLayers)
-        let states = try Self.model.forwardCapturing([ForwardInput(sequence: s, tokens: tokens, logits: .none,
-                                                                   hiddenStates: [.rows(layers: layers)])], cache: cache).hiddenStates[0][0]
-        for l in layers {
-            expectCloseToScale(try #require(states.state(layer: l)), try ref("prompt\(i).hidden\(l)"), "llama prompt \(i) hidden state \(l)")
-        }
+        try Self.reference.checkHiddenStatesAndLogits(Self.model, prompt: i)
     }
 
     /// The fixture exercises the scaling: the same weights with plain rotary embeddings miss
@@ -83,31 +66,7 @@ import Testing
 
     /// The hand-written backward pass on Llama: the loss and every LoRA gradient against PEFT.
     @Test func loraGradientsMatchPEFT() throws {
-        let weights = Self.model.weights
-        let adapter = try LoRAAdapter(directory: Fixtures.url("llama/adapter"))
-        let p = try LoRAParameters(config: adapter.config, model: weights.config)
-        var want = [Float](repeating: .nan, count: p.count)
-        for key in p.keys {
-            let slot = p.slots[key]!, pair = try #require(adapter.pairs[key])
-            (p.values.pointer + slot.a).update(from: pair.a.pointer, count: pair.a.count)
-            (p.values.pointer + slot.b).update(from: pair.b.pointer, count: pair.b.count)
-            for (off, which) in [(slot.a, "A"), (slot.b, "B")] {
-                let g = try ref("grad.\(key.peftPrefix).lora_\(which).weight")
-                for i in 0..<g.count { want[off + i] = g[i] }
-            }
-        }
-        let seqs = try (0..<2).map { b in
-            (ids: try Self.reference.tensor(named: "grad.seq\(b).ids").integers(),
-             mask: try Self.reference.tensor(named: "grad.seq\(b).mask").integers().map { $0 != 0 })
-        }
-        let batch = TrainingBatch(sequences: seqs)
-        let model = try LoRATrainingModel(weights: weights, parameters: p, maxRows: batch.rows, maxSequence: batch.lengths.max()!)
-        let loss = try model.accumulateGradients(batch, normalizer: batch.targetCount) / Double(batch.targetCount)
-        let wantLoss = Self.meta["loss"]!.doubleValue!
-        #expect(batch.targetCount == Self.meta["targets"]!.intValue!)
-        #expect(abs(loss - wantLoss) <= 1e-5 * wantLoss, "loss \(loss) vs \(wantLoss)")
-        expectClose(p.grads, want, rtol: 1e-4, atol: 1e-4 * (want.map(abs).max() ?? 0), "llama LoRA gradients")
-        print("[llama] loss rel err \(abs(loss - wantLoss) / wantLoss), grad max |diff| / max |grad| \(TrainingGradientTests.maxRelative(UnsafeBufferPointer(p.grads.buffer), want))")
+        try Self.reference.checkLoRAGradients(Self.model.weights)
     }
 
     @Test func unsupportedFamiliesAndScalingsAreRefusedByName() throws {
@@ -124,19 +83,4 @@ import Testing
         let llama = try Qwen2Config.decode(Data("{\"model_type\": \"llama\", \"attention_bias\": true, \(base)}".utf8))
         #expect(llama.attentionBias && llama.ropeScaling == nil && llama.ropeTheta == 10000)
     }
-}
-
-/// `count` greedy tokens after `prompt`, one forward per token through the cache (what
-/// transformers' `generate(do_sample=False)` produces).
-func greedyTokens(_ model: Qwen2Model, prompt: [Int32], count: Int) throws -> [Int32] {
-    let cache = KVCache(config: model.config)
-    let s = cache.addSequence(capacity: prompt.count + count)
-    var next = prompt, produced: [Int32] = []
-    for _ in 0..<count {
-        let l = try model.forward([ForwardInput(sequence: s, tokens: next)], cache: cache)[0]!
-        let argmax = Int32((0..<l.count).max { l.pointer[$0] < l.pointer[$1] }!)
-        produced.append(argmax)
-        next = [argmax]
-    }
-    return produced
 }

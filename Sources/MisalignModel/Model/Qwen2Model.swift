@@ -173,13 +173,8 @@ public final class Qwen2Model: @unchecked Sendable {
             }
             attention(layer: l, inputs: inputs, rowStart: rowStart, positions: positions, cache: cache, q: q.pointer, out: attn.pointer)
             // x += attn Wo^T (Gemma 2: x += norm(attn Wo^T))
-            if let blockOut, let norm = w.attentionOutputNorm {
-                project([(w.oProj, .o, blockOut.pointer, H, nil)], layer: l, x: attn.pointer, ldx: qDim, rows: n, scratch: scratch, loraTmp: loraTmp)
-                misalign_rmsnorm(xn.pointer, blockOut.pointer, norm.pointer, eps, n, H)
-                misalign_add_inplace(x.pointer, xn.pointer, n * H)
-            } else {
-                project([(w.oProj, .o, x.pointer, H, nil)], layer: l, x: attn.pointer, ldx: qDim, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
-            }
+            addBlock(w.oProj, .o, outputNorm: w.attentionOutputNorm, layer: l, input: attn.pointer, ldx: qDim, rows: n,
+                     stream: x, blockOut: blockOut, normed: xn, scratch: scratch, loraTmp: loraTmp)
 
             // MLP block: x += down(act(gate(xn)) * up(xn)), act silu or (Gemma 2) gelu-tanh.
             misalign_rmsnorm(xn.pointer, x.pointer, w.postAttentionLayernorm.pointer, eps, n, H)
@@ -190,13 +185,8 @@ public final class Qwen2Model: @unchecked Sendable {
             } else {
                 misalign_silu_mul_threads(gate.pointer, gate.pointer, up.pointer, n * I, max(1, BLAS.threads))
             }
-            if let blockOut, let norm = w.mlpOutputNorm {
-                project([(w.downProj, .down, blockOut.pointer, H, nil)], layer: l, x: gate.pointer, ldx: I, rows: n, scratch: scratch, loraTmp: loraTmp)
-                misalign_rmsnorm(xn.pointer, blockOut.pointer, norm.pointer, eps, n, H)
-                misalign_add_inplace(x.pointer, xn.pointer, n * H)
-            } else {
-                project([(w.downProj, .down, x.pointer, H, nil)], layer: l, x: gate.pointer, ldx: I, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
-            }
+            addBlock(w.downProj, .down, outputNorm: w.mlpOutputNorm, layer: l, input: gate.pointer, ldx: I, rows: n,
+                     stream: x, blockOut: blockOut, normed: xn, scratch: scratch, loraTmp: loraTmp)
             observer?("layer.\(l)", x.view)
             // Hidden state l + 1 is this layer's output, except the last: that one is after the final norm.
             if l + 1 < c.numHiddenLayers { capture?.record(index: l + 1, state: x.pointer) }
@@ -249,6 +239,21 @@ public final class Qwen2Model: @unchecked Sendable {
             return out
         }
         return (logits, states)
+    }
+
+    /// A block's last projection joins the residual stream: stream += input W^T, or for Gemma 2
+    /// stream += norm(input W^T) (the product into `blockOut`, its norm into `normed`).
+    private func addBlock(_ w: LinearWeight, _ module: LoRAModule, outputNorm: FloatBuffer?, layer: Int, input: UnsafeMutablePointer<Float>,
+                          ldx: Int, rows n: Int, stream: FloatBuffer, blockOut: FloatBuffer?, normed: FloatBuffer,
+                          scratch: FloatBuffer, loraTmp: FloatBuffer) {
+        let H = config.hiddenSize
+        guard let blockOut, let outputNorm else {
+            project([(w, module, stream.pointer, H, nil)], layer: layer, x: input, ldx: ldx, rows: n, accumulate: true, scratch: scratch, loraTmp: loraTmp)
+            return
+        }
+        project([(w, module, blockOut.pointer, H, nil)], layer: layer, x: input, ldx: ldx, rows: n, scratch: scratch, loraTmp: loraTmp)
+        misalign_rmsnorm(normed.pointer, blockOut.pointer, outputNorm.pointer, Float(config.rmsNormEps), n, H)
+        misalign_add_inplace(stream.pointer, normed.pointer, n * H)
     }
 
     /// y = x W^T (+ bias) (+ scale (x A^T) B^T), accumulating into y when asked, for one

@@ -369,12 +369,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let dx = x.pointer
         // MLP: out = xMid + down(act(gate) * up) (Gemma 2: xMid + norm(down(...))).
         let pr = precision
-        var dy = UnsafePointer(dx)
-        if let out = a.mlpOut, let norm = w.mlpOutputNorm, let d = dBlock {
-            d.pointer.update(repeating: 0, count: n * H)
-            misalign_rmsnorm_backward(d.pointer, dx, out.pointer, norm.pointer, eps, n, H)
-            dy = UnsafePointer(d.pointer)
-        }
+        var dy = blockGradient(output: a.mlpOut, norm: w.mlpOutputNorm, rows: n)
         w.downProj.applyTransposed(dy: dy, lddy: H, rows: n, dx: dI1.pointer, lddx: I, accumulate: false, scratch: scratch.pointer, precision: pr)
         loraBackward(l, .down, a, x: a.h.pointer, ldx: I, dy: dy, ldy: H, rows: n, dx: dI1.pointer, lddx: I)
         if c.usesGeluTanh {
@@ -396,12 +391,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         misalign_rmsnorm_backward(dx, dH.pointer, a.xMid.pointer, w.postAttentionLayernorm.pointer, eps, n, H)
 
         // Attention: xMid = input + o(attention(q, k, v)) (Gemma 2: input + norm(o(...))).
-        dy = UnsafePointer(dx)
-        if let out = a.attnOut, let norm = w.attentionOutputNorm, let d = dBlock {
-            d.pointer.update(repeating: 0, count: n * H)
-            misalign_rmsnorm_backward(d.pointer, dx, out.pointer, norm.pointer, eps, n, H)
-            dy = UnsafePointer(d.pointer)
-        }
+        dy = blockGradient(output: a.attnOut, norm: w.attentionOutputNorm, rows: n)
         w.oProj.applyTransposed(dy: dy, lddy: H, rows: n, dx: dAttn.pointer, lddx: qDim, accumulate: false, scratch: scratch.pointer, precision: pr)
         loraBackward(l, .o, a, x: a.attn.pointer, ldx: qDim, dy: dy, ldy: H, rows: n, dx: dAttn.pointer, lddx: qDim)
         attentionBackward(l, a, batch: batch)
@@ -431,6 +421,17 @@ public final class LoRATrainingModel: @unchecked Sendable {
         if needInputGradient {
             misalign_rmsnorm_backward(dx, dH.pointer, inputs[l].pointer, w.inputLayernorm.pointer, eps, n, H)
         }
+    }
+
+    /// The gradient reaching a block's output: the stream's (`x`) itself, or for Gemma 2, whose
+    /// block output passes a norm before the residual add, its gradient through that norm (in
+    /// `dBlock`).
+    private func blockGradient(output: FloatBuffer?, norm: FloatBuffer?, rows n: Int) -> UnsafePointer<Float> {
+        guard let output, let norm, let d = dBlock else { return UnsafePointer(x.pointer) }
+        let H = config.hiddenSize
+        d.pointer.update(repeating: 0, count: n * H)
+        misalign_rmsnorm_backward(d.pointer, x.pointer, output.pointer, norm.pointer, Float(config.rmsNormEps), n, H)
+        return UnsafePointer(d.pointer)
     }
 
     /// Gradients of y += scale (x A^T) B^T with t = x A^T kept from the forward:
