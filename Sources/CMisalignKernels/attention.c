@@ -148,6 +148,9 @@ static inline __attribute__((always_inline)) void attention_item(const struct at
                                                                  size_t g, size_t r0, size_t rows, float *s) {
     size_t G = j->group, hd = j->hd, stride = j->stride, nq = rows * G;
     size_t last = sq->start + r0 + rows; // keys 0 ..< last cover every row of the item
+    // With a sliding window no row of the item sees keys before lo0 (its first row's first key):
+    // their scores are neither computed nor read, and their values not summed.
+    size_t lo0 = j->window > 0 && sq->start + r0 + 1 > j->window ? sq->start + r0 + 1 - j->window : 0;
     float *zero = s + ROWS * G * stride, *spare = zero + stride;
     // Query vector i is head g * G + i % G of new row r0 + i / G.
 #define QV(i) (sq->q + (r0 + (i) / G) * j->ldq + (g * G + (i) % G) * hd)
@@ -155,7 +158,7 @@ static inline __attribute__((always_inline)) void attention_item(const struct at
     for (size_t seg = 0; seg < sq->segments && sq->first[seg] < last; seg++) {
         size_t f = sq->first[seg], len = sq->len[seg] < last - f ? sq->len[seg] : last - f;
         const float *keys = sq->keys[g * sq->segments + seg];
-        size_t k = 0;
+        size_t k = lo0 > f ? lo0 - f : 0;
         // Qwen2.5's head sizes as constants, so the 16 keys' addresses are fixed offsets.
         for (; k + 16 <= len; k += 16)
             for (size_t i = 0; i < nq; i++) {
@@ -176,16 +179,18 @@ static inline __attribute__((always_inline)) void attention_item(const struct at
     }
     for (size_t seg = 0; seg < sq->segments && sq->first[seg] < last; seg++) {
         size_t f = sq->first[seg], len = sq->len[seg] < last - f ? sq->len[seg] : last - f;
-        const float *values = sq->values[g * sq->segments + seg];
+        size_t k0 = lo0 > f ? lo0 - f : 0;
+        if (k0 >= len) continue; // the whole run is before the window
+        const float *values = sq->values[g * sq->segments + seg] + k0 * hd;
         // Query slots past nq (the last group of four) read zeros and write to the spare row.
         for (size_t i = 0; i < nq; i += 4) {
             float *o[4];
             const float *p[4];
             for (size_t u = 0; u < 4; u++) {
                 o[u] = i + u < nq ? OUT(i + u) : spare;
-                p[u] = (i + u < nq ? s + (i + u) * stride : zero) + f;
+                p[u] = (i + u < nq ? s + (i + u) * stride : zero) + f + k0;
             }
-            values4(o[0], o[1], o[2], o[3], p[0], p[1], p[2], p[3], values, len, hd);
+            values4(o[0], o[1], o[2], o[3], p[0], p[1], p[2], p[3], values, len - k0, hd);
         }
     }
 #undef QV
