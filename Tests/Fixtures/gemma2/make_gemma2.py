@@ -24,12 +24,14 @@ rounds it for bf16 and f16 weights at the real models' hidden sizes.
 """
 import json
 import os
+import sys
 
 import torch
 from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+sys.path.insert(0, os.path.dirname(HERE))
+from family_reference import record_lora, record_prompts  # noqa: E402
 
 
 def config(**over):
@@ -60,23 +62,14 @@ def make_model():
 
 
 def main():
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
     torch.set_grad_enabled(False)
     path = make_model()
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager").float().eval()
     assert model.config.layer_types == ["sliding_attention", "full_attention", "sliding_attention"]
     g = torch.Generator().manual_seed(11)
-    prompts = [torch.randint(3, 512, (n,), generator=g).tolist() for n in (9, 4)]
     t = {}
-    for i, ids in enumerate(prompts):
-        out = model(torch.tensor([ids]), output_hidden_states=True)
-        t[f"prompt{i}.ids"] = torch.tensor(ids, dtype=torch.int64)
-        for k, h in enumerate(out.hidden_states):
-            t[f"prompt{i}.hidden{k}"] = h[0].contiguous()
-        t[f"prompt{i}.logits"] = out.logits[0].contiguous()
-    gen = model.generate(torch.tensor([prompts[0]]), max_new_tokens=16, do_sample=False, eos_token_id=None, pad_token_id=0)
-    t["greedy.ids"] = gen[0, len(prompts[0]):].to(torch.int64).contiguous()
+    prompts = record_prompts(model, g, t)
 
     from transformers import Gemma2ForCausalLM
     nocap = Gemma2ForCausalLM(config(attn_logit_softcapping=None, final_logit_softcapping=None)).float().eval()
@@ -84,51 +77,13 @@ def main():
     nocap.config._attn_implementation = "eager"
     t["nocap.prompt0.logits"] = nocap(torch.tensor([prompts[0]])).logits[0].contiguous()
 
-    torch.manual_seed(5)
-    pm = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=ALL, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"))
-    gb = torch.Generator().manual_seed(6)
-    for n, p in pm.named_parameters():
-        if "lora_B" in n:
-            p.copy_(torch.randn(p.shape, generator=gb) * 0.1)
-    pm.save_pretrained(os.path.join(HERE, "adapter"))
-    readme = os.path.join(HERE, "adapter", "README.md")  # PEFT's model card, not needed here
-    if os.path.exists(readme):
-        os.remove(readme)
-    pm.eval()
-    t["lora.prompt0.logits"] = pm(torch.tensor([prompts[0]])).logits[0].contiguous()
-
-    # One batch of two right-padded sequences; loss = sum of target CEs / target count.
-    seqs = [torch.randint(3, 512, (n,), generator=g).tolist() for n in (11, 7)]
-    masks = [[0] * 4 + [1] * 7, [0] * 3 + [1] * 4]
-    T = max(len(s) for s in seqs)
-    ids = torch.zeros((2, T), dtype=torch.int64)
-    att = torch.zeros((2, T), dtype=torch.int64)
-    labels = torch.full((2, T), -100, dtype=torch.int64)
-    for b, (s, m) in enumerate(zip(seqs, masks)):
-        ids[b, :len(s)] = torch.tensor(s)
-        att[b, :len(s)] = 1
-        for j, on in enumerate(m):
-            if on:
-                labels[b, j] = s[j]
-        t[f"grad.seq{b}.ids"] = torch.tensor(s, dtype=torch.int64)
-        t[f"grad.seq{b}.mask"] = torch.tensor(m, dtype=torch.int64)
-    torch.set_grad_enabled(True)
-    pm.train()
-    logits = pm(input_ids=ids, attention_mask=att).logits
-    shift = logits[:, :-1].reshape(-1, logits.shape[-1])
-    target = labels[:, 1:].reshape(-1)
-    n = (target != -100).sum()
-    loss = torch.nn.functional.cross_entropy(shift, target, ignore_index=-100, reduction="sum") / n
-    loss.backward()
-    for name, p in pm.named_parameters():
-        if p.requires_grad:
-            t["grad." + name.replace(".default", "")] = p.grad.detach().clone().contiguous()
+    loss, n = record_lora(model, g, t, os.path.join(HERE, "adapter"), prompts[0])
     save_file({k: v.contiguous() for k, v in t.items()}, os.path.join(HERE, "reference.safetensors"))
     with open(os.path.join(HERE, "reference.json"), "w") as f:
         # The embedding factor as Gemma2TextScaledWordEmbedding applies it to bf16 and f16 weights.
         scales = {name: {str(h): torch.tensor(h ** 0.5).to(dt).item() for h in (2304, 3072, 3584, 4608)}
                   for name, dt in (("bf16", torch.bfloat16), ("f16", torch.float16))}
-        json.dump({"loss": loss.item(), "targets": int(n), "prompt_lengths": [len(p) for p in prompts],
+        json.dump({"loss": loss.item(), "targets": n, "prompt_lengths": [len(p) for p in prompts],
                    "embed_scales": scales}, f, indent=1)
     diff = (t["nocap.prompt0.logits"] - t["prompt0.logits"]).abs().max() / t["prompt0.logits"].abs().max()
     print("loss", loss.item(), "tensors", len(t), "soft-caps change logits by", diff.item())
